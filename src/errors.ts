@@ -1,0 +1,75 @@
+// Errors carry a brand so the type guards keep working across duplicate copies of
+// the package (the same reason cockatiel brands its errors).
+
+const brand = Symbol.for('locked.error');
+
+abstract class LockedError extends Error {
+  readonly [brand] = true;
+}
+
+/** The locker's lease is gone, or may be gone: leadership ended without a hand-over. */
+export class LeaseLostError extends LockedError {
+  override readonly name = 'LeaseLostError';
+  constructor(
+    message: string,
+    /** Lease id (decimal string) that was lost. */
+    readonly leaseId: string,
+  ) {
+    super(message);
+  }
+}
+
+/** An operation was attempted on a locker that is closed or closing. */
+export class LockerClosedError extends LockedError {
+  override readonly name = 'LockerClosedError';
+  constructor(what: string) {
+    super(`locker is closed: cannot ${what}`);
+  }
+}
+
+/** The user's function threw or rejected while leading. */
+export class LeaderFunctionError extends LockedError {
+  override readonly name = 'LeaderFunctionError';
+  constructor(
+    readonly singleton: string,
+    override readonly cause: unknown,
+  ) {
+    super(`the function of singleton '${singleton}' failed: ${describe(cause)}`, { cause });
+  }
+}
+
+/** etcd could not be reached or answered with an error; the locker keeps retrying. */
+export class EtcdUnavailableError extends LockedError {
+  override readonly name = 'EtcdUnavailableError';
+  constructor(
+    readonly operation: string,
+    override readonly cause: unknown,
+  ) {
+    super(`etcd ${operation} failed: ${describe(cause)}`, { cause });
+  }
+}
+
+/** A leadership was asked to act (e.g. `check()`) after it ended. */
+export class NotLeaderError extends LockedError {
+  override readonly name = 'NotLeaderError';
+  constructor(
+    readonly singleton: string,
+    readonly reason: string,
+  ) {
+    super(`not the leader of '${singleton}' any more (${reason})`);
+  }
+}
+
+const has = (e: unknown, name: string): boolean =>
+  typeof e === 'object' && e !== null && brand in e && (e as { name?: unknown }).name === name;
+
+export const isLeaseLostError = (e: unknown): e is LeaseLostError => has(e, 'LeaseLostError');
+export const isLockerClosedError = (e: unknown): e is LockerClosedError => has(e, 'LockerClosedError');
+export const isLeaderFunctionError = (e: unknown): e is LeaderFunctionError => has(e, 'LeaderFunctionError');
+export const isEtcdUnavailableError = (e: unknown): e is EtcdUnavailableError => has(e, 'EtcdUnavailableError');
+export const isNotLeaderError = (e: unknown): e is NotLeaderError => has(e, 'NotLeaderError');
+
+export function describe(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  return String(e);
+}

@@ -1,0 +1,18 @@
+export { locked, LockerCore, type Locker, type LockerEvents, type Health } from './locker.js';
+export { Singleton, type Leadership, type SingletonFunction, type SingletonEvents, type StopReason } from './singleton.js';
+export type { LockerOptions } from './options.js';
+export type { Clock } from './clock.js';
+export {
+  LeaseLostError,
+  LockerClosedError,
+  LeaderFunctionError,
+  EtcdUnavailableError,
+  NotLeaderError,
+  isLeaseLostError,
+  isLockerClosedError,
+  isLeaderFunctionError,
+  isEtcdUnavailableError,
+  isNotLeaderError,
+} from './errors.js';
+import { locked } from './locker.js';
+export default locked;

@@ -1,0 +1,331 @@
+import { EventEmitter } from 'node:events';
+import { ExponentialBackoff, type IBackoff } from 'cockatiel';
+import { Etcd3 } from 'etcd3';
+import { CampaignBatcher } from './campaign.js';
+import type { Clock } from './clock.js';
+import { EtcdUnavailableError, LockerClosedError, describe, type LeaseLostError } from './errors.js';
+import { nameOf, namePrefix, prefixEnd, validateName } from './keys.js';
+import { resolveOptions, type LockerOptions, type ResolvedOptions } from './options.js';
+import type { KeyEvent } from './queue.js';
+import { Session } from './session.js';
+import { onShutdown } from './signals.js';
+import { Singleton, type SingletonFunction, type SingletonHost } from './singleton.js';
+import { PrefixWatch } from './watch.js';
+
+export interface LockerEvents {
+  /** etcd trouble or a failing fn with no `error` listener of its own. The locker keeps going. */
+  error: [error: Error];
+  /** A lease was granted (at start and after every recovery). */
+  session: [leaseId: string];
+  /** The lease was lost: every leadership ended with reason 'lost'; a new lease is on its way. */
+  lost: [error: LeaseLostError];
+}
+
+/** Cheap, synchronous health for probes. */
+export interface Health {
+  /** True when the locker holds a lease that is inside its step-down deadline (or has nothing to hold). */
+  ok: boolean;
+  leaseId: string | undefined;
+  /** Milliseconds since the send of the last acknowledged keepalive. */
+  lastKeepaliveAgoMs: number | undefined;
+  /** Names this host leads now. */
+  leading: string[];
+  /** Names registered on this host. */
+  registered: string[];
+  watchConnected: boolean;
+  lastError: string | undefined;
+}
+
+/** A locker: call it to register a singleton; the methods manage the whole host. */
+export interface Locker {
+  /** Registers `fn` under `name`: this host campaigns, and runs fn whenever elected. */
+  (name: string, fn: SingletonFunction): Singleton;
+  /** This host's node id (the value of its election keys). */
+  id(): string;
+  /** The singletons registered on this host, by name. */
+  singletons(): Record<string, Singleton>;
+  /** Node id of the cluster-wide leader of `name`, or undefined when nobody campaigns for it. */
+  leader(name: string): Promise<string | undefined>;
+  /** Cheap, synchronous health for probes. */
+  health(): Health;
+  /** Resolves once the locker holds a lease and watches its prefix (registering a name starts both). */
+  ready(): Promise<void>;
+  /** Resigns everything, revokes the lease and closes the client. Idempotent. */
+  close(): Promise<void>;
+  /** The etcd3 client, for your own (fenced) writes. */
+  readonly client: Etcd3;
+  readonly prefix: string;
+  readonly ttl: number;
+  on<K extends keyof LockerEvents>(event: K, listener: (...args: LockerEvents[K]) => void): Locker;
+  once<K extends keyof LockerEvents>(event: K, listener: (...args: LockerEvents[K]) => void): Locker;
+  off<K extends keyof LockerEvents>(event: K, listener: (...args: LockerEvents[K]) => void): Locker;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** gRPC keepalive lets a connection that went silent (no RST) be noticed and replaced. etcd refuses pings more often than every 5 s. */
+const GRPC_KEEPALIVE = { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 };
+
+/**
+ * The host side of all elections under one prefix: one etcd client, one lease (the
+ * Session), one prefix watch, and the registered Singletons. It recovers by itself:
+ * when the session is lost it grants a new lease and every name campaigns again.
+ */
+export class LockerCore extends EventEmitter<LockerEvents> implements SingletonHost {
+  readonly client: Etcd3;
+  readonly batcher: CampaignBatcher;
+  readonly opts: ResolvedOptions;
+  private readonly names = new Map<string, Singleton>();
+  private current: Session | undefined;
+  private watch: PrefixWatch | undefined;
+  private watchUp = false;
+  private started = false;
+  private readyWaiters: (() => void)[] = [];
+  private closing: Promise<void> | undefined;
+  private readonly lifetime = new AbortController();
+  private readonly unhook: (() => void) | undefined;
+  private lastError: Error | undefined;
+  private warned = false;
+
+  constructor(hosts: unknown, options?: LockerOptions) {
+    super();
+    this.opts = resolveOptions(hosts, options);
+    const { etcd } = this.opts;
+    this.client = new Etcd3({ ...etcd, hosts: this.opts.hosts, grpcOptions: { ...GRPC_KEEPALIVE, ...etcd.grpcOptions } });
+    this.batcher = new CampaignBatcher(this.client, () => this.requestTimeoutMs());
+    if (this.opts.handleSignals) this.unhook = onShutdown(() => this.close());
+  }
+
+  // ——— SingletonHost ———
+  get prefix(): string {
+    return this.opts.prefix;
+  }
+  get nodeId(): string {
+    return this.opts.id;
+  }
+  get clock(): Clock {
+    return this.opts.clock;
+  }
+  get stopTimeoutMs(): number {
+    return this.opts.stopTimeoutMs;
+  }
+  requestTimeoutMs(): number {
+    return Math.max(this.opts.renewDeadlineMs, 2000);
+  }
+  session(): Session | undefined {
+    return this.watchUp && this.current && this.current.alive() ? this.current : undefined;
+  }
+  unregister(s: Singleton): void {
+    if (this.names.get(s.name) === s) this.names.delete(s.name);
+  }
+  report(err: Error): void {
+    this.lastError = err;
+    if (this.listenerCount('error') > 0) {
+      try {
+        this.emit('error', err);
+      } catch {
+        // A throwing error listener must not take the election logic down with it.
+      }
+    } else if (!this.warned) {
+      // No listener: say it once per outage instead of throwing out of an emitter.
+      this.warned = true;
+      process.emitWarning(`locked: ${err.message} (add an 'error' listener to see every occurrence)`, 'LockedWarning');
+    }
+  }
+
+  // ——— public operations ———
+
+  register(name: string, fn: SingletonFunction): Singleton {
+    validateName(name);
+    if (typeof fn !== 'function') throw new TypeError(`fn for '${name}' must be a function, got ${typeof fn}`);
+    if (this.closing) throw new LockerClosedError(`register '${name}'`);
+    if (this.names.has(name)) throw new Error(`singleton '${name}' is already registered on this locker (id ${this.nodeId})`);
+    const s = new Singleton(name, fn, this);
+    this.names.set(name, s);
+    this.ensureStarted();
+    s.start();
+    return s;
+  }
+
+  singletons(): Record<string, Singleton> {
+    return Object.fromEntries(this.names);
+  }
+
+  async leader(name: string): Promise<string | undefined> {
+    validateName(name);
+    const p = namePrefix(this.prefix, name);
+    const res = await this.client.kv.range(
+      { key: Buffer.from(p), range_end: prefixEnd(p), sort_target: 'Create', sort_order: 'Ascend', limit: 1 },
+      { deadline: new Date(Date.now() + this.requestTimeoutMs()) },
+    );
+    return res.kvs[0]?.value.toString();
+  }
+
+  health(): Health {
+    const s = this.current;
+    const leading = [...this.names.values()].filter((x) => x.isLeader).map((x) => x.name);
+    return {
+      ok: !this.closing && (!this.started || (s !== undefined && s.alive() && this.watchUp)),
+      leaseId: s?.leaseId,
+      lastKeepaliveAgoMs: s ? Math.round(this.clock.now() - s.lastAcknowledged()) : undefined,
+      leading,
+      registered: [...this.names.keys()],
+      watchConnected: this.watchUp,
+      lastError: this.lastError?.message ?? s?.describeLastError(),
+    };
+  }
+
+  ready(): Promise<void> {
+    if (this.closing) return Promise.reject(new LockerClosedError('wait for ready'));
+    this.ensureStarted();
+    if (this.session()) return Promise.resolve();
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.unhook?.();
+    this.lifetime.abort();
+    // Stop every fn first, then revoke: the revoke lets standbys in, so it must come last.
+    await Promise.allSettled([...this.names.values()].map((s) => s.close()));
+    this.names.clear();
+    const session = this.current;
+    this.current = undefined;
+    await Promise.allSettled([this.watch?.close(), session?.close(true, this.opts.renewDeadlineMs)]);
+    this.client.close();
+    for (const w of this.readyWaiters.splice(0)) w();
+  }
+
+  // ——— lifecycle ———
+
+  private ensureStarted(): void {
+    if (this.started || this.closing) return;
+    this.started = true;
+    void this.startWatch();
+    void this.renew();
+  }
+
+  private async startWatch(): Promise<void> {
+    try {
+      this.watch = await PrefixWatch.start(this.client, this.prefix, {
+        events: (evs) => this.dispatch(evs),
+        resync: () => this.resyncAll(),
+        connected: (up) => {
+          this.watchUp = up || this.watchUp; // a reconnecting watch resumes gap-free: keep campaigning
+        },
+      });
+    } catch (err) {
+      if (this.closing) return;
+      this.report(new EtcdUnavailableError('watch', err));
+      await this.pause(1000);
+      return this.startWatch();
+    }
+    if (this.closing) {
+      void this.watch.close();
+      return;
+    }
+    this.watchUp = true;
+    this.becameReady();
+  }
+
+  /** Grants a lease, retrying with exponential backoff and jitter until it works or the locker closes. */
+  private async renew(): Promise<void> {
+    let backoff: IBackoff<unknown> = new ExponentialBackoff({ initialDelay: 100, maxDelay: 5_000 }).next();
+    while (!this.closing) {
+      try {
+        const session = await Session.grant(this.client, this.opts, (err) => this.lost(session, err));
+        if (this.closing) {
+          await session.close(true);
+          return;
+        }
+        this.current = session;
+        this.warned = false;
+        this.emit('session', session.leaseId);
+        this.becameReady();
+        return;
+      } catch (err) {
+        if (this.closing) return;
+        this.report(new EtcdUnavailableError('lease grant', err));
+        await this.pause(backoff.duration);
+        backoff = backoff.next(undefined);
+      }
+    }
+  }
+
+  private lost(session: Session, err: LeaseLostError): void {
+    if (this.current !== session) return;
+    this.current = undefined;
+    for (const s of this.names.values()) s.sessionLost();
+    try {
+      this.emit('lost', err);
+    } catch (e) {
+      this.report(e instanceof Error ? e : new Error(describe(e)));
+    }
+    if (!this.closing) void this.renew();
+  }
+
+  private becameReady(): void {
+    if (!this.session()) return;
+    for (const w of this.readyWaiters.splice(0)) w();
+    for (const s of this.names.values()) s.start();
+  }
+
+  private dispatch(events: KeyEvent[]): void {
+    // Group by name: a batch of events for one name is applied before the queue is judged.
+    let byName: Map<string, KeyEvent[]> | undefined;
+    for (const ev of events) {
+      const name = nameOf(this.prefix, ev.key);
+      if (name === undefined || !this.names.has(name)) continue;
+      byName ??= new Map();
+      const list = byName.get(name);
+      if (list) list.push(ev);
+      else byName.set(name, [ev]);
+    }
+    if (!byName) return;
+    for (const [name, evs] of byName) this.names.get(name)?.events(evs);
+  }
+
+  private resyncAll(): void {
+    for (const s of this.names.values()) {
+      s.resync().catch((err: unknown) => this.report(new EtcdUnavailableError(`re-read of '${s.name}'`, err)));
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.lifetime.signal.addEventListener('abort', () => {
+        clearTimeout(t);
+        resolve();
+      }, { once: true });
+    });
+  }
+}
+
+/** Creates a locker for the etcd cluster at `hosts` (`'h1:2379,h2:2379'` or an array). */
+export function locked(hosts: string | string[], options?: LockerOptions): Locker {
+  const core = new LockerCore(hosts, options);
+  const locker = ((name: string, fn: SingletonFunction) => core.register(name, fn)) as Locker;
+  const methods = {
+    id: () => core.nodeId,
+    singletons: () => core.singletons(),
+    leader: (name: string) => core.leader(name),
+    health: () => core.health(),
+    ready: () => core.ready(),
+    close: () => core.close(),
+    on: (event: keyof LockerEvents, l: (...args: never[]) => void) => (core.on(event, l as never), locker),
+    once: (event: keyof LockerEvents, l: (...args: never[]) => void) => (core.once(event, l as never), locker),
+    off: (event: keyof LockerEvents, l: (...args: never[]) => void) => (core.off(event, l as never), locker),
+    [Symbol.asyncDispose]: () => core.close(),
+  };
+  Object.assign(locker, methods);
+  Object.defineProperties(locker, {
+    client: { get: () => core.client, enumerable: true },
+    prefix: { get: () => core.prefix, enumerable: true },
+    ttl: { get: () => core.opts.ttl, enumerable: true },
+  });
+  return locker;
+}

@@ -1,0 +1,125 @@
+import type { IOptions } from 'etcd3';
+import { nanoid } from 'nanoid';
+import { systemClock, type Clock } from './clock.js';
+
+/** etcd's own minimum lease TTL with default server timings (1.5 × election timeout, rounded up). */
+export const MIN_TTL = 2;
+
+export interface LockerOptions {
+  /** This host's node id, written as the value of its election keys. Default: a nanoid. */
+  id?: string;
+  /**
+   * Lease TTL in whole seconds (default 10, at least 2). A crashed host is replaced
+   * after at most this long; a shorter TTL means faster failover and more keepalives.
+   */
+  ttl?: number;
+  /**
+   * Seconds after the send time of the last keepalive etcd acknowledged at which a
+   * leader stops itself. Default ⅔ × ttl. Must satisfy keepaliveInterval < renewDeadline < ttl:
+   * the gap ttl − renewDeadline is the margin for clock-rate drift and a late timer.
+   */
+  renewDeadline?: number;
+  /** Seconds between keepalives at rest. Default ttl / 3; at most ttl / 3. */
+  keepaliveInterval?: number;
+  /** Key prefix of every election of this locker. Default `'locked/'`. */
+  prefix?: string;
+  /**
+   * On SIGTERM / SIGINT, resign every singleton at once so a standby starts without
+   * waiting for the TTL, then let the process exit as it would have. Default true.
+   */
+  handleSignals?: boolean;
+  /**
+   * Seconds a graceful step-down (remove, close, fn failure) waits for the running
+   * fn's promise to settle after aborting its signal, before releasing the key anyway.
+   * Default: ttl.
+   */
+  stopTimeout?: number;
+  /** Passed to the etcd3 client: TLS `credentials`, `auth`, `grpcOptions`, `defaultCallOptions`… */
+  etcd?: Omit<IOptions, 'hosts'>;
+  /** Injected clock (tests). */
+  clock?: Clock;
+}
+
+export interface ResolvedOptions {
+  hosts: string[];
+  id: string;
+  ttl: number;
+  renewDeadlineMs: number;
+  keepaliveIntervalMs: number;
+  prefix: string;
+  handleSignals: boolean;
+  stopTimeoutMs: number;
+  etcd: Omit<IOptions, 'hosts'>;
+  clock: Clock;
+}
+
+export function parseHosts(hosts: unknown): string[] {
+  const list = typeof hosts === 'string' ? hosts.split(',') : hosts;
+  if (!Array.isArray(list)) {
+    throw new TypeError(`hosts must be a string like 'h1:2379,h2:2379' or an array of strings, got ${describeValue(hosts)}`);
+  }
+  const out: string[] = [];
+  for (const h of list) {
+    if (typeof h !== 'string') throw new TypeError(`hosts must contain only strings, got ${describeValue(h)}`);
+    const trimmed = h.trim();
+    if (trimmed) out.push(trimmed);
+  }
+  if (out.length === 0) throw new TypeError(`hosts must name at least one etcd endpoint, got ${describeValue(hosts)}`);
+  // etcd3 decides TLS from the scheme; a bare host:port is plain http.
+  return out.map((h) => (/^https?:\/\//.test(h) ? h : `http://${h}`));
+}
+
+/** One place validates every option and the relations between the timings. */
+export function resolveOptions(hosts: unknown, options: LockerOptions = {}): ResolvedOptions {
+  const parsedHosts = parseHosts(hosts);
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`options must be an object, got ${describeValue(options)}`);
+  }
+  const id = options.id ?? nanoid();
+  if (typeof id !== 'string' || id.length === 0) {
+    throw new TypeError(`options.id must be a non-empty string, got ${describeValue(options.id)}`);
+  }
+  const ttl = options.ttl ?? 10;
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < MIN_TTL || !Number.isInteger(ttl)) {
+    throw new RangeError(`options.ttl must be a whole number of seconds ≥ ${MIN_TTL} (etcd's minimum lease TTL), got ${describeValue(ttl)}`);
+  }
+  const keepaliveInterval = options.keepaliveInterval ?? ttl / 3;
+  if (!isPositive(keepaliveInterval) || keepaliveInterval > ttl / 3 + 1e-9) {
+    throw new RangeError(`options.keepaliveInterval must be a number of seconds in (0, ttl/3 = ${round(ttl / 3)}], got ${describeValue(keepaliveInterval)}`);
+  }
+  const renewDeadline = options.renewDeadline ?? (2 * ttl) / 3;
+  if (!isPositive(renewDeadline) || renewDeadline <= keepaliveInterval || renewDeadline >= ttl) {
+    throw new RangeError(
+      `options.renewDeadline must be a number of seconds with keepaliveInterval (${round(keepaliveInterval)}) < renewDeadline < ttl (${ttl}), got ${describeValue(renewDeadline)}`,
+    );
+  }
+  const prefix = options.prefix ?? 'locked/';
+  if (typeof prefix !== 'string') throw new TypeError(`options.prefix must be a string, got ${describeValue(prefix)}`);
+  const stopTimeout = options.stopTimeout ?? ttl;
+  if (typeof stopTimeout !== 'number' || !(stopTimeout >= 0) || !Number.isFinite(stopTimeout)) {
+    throw new RangeError(`options.stopTimeout must be a finite number of seconds ≥ 0, got ${describeValue(stopTimeout)}`);
+  }
+  return {
+    hosts: parsedHosts,
+    id,
+    ttl,
+    renewDeadlineMs: renewDeadline * 1000,
+    keepaliveIntervalMs: keepaliveInterval * 1000,
+    prefix,
+    handleSignals: options.handleSignals ?? true,
+    stopTimeoutMs: stopTimeout * 1000,
+    etcd: options.etcd ?? {},
+    clock: options.clock ?? systemClock,
+  };
+}
+
+const isPositive = (n: unknown): n is number => typeof n === 'number' && Number.isFinite(n) && n > 0;
+const round = (n: number): number => Math.round(n * 1000) / 1000;
+
+export function describeValue(v: unknown): string {
+  if (typeof v === 'string') return `'${v}'`;
+  if (Array.isArray(v)) return `[${v.map(describeValue).join(', ')}]`;
+  if (typeof v === 'function') return 'a function';
+  if (typeof v === 'object' && v !== null) return 'an object';
+  return String(v);
+}

@@ -1,0 +1,225 @@
+import type { Etcd3, ILeaseKeepAliveResponse } from 'etcd3';
+import type { Clock, Timer } from './clock.js';
+import { LeaseLostError, describe } from './errors.js';
+import { leaseHex } from './keys.js';
+
+export interface SessionTiming {
+  ttl: number;
+  renewDeadlineMs: number;
+  keepaliveIntervalMs: number;
+  clock: Clock;
+}
+
+/**
+ * One etcd lease and the only judge of whether this process may still act on it.
+ *
+ * THE STEP-DOWN RULE lives here. Let S be the local (monotonic) send time of the last
+ * keepalive — or of the grant — that etcd acknowledged with a TTL > 0. etcd received
+ * that request no earlier than S, so it cannot expire the lease before S + ttl on its
+ * own clock. The session declares itself lost at S + renewDeadline (< ttl): its signal
+ * aborts and `onLost` runs, which ends every leadership built on it. A standby can only
+ * be elected after the lease expires (or is revoked), so the two never overlap as long
+ * as the local clock does not run slower than etcd's by more than ttl / renewDeadline − 1
+ * (50 % with the defaults) and the event loop is not blocked across the margin
+ * (ttl − renewDeadline) — the fencing token covers that case.
+ */
+export class Session {
+  readonly leaseId: string;
+  /** Lowercase hex of the lease id: the last segment of every election key of this session. */
+  readonly hex: string;
+  /** Aborted (with a LeaseLostError) when the lease is lost or may be lost, or the session closed. */
+  readonly signal: AbortSignal;
+
+  private readonly controller = new AbortController();
+  private lastAckSent: number;
+  private deadlineTimer: Timer | undefined;
+  private loopTimer: Timer | undefined;
+  private wake: (() => void) | undefined;
+  private closed = false;
+  /** Last keepalive failure, for health reports. */
+  lastError: unknown;
+
+  private constructor(
+    private readonly client: Etcd3,
+    private readonly timing: SessionTiming,
+    leaseId: string,
+    grantSent: number,
+    private readonly onLost: (err: LeaseLostError) => void,
+  ) {
+    this.leaseId = leaseId;
+    this.hex = leaseHex(leaseId);
+    this.signal = this.controller.signal;
+    this.lastAckSent = grantSent;
+    this.armDeadline();
+    void this.keepaliveLoop();
+  }
+
+  /** Grants a lease and starts keeping it alive. Rejects if etcd does not answer in time. */
+  static async grant(client: Etcd3, timing: SessionTiming, onLost: (err: LeaseLostError) => void): Promise<Session> {
+    const sent = timing.clock.now();
+    const res = await client.leaseClient.leaseGrant(
+      { TTL: timing.ttl, ID: 0 },
+      { deadline: new Date(Date.now() + timing.renewDeadlineMs) },
+    );
+    if (res.error) throw new Error(`etcd refused the lease grant: ${res.error}`);
+    const session = new Session(client, timing, res.ID, sent, onLost);
+    // A grant answered after its own deadline (slow etcd, paused process) is already
+    // lost: treat it like any other late acknowledgement.
+    session.checkDeadline();
+    return session;
+  }
+
+  /** Monotonic time at which this session stops itself unless a keepalive is acknowledged first. */
+  deadline(): number {
+    return this.lastAckSent + this.timing.renewDeadlineMs;
+  }
+
+  /** True while the step-down rule still allows acting on this lease. Pure: no side effects. */
+  alive(): boolean {
+    return !this.controller.signal.aborted && this.timing.clock.now() < this.deadline();
+  }
+
+  /** Monotonic time of the last acknowledged keepalive's send. */
+  lastAcknowledged(): number {
+    return this.lastAckSent;
+  }
+
+  /** Declares the session lost now if its deadline has passed (e.g. after the process was paused). */
+  checkDeadline(): void {
+    if (!this.controller.signal.aborted && this.timing.clock.now() >= this.deadline()) {
+      this.lose(`no keepalive acknowledged within renewDeadline (${this.timing.renewDeadlineMs} ms)`);
+    }
+  }
+
+  /**
+   * Stops keeping the lease alive. With `revoke`, deletes the lease in etcd (and with it
+   * every key of this session) so standbys start at once; bounded by `timeoutMs` since
+   * an unreachable etcd expires the lease by itself within the TTL.
+   */
+  async close(revoke: boolean, timeoutMs = this.timing.renewDeadlineMs): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopTimers();
+    if (!this.controller.signal.aborted) {
+      this.controller.abort(new LeaseLostError(`session of lease ${this.leaseId} closed`, this.leaseId));
+    }
+    if (revoke) await this.revoke(timeoutMs);
+  }
+
+  private async revoke(timeoutMs: number): Promise<void> {
+    try {
+      await this.client.leaseClient.leaseRevoke({ ID: this.leaseId }, { deadline: new Date(Date.now() + timeoutMs) });
+    } catch {
+      // Unreachable or already expired: etcd deletes the lease and its keys within the TTL.
+    }
+  }
+
+  private lose(why: string): void {
+    if (this.controller.signal.aborted) return;
+    this.stopTimers();
+    const err = new LeaseLostError(`lease ${this.leaseId} lost: ${why}`, this.leaseId);
+    this.controller.abort(err);
+    this.onLost(err);
+    // We have already stopped; revoking lets standbys in now instead of at expiry.
+    if (!this.closed) {
+      this.closed = true;
+      void this.revoke(Math.min(1000, this.timing.renewDeadlineMs));
+    }
+  }
+
+  private stopTimers(): void {
+    if (this.deadlineTimer) this.timing.clock.clearTimeout(this.deadlineTimer);
+    if (this.loopTimer) this.timing.clock.clearTimeout(this.loopTimer);
+    this.deadlineTimer = this.loopTimer = undefined;
+    this.wake?.();
+  }
+
+  private armDeadline(): void {
+    if (this.deadlineTimer) this.timing.clock.clearTimeout(this.deadlineTimer);
+    const ms = this.deadline() - this.timing.clock.now();
+    this.deadlineTimer = this.timing.clock.setTimeout(() => {
+      this.deadlineTimer = undefined;
+      this.checkDeadline();
+      if (!this.controller.signal.aborted) this.armDeadline();
+    }, ms);
+  }
+
+  private acknowledge(sent: number): void {
+    if (sent > this.lastAckSent) this.lastAckSent = sent;
+    // An acknowledgement processed after its deadline (the process was paused while it
+    // sat in a socket buffer) extends nothing: etcd may have expired the lease already.
+    this.checkDeadline();
+    if (!this.controller.signal.aborted) this.armDeadline();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = resolve;
+      this.loopTimer = this.timing.clock.setTimeout(resolve, ms);
+    });
+  }
+
+  private async keepaliveLoop(): Promise<void> {
+    const { clock, keepaliveIntervalMs } = this.timing;
+    // One attempt may not take longer than half an interval, so a black-holed
+    // connection still leaves time for a retry (on another member) before the deadline.
+    const attemptMs = Math.max(200, keepaliveIntervalMs / 2);
+    let retryMs = 50;
+    let nextAt = this.lastAckSent + keepaliveIntervalMs;
+    while (!this.controller.signal.aborted) {
+      await this.sleep(nextAt - clock.now());
+      if (this.controller.signal.aborted) return;
+      const sent = clock.now();
+      try {
+        const res = await keepaliveOnce(this.client, this.leaseId, attemptMs);
+        if (this.controller.signal.aborted) return;
+        if (Number(res.TTL) <= 0) {
+          this.lose('etcd reports the lease expired or revoked');
+          return;
+        }
+        this.acknowledge(sent);
+        retryMs = 50;
+        nextAt = sent + keepaliveIntervalMs;
+      } catch (err) {
+        if (this.controller.signal.aborted) return;
+        this.lastError = err;
+        nextAt = clock.now() + retryMs;
+        retryMs = Math.min(retryMs * 2, attemptMs);
+      }
+    }
+  }
+
+  describeLastError(): string | undefined {
+    return this.lastError === undefined ? undefined : describe(this.lastError);
+  }
+}
+
+/**
+ * One keepalive on a stream of its own: the answer belongs to exactly this request, so
+ * its send time is known, and a stream stuck on a dead connection is abandoned with it.
+ */
+async function keepaliveOnce(client: Etcd3, leaseId: string, timeoutMs: number): Promise<ILeaseKeepAliveResponse> {
+  const stream = await client.leaseClient.leaseKeepAlive({ deadline: new Date(Date.now() + timeoutMs) });
+  return new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
+    // gRPC's own deadline fails the stream first; etcd3 then marks the member failed and
+    // reconnects, which is what a black-holed connection needs. This timer is a backstop.
+    const timer = setTimeout(() => finish(new Error(`keepalive not answered within ${timeoutMs} ms`)), timeoutMs + 250);
+    let done = false;
+    const finish = (err: unknown, res?: ILeaseKeepAliveResponse): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (res) {
+        // Half-close, not cancel: a cancelled stream counts as a failure of the member.
+        stream.end();
+        resolve(res);
+      } else {
+        stream.cancel();
+        reject(err);
+      }
+    };
+    stream.on('data', (res: ILeaseKeepAliveResponse) => finish(undefined, res));
+    stream.on('error', (err: unknown) => finish(err)); // also swallows the late CANCELLED of our own cancel()
+    stream.write({ ID: leaseId });
+  });
+}

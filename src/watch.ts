@@ -1,0 +1,75 @@
+import type { Etcd3, IEvent, IWatchResponse, Watcher } from 'etcd3';
+import type { KeyEvent } from './queue.js';
+
+export interface PrefixWatchHandlers {
+  events(events: KeyEvent[]): void;
+  /** The watch may have missed events (compaction, cancellation): every view must be re-read. */
+  resync(): void;
+  /** Connection state of the watch stream, for health reports. */
+  connected(up: boolean): void;
+}
+
+/**
+ * One watch for the whole prefix of a locker. etcd3 gives each watcher's manager one
+ * gRPC stream and resumes from the last seen revision + 1 after a reconnect, so a
+ * single watch is gap-free and costs one stream however many names are registered
+ * (per-name watches would be 10,000 create requests queued one at a time).
+ */
+export class PrefixWatch {
+  private watcher: Watcher | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly client: Etcd3,
+    private readonly prefix: string,
+    private readonly handlers: PrefixWatchHandlers,
+  ) {}
+
+  /** Resolves once etcd has confirmed the watch: every later read is covered by it. */
+  static async start(client: Etcd3, prefix: string, handlers: PrefixWatchHandlers): Promise<PrefixWatch> {
+    const w = new PrefixWatch(client, prefix, handlers);
+    await w.open();
+    return w;
+  }
+
+  private async open(): Promise<void> {
+    const watcher = this.client.watch().prefix(this.prefix).watcher();
+    this.watcher = watcher;
+    watcher.on('data', (res: IWatchResponse) => {
+      if (this.watcher !== watcher || !res.events?.length) return;
+      this.handlers.events(res.events.map(toKeyEvent));
+    });
+    watcher.on('connected', () => this.watcher === watcher && this.handlers.connected(true));
+    watcher.on('disconnected', () => this.watcher === watcher && this.handlers.connected(false));
+    watcher.on('error', () => {
+      // Non-recoverable for this watcher (e.g. its start revision was compacted while we
+      // were away): start a fresh one at the current revision and re-read every view.
+      if (this.watcher !== watcher || this.closed) return;
+      void watcher.cancel().catch(() => {});
+      void this.open()
+        .then(() => this.handlers.resync())
+        .catch(() => {});
+    });
+    await new Promise<void>((resolve, reject) => {
+      watcher.once('connected', () => resolve());
+      watcher.once('error', reject);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const w = this.watcher;
+    this.watcher = undefined;
+    if (w) await Promise.race([w.cancel().catch(() => {}), new Promise((r) => setTimeout(r, 500).unref())]);
+  }
+}
+
+function toKeyEvent(e: IEvent): KeyEvent {
+  return {
+    type: e.type === 'Delete' ? 'delete' : 'put',
+    key: e.kv.key.toString(),
+    value: e.kv.value ? e.kv.value.toString() : '',
+    createRevision: BigInt(e.kv.create_revision || '0'),
+    modRevision: BigInt(e.kv.mod_revision || '0'),
+  };
+}
