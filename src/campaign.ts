@@ -9,6 +9,8 @@ export interface CampaignRequest {
   key: string;
   value: string;
   leaseId: string;
+  /** Try-lock: write the key only if the name has no candidate at all; never queue. */
+  tryOnly?: boolean;
 }
 
 export interface CampaignResult {
@@ -16,8 +18,8 @@ export interface CampaignResult {
   revision: bigint;
   /** Every key of the name at `revision`, ours included. */
   candidates: Candidate[];
-  /** Create revision of our key: the fencing token once it leads. */
-  createRevision: bigint;
+  /** Create revision of our key (the fencing token once it leads); undefined when a try-lock found the name taken. */
+  createRevision: bigint | undefined;
 }
 
 /**
@@ -29,8 +31,13 @@ export interface CampaignResult {
 export function campaignTxn(r: CampaignRequest): ITxnRequest {
   const key = Buffer.from(r.key);
   const range: IRequestOp = { request_range: { key: Buffer.from(r.namePrefix), range_end: prefixEnd(r.namePrefix) } };
+  // A compare over a range holds only if it holds for every key in it, and an empty
+  // range compares as a missing key: `Create == 0` over the name = nobody campaigns.
+  const compare = r.tryOnly
+    ? { key: Buffer.from(r.namePrefix), range_end: prefixEnd(r.namePrefix), target: 'Create' as const, result: 'Equal' as const, create_revision: 0 }
+    : { key, target: 'Create' as const, result: 'Equal' as const, create_revision: 0 };
   return {
-    compare: [{ key, target: 'Create', result: 'Equal', create_revision: 0 }],
+    compare: [compare],
     success: [{ request_put: { key, value: Buffer.from(r.value), lease: r.leaseId } }, range],
     failure: [range],
   };
@@ -44,8 +51,8 @@ function readResult(r: CampaignRequest, res: Pick<ITxnResponse, 'succeeded' | 'r
     createRevision: BigInt(kv.create_revision),
   }));
   const mine = candidates.find((c) => c.key === r.key);
-  if (!mine) throw new Error(`campaign for ${r.key} did not find its own key in the queue`);
-  return { revision, candidates, createRevision: mine.createRevision };
+  if (!mine && !r.tryOnly) throw new Error(`campaign for ${r.key} did not find its own key in the queue`);
+  return { revision, candidates, createRevision: mine?.createRevision };
 }
 
 interface Pending {

@@ -1,7 +1,7 @@
 import type { Etcd3 } from 'etcd3';
 import type { CampaignBatcher } from './campaign.js';
 import { electionKey, namePrefix, prefixEnd } from './keys.js';
-import { Queue, type Candidate, type KeyEvent } from './queue.js';
+import { Queue, headOf, type Candidate, type KeyEvent } from './queue.js';
 import type { Session } from './session.js';
 
 export interface ElectionContext {
@@ -20,6 +20,8 @@ export interface ElectionListener {
   keyLost(wasLeading: boolean): void;
   /** The campaign write failed; the caller decides when to try again. */
   campaignFailed(err: unknown): void;
+  /** A try-lock found the name taken; `holder` is the current leader's candidate entry. */
+  taken(holder: Candidate | undefined): void;
 }
 
 type State = 'idle' | 'campaigning' | 'queued' | 'leading';
@@ -63,8 +65,8 @@ export class Election {
     return i < 0 ? undefined : i;
   }
 
-  /** Joins the back of the queue with `session`'s key. */
-  campaign(session: Session): void {
+  /** Joins the back of the queue with `session`'s key; with `tryOnly`, only if the queue is empty. */
+  campaign(session: Session, tryOnly = false): void {
     const seq = ++this.seq;
     this.state = 'campaigning';
     this.session = session;
@@ -72,10 +74,16 @@ export class Election {
     this.myRev = undefined;
     const key = this.myKey;
     this.inflight = this.ctx.batcher
-      .campaign({ namePrefix: namePrefix(this.ctx.prefix, this.name), key, value: this.ctx.nodeId, leaseId: session.leaseId })
+      .campaign({ namePrefix: namePrefix(this.ctx.prefix, this.name), key, value: this.ctx.nodeId, leaseId: session.leaseId, tryOnly })
       .then(
         (res) => {
           if (seq !== this.seq) return;
+          if (res.createRevision === undefined) {
+            this.state = 'idle';
+            this.myKey = undefined;
+            this.listener.taken(headOf(res.candidates));
+            return;
+          }
           this.myRev = res.createRevision;
           this.state = 'queued';
           this.queue.reset(res.candidates, res.revision);

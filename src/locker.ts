@@ -9,7 +9,9 @@ import { resolveOptions, type LockerOptions, type ResolvedOptions } from './opti
 import type { KeyEvent } from './queue.js';
 import { Session } from './session.js';
 import { onShutdown } from './signals.js';
-import { Singleton, type SingletonFunction, type SingletonHost } from './singleton.js';
+import { Singleton, type SingletonFunction, type SingletonHost, type TryLockResult } from './singleton.js';
+import { clusterStatus, failover, observe, type NameStatus, type Observer } from './cluster.js';
+import { once, type OnceFunction, type OnceOptions, type OnceOutcome } from './once.js';
 import { PrefixWatch } from './watch.js';
 
 export interface LockerEvents {
@@ -46,6 +48,22 @@ export interface Locker {
   singletons(): Record<string, Singleton>;
   /** Node id of the cluster-wide leader of `name`, or undefined when nobody campaigns for it. */
   leader(name: string): Promise<string | undefined>;
+  /**
+   * Campaigns for `name` only if nobody else does, and never queues: resolves with the
+   * running singleton, or with the holder's node id (nothing is left in etcd then).
+   * A try-lock that is later lost stops and does not campaign again.
+   */
+  tryLock(name: string, fn: SingletonFunction): Promise<TryLockResult>;
+  /** True while anyone, anywhere, leads `name`. */
+  exists(name: string): Promise<boolean>;
+  /** Runs `fn` to completion once across the cluster (see README, "run-once jobs"). */
+  once(name: string, fn: OnceFunction, options?: OnceOptions): Promise<OnceOutcome>;
+  /** Leader changes of `name`, for any host, campaigning or not. */
+  observe(name: string): Observer;
+  /** Every name under the prefix, cluster-wide: leader, token and queue. */
+  status(): Promise<NameStatus[]>;
+  /** Forces the leader of `name` to hand over; resolves with the new leader's id, if any. */
+  failover(name: string): Promise<string | undefined>;
   /** Cheap, synchronous health for probes. */
   health(): Health;
   /** Resolves once the locker holds a lease and watches its prefix (registering a name starts both). */
@@ -56,8 +74,8 @@ export interface Locker {
   readonly client: Etcd3;
   readonly prefix: string;
   readonly ttl: number;
+  // No event `once` here: `locker.once(name, fn)` is the run-once job.
   on<K extends keyof LockerEvents>(event: K, listener: (...args: LockerEvents[K]) => void): Locker;
-  once<K extends keyof LockerEvents>(event: K, listener: (...args: LockerEvents[K]) => void): Locker;
   off<K extends keyof LockerEvents>(event: K, listener: (...args: LockerEvents[K]) => void): Locker;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -134,16 +152,28 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
 
   // ——— public operations ———
 
-  register(name: string, fn: SingletonFunction): Singleton {
+  register(name: string, fn: SingletonFunction, mode: 'queue' | 'try' = 'queue'): Singleton {
     validateName(name);
     if (typeof fn !== 'function') throw new TypeError(`fn for '${name}' must be a function, got ${typeof fn}`);
     if (this.closing) throw new LockerClosedError(`register '${name}'`);
     if (this.names.has(name)) throw new Error(`singleton '${name}' is already registered on this locker (id ${this.nodeId})`);
-    const s = new Singleton(name, fn, this);
+    const s = new Singleton(name, fn, this, mode);
     this.names.set(name, s);
     this.ensureStarted();
     s.start();
     return s;
+  }
+
+  async tryLock(name: string, fn: SingletonFunction): Promise<TryLockResult> {
+    const s = this.register(name, fn, 'try');
+    const outcome = s.outcome();
+    await this.ready();
+    s.start();
+    return outcome;
+  }
+
+  async exists(name: string): Promise<boolean> {
+    return (await this.leader(name)) !== undefined;
   }
 
   singletons(): Record<string, Singleton> {
@@ -313,11 +343,16 @@ export function locked(hosts: string | string[], options?: LockerOptions): Locke
     id: () => core.nodeId,
     singletons: () => core.singletons(),
     leader: (name: string) => core.leader(name),
+    tryLock: (name: string, fn: SingletonFunction) => core.tryLock(name, fn),
+    exists: (name: string) => core.exists(name),
+    once: (name: string, fn: OnceFunction, options?: OnceOptions) => once(core, name, fn, options),
+    observe: (name: string) => observe(core, name),
+    status: () => clusterStatus(core),
+    failover: (name: string) => failover(core, name),
     health: () => core.health(),
     ready: () => core.ready(),
     close: () => core.close(),
     on: (event: keyof LockerEvents, l: (...args: never[]) => void) => (core.on(event, l as never), locker),
-    once: (event: keyof LockerEvents, l: (...args: never[]) => void) => (core.once(event, l as never), locker),
     off: (event: keyof LockerEvents, l: (...args: never[]) => void) => (core.off(event, l as never), locker),
     [Symbol.asyncDispose]: () => core.close(),
   };

@@ -18,6 +18,13 @@ export interface KeyEvent {
   modRevision: bigint;
 }
 
+/** The candidate with the lowest create revision: the leader. */
+export function headOf(candidates: Iterable<Candidate>): Candidate | undefined {
+  let head: Candidate | undefined;
+  for (const c of candidates) if (!head || c.createRevision < head.createRevision) head = c;
+  return head;
+}
+
 export class Queue {
   private readonly entries = new Map<string, Candidate>();
   /** Highest revision reflected in `entries`; undefined until the first snapshot. */
@@ -71,9 +78,7 @@ export class Queue {
 
   /** The leader: the key with the lowest create revision. */
   head(): Candidate | undefined {
-    let head: Candidate | undefined;
-    for (const c of this.entries.values()) if (!head || c.createRevision < head.createRevision) head = c;
-    return head;
+    return headOf(this.entries.values());
   }
 
   /** All candidates, leader first. */

@@ -3,7 +3,7 @@ import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { ComparatorBuilder, Etcd3 } from 'etcd3';
 import type { Clock, Timer } from './clock.js';
 import { Election, type ElectionContext } from './election.js';
-import { EtcdUnavailableError, LeaderFunctionError, NotLeaderError } from './errors.js';
+import { EtcdUnavailableError, LeaderFunctionError, LockerClosedError, NotLeaderError } from './errors.js';
 import type { KeyEvent } from './queue.js';
 import type { Session } from './session.js';
 
@@ -53,6 +53,11 @@ export interface SingletonEvents {
   error: [error: Error];
 }
 
+/** Result of `locker.tryLock()`. */
+export type TryLockResult =
+  | { acquired: true; singleton: Singleton }
+  | { acquired: false; /** Node id of the current leader. */ holder: string | undefined };
+
 /** What a Singleton needs from its locker. */
 export interface SingletonHost extends ElectionContext {
   readonly client: Etcd3;
@@ -89,23 +94,62 @@ export class Singleton extends EventEmitter<SingletonEvents> {
   private retryTimer: Timer | undefined;
   private backoff: IBackoff<unknown> | undefined;
 
+  /** Pending `tryLock()` answer; once settled, a try-lock singleton never campaigns again. */
+  private tryAnswer: ((r: TryLockResult | Error) => void) | undefined;
+
   constructor(
     readonly name: string,
     private readonly fn: SingletonFunction,
     private readonly host: SingletonHost,
+    /** 'try': campaign once, only if nobody else does, and never queue again (`tryLock`). */
+    readonly mode: 'queue' | 'try' = 'queue',
   ) {
     super();
     this.election = new Election(name, host, {
-      elected: (key, token, session) => this.begin(key, token, session),
+      elected: (key, token, session) => {
+        this.answer({ acquired: true, singleton: this });
+        this.begin(key, token, session);
+      },
       keyLost: (wasLeading) => {
         if (wasLeading) this.end('deposed');
-        this.start();
+        if (this.mode === 'try') this.retire();
+        else this.start();
       },
       campaignFailed: (err) => {
-        this.report(new EtcdUnavailableError(`campaign for '${name}'`, err));
+        const e = new EtcdUnavailableError(`campaign for '${name}'`, err);
+        if (this.mode === 'try') {
+          this.answer(e);
+          this.retire();
+          return;
+        }
+        this.report(e);
         this.retryLater();
       },
+      taken: (holder) => {
+        this.answer({ acquired: false, holder: holder?.value });
+        this.retire();
+      },
     });
+  }
+
+  /** For `tryLock`: resolves once the single campaign is decided. */
+  outcome(): Promise<TryLockResult> {
+    return new Promise((resolve, reject) => {
+      this.tryAnswer = (r) => (r instanceof Error ? reject(r) : resolve(r));
+    });
+  }
+
+  private answer(r: TryLockResult | Error): void {
+    const a = this.tryAnswer;
+    this.tryAnswer = undefined;
+    a?.(r);
+  }
+
+  /** A try-lock that ended (or never started) leaves the locker for good. */
+  private retire(): void {
+    this.removed = true;
+    this.clearRetry();
+    this.host.unregister(this);
   }
 
   /** True while this host leads the name and the step-down deadline has not passed. */
@@ -147,13 +191,17 @@ export class Singleton extends EventEmitter<SingletonEvents> {
   start(): void {
     if (this.removed || this.closed || this.resigning || this.retryTimer || this.election.campaigning) return;
     const session = this.host.session();
-    if (session) this.election.campaign(session);
+    if (session) this.election.campaign(session, this.mode === 'try');
   }
 
   /** The locker's session is gone: stop now, synchronously — the step-down deadline is now. */
   sessionLost(): void {
     this.election.abandon();
     this.end('lost');
+    if (this.mode === 'try') {
+      this.answer(new EtcdUnavailableError(`try-lock of '${this.name}'`, new Error('the lease was lost')));
+      this.retire();
+    }
   }
 
   events(events: KeyEvent[]): void {
@@ -169,6 +217,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     this.closed = true;
     this.clearRetry();
     this.election.abandon();
+    this.answer(new LockerClosedError(`try-lock '${this.name}'`));
     const lead = this.end('closed');
     if (lead) await this.drain(lead);
   }
@@ -233,7 +282,8 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     this.resigning = true;
     void this.resignUntilDone().then(() => {
       this.resigning = false;
-      this.retryLater();
+      if (this.mode === 'try') this.retire();
+      else this.retryLater();
     });
   }
 
