@@ -1,0 +1,172 @@
+// Parent side of test/fixtures/host.ts: spawn a host as its own process, collect its
+// events, send it commands, pause or kill it.
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from './wait.js';
+
+export type FnSpec =
+  | { kind: 'hold' }
+  | { kind: 'throw'; message?: string }
+  | { kind: 'remove-after'; ms: number }
+  | { kind: 'fenced'; everyMs: number };
+
+export interface HostConfig {
+  endpoints: string | string[];
+  id: string;
+  ttl?: number;
+  renewDeadline?: number;
+  stopTimeout?: number;
+  prefix?: string;
+  handleSignals?: boolean;
+  /** Names registered at start. */
+  names?: string[];
+  fn?: FnSpec;
+  /** Key prefix of fenced writes (default 'fence/'). */
+  fencePrefix?: string;
+}
+
+export type HostCommand =
+  | { op: 'register'; name: string; fn?: FnSpec }
+  | { op: 'remove'; name: string }
+  | { op: 'close' }
+  | { op: 'leader'; name: string }
+  | { op: 'health' }
+  | { op: 'tryLock'; name: string; fn?: FnSpec }
+  | { op: 'block'; ms: number }
+  | { op: 'exit'; code?: number };
+
+export interface HostEvent {
+  /** process.hrtime.bigint() in the host, as a decimal string. */
+  t: string;
+  id: string;
+  type: 'ready' | 'session' | 'lost' | 'start' | 'stop' | 'fn' | 'error' | 'write';
+  name?: string;
+  token?: string;
+  key?: string;
+  reason?: string;
+  message?: string;
+  leaseId?: string;
+  seq?: number;
+  sent?: string;
+  ok?: boolean;
+  revision?: string;
+}
+
+const FIXTURE = fileURLToPath(new URL('../fixtures/host.js', import.meta.url));
+
+export class Host {
+  readonly events: HostEvent[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr = '';
+  private rid = 0;
+  private readonly replies = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private listeners: ((ev: HostEvent) => void)[] = [];
+
+  constructor(
+    readonly config: HostConfig,
+    readonly child: ChildProcess,
+  ) {
+    child.on('message', (msg: HostEvent | { rid: number; value?: unknown; error?: string }) => {
+      if ('rid' in msg) {
+        const r = this.replies.get(msg.rid);
+        this.replies.delete(msg.rid);
+        if (msg.error !== undefined) r?.reject(new Error(`host ${config.id}: ${msg.error}`));
+        else r?.resolve(msg.value);
+        return;
+      }
+      this.events.push(msg);
+      for (const l of this.listeners) l(msg);
+    });
+    child.stderr?.on('data', (d: Buffer) => {
+      this.stderr += d.toString();
+    });
+    this.exited = new Promise((resolve) => {
+      child.on('exit', (code, signal) => {
+        for (const r of this.replies.values()) r.reject(new Error(`host ${config.id} exited (${code ?? signal})`));
+        this.replies.clear();
+        resolve({ code, signal });
+      });
+    });
+  }
+
+  get id(): string {
+    return this.config.id;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  onEvent(l: (ev: HostEvent) => void): void {
+    this.listeners.push(l);
+  }
+
+  request<T = unknown>(cmd: HostCommand): Promise<T> {
+    const rid = ++this.rid;
+    return new Promise<T>((resolve, reject) => {
+      this.replies.set(rid, { resolve: resolve as (v: unknown) => void, reject });
+      this.child.send({ rid, cmd });
+    });
+  }
+
+  /** Waits for an event matching `pred` (already seen ones count), with a generous deadline. */
+  waitEvent(pred: (ev: HostEvent) => boolean, timeoutMs = 20_000, message = 'event'): Promise<HostEvent> {
+    return waitFor(() => this.events.find(pred), { timeoutMs, intervalMs: 10, message: `host ${this.id}: ${message}` });
+  }
+
+  /** Is this host leading `name` according to its own events? */
+  leads(name: string): boolean {
+    let leading = false;
+    for (const ev of this.events) {
+      if (ev.name !== name) continue;
+      if (ev.type === 'start') leading = true;
+      if (ev.type === 'stop') leading = false;
+    }
+    return leading && this.alive;
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.alive) this.child.kill(signal);
+  }
+
+  async stop(): Promise<void> {
+    if (!this.alive) return;
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.child.signalCode === 'SIGSTOP' || this.alive) this.child.kill('SIGCONT');
+    await this.stop();
+  }
+}
+
+const all = new Set<Host>();
+process.on('exit', () => {
+  for (const h of all) {
+    try {
+      h.child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** Starts a host process and waits until it has reported `ready`. */
+export async function spawnHost(config: HostConfig): Promise<Host> {
+  const child = fork(FIXTURE, [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+  const host = new Host(config, child);
+  all.add(host);
+  void host.exited.then(() => all.delete(host));
+  await host.waitEvent((e) => e.type === 'ready', 20_000, 'ready');
+  return host;
+}
+
+/** The hosts among `hosts` that currently lead `name`. */
+export function leadersOf(hosts: Host[], name: string): Host[] {
+  return hosts.filter((h) => h.leads(name));
+}
