@@ -95,7 +95,9 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
   private readonly names = new Map<string, Singleton>();
   private current: Session | undefined;
   private watch: PrefixWatch | undefined;
+  /** The prefix watch was confirmed once: campaign reads are covered by it from then on. */
   private watchUp = false;
+  private watchConnected = false;
   private started = false;
   private readyWaiters: (() => void)[] = [];
   private closing: Promise<void> | undefined;
@@ -199,7 +201,7 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
       lastKeepaliveAgoMs: s ? Math.round(this.clock.now() - s.lastAcknowledged()) : undefined,
       leading,
       registered: [...this.names.keys()],
-      watchConnected: this.watchUp,
+      watchConnected: this.watchConnected,
       lastError: this.lastError?.message ?? s?.describeLastError(),
     };
   }
@@ -243,8 +245,10 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
       this.watch = await PrefixWatch.start(this.client, this.prefix, {
         events: (evs) => this.dispatch(evs),
         resync: () => this.resyncAll(),
+        // A reconnecting watch resumes gap-free, so campaigning goes on while it is down;
+        // the state only feeds health().
         connected: (up) => {
-          this.watchUp = up || this.watchUp; // a reconnecting watch resumes gap-free: keep campaigning
+          this.watchConnected = up;
         },
       });
     } catch (err) {
@@ -257,7 +261,7 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
       void this.watch.close();
       return;
     }
-    this.watchUp = true;
+    this.watchUp = this.watchConnected = true;
     this.becameReady();
   }
 

@@ -63,9 +63,12 @@ export class Session {
     );
     if (res.error) throw new Error(`etcd refused the lease grant: ${res.error}`);
     const session = new Session(client, timing, res.ID, sent, onLost);
-    // A grant answered after its own deadline (slow etcd, paused process) is already
-    // lost: treat it like any other late acknowledgement.
-    session.checkDeadline();
+    // A grant answered after its own deadline (slow etcd, paused process) may expire
+    // before we could act on it: give it back and let the caller try again.
+    if (!session.alive()) {
+      await session.close(true);
+      throw new LeaseLostError(`lease ${res.ID} was granted too late to be used (after renewDeadline)`, res.ID);
+    }
     return session;
   }
 
