@@ -1,0 +1,139 @@
+// The step-down rule of src/session.ts, with an injected clock and a fake lease API
+// (pure timing logic; behaviour against real etcd is in safety.test.ts).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import type { Etcd3 } from 'etcd3';
+import { Session } from '../src/session.js';
+import { isLeaseLostError, type LeaseLostError } from '../src/errors.js';
+import { FakeClock, settle } from './helpers/clock.js';
+
+type Answer = { ttl: number } | 'never' | 'error';
+
+/** A lease API whose keepalive answers are scripted, and which records each send time. */
+class FakeLeases {
+  answers: Answer[] = [];
+  defaultAnswer: Answer = { ttl: 3 };
+  sends: number[] = [];
+  revoked: string[] = [];
+  /** Answers held back, to be delivered later (an ack sitting in a socket buffer). */
+  held: (() => void)[] = [];
+  holdAnswers = false;
+
+  constructor(private readonly clock: FakeClock) {}
+
+  client(): Etcd3 {
+    const leaseClient = {
+      leaseGrant: async () => ({ ID: '7587869343212843269', TTL: '3' }),
+      leaseRevoke: async (req: { ID: string }) => {
+        this.revoked.push(req.ID);
+        return {};
+      },
+      leaseKeepAlive: async () => {
+        const stream = new EventEmitter() as EventEmitter & { write(x: unknown): void; end(): void; cancel(): void };
+        stream.write = () => {
+          this.sends.push(this.clock.now());
+          const a = this.answers.shift() ?? this.defaultAnswer;
+          const deliver = (): void => {
+            if (a === 'error') stream.emit('error', new Error('unavailable'));
+            else if (a !== 'never') stream.emit('data', { ID: '7587869343212843269', TTL: String(a.ttl) });
+          };
+          if (this.holdAnswers) this.held.push(deliver);
+          else queueMicrotask(deliver);
+        };
+        stream.end = () => {};
+        stream.cancel = () => {};
+        return stream;
+      },
+    };
+    return { leaseClient } as unknown as Etcd3;
+  }
+}
+
+async function start(clock: FakeClock, leases: FakeLeases, ttl = 3): Promise<{ session: Session; lost: LeaseLostError[] }> {
+  const lost: LeaseLostError[] = [];
+  const session = await Session.grant(
+    leases.client(),
+    { ttl, renewDeadlineMs: (2 * ttl * 1000) / 3, keepaliveIntervalMs: (ttl * 1000) / 3, clock },
+    (err) => lost.push(err),
+  );
+  return { session, lost };
+}
+
+test('answered keepalives keep the session alive, one every ttl/3', async () => {
+  const clock = new FakeClock();
+  const leases = new FakeLeases(clock);
+  const { session, lost } = await start(clock, leases);
+  await clock.advance(30_000);
+  assert.equal(lost.length, 0);
+  assert.ok(session.alive());
+  assert.equal(leases.sends.length, 30, `30 keepalives in 30 s with ttl 3, got ${leases.sends.length}`);
+  for (let i = 1; i < leases.sends.length; i++) assert.ok(leases.sends[i]! - leases.sends[i - 1]! <= 1000);
+  await session.close(true);
+  assert.deepEqual(leases.revoked, ['7587869343212843269']);
+});
+
+test('without acknowledgements the session is lost exactly at last acknowledged send + renewDeadline', async () => {
+  const clock = new FakeClock();
+  const leases = new FakeLeases(clock);
+  const { session, lost } = await start(clock, leases);
+  await clock.advance(5_000); // keepalives sent at 1000, 2000, … all answered: last acknowledged send at 5000
+  leases.defaultAnswer = 'never';
+  await clock.advance(1_999); // deadline = 5000 + 2000
+  assert.equal(lost.length, 0, 'not before the deadline');
+  assert.ok(session.alive());
+  await clock.advance(1);
+  assert.equal(lost.length, 1, 'at the deadline');
+  assert.ok(session.signal.aborted);
+  assert.ok(isLeaseLostError(session.signal.reason));
+  assert.ok(!session.alive());
+  // A lost session gives its lease back so standbys need not wait for the TTL.
+  await settle();
+  assert.deepEqual(leases.revoked, ['7587869343212843269']);
+});
+
+test('failed keepalives are retried quickly, and one success before the deadline saves the session', async () => {
+  const clock = new FakeClock();
+  const leases = new FakeLeases(clock);
+  const { lost } = await start(clock, leases);
+  leases.answers = ['error', 'error', 'error'];
+  await clock.advance(1_500);
+  assert.ok(leases.sends.length >= 4, `retries after failures, sends at ${leases.sends.join(', ')}`);
+  await clock.advance(10_000);
+  assert.equal(lost.length, 0);
+});
+
+test('etcd answering TTL 0 (lease expired or revoked) ends the session at once', async () => {
+  const clock = new FakeClock();
+  const leases = new FakeLeases(clock);
+  const { lost } = await start(clock, leases);
+  leases.answers = [{ ttl: 0 }];
+  await clock.advance(1_000);
+  assert.equal(lost.length, 1);
+  assert.match(lost[0]!.message, /expired or revoked/);
+});
+
+test('an acknowledgement processed after its deadline (paused process) extends nothing', async () => {
+  const clock = new FakeClock();
+  const leases = new FakeLeases(clock);
+  const { session, lost } = await start(clock, leases);
+  leases.holdAnswers = true;
+  await clock.advance(1_000); // keepalive sent at 1000; its answer sits in a buffer
+  assert.equal(leases.held.length, 1);
+  clock.jump(5_000); // the process was stopped: no timer ran
+  assert.ok(!session.alive(), 'alive() reads the clock, not the timers');
+  leases.held.shift()!(); // the old answer is read first after waking
+  await settle();
+  assert.equal(lost.length, 1, 'lost as soon as the stale acknowledgement is seen');
+});
+
+test('a stalled keepalive (no answer at all) still ends the session on time', async () => {
+  const clock = new FakeClock();
+  const leases = new FakeLeases(clock);
+  const { lost } = await start(clock, leases);
+  leases.defaultAnswer = 'never';
+  await clock.advance(1_999);
+  assert.equal(lost.length, 0);
+  await clock.advance(1);
+  assert.equal(lost.length, 1, 'deadline counted from the grant when no keepalive was acknowledged');
+});
