@@ -1,0 +1,140 @@
+// The locker API against a real single-node etcd, in one process.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import locked, { type Leadership, type Locker } from '../src/index.js';
+import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
+import { waitFor } from './helpers/wait.js';
+
+let cluster: EtcdCluster;
+const lockers: Locker[] = [];
+before(async () => {
+  cluster = await startEtcd({ members: 1 });
+});
+after(async () => {
+  await Promise.allSettled(lockers.map((l) => l.close()));
+  await cluster?.close();
+});
+
+const uniquePrefix = (): string => `l${Math.random().toString(36).slice(2, 8)}/`;
+function make(id: string, prefix: string, ttl = 3): Locker {
+  const l = locked(cluster.endpoints, { id, ttl, prefix, handleSignals: false });
+  lockers.push(l);
+  return l;
+}
+
+describe('locker', () => {
+  test('singletons(), leader(), isLeader and the leadership handed to fn', async () => {
+    const prefix = uniquePrefix();
+    const a = make('A', prefix);
+    let seen: Leadership | undefined;
+    const s = a('build', (_remove, l) => {
+      seen = l;
+    });
+    a('deploy', () => {});
+    await waitFor(() => s.isLeader, { timeoutMs: 10_000, message: 'A leads build' });
+    assert.deepEqual(Object.keys(a.singletons()).sort(), ['build', 'deploy']);
+    assert.equal(a.singletons().build, s);
+    assert.equal(await a.leader('build'), 'A');
+    assert.equal(await a.leader('nobody-campaigns'), undefined);
+    assert.ok(seen);
+    assert.equal(seen.name, 'build');
+    assert.equal(seen.nodeId, 'A');
+    assert.match(seen.key, new RegExp(`^${prefix}build/[0-9a-f]+$`));
+    assert.match(seen.token, /^\d+$/);
+    assert.equal(seen.signal.aborted, false);
+    assert.equal(a.id(), 'A');
+    await s.remove();
+    assert.equal(seen.signal.aborted, true, 'signal aborted when leadership ends');
+    assert.deepEqual(Object.keys(a.singletons()), ['deploy']);
+    // A removed name may be registered again.
+    const again = a('build', () => {});
+    await waitFor(() => again.isLeader, { timeoutMs: 10_000, message: 'A leads build again' });
+    await a.close();
+  });
+
+  test('one lease per locker, however many names', async () => {
+    const prefix = uniquePrefix();
+    const before = new Set(await cluster.leases());
+    const a = make('A', prefix);
+    const names = Array.from({ length: 200 }, (_, i) => `n${i}`);
+    const ss = names.map((n) => a(n, () => {}));
+    await waitFor(() => ss.every((s) => s.isLeader), { timeoutMs: 20_000, message: 'all 200 names led' });
+    const added = (await cluster.leases()).filter((l) => !before.has(l));
+    assert.equal(added.length, 1, `leases added: ${added.join(', ')}`);
+    const keys = await cluster.keys(prefix);
+    assert.equal(keys.length, 200);
+    assert.ok(keys.every((k) => k.endsWith(`/${added[0]}`)), 'every key hangs off the one lease (hex in the key)');
+    await a.close();
+    assert.deepEqual(await cluster.keys(prefix), []);
+    assert.ok(!(await cluster.leases()).includes(added[0]!));
+  });
+
+  test('interop: `etcdctl elect -l` names our leader, and we wait while `etcdctl elect` holds the name', async () => {
+    const prefix = uniquePrefix();
+    const a = make('ours', prefix);
+    const s = a('build', () => {});
+    await waitFor(() => s.isLeader, { timeoutMs: 10_000, message: 'we lead' });
+    const listed = await cluster.etcdctl(['elect', '-l', `${prefix}build`]);
+    assert.match(listed.stdout, new RegExp(`^${prefix}build/[0-9a-f]+\\nours\\n?$`));
+    await s.remove();
+
+    // etcdctl campaigns first and holds; our candidate must queue behind it.
+    const eps = cluster.endpoints.join(',');
+    const ctl = spawn('etcdctl', ['--endpoints', eps, 'elect', `${prefix}build`, 'go-service'], { env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    ctl.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await waitFor(() => out.includes('go-service'), { timeoutMs: 10_000, message: 'etcdctl elected' });
+      const s2 = a('build', () => {});
+      await waitFor(async () => (await cluster.keys(`${prefix}build/`)).length === 2, { timeoutMs: 10_000, message: 'our key queued' });
+      assert.equal(s2.isLeader, false, 'we wait while etcdctl holds the name');
+      assert.equal(await a.leader('build'), 'go-service');
+      ctl.kill('SIGINT'); // etcdctl resigns on interrupt
+      await waitFor(() => s2.isLeader, { timeoutMs: 10_000, message: 'we lead after etcdctl resigned' });
+    } finally {
+      ctl.kill('SIGKILL');
+    }
+    await a.close();
+  });
+
+  test('fence() guards a write with the leadership token: accepted while leading, refused after', async () => {
+    const prefix = uniquePrefix();
+    const a = make('A', prefix);
+    let lead: Leadership | undefined;
+    const s = a('db', (_r, l) => {
+      lead = l;
+    });
+    await waitFor(() => s.isLeader && lead, { timeoutMs: 10_000, message: 'leads' });
+    const ok = await lead!.fence().then(a.client.put(`${prefix}data`).value('v1')).commit();
+    assert.equal(ok.succeeded, true);
+    await s.remove();
+    const late = await lead!.fence().then(a.client.put(`${prefix}data`).value('v2')).commit();
+    assert.equal(late.succeeded, false, 'a write fenced by an ended leadership is refused');
+    assert.equal(await a.client.get(`${prefix}data`).string(), 'v1');
+    assert.throws(() => lead!.check(), /not the leader of 'db' any more \(removed\)/);
+    await a.close();
+  });
+
+  test('an unreachable etcd and no error listener: nothing thrown, no unhandled rejection, close() returns', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown): void => void unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const l = locked('127.0.0.1:9', { ttl: 2, handleSignals: false });
+      l('x', () => {});
+      await waitFor(() => warnings.find((w) => w.name === 'LockedWarning'), { timeoutMs: 15_000, message: 'one warning' });
+      const t0 = Date.now();
+      await l.close();
+      assert.ok(Date.now() - t0 < 5_000, 'close() returns promptly during an outage');
+      assert.equal(l.health().ok, false);
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      process.off('warning', onWarning);
+    }
+  });
+});
