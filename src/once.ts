@@ -1,21 +1,405 @@
-// Run-once jobs across the cluster. (Stub: being implemented.)
+// Run-once jobs: every host calls `locker.once(name, fn)`; one host at a time runs fn,
+// until one attempt succeeds or `maxAttempts` attempts were made, and every caller
+// settles with the outcome recorded in etcd.
+//
+// It is the ordinary election of `name` plus a record at `<prefix><name>` (no trailing
+// slash: outside the candidate range `<prefix><name>/`, so it never joins the queue).
+// Only the elected host writes the record, and every write is a transaction fenced by
+// its leadership token and by the record's mod revision. So an attempt is counted
+// before it starts (a host killed mid-run has used its attempt), counts never race,
+// and a paused old runner can neither start an extra attempt nor record a stale
+// outcome: its key is gone before the next runner is elected.
+import { ExponentialBackoff, type IBackoff } from 'cockatiel';
+import type { ComparatorBuilder, IKeyValue, Watcher } from 'etcd3';
+import { EtcdUnavailableError, LockerClosedError, NotLeaderError, describe } from './errors.js';
+import { validateName } from './keys.js';
 import type { LockerCore } from './locker.js';
+import { describeValue } from './options.js';
+import type { Leadership, Singleton } from './singleton.js';
 
+/** What fn gets for one attempt. */
 export interface OnceContext {
+  /** Aborted (with a NotLeaderError) when this host stops leading the name: stop the work. */
   signal: AbortSignal;
+  /** Fencing token of this attempt's leadership (create revision, decimal string). */
   token: string;
+  /** 1 for the first attempt, cluster-wide. */
   attempt: number;
+  /** An etcd transaction guarded by this attempt's leadership, for your own writes (see `Leadership.fence`). */
+  fence(): ComparatorBuilder;
 }
+
 export type OnceFunction = (ctx: OnceContext) => unknown;
+
 export interface OnceOptions {
+  /**
+   * Attempts in total across the cluster, whole number ≥ 1 (default 3). An attempt cut
+   * short (host killed, lease lost) counts. The first attempt records the value; hosts
+   * that call later follow the recorded one, so the bound holds even if they disagree.
+   */
   maxAttempts?: number;
+  /**
+   * Seconds the decided outcome stays in etcd; after that a new call runs fn again.
+   * Default: the outcome stays until someone deletes `<prefix><name>`.
+   */
+  recordTtl?: number;
+  /** Stops waiting: this host leaves the name (aborting fn if it runs here) and the call rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
+
 export interface OnceOutcome {
   status: 'done' | 'failed';
+  /** Attempts made, cluster-wide. */
   attempts: number;
+  /** Node id of the host that ran the last attempt. */
   by: string;
 }
 
-export async function once(_core: LockerCore, _name: string, _fn: OnceFunction, _options?: OnceOptions): Promise<OnceOutcome> {
-  throw new Error('once: not implemented yet');
+/** The value stored at `<prefix><name>` (JSON). */
+interface OnceRecord {
+  status: 'running' | 'done' | 'failed';
+  attempts: number;
+  maxAttempts: number;
+  /** Node id of the runner of attempt `attempts`. */
+  by: string;
+  /** Token of the leadership that wrote this record. */
+  token: string;
+}
+
+interface Claim extends OnceRecord {
+  /** Mod revision of our 'running' record: the outcome write is guarded by it. */
+  modRevision: string;
+}
+
+export const DEFAULT_MAX_ATTEMPTS = 3;
+
+interface ResolvedOnceOptions {
+  maxAttempts: number;
+  recordTtl: number | undefined;
+  signal: AbortSignal | undefined;
+}
+
+function resolveOnceOptions(options: unknown): ResolvedOnceOptions {
+  if (options === undefined) return { maxAttempts: DEFAULT_MAX_ATTEMPTS, recordTtl: undefined, signal: undefined };
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`once options must be an object, got ${describeValue(options)}`);
+  }
+  const o = options as OnceOptions;
+  const maxAttempts = o.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  if (typeof maxAttempts !== 'number' || !Number.isInteger(maxAttempts) || maxAttempts < 1) {
+    throw new RangeError(`options.maxAttempts must be a whole number ≥ 1, got ${describeValue(o.maxAttempts)}`);
+  }
+  const recordTtl = o.recordTtl;
+  if (recordTtl !== undefined && (typeof recordTtl !== 'number' || !Number.isInteger(recordTtl) || recordTtl < 1)) {
+    throw new RangeError(`options.recordTtl must be a whole number of seconds ≥ 1, got ${describeValue(recordTtl)}`);
+  }
+  const signal = o.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(`options.signal must be an AbortSignal, got ${describeValue(signal)}`);
+  }
+  return { maxAttempts, recordTtl, signal };
+}
+
+export async function once(core: LockerCore, name: string, fn: OnceFunction, options?: OnceOptions): Promise<OnceOutcome> {
+  validateName(name);
+  if (typeof fn !== 'function') throw new TypeError(`fn for once '${name}' must be a function, got ${typeof fn}`);
+  const opts = resolveOnceOptions(options);
+  opts.signal?.throwIfAborted();
+  return new OnceJob(core, name, fn, opts).start();
+}
+
+const isRecord = (v: unknown): v is OnceRecord => {
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Record<string, unknown>;
+  return (
+    (r['status'] === 'running' || r['status'] === 'done' || r['status'] === 'failed') &&
+    Number.isInteger(r['attempts']) &&
+    Number.isInteger(r['maxAttempts']) &&
+    typeof r['by'] === 'string' &&
+    typeof r['token'] === 'string'
+  );
+};
+
+const outcomeOf = (r: OnceRecord): OnceOutcome => ({ status: r.status === 'done' ? 'done' : 'failed', attempts: r.attempts, by: r.by });
+
+type Settlement = { outcome: OnceOutcome } | { error: unknown };
+
+/** One call of `once` on one host. */
+class OnceJob {
+  private readonly key: string;
+  private readonly result: Promise<OnceOutcome>;
+  private resolve!: (o: OnceOutcome) => void;
+  private reject!: (e: unknown) => void;
+  private settled = false;
+  private singleton: Singleton | undefined;
+  private watcher: Watcher | undefined;
+  private readonly unhooks: (() => void)[] = [];
+
+  constructor(
+    private readonly core: LockerCore,
+    private readonly name: string,
+    private readonly fn: OnceFunction,
+    private readonly opts: ResolvedOnceOptions,
+  ) {
+    // Exactly `<prefix><name>`: the locker's queue logic ignores keys with no '/' after the name.
+    this.key = `${core.prefix}${name}`;
+    this.result = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  start(): Promise<OnceOutcome> {
+    const closed = this.core.closeSignal;
+    if (closed.aborted) return Promise.reject(new LockerClosedError(`run once '${this.name}'`));
+    // The closing locker stops the singleton itself; only the waiting ends here.
+    this.hook(closed, () => this.finish({ error: new LockerClosedError(`finish waiting for once '${this.name}'`) }, false));
+    const { signal } = this.opts;
+    if (signal) this.hook(signal, () => this.finish({ error: signal.reason }, true));
+    this.begin().catch((err: unknown) => this.finish({ error: err }, true));
+    return this.result;
+  }
+
+  private hook(signal: AbortSignal, onAbort: () => void): void {
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.unhooks.push(() => signal.removeEventListener('abort', onAbort));
+  }
+
+  private async begin(): Promise<void> {
+    // Watch before reading: a decision made between the two is seen by one or the other.
+    const watcher = await this.core.client.watch().key(this.key).create();
+    if (this.settled) {
+      void watcher.cancel().catch(() => {});
+      return;
+    }
+    this.watcher = watcher;
+    watcher.on('put', (kv: IKeyValue) => this.observed(kv.value.toString()));
+    // A broken watch only costs speed: the elected host reads the record before running fn.
+    watcher.on('error', () => {});
+    try {
+      const kv = await this.read();
+      if (kv && this.observed(kv.value.toString())) return;
+    } catch (err) {
+      // Same: the runner's read decides. Campaign anyway instead of failing the call.
+      this.core.report(new EtcdUnavailableError(`read of once record '${this.key}'`, err));
+    }
+    if (this.settled) return;
+    this.singleton = this.core.register(this.name, (_remove, l) => this.lead(l));
+  }
+
+  /** A record value seen by the watch or a read: settles the call if it is decided. */
+  private observed(value: string): boolean {
+    const r = parse(value);
+    if (!r || r.status === 'running') return false;
+    this.finish({ outcome: outcomeOf(r) }, true);
+    return true;
+  }
+
+  /**
+   * Settles once: stops watching and, with `leave`, removes this host's singleton
+   * first, so nothing of this call is queued once its promise settles.
+   */
+  private finish(s: Settlement, leave: boolean): void {
+    if (this.settled) return;
+    this.settled = true;
+    for (const u of this.unhooks.splice(0)) u();
+    const w = this.watcher;
+    this.watcher = undefined;
+    if (w) void w.cancel().catch(() => {});
+    const settle = (): void => ('outcome' in s ? this.resolve(s.outcome) : this.reject(s.error));
+    const singleton = this.singleton;
+    if (leave && singleton) void singleton.remove().finally(settle);
+    else settle();
+  }
+
+  // ——— the elected host ———
+
+  /** The singleton's fn: claim an attempt, run fn, record the outcome. */
+  private async lead(l: Leadership): Promise<void> {
+    const claim = await this.claim(l);
+    if (!claim || this.settled) return;
+    let failure: { error: unknown } | undefined;
+    try {
+      await this.fn({ signal: l.signal, token: l.token, attempt: claim.attempts, fence: () => l.fence() });
+    } catch (error) {
+      failure = { error };
+    }
+    if (!failure) return this.decide(l, claim, 'done');
+    // Cut short by the end of the leadership: the attempt is used, and the next runner
+    // (which reads attempt `claim.attempts` as 'running') carries on or records 'failed'.
+    if (l.signal.aborted) return;
+    if (claim.attempts >= claim.maxAttempts) return this.decide(l, claim, 'failed');
+    // Step down: the Singleton reports the error, resigns and queues again after a
+    // backoff, so the next host in line makes the next attempt.
+    throw failure.error;
+  }
+
+  /** Counts the next attempt in the record; undefined when nothing is to be run here. */
+  private async claim(l: Leadership): Promise<Claim | undefined> {
+    const backoff = new Backoff();
+    for (;;) {
+      if (this.settled || l.signal.aborted) return undefined;
+      let kv: IKeyValue | undefined;
+      try {
+        kv = await this.read();
+      } catch (err) {
+        if (!(await backoff.wait(this.core, l, `read of once record '${this.key}'`, err))) return undefined;
+        continue;
+      }
+      const record = kv ? parse(kv.value.toString()) : undefined;
+      if (kv && !record) {
+        this.finish({ error: malformed(this.name, this.key, kv.value.toString()) }, true);
+        return undefined;
+      }
+      const modRevision = kv ? kv.mod_revision : '0';
+      if (record && record.status !== 'running') {
+        this.finish({ outcome: outcomeOf(record) }, true);
+        return undefined;
+      }
+      // Our own write whose answer was lost (etcd3 retries a txn that may have succeeded).
+      if (record && record.token === l.token) return { ...record, modRevision };
+      const max = record?.maxAttempts ?? this.opts.maxAttempts;
+      const used = record?.attempts ?? 0;
+      const next: OnceRecord =
+        used >= max
+          ? // The last allowed attempt was cut short (its host died or lost its lease).
+            { status: 'failed', attempts: used, maxAttempts: max, by: record!.by, token: l.token }
+          : { status: 'running', attempts: used + 1, maxAttempts: max, by: this.core.nodeId, token: l.token };
+      let res: string | 'deposed' | 'conflict';
+      try {
+        res = await this.write(l, modRevision, next);
+      } catch (err) {
+        if (!(await backoff.wait(this.core, l, `write of once record '${this.key}'`, err))) return undefined;
+        continue;
+      }
+      if (res === 'deposed') return undefined; // the Singleton learns it from the watch and ends this leadership
+      if (res === 'conflict') continue;
+      if (next.status === 'running') return { ...next, modRevision: res };
+      this.finish({ outcome: outcomeOf(next) }, true);
+      return undefined;
+    }
+  }
+
+  /** Records the outcome of our attempt, fenced: fails for good once another runner could have started. */
+  private async decide(l: Leadership, claim: Claim, status: 'done' | 'failed'): Promise<void> {
+    const record: OnceRecord = { status, attempts: claim.attempts, maxAttempts: claim.maxAttempts, by: this.core.nodeId, token: l.token };
+    const backoff = new Backoff();
+    let modRevision: string | undefined = claim.modRevision;
+    // One try even if the leadership already ended locally (e.g. after a pause): etcd's
+    // fence, not our clock, says whether another runner may have started since.
+    for (;;) {
+      try {
+        if (modRevision === undefined) {
+          const kv = await this.read();
+          const current = kv ? parse(kv.value.toString()) : undefined;
+          if (current && current.status !== 'running') {
+            // Decided by a later runner while this attempt was paused or cut off.
+            if (current.token !== l.token) this.core.report(this.notRecorded(l, claim, status, `${current.by} had already recorded '${current.status}'`));
+            this.finish({ outcome: outcomeOf(current) }, true);
+            return;
+          }
+          modRevision = kv ? kv.mod_revision : '0';
+        }
+        const res = await this.write(l, modRevision, record);
+        if (res === 'deposed') {
+          this.core.report(this.notRecorded(l, claim, status, 'another host may be running the next attempt'));
+          return;
+        }
+        if (res !== 'conflict') {
+          this.finish({ outcome: outcomeOf(record) }, true);
+          return;
+        }
+        modRevision = undefined; // someone reset the record by hand: look again
+      } catch (err) {
+        if (!(await backoff.wait(this.core, l, `write of once outcome '${this.key}'`, err))) {
+          this.core.report(this.notRecorded(l, claim, status, `etcd could not be reached: ${describe(err)}`));
+          return;
+        }
+        modRevision = undefined; // the write may have landed: read before writing again
+      }
+    }
+  }
+
+  /** The attempt ran here, but the cluster goes on without its outcome (the next runner counts it as used). */
+  private notRecorded(l: Leadership, claim: Claim, status: 'done' | 'failed', why: string): NotLeaderError {
+    const verb = status === 'done' ? 'succeeded' : 'failed';
+    return new NotLeaderError(this.name, `attempt ${claim.attempts} ${verb} after its leadership (token ${l.token}) ended; its outcome was not recorded: ${why}`);
+  }
+
+  private async read(): Promise<IKeyValue | undefined> {
+    const res = await this.core.client.kv.range({ key: Buffer.from(this.key) }, { deadline: this.deadline() });
+    return res.kvs[0];
+  }
+
+  /**
+   * Puts `record` if our leadership key still has its create revision (the token) and the
+   * record is unchanged since `modRevision` ('0' = absent). Resolves with the new mod
+   * revision, 'deposed' (our key is gone) or 'conflict' (the record changed).
+   */
+  private async write(l: Leadership, modRevision: string, record: OnceRecord): Promise<string | 'deposed' | 'conflict'> {
+    const { client } = this.core;
+    const decided = record.status !== 'running';
+    // Only the decision expires: the attempt count must outlive every runner.
+    const lease =
+      decided && this.opts.recordTtl !== undefined
+        ? (await client.leaseClient.leaseGrant({ TTL: this.opts.recordTtl, ID: 0 }, { deadline: this.deadline() })).ID
+        : undefined;
+    const key = Buffer.from(this.key);
+    const res = await client.kv.txn(
+      {
+        compare: [
+          { key: Buffer.from(l.key), target: 'Create', result: 'Equal', create_revision: l.token },
+          { key, target: 'Mod', result: 'Equal', mod_revision: modRevision },
+        ],
+        success: [{ request_put: { key, value: Buffer.from(JSON.stringify(record)), ...(lease ? { lease } : {}) } }],
+        failure: [{ request_range: { key: Buffer.from(l.key) } }],
+      },
+      { deadline: this.deadline() },
+    );
+    if (res.succeeded) return res.header.revision;
+    if (lease) void client.leaseClient.leaseRevoke({ ID: lease }).catch(() => {});
+    const mine = res.responses[0]?.response_range?.kvs[0];
+    return mine && mine.create_revision === l.token ? 'conflict' : 'deposed';
+  }
+
+  private deadline(): Date {
+    return new Date(Date.now() + this.core.requestTimeoutMs());
+  }
+}
+
+function parse(value: string): OnceRecord | undefined {
+  try {
+    const v: unknown = JSON.parse(value);
+    return isRecord(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function malformed(name: string, key: string, value: string): Error {
+  const shown = value.length > 80 ? `${value.slice(0, 80)}…` : value;
+  return new Error(`once '${name}': ${key} holds '${shown}', which is not a run-once record (delete the key to start over)`);
+}
+
+/** Retries of etcd calls while the leadership lasts: exponential, with jitter. */
+class Backoff {
+  private b: IBackoff<unknown> = new ExponentialBackoff({ initialDelay: 50, maxDelay: 2000 }).next();
+
+  /** Reports `err`, waits; false if the leadership ended (no retry then). */
+  async wait(core: LockerCore, l: Leadership, what: string, err: unknown): Promise<boolean> {
+    if (l.signal.aborted) return false;
+    core.report(new EtcdUnavailableError(what, err));
+    const ms = this.b.duration;
+    this.b = this.b.next(undefined);
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(t);
+        l.signal.removeEventListener('abort', done);
+        resolve();
+      }
+      l.signal.addEventListener('abort', done, { once: true });
+    });
+    return !l.signal.aborted;
+  }
 }

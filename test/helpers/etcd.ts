@@ -260,6 +260,8 @@ export function etcdctl(
         signal,
       });
     });
+    // etcdctl may exit before reading stdin (most commands never read it): an EPIPE here is no error.
+    child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
 }

@@ -10,6 +10,20 @@ export type FnSpec =
   | { kind: 'remove-after'; ms: number }
   | { kind: 'fenced'; everyMs: number };
 
+// ——— run-once jobs (locker.once) ———
+/**
+ * The job a host passes to `locker.once`. None of them honours its signal: the worst case
+ * for fencing. `gated`: each attempt first waits until the test sends `{ op: 'release', name }`
+ * to this host (a latch: open for good once released), so tests order events without sleeps.
+ */
+export type JobSpec =
+  /** Resolves after `ms`. */
+  | { kind: 'ok-after'; ms: number; gated?: boolean }
+  /** Rejects. */
+  | { kind: 'always-throw'; gated?: boolean }
+  /** Never settles (to be SIGKILLed or SIGSTOPped mid-job). */
+  | { kind: 'hang' };
+
 export interface HostConfig {
   endpoints: string | string[];
   id: string;
@@ -33,13 +47,17 @@ export type HostCommand =
   | { op: 'health' }
   | { op: 'tryLock'; name: string; fn?: FnSpec }
   | { op: 'block'; ms: number }
+  /** Calls `locker.once`; replies at once, then reports 'job-start'/'job-end' per attempt and one 'outcome'. */
+  | { op: 'once'; name: string; job: JobSpec; maxAttempts?: number; recordTtl?: number }
+  /** Opens the gate of gated jobs of `name` on this host. */
+  | { op: 'release'; name: string }
   | { op: 'exit'; code?: number };
 
 export interface HostEvent {
   /** process.hrtime.bigint() in the host, as a decimal string. */
   t: string;
   id: string;
-  type: 'ready' | 'session' | 'lost' | 'start' | 'stop' | 'fn' | 'error' | 'write';
+  type: 'ready' | 'session' | 'lost' | 'start' | 'stop' | 'fn' | 'error' | 'write' | OnceEventType;
   name?: string;
   token?: string;
   key?: string;
@@ -50,7 +68,16 @@ export interface HostEvent {
   sent?: string;
   ok?: boolean;
   revision?: string;
+  // ——— run-once jobs ———
+  attempt?: number;
+  /** 'outcome': status, attempts and by of the settled `once`; message when it rejected. */
+  status?: 'done' | 'failed';
+  attempts?: number;
+  by?: string;
 }
+
+/** Run-once events: an attempt of the job began / ended here; the `once` call settled. */
+export type OnceEventType = 'job-start' | 'job-end' | 'outcome';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/host.js', import.meta.url));
 
