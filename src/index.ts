@@ -1,6 +1,6 @@
 export { locked, LockerCore, type Locker, type LockerEvents, type Health } from './locker.js';
 export { Singleton, type Leadership, type SingletonFunction, type SingletonEvents, type StopReason, type TryLockResult } from './singleton.js';
-export type { NameStatus, Observer } from './cluster.js';
+export type { LeaderInfo, NameStatus, Observer, ObserverEvents } from './cluster.js';
 export type { OnceContext, OnceFunction, OnceOptions, OnceOutcome } from './once.js';
 export type { LockerOptions } from './options.js';
 export type { Clock } from './clock.js';

@@ -115,6 +115,11 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
     if (this.opts.handleSignals) this.unhook = onShutdown(() => this.close());
   }
 
+  /** Aborted when close() begins: views living on this locker's client (observers) end with it. */
+  get closeSignal(): AbortSignal {
+    return this.lifetime.signal;
+  }
+
   // ——— SingletonHost ———
   get prefix(): string {
     return this.opts.prefix;

@@ -1,0 +1,202 @@
+// The read-mostly commands: status, leader, failover. They never campaign, so they
+// hold no lease: a locker here is just an etcd client with the prefix.
+import { performance } from 'node:perf_hooks';
+import type { IWatchResponse } from 'etcd3';
+import type { NameStatus } from '../cluster.js';
+import { locked, type Locker } from '../locker.js';
+import { validateName } from '../keys.js';
+import { EXIT, UsageError, etcdFailure, say, type Connection } from './common.js';
+
+/**
+ * etcd3 retries a call up to three times across endpoints, each bounded by the
+ * locker's request timeout (2 s with ttl 3); this caps the whole command so an
+ * unreachable etcd is reported within ~10 s whatever the retries do.
+ */
+const COMMAND_DEADLINE_MS = 9_000;
+
+export function viewLocker(conn: Connection, id: string | undefined): Locker {
+  // ttl only sets the request timeout here (max(⅔ ttl, 2 s)); no lease is ever granted.
+  return locked(conn.hosts, { prefix: conn.prefix, ttl: 3, handleSignals: false, etcd: conn.etcd, ...(id ? { id } : {}) });
+}
+
+async function ask<T>(conn: Connection, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${COMMAND_DEADLINE_MS / 1000} s (timed out)`)), COMMAND_DEADLINE_MS);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } catch (err) {
+    throw etcdFailure(err, conn);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function nameArg(positionals: string[], command: 'leader' | 'failover'): string {
+  if (positionals.length === 0) throw new UsageError('missing NAME', command);
+  if (positionals.length > 1) throw new UsageError(`expected one NAME, got ${positionals.length}: ${positionals.join(' ')}`, command);
+  const name = positionals[0]!;
+  try {
+    validateName(name);
+  } catch (err) {
+    throw new UsageError((err as Error).message, command);
+  }
+  return name;
+}
+
+export async function leaderCommand(locker: Locker, conn: Connection, positionals: string[]): Promise<number> {
+  const name = nameArg(positionals, 'leader');
+  const id = await ask(conn, locker.leader(name));
+  if (id === undefined) {
+    say(`nobody leads '${name}' (prefix '${conn.prefix}')`);
+    return EXIT.none;
+  }
+  process.stdout.write(`${id}\n`);
+  return EXIT.ok;
+}
+
+export async function failoverCommand(locker: Locker, conn: Connection, positionals: string[]): Promise<number> {
+  const name = nameArg(positionals, 'failover');
+  const was = await ask(conn, locker.leader(name));
+  if (was === undefined) {
+    say(`nobody leads '${name}' (prefix '${conn.prefix}'): nothing to fail over`);
+    return EXIT.none;
+  }
+  const t0 = performance.now();
+  const now = await ask(conn, locker.failover(name));
+  const ms = Math.round(performance.now() - t0);
+  process.stdout.write(
+    now === undefined
+      ? `${was} was deposed from '${name}' in ${ms} ms; no other candidate, so it leads again once it re-queues\n`
+      : `${now} leads '${name}' now (was ${was}; hand-over took ${ms} ms)\n`,
+  );
+  return EXIT.ok;
+}
+
+export async function statusCommand(locker: Locker, conn: Connection, positionals: string[], json: boolean, watch: boolean): Promise<number> {
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`, 'status');
+  if (!watch) {
+    const status = await ask(conn, locker.status());
+    process.stdout.write(json ? `${JSON.stringify(status, null, 2)}\n` : table(status));
+    return EXIT.ok;
+  }
+  return watchStatus(locker, conn, json);
+}
+
+/** Redraws on every change under the prefix until SIGINT/SIGTERM. */
+async function watchStatus(locker: Locker, conn: Connection, json: boolean): Promise<number> {
+  const tty = process.stdout.isTTY === true && !json;
+  const started = Date.now();
+  const since = new Map<string, { token: string | undefined; at: number; exact: boolean }>();
+  let latest: NameStatus[] = [];
+  let first = true;
+  let trouble: string | undefined;
+
+  let printed: string | undefined;
+  const draw = (): void => {
+    // Piped output gets a new table only when something changed (a reconnect re-reads).
+    const state = JSON.stringify(latest);
+    if (!tty && state === printed) return;
+    printed = state;
+    if (json) {
+      process.stdout.write(`${state}\n`);
+      return;
+    }
+    const ages = new Map([...since].map(([n, s]) => [n, `${s.exact ? '' : '≥'}${age(Date.now() - s.at)}`]));
+    const footer = `${trouble ? `etcd: ${trouble} (retrying)\n` : ''}watching ${conn.endpoints} prefix '${conn.prefix}' since ${new Date(started).toLocaleTimeString()}\n`;
+    process.stdout.write(tty ? `\x1b[H\x1b[2J${table(latest, ages)}\n${footer}` : `${table(latest, ages)}\n`);
+  };
+
+  const read = async (): Promise<void> => {
+    latest = await locker.status();
+    const now = Date.now();
+    for (const s of latest) {
+      const seen = since.get(s.name);
+      if (!seen || seen.token !== s.token) since.set(s.name, { token: s.token, at: first ? started : now, exact: !first });
+    }
+    for (const n of since.keys()) if (!latest.some((s) => s.name === n)) since.delete(n);
+    first = false;
+  };
+
+  // Watch first, read second: a change after the watch connected triggers another read.
+  const watcher = locker.client.watch().prefix(conn.prefix).watcher();
+  let running = false;
+  let again = false;
+  let timer: NodeJS.Timeout | undefined;
+  const refresh = (): void => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    read()
+      .then(
+        () => {
+          trouble = undefined;
+          draw();
+        },
+        (err: unknown) => {
+          trouble = etcdFailure(err, conn).message;
+          if (tty) draw();
+          else say(trouble);
+        },
+      )
+      .finally(() => {
+        running = false;
+        if (again) {
+          again = false;
+          schedule();
+        }
+      });
+  };
+  // Changes come in bursts (a failover is a delete and, soon after, a re-campaign).
+  const schedule = (): void => {
+    if (!timer) timer = setTimeout(() => ((timer = undefined), refresh()), 25);
+  };
+  watcher.on('data', (r: IWatchResponse) => r.events?.length && schedule());
+  watcher.on('connected', schedule);
+  watcher.on('disconnected', () => {
+    trouble = `disconnected from ${conn.endpoints}`;
+    if (tty) draw();
+  });
+  watcher.on('error', () => schedule());
+
+  await ask(conn, read());
+  draw();
+  const ticker = tty ? setInterval(draw, 1000) : undefined;
+  await new Promise<void>((resolve) => {
+    for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => resolve());
+  });
+  if (ticker) clearInterval(ticker);
+  await Promise.race([watcher.cancel().catch(() => {}), new Promise((r) => setTimeout(r, 500))]);
+  return EXIT.ok;
+}
+
+function age(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  return s < 172_800 ? `${Math.floor(s / 3600)}h` : `${Math.floor(s / 86_400)}d`;
+}
+
+/** A plain table; `ages` adds an AGE column (only --watch can know it: etcd keeps no timestamps). */
+export function table(status: NameStatus[], ages?: Map<string, string>): string {
+  if (status.length === 0) return 'no names under this prefix\n';
+  const head = ['NAME', 'LEADER', 'TOKEN', 'CANDIDATES', ...(ages ? ['AGE'] : [])];
+  const rows = status.map((s) => [
+    s.name,
+    s.leader ?? '-',
+    s.token ?? '-',
+    candidates(s.candidates),
+    ...(ages ? [ages.get(s.name) ?? '-'] : []),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  return `${[head, ...rows].map(line).join('\n')}\n`;
+}
+
+function candidates(ids: string[]): string {
+  const shown = ids.slice(0, 5).join(',');
+  return ids.length > 5 ? `${shown},… (${ids.length})` : `${shown} (${ids.length})`;
+}

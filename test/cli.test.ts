@@ -1,0 +1,377 @@
+// The `locked` command, spawned as a user would run it (the built .build/src/cli/main.js),
+// against a real 3-node etcd. Children are tiny node scripts that append what they see
+// (environment, signals, wall-clock times) to a file as JSON lines.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePorts, startEtcd, type EtcdCluster } from './helpers/etcd.js';
+import { startProxy, type Proxy } from './helpers/proxy.js';
+import { waitFor } from './helpers/wait.js';
+
+const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+/** Appends {ev, t, pid, id, ...} lines to $OUT; exits 0 on SIGTERM/SIGINT; exits 7 once $GO exists. */
+const CHILD_SCRIPT = `
+const fs = require('fs');
+const w = (o) => fs.appendFileSync(process.env.OUT, JSON.stringify({ ...o, t: Date.now(), pid: process.pid, id: process.env.LOCKED_ID }) + '\\n');
+w({ ev: 'start', name: process.env.LOCKED_NAME, token: process.env.LOCKED_TOKEN, key: process.env.LOCKED_KEY,
+    endpoints: process.env.LOCKED_ENDPOINTS, prefix: process.env.LOCKED_PREFIX });
+for (const s of ['SIGTERM', 'SIGINT']) process.on(s, () => { w({ ev: s }); process.exit(0); });
+setInterval(() => { if (process.env.GO && fs.existsSync(process.env.GO)) { w({ ev: 'exit7' }); process.exit(7); } }, 20);
+`;
+const CHILD = ['node', '-e', CHILD_SCRIPT];
+
+interface ChildEvent {
+  ev: 'start' | 'SIGTERM' | 'SIGINT' | 'exit7';
+  t: number;
+  pid: number;
+  id: string;
+  name?: string;
+  token?: string;
+  key?: string;
+  endpoints?: string;
+  prefix?: string;
+}
+
+let cluster: EtcdCluster;
+let dir: string;
+const procs = new Set<ChildProcess>();
+const outFiles: string[] = [];
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'locked-cli-'));
+  cluster = await startEtcd({ members: 3 });
+});
+after(async () => {
+  for (const p of procs) p.kill('SIGKILL');
+  // A SIGKILLed `locked run` leaves its child (own process group) behind: end those too.
+  for (const f of outFiles) for (const e of events(f)) killOurs(e.pid, f);
+  await cluster?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** SIGKILLs `pid` only if it is still one of our children (its OUT is `file`): pids get reused. */
+function killOurs(pid: number, file: string): void {
+  try {
+    if (!readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`OUT=${file}`)) return;
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone already
+  }
+}
+
+let seq = 0;
+const uniquePrefix = (): string => `cli${Math.random().toString(36).slice(2, 8)}/`;
+function outFile(): string {
+  const f = join(dir, `out-${++seq}.jsonl`);
+  outFiles.push(f);
+  return f;
+}
+function events(file: string): ChildEvent[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as ChildEvent);
+}
+
+interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** A running `locked ...` process. */
+class Cli {
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<Result>;
+  readonly proc: ChildProcess;
+
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
+    const t0 = Date.now();
+    const clean = { ...process.env };
+    delete clean['LOCKED_ENDPOINTS'];
+    delete clean['LOCKED_PREFIX'];
+    this.proc = spawn(process.execPath, [MAIN, ...args], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    procs.add(this.proc);
+    this.proc.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
+    this.proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = new Promise((resolve) =>
+      this.proc.on('exit', (code, signal) => {
+        procs.delete(this.proc);
+        const ms = Date.now() - t0;
+        // Output may still be in the pipes; a grandchild that inherited them (a run's
+        // child outliving it) would hold 'close' back for ever, so wait only briefly.
+        const done = (): void => resolve({ code, signal, stdout: this.stdout, stderr: this.stderr, ms });
+        const timer = setTimeout(done, 1000);
+        this.proc.once('close', () => {
+          clearTimeout(timer);
+          done();
+        });
+      }),
+    );
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    this.proc.kill(signal);
+  }
+
+  /** Stops it the way a supervisor would, and waits. */
+  async stop(): Promise<Result> {
+    this.kill('SIGTERM');
+    const timer = setTimeout(() => this.kill('SIGKILL'), 20_000);
+    const r = await this.exited;
+    clearTimeout(timer);
+    return r;
+  }
+}
+
+const cli = (args: string[], env?: NodeJS.ProcessEnv): Promise<Result> => new Cli(args, env).exited;
+
+function run(name: string, prefix: string, id: string, out: string, opts: { endpoints?: string; ttl?: number; go?: string } = {}): Cli {
+  return new Cli(
+    ['run', name, '--endpoints', opts.endpoints ?? cluster.endpointsString, '--prefix', prefix, '--id', id, '--ttl', String(opts.ttl ?? 10), '--grace', '5', '--', ...CHILD],
+    { OUT: out, ...(opts.go ? { GO: opts.go } : {}) },
+  );
+}
+
+async function statusJson(prefix: string): Promise<{ name: string; leader?: string; token?: string; candidates: string[] }[]> {
+  const r = await cli(['status', '--json', '--endpoints', cluster.endpointsString, '--prefix', prefix]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as { name: string; leader?: string; token?: string; candidates: string[] }[];
+}
+
+/** Waits until `ids` are the candidates of `name`, in this order. */
+function queued(prefix: string, name: string, ids: string[]): Promise<unknown> {
+  return waitFor(async () => (await statusJson(prefix)).find((s) => s.name === name)?.candidates.join() === ids.join(), {
+    timeoutMs: 20_000,
+    intervalMs: 100,
+    message: `candidates of ${name} = ${ids.join(',')}`,
+  });
+}
+
+function waitEvent(file: string, pred: (e: ChildEvent) => boolean, message: string, timeoutMs = 20_000): Promise<ChildEvent> {
+  return waitFor(() => events(file).find(pred), { timeoutMs, intervalMs: 20, message });
+}
+
+const noStack = (s: string): void => assert.doesNotMatch(s, /\n\s+at .+:\d+:\d+/, `stack trace in: ${s}`);
+
+describe('locked command', () => {
+  test('usage errors exit 2 with usage; --help works for the command and each subcommand', async () => {
+    const bad: [string[], RegExp][] = [
+      [[], /missing command/],
+      [['bogus'], /unknown command 'bogus'/],
+      [['run'], /missing NAME/],
+      [['run', 'job'], /missing the command to run/],
+      [['run', 'job', '--ttl', '1', '--', 'true'], /--ttl must be a number of seconds ≥ 2, got '1'/],
+      [['run', 'job', '--grace', 'soon', '--', 'true'], /--grace must be a number of seconds ≥ 0, got 'soon'/],
+      [['status', '--nope'], /Unknown option '--nope'/],
+      [['status', '--user', 'nocolon'], /--user must be NAME:PASSWORD/],
+      [['leader'], /missing NAME/],
+      [['failover', 'a/b'], /must not contain '\/'/],
+      [['status', '--cacert', '/nonexistent/ca.pem'], /cannot read --cacert file '\/nonexistent\/ca.pem'/],
+    ];
+    const results = await Promise.all(bad.map(([args]) => cli(args)));
+    results.forEach((r, i) => {
+      const [args, msg] = bad[i]!;
+      assert.equal(r.code, 2, `locked ${args.join(' ')} exits 2; stderr: ${r.stderr}`);
+      assert.match(r.stderr, msg);
+      assert.match(r.stderr, /Usage: locked/);
+      noStack(r.stderr);
+    });
+    const helps = await Promise.all([['--help'], ['run', '--help'], ['status', '-h'], ['leader', '--help'], ['--help', 'failover']].map((a) => cli(a)));
+    for (const [i, sub] of ['<command>', 'run NAME', 'status', 'leader NAME', 'failover NAME'].entries()) {
+      assert.equal(helps[i]!.code, 0);
+      assert.match(helps[i]!.stdout, new RegExp(`^Usage: locked ${sub}`));
+    }
+  });
+
+  test('unreachable etcd: status, leader and failover fail within 10 s, naming the endpoint', async () => {
+    const [port] = await freePorts(1);
+    // Refused connections, and a peer that accepts but never answers.
+    const silent: Proxy = await startProxy(cluster.endpoints[0]!);
+    silent.blackhole();
+    try {
+      const cases = [`127.0.0.1:${port}`, silent.endpoint].flatMap((ep) => [
+        ['status', '--endpoints', ep],
+        ['leader', 'job', '--endpoints', ep],
+        ['failover', 'job', '--endpoints', ep],
+      ]);
+      const results = await Promise.all(cases.map((a) => cli(a)));
+      results.forEach((r, i) => {
+        const ep = cases[i]![cases[i]!.length - 1]!;
+        assert.equal(r.code, 3, `${cases[i]!.join(' ')}: ${r.stderr}`);
+        assert.ok(r.ms < 10_000, `${cases[i]!.join(' ')} took ${r.ms} ms`);
+        assert.match(r.stderr, new RegExp(`cannot reach etcd at ${ep.replace(/\./g, '\\.')}`));
+        noStack(r.stderr);
+      });
+    } finally {
+      await silent.close();
+    }
+  });
+
+  test('two runs of one name: exactly one child, with LOCKED_* set; status (JSON and table) and leader agree', async () => {
+    const prefix = uniquePrefix();
+    const out = outFile();
+    const a = run('job', prefix, 'A', out);
+    const first = await waitEvent(out, (e) => e.ev === 'start', 'a child starts');
+    const b = run('job', prefix, 'B', out);
+    try {
+      await queued(prefix, 'job', ['A', 'B']);
+      const starts = events(out).filter((e) => e.ev === 'start');
+      assert.equal(starts.length, 1, `exactly one child: ${JSON.stringify(starts)}`);
+      assert.equal(first.id, 'A');
+      assert.equal(first.name, 'job');
+      assert.equal(first.endpoints, cluster.endpointsString);
+      assert.equal(first.prefix, prefix);
+      assert.match(first.token!, /^\d+$/);
+      assert.match(first.key!, new RegExp(`^${prefix}job/[0-9a-f]+$`));
+      const keys = await cluster.keys(prefix);
+      assert.ok(keys.length === 2 && keys.includes(first.key!), `two keys, A's among them: ${keys.join(', ')}`);
+
+      const json = await statusJson(prefix);
+      assert.deepEqual(json, [{ name: 'job', leader: 'A', token: first.token, candidates: ['A', 'B'] }]);
+      const tableOut = await cli(['status', '--endpoints', cluster.endpointsString], { LOCKED_PREFIX: prefix });
+      assert.equal(tableOut.code, 0, tableOut.stderr);
+      const lines = tableOut.stdout.trim().split('\n');
+      assert.match(lines[0]!, /^NAME\s+LEADER\s+TOKEN\s+CANDIDATES$/);
+      assert.match(lines[1]!, new RegExp(`^job\\s+A\\s+${first.token}\\s+A,B \\(2\\)$`));
+
+      const leader = await cli(['leader', 'job', '--prefix', prefix], { LOCKED_ENDPOINTS: cluster.endpointsString });
+      assert.deepEqual([leader.code, leader.stdout], [0, 'A\n']);
+      const none = await cli(['leader', 'nobody', '--prefix', prefix, '--endpoints', cluster.endpointsString]);
+      assert.equal(none.code, 1);
+      assert.match(none.stderr, /nobody leads 'nobody'/);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  test('failover moves the child: the old one gets SIGTERM, the new one a larger LOCKED_TOKEN', async () => {
+    const prefix = uniquePrefix();
+    const out = outFile();
+    const a = run('job', prefix, 'A', out);
+    const first = await waitEvent(out, (e) => e.ev === 'start', 'A child starts');
+    const b = run('job', prefix, 'B', out);
+    try {
+      await queued(prefix, 'job', ['A', 'B']);
+      const watch = new Cli(['status', '--watch', '--json', '--endpoints', cluster.endpointsString, '--prefix', prefix]);
+      const lines = (): { leader?: string; candidates: string[] }[][] =>
+        watch.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { leader?: string; candidates: string[] }[]);
+      await waitFor(() => lines()[0]?.[0]?.leader === 'A', { timeoutMs: 10_000, message: 'status --watch shows A' });
+      const r = await cli(['failover', 'job', '--endpoints', cluster.endpointsString, '--prefix', prefix]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^B leads 'job' now \(was A; hand-over took \d+ ms\)$/m);
+      const second = await waitEvent(out, (e) => e.ev === 'start' && e.id === 'B', 'B child starts');
+      await waitEvent(out, (e) => e.ev === 'SIGTERM' && e.pid === first.pid, "A's child gets SIGTERM");
+      assert.ok(BigInt(second.token!) > BigInt(first.token!), `token ${second.token} > ${first.token}`);
+      // The deposed runner queued again, at the back; the watching status saw it happen.
+      await queued(prefix, 'job', ['B', 'A']);
+      await waitFor(() => lines().some((l) => l[0]?.candidates.join() === 'B,A'), { timeoutMs: 10_000, message: 'status --watch shows B,A' });
+      watch.kill('SIGINT');
+      assert.equal((await watch.exited).code, 0);
+      assert.equal(events(out).filter((e) => e.ev === 'start').length, 2);
+      assert.equal(a.proc.exitCode, null, 'the deposed runner keeps running');
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  test("SIGTERM to the leading run: forwarded to its child, released, and the standby's child starts long before the TTL", async (t) => {
+    const prefix = uniquePrefix();
+    const out = outFile();
+    const a = run('job', prefix, 'A', out, { ttl: 10 });
+    const first = await waitEvent(out, (e) => e.ev === 'start', 'A child starts');
+    const b = run('job', prefix, 'B', out, { ttl: 10 });
+    try {
+      await queued(prefix, 'job', ['A', 'B']);
+      const sent = Date.now();
+      a.kill('SIGTERM');
+      const second = await waitEvent(out, (e) => e.ev === 'start' && e.id === 'B', 'B child starts');
+      const term = events(out).find((e) => e.ev === 'SIGTERM' && e.pid === first.pid);
+      assert.ok(term, "A's child got the SIGTERM");
+      assert.ok(term.t <= second.t, "A's child stopped before B's started");
+      const ms = second.t - sent;
+      t.diagnostic(`SIGTERM to leading run → standby's child started: ${ms} ms`);
+      // Without the release the standby would wait for the 10 s lease to expire.
+      assert.ok(ms < 5_000, `standby's child started ${ms} ms after the SIGTERM`);
+      const r = await a.exited;
+      assert.equal(r.code, 0, `run exits with its child's status; stderr: ${r.stderr}`);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  test("a child that exits by itself: run releases at once and exits with the child's status", async () => {
+    const prefix = uniquePrefix();
+    const out = outFile();
+    const go = join(dir, `go-${seq}`);
+    const a = run('job', prefix, 'A', out, { ttl: 10, go });
+    await waitEvent(out, (e) => e.ev === 'start', 'A child starts');
+    const b = run('job', prefix, 'B', out, { ttl: 10 });
+    try {
+      await queued(prefix, 'job', ['A', 'B']);
+      writeFileSync(go, '');
+      const r = await a.exited;
+      assert.equal(r.code, 7, r.stderr);
+      const exit = events(out).find((e) => e.ev === 'exit7')!;
+      const second = await waitEvent(out, (e) => e.ev === 'start' && e.id === 'B', 'B child starts');
+      assert.ok(second.t - exit.t < 5_000, `released: B's child started ${second.t - exit.t} ms after A's exited (lease ttl 10 s)`);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  test('leadership lost (etcd cut off): the child gets SIGTERM before the standby can start', async (t) => {
+    const prefix = uniquePrefix();
+    const out = outFile();
+    const proxy = await startProxy(cluster.endpoints[0]!);
+    const a = run('job', prefix, 'A', out, { ttl: 3, endpoints: proxy.endpoint });
+    try {
+      const first = await waitEvent(out, (e) => e.ev === 'start', 'A child starts');
+      const b = run('job', prefix, 'B', out, { ttl: 3 });
+      try {
+        await queued(prefix, 'job', ['A', 'B']);
+        proxy.blackhole();
+        const second = await waitEvent(out, (e) => e.ev === 'start' && e.id === 'B', 'B child starts', 20_000);
+        const term = await waitEvent(out, (e) => e.ev === 'SIGTERM' && e.pid === first.pid, "A's child gets SIGTERM");
+        t.diagnostic(`A's child SIGTERMed ${second.t - term.t} ms before B's child started`);
+        assert.ok(term.t < second.t, `SIGTERM at ${term.t} must come before the standby's start at ${second.t}`);
+        assert.ok(BigInt(second.token!) > BigInt(first.token!));
+      } finally {
+        proxy.heal();
+        await b.stop();
+      }
+    } finally {
+      await a.stop();
+      await proxy.close();
+    }
+  });
+
+  test('run waits for etcd, says so once, and starts when etcd answers', async () => {
+    const prefix = uniquePrefix();
+    const out = outFile();
+    const proxy = await startProxy(cluster.endpoints[0]!);
+    proxy.blackhole();
+    const a = run('job', prefix, 'A', out, { ttl: 3, endpoints: proxy.endpoint });
+    try {
+      await waitFor(() => /waiting for etcd at 127\.0\.0\.1:\d+/.test(a.stderr), { timeoutMs: 15_000, message: 'waiting message' });
+      // Let a few more attempts fail (each lease grant waits 2 s) before etcd comes back.
+      await new Promise((r) => setTimeout(r, 4_500));
+      proxy.heal();
+      await waitEvent(out, (e) => e.ev === 'start', 'child starts once etcd is back', 30_000);
+      assert.equal(a.stderr.match(/waiting for etcd/g)?.length, 1, `said once: ${a.stderr}`);
+      noStack(a.stderr);
+    } finally {
+      await a.stop();
+      await proxy.close();
+    }
+  });
+});
