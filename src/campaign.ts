@@ -45,11 +45,15 @@ export function campaignTxn(r: CampaignRequest): ITxnRequest {
 
 function readResult(r: CampaignRequest, res: Pick<ITxnResponse, 'succeeded' | 'responses'>, revision: bigint): CampaignResult {
   const range: IRangeResponse | undefined = res.responses[res.succeeded ? 1 : 0]?.response_range;
-  const candidates: Candidate[] = (range?.kvs ?? []).map((kv) => ({
-    key: kv.key.toString(),
-    value: kv.value.toString(),
-    createRevision: BigInt(kv.create_revision),
-  }));
+  const candidates: Candidate[] = (range?.kvs ?? []).map((kv) => {
+    const key = kv.key.toString();
+    const value = kv.value.toString();
+    // The queue keeps these for as long as the name is registered: share the strings
+    // the election already holds instead of keeping a second copy of each per name.
+    return key === r.key && value === r.value
+      ? { key: r.key, value: r.value, createRevision: BigInt(kv.create_revision) }
+      : { key, value, createRevision: BigInt(kv.create_revision) };
+  });
   const mine = candidates.find((c) => c.key === r.key);
   if (!mine && !r.tryOnly) throw new Error(`campaign for ${r.key} did not find its own key in the queue`);
   return { revision, candidates, createRevision: mine?.createRevision };
@@ -61,7 +65,11 @@ interface Pending {
   reject(e: unknown): void;
 }
 
-/** Sub-transactions per request: etcd's default --max-txn-ops is 128 per level. */
+/**
+ * Sub-transactions per request. etcd's --max-txn-ops (default 128) bounds the outer txn,
+ * and each sub-txn gets what the outer one left over (128 − 100 = 28 ≥ our 2 ops); at
+ * 127 sub-txns etcd answers "too many operations in txn request".
+ */
 const BATCH = 100;
 /** Batches in flight at once. */
 const PARALLEL = 8;

@@ -25,12 +25,18 @@ export function headOf(candidates: Iterable<Candidate>): Candidate | undefined {
   return head;
 }
 
+/**
+ * The view is a small array sorted by create revision, not a Map: a name has a handful
+ * of candidates, and a locker holds thousands of names, so per-name memory counts
+ * (a Map's hash table alone is ~200 bytes). Arrays are replaced, never grown in place,
+ * so each holds exactly its candidates.
+ */
 export class Queue {
-  private readonly entries = new Map<string, Candidate>();
+  private entries: readonly Candidate[] = NONE;
   /** Highest revision reflected in `entries`; undefined until the first snapshot. */
   private revision: bigint | undefined;
   /** Events seen before the first snapshot, replayed over it. */
-  private early: KeyEvent[] = [];
+  private early: KeyEvent[] | undefined;
 
   get initialized(): boolean {
     return this.revision !== undefined;
@@ -41,52 +47,97 @@ export class Queue {
    * already delivered is ignored: the watch is gap-free after the first snapshot, so
    * the view it built is newer and complete.
    */
-  reset(kvs: Candidate[], revision: bigint): void {
+  reset(kvs: readonly Candidate[], revision: bigint): void {
     if (this.revision !== undefined && revision <= this.revision) return;
-    this.entries.clear();
-    for (const kv of kvs) this.entries.set(kv.key, kv);
+    this.entries = kvs.length === 0 ? NONE : sorted(kvs);
     this.revision = revision;
     const early = this.early;
-    this.early = [];
-    for (const ev of early) this.apply(ev);
+    this.early = undefined;
+    if (early) for (const ev of early) this.apply(ev);
   }
 
   /** Forgets everything (after the watch lost events, e.g. to compaction): a new snapshot is needed. */
   invalidate(): void {
-    this.entries.clear();
+    this.entries = NONE;
     this.revision = undefined;
-    this.early = [];
+    this.early = undefined;
   }
 
   /** Applies one watch event; returns whether the view changed. */
   apply(ev: KeyEvent): boolean {
     if (this.revision === undefined) {
-      this.early.push(ev);
+      (this.early ??= []).push(ev);
       return false;
     }
     if (ev.modRevision <= this.revision) return false;
     this.revision = ev.modRevision;
-    if (ev.type === 'delete') return this.entries.delete(ev.key);
-    const prev = this.entries.get(ev.key);
-    this.entries.set(ev.key, { key: ev.key, value: ev.value, createRevision: ev.createRevision });
-    return prev === undefined || prev.value !== ev.value || prev.createRevision !== ev.createRevision;
+    const i = this.indexOf(ev.key);
+    if (ev.type === 'delete') {
+      if (i < 0) return false;
+      this.entries = without(this.entries, i);
+      return true;
+    }
+    const prev = i < 0 ? undefined : this.entries[i]!;
+    if (prev && prev.value === ev.value && prev.createRevision === ev.createRevision) return false;
+    const next: Candidate = { key: ev.key, value: ev.value, createRevision: ev.createRevision };
+    this.entries = insert(i < 0 ? this.entries : without(this.entries, i), next);
+    return true;
   }
 
   get(key: string): Candidate | undefined {
-    return this.entries.get(key);
+    const i = this.indexOf(key);
+    return i < 0 ? undefined : this.entries[i];
   }
 
   /** The leader: the key with the lowest create revision. */
   head(): Candidate | undefined {
-    return headOf(this.entries.values());
+    return this.entries[0];
   }
 
   /** All candidates, leader first. */
   ordered(): Candidate[] {
-    return [...this.entries.values()].sort((a, b) => (a.createRevision < b.createRevision ? -1 : a.createRevision > b.createRevision ? 1 : 0));
+    return this.entries.slice();
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.entries.length;
   }
+
+  private indexOf(key: string): number {
+    const e = this.entries;
+    for (let i = 0; i < e.length; i++) if (e[i]!.key === key) return i;
+    return -1;
+  }
+}
+
+const NONE: readonly Candidate[] = Object.freeze([]);
+
+const byCreate = (a: Candidate, b: Candidate): number => (a.createRevision < b.createRevision ? -1 : a.createRevision > b.createRevision ? 1 : 0);
+
+/** Candidates ordered by create revision (stable: equal revisions keep their order, as `headOf` does). */
+function sorted(kvs: readonly Candidate[]): readonly Candidate[] {
+  const out = kvs.slice();
+  for (let i = 1; i < out.length; i++) {
+    if (byCreate(out[i - 1]!, out[i]!) > 0) return out.sort(byCreate);
+  }
+  return out;
+}
+
+/** A new array with `c` after every candidate whose create revision is not greater. */
+function insert(entries: readonly Candidate[], c: Candidate): readonly Candidate[] {
+  let at = entries.length;
+  while (at > 0 && entries[at - 1]!.createRevision > c.createRevision) at--;
+  const out = new Array<Candidate>(entries.length + 1);
+  for (let j = 0; j < at; j++) out[j] = entries[j]!;
+  out[at] = c;
+  for (let j = at; j < entries.length; j++) out[j + 1] = entries[j]!;
+  return out;
+}
+
+/** A new array without the candidate at `at`. */
+function without(entries: readonly Candidate[], at: number): readonly Candidate[] {
+  if (entries.length === 1) return NONE;
+  const out = new Array<Candidate>(entries.length - 1);
+  for (let j = 0, k = 0; j < entries.length; j++) if (j !== at) out[k++] = entries[j]!;
+  return out;
 }
