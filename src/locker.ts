@@ -104,13 +104,22 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
   private readonly lifetime = new AbortController();
   private readonly unhook: (() => void) | undefined;
   private lastError: Error | undefined;
+  /** Leases of lost sessions, revoked again once etcd answers (their keys block our names until then). */
+  private readonly orphans = new Set<string>();
   private warned = false;
 
   constructor(hosts: unknown, options?: LockerOptions) {
     super();
     this.opts = resolveOptions(hosts, options);
     const { etcd } = this.opts;
-    this.client = new Etcd3({ ...etcd, hosts: this.opts.hosts, grpcOptions: { ...GRPC_KEEPALIVE, ...etcd.grpcOptions } });
+    this.client = new Etcd3({
+      ...etcd,
+      hosts: this.opts.hosts,
+      grpcOptions: { ...GRPC_KEEPALIVE, ...etcd.grpcOptions },
+      // etcd3's watch reconnect backoff grows to 30 s: after an outage our names would be
+      // blind that long. Campaigns don't need the watch up, but hand-overs do.
+      faultHandling: { watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }).next(), ...etcd.faultHandling },
+    });
     this.batcher = new CampaignBatcher(this.client, () => this.requestTimeoutMs());
     if (this.opts.handleSignals) this.unhook = onShutdown(() => this.close());
   }
@@ -247,7 +256,7 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
 
   private async startWatch(): Promise<void> {
     try {
-      this.watch = await PrefixWatch.start(this.client, this.prefix, {
+      this.watch = new PrefixWatch(this.client, this.prefix, {
         events: (evs) => this.dispatch(evs),
         resync: () => this.resyncAll(),
         // A reconnecting watch resumes gap-free, so campaigning goes on while it is down;
@@ -256,8 +265,10 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
           this.watchConnected = up;
         },
       });
+      await this.watch.ready;
     } catch (err) {
       if (this.closing) return;
+      void this.watch?.close();
       this.report(new EtcdUnavailableError('watch', err));
       await this.pause(1000);
       return this.startWatch();
@@ -282,6 +293,7 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
         }
         this.current = session;
         this.warned = false;
+        this.revokeOrphans();
         this.emit('session', session.leaseId);
         this.becameReady();
         return;
@@ -297,6 +309,10 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
   private lost(session: Session, err: LeaseLostError): void {
     if (this.current !== session) return;
     this.current = undefined;
+    // The session tries to revoke its lease at once; during an outage that fails, and the
+    // old keys would make every name of ours wait a full TTL after etcd is back. Revoke
+    // again as soon as a new lease shows etcd answers.
+    this.orphans.add(session.leaseId);
     for (const s of this.names.values()) s.sessionLost();
     try {
       this.emit('lost', err);
@@ -306,6 +322,14 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
     if (!this.closing) void this.renew();
   }
 
+  private revokeOrphans(): void {
+    for (const id of this.orphans) {
+      this.orphans.delete(id);
+      // An unknown lease (already expired or revoked) is the usual answer: nothing to do.
+      this.client.leaseClient.leaseRevoke({ ID: id }, { deadline: new Date(Date.now() + this.requestTimeoutMs()) }).catch(() => {});
+    }
+  }
+
   private becameReady(): void {
     if (!this.session()) return;
     for (const w of this.readyWaiters.splice(0)) w();
@@ -313,6 +337,9 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
   }
 
   private dispatch(events: KeyEvent[]): void {
+    // After a pause (SIGSTOP, VM freeze) I/O callbacks run before timers: judge the
+    // step-down deadline first, so a woken leader stops as 'lost' before acting on events.
+    this.current?.checkDeadline();
     // Group by name: a batch of events for one name is applied before the queue is judged.
     let byName: Map<string, KeyEvent[]> | undefined;
     for (const ev of events) {

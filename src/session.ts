@@ -168,13 +168,17 @@ export class Session {
     // connection still leaves time for a retry (on another member) before the deadline.
     const attemptMs = Math.max(200, keepaliveIntervalMs / 2);
     let retryMs = 50;
+    let failures = 0;
     let nextAt = this.lastAckSent + keepaliveIntervalMs;
     while (!this.controller.signal.aborted) {
       await this.sleep(nextAt - clock.now());
       if (this.controller.signal.aborted) return;
       const sent = clock.now();
       try {
-        const res = await keepaliveOnce(this.client, this.leaseId, attemptMs);
+        // A first slow answer is usually load, not a dead connection: abandon just the
+        // stream. From the second failure in a row on, let gRPC's deadline fail the call,
+        // which makes etcd3 drop the member's connection and dial again (or another member).
+        const res = await keepaliveOnce(this.client, this.leaseId, attemptMs, failures >= 1);
         if (this.controller.signal.aborted) return;
         if (Number(res.TTL) <= 0) {
           this.lose('etcd reports the lease expired or revoked');
@@ -182,10 +186,12 @@ export class Session {
         }
         this.acknowledge(sent);
         retryMs = 50;
+        failures = 0;
         nextAt = sent + keepaliveIntervalMs;
       } catch (err) {
         if (this.controller.signal.aborted) return;
         this.lastError = err;
+        failures++;
         nextAt = clock.now() + retryMs;
         retryMs = Math.min(retryMs * 2, attemptMs);
       }
@@ -200,21 +206,25 @@ export class Session {
 /**
  * One keepalive on a stream of its own: the answer belongs to exactly this request, so
  * its send time is known, and a stream stuck on a dead connection is abandoned with it.
+ * With `resetOnTimeout`, the call carries a gRPC deadline: its failure makes etcd3 mark
+ * the member failed and reconnect. Without, the stream is half-closed before it is
+ * cancelled, which etcd3 does not count against the member.
  */
-async function keepaliveOnce(client: Etcd3, leaseId: string, timeoutMs: number): Promise<ILeaseKeepAliveResponse> {
-  const stream = await client.leaseClient.leaseKeepAlive({ deadline: new Date(Date.now() + timeoutMs) });
+async function keepaliveOnce(client: Etcd3, leaseId: string, timeoutMs: number, resetOnTimeout: boolean): Promise<ILeaseKeepAliveResponse> {
+  const stream = await client.leaseClient.leaseKeepAlive(resetOnTimeout ? { deadline: new Date(Date.now() + timeoutMs) } : {});
   return new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
-    // gRPC's own deadline fails the stream first; etcd3 then marks the member failed and
-    // reconnects, which is what a black-holed connection needs. This timer is a backstop.
-    const timer = setTimeout(() => finish(new Error(`keepalive not answered within ${timeoutMs} ms`)), timeoutMs + 250);
+    const timer = setTimeout(
+      () => finish(new Error(`keepalive not answered within ${timeoutMs} ms`)),
+      resetOnTimeout ? timeoutMs + 250 : timeoutMs,
+    );
     let done = false;
     const finish = (err: unknown, res?: ILeaseKeepAliveResponse): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      // Half-close first: etcd3 only blames the member for errors on a writable stream.
+      stream.end();
       if (res) {
-        // Half-close, not cancel: a cancelled stream counts as a failure of the member.
-        stream.end();
         resolve(res);
       } else {
         stream.cancel();

@@ -2,9 +2,9 @@ import { EventEmitter } from 'node:events';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { ComparatorBuilder, Etcd3 } from 'etcd3';
 import type { Clock, Timer } from './clock.js';
-import { Election, type ElectionContext } from './election.js';
+import { Election, type ElectionContext, type ElectionListener } from './election.js';
 import { EtcdUnavailableError, LeaderFunctionError, LockerClosedError, NotLeaderError } from './errors.js';
-import type { KeyEvent } from './queue.js';
+import type { Candidate, KeyEvent } from './queue.js';
 import type { Session } from './session.js';
 
 /** Why this host stopped leading a name. */
@@ -91,8 +91,12 @@ export class Singleton extends EventEmitter<SingletonEvents> {
   private removing: Promise<void> | undefined;
   /** Set while an erroring leader deletes its key: no new campaign may race that delete. */
   private resigning = false;
+  /** Set while the last run of fn settles after its leadership ended. */
+  private draining = false;
   private retryTimer: Timer | undefined;
+  private retryKind: 'error' | 'campaign' | undefined;
   private backoff: IBackoff<unknown> | undefined;
+  private campaignBackoff: IBackoff<unknown> | undefined;
 
   /** Pending `tryLock()` answer; once settled, a try-lock singleton never campaigns again. */
   private tryAnswer: ((r: TryLockResult | Error) => void) | undefined;
@@ -105,32 +109,37 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     readonly mode: 'queue' | 'try' = 'queue',
   ) {
     super();
-    this.election = new Election(name, host, {
-      elected: (key, token, session) => {
-        this.answer({ acquired: true, singleton: this });
-        this.begin(key, token, session);
-      },
-      keyLost: (wasLeading) => {
-        if (wasLeading) this.end('deposed');
-        if (this.mode === 'try') this.retire();
-        else this.start();
-      },
-      campaignFailed: (err) => {
-        const e = new EtcdUnavailableError(`campaign for '${name}'`, err);
-        if (this.mode === 'try') {
-          this.answer(e);
-          this.retire();
-          return;
-        }
-        this.report(e);
-        this.retryLater();
-      },
-      taken: (holder) => {
-        this.answer({ acquired: false, holder: holder?.value });
-        this.retire();
-      },
-    });
+    this.election = new Election(name, host, new Singleton.Listener(this));
   }
+
+  /** The election's callbacks: one small object with prototype methods, not four closures per name. */
+  private static readonly Listener = class implements ElectionListener {
+    constructor(private readonly s: Singleton) {}
+    elected(key: string, token: bigint, session: Session): void {
+      this.s.campaignBackoff = undefined;
+      this.s.answer({ acquired: true, singleton: this.s });
+      this.s.begin(key, token, session);
+    }
+    keyLost(wasLeading: boolean): void {
+      if (wasLeading) this.s.end('deposed');
+      if (this.s.mode === 'try') this.s.retire();
+      else this.s.start();
+    }
+    campaignFailed(err: unknown): void {
+      const e = new EtcdUnavailableError(`campaign for '${this.s.name}'`, err);
+      if (this.s.mode === 'try') {
+        this.s.answer(e);
+        this.s.retire();
+        return;
+      }
+      this.s.report(e);
+      this.s.retryLater('campaign');
+    }
+    taken(holder: Candidate | undefined): void {
+      this.s.answer({ acquired: false, holder: holder?.value });
+      this.s.retire();
+    }
+  };
 
   /** For `tryLock`: resolves once the single campaign is decided. */
   outcome(): Promise<TryLockResult> {
@@ -189,7 +198,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
 
   /** Campaigns if registered and the locker has a session. Idempotent. */
   start(): void {
-    if (this.removed || this.closed || this.resigning || this.retryTimer || this.election.campaigning) return;
+    if (this.removed || this.closed || this.resigning || this.draining || this.retryTimer || this.election.campaigning) return;
     const session = this.host.session();
     if (session) this.election.campaign(session, this.mode === 'try');
   }
@@ -197,6 +206,9 @@ export class Singleton extends EventEmitter<SingletonEvents> {
   /** The locker's session is gone: stop now, synchronously — the step-down deadline is now. */
   sessionLost(): void {
     this.election.abandon();
+    // A campaign that failed on the old lease is retried by the next session at once;
+    // only the backoff after an fn failure (the standbys' turn) outlives the session.
+    if (this.retryKind === 'campaign') this.clearRetry();
     this.end('lost');
     if (this.mode === 'try') {
       this.answer(new EtcdUnavailableError(`try-lock of '${this.name}'`, new Error('the lease was lost')));
@@ -217,7 +229,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     this.closed = true;
     this.clearRetry();
     this.election.abandon();
-    this.answer(new LockerClosedError(`try-lock '${this.name}'`));
+    if (this.tryAnswer) this.answer(new LockerClosedError(`try-lock '${this.name}'`));
     const lead = this.end('closed');
     if (lead) await this.drain(lead);
   }
@@ -226,24 +238,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
 
   private begin(key: string, rev: bigint, session: Session): void {
     const controller = new AbortController();
-    const token = rev.toString();
-    const { client, nodeId } = this.host;
-    const name = this.name;
-    const leadership: Leadership = {
-      name,
-      nodeId,
-      key,
-      token,
-      signal: controller.signal,
-      since: Date.now(),
-      get active() {
-        return !controller.signal.aborted && session.alive();
-      },
-      check() {
-        if (!this.active) throw new NotLeaderError(name, controller.signal.aborted ? String((controller.signal.reason as NotLeaderError).reason) : 'lost');
-      },
-      fence: () => client.if(key, 'Create', '==', token),
-    };
+    const leadership = new ActiveLeadership(this.name, this.host.nodeId, key, rev.toString(), controller, session, this.host.client);
     const lead: Lead = { leadership, controller, session, work: Promise.resolve() };
     this.lead = lead;
     this.safeEmit('start', leadership);
@@ -270,6 +265,14 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     this.lead = undefined;
     lead.controller.abort(new NotLeaderError(this.name, reason));
     this.safeEmit('stop', reason, lead.leadership);
+    // Until this run of fn has settled (or stopTimeout passed), this host does not queue
+    // again: if it were the only candidate it would be re-elected at once, and two runs
+    // of fn would overlap on the same host.
+    this.draining = true;
+    void this.drain(lead).then(() => {
+      this.draining = false;
+      this.start();
+    });
     return lead;
   }
 
@@ -318,19 +321,32 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     }
   }
 
-  /** Campaign again after an exponential backoff with jitter, so a standby gets its turn. */
-  private retryLater(): void {
+  /**
+   * Campaign again after an exponential backoff with jitter: after an fn failure so a
+   * standby gets its turn (grows until fn succeeds once); after a failed campaign write
+   * so a struggling etcd is not hammered (short, reset with every new session).
+   */
+  private retryLater(kind: 'error' | 'campaign' = 'error'): void {
     if (this.removed || this.closed || this.retryTimer) return;
-    this.backoff = (this.backoff ?? new ExponentialBackoff({ initialDelay: 200, maxDelay: 30_000 })).next(undefined);
+    let duration: number;
+    if (kind === 'error') {
+      this.backoff = (this.backoff ?? new ExponentialBackoff({ initialDelay: 200, maxDelay: 30_000 })).next(undefined);
+      duration = this.backoff.duration;
+    } else {
+      this.campaignBackoff = (this.campaignBackoff ?? new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 })).next(undefined);
+      duration = this.campaignBackoff.duration;
+    }
+    this.retryKind = kind;
     this.retryTimer = this.host.clock.setTimeout(() => {
       this.retryTimer = undefined;
       this.start();
-    }, this.backoff.duration);
+    }, duration);
   }
 
   private clearRetry(): void {
     if (this.retryTimer) this.host.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    this.retryKind = undefined;
   }
 
   private report(err: Error): void {
@@ -346,5 +362,37 @@ export class Singleton extends EventEmitter<SingletonEvents> {
       if (event !== 'error') this.report(err instanceof Error ? err : new Error(String(err)));
       else this.host.report(err instanceof Error ? err : new Error(String(err)));
     }
+  }
+}
+
+/**
+ * A class rather than an object literal: a literal with a getter gets a hidden class
+ * and a property dictionary of its own (~0.6 KB per leadership), and `signal` as a getter
+ * lets Node create the AbortSignal (~0.7 KB) only if fn or a listener asks for it.
+ */
+class ActiveLeadership implements Leadership {
+  readonly since = Date.now();
+  constructor(
+    readonly name: string,
+    readonly nodeId: string,
+    readonly key: string,
+    readonly token: string,
+    private readonly controller: AbortController,
+    private readonly session: Session,
+    private readonly client: Etcd3,
+  ) {}
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+  get active(): boolean {
+    return !this.controller.signal.aborted && this.session.alive();
+  }
+  check(): void {
+    if (!this.active) {
+      throw new NotLeaderError(this.name, this.controller.signal.aborted ? String((this.controller.signal.reason as NotLeaderError).reason) : 'lost');
+    }
+  }
+  fence(): ComparatorBuilder {
+    return this.client.if(this.key, 'Create', '==', this.token);
   }
 }

@@ -19,17 +19,16 @@ export class PrefixWatch {
   private watcher: Watcher | undefined;
   private closed = false;
 
-  private constructor(
+  /** Resolves once etcd has confirmed the watch: every later read is covered by it. */
+  readonly ready: Promise<void>;
+
+  /** Starts watching at once; `close()` works even before etcd ever answered. */
+  constructor(
     private readonly client: Etcd3,
     private readonly prefix: string,
     private readonly handlers: PrefixWatchHandlers,
-  ) {}
-
-  /** Resolves once etcd has confirmed the watch: every later read is covered by it. */
-  static async start(client: Etcd3, prefix: string, handlers: PrefixWatchHandlers): Promise<PrefixWatch> {
-    const w = new PrefixWatch(client, prefix, handlers);
-    await w.open();
-    return w;
+  ) {
+    this.ready = this.open();
   }
 
   private async open(): Promise<void> {
@@ -53,6 +52,7 @@ export class PrefixWatch {
     await new Promise<void>((resolve, reject) => {
       watcher.once('connected', () => resolve());
       watcher.once('error', reject);
+      watcher.once('end', () => reject(new Error('watch closed before etcd confirmed it')));
     });
   }
 

@@ -2,6 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import locked, { type Leadership, type Locker } from '../src/index.js';
 import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
 import { waitFor } from './helpers/wait.js';
@@ -16,8 +17,14 @@ after(async () => {
   await cluster?.close();
 });
 
+/** Our election key under `prefix`: its last segment is our lease id in hex. */
+function ourKey(l: Locker, prefix: string): string {
+  const lease = BigInt(l.health().leaseId!).toString(16);
+  return `${prefix}build/${lease}`;
+}
+
 const uniquePrefix = (): string => `l${Math.random().toString(36).slice(2, 8)}/`;
-function make(id: string, prefix: string, ttl = 3): Locker {
+function make(id: string, prefix: string, ttl = 5): Locker {
   const l = locked(cluster.endpoints, { id, ttl, prefix, handleSignals: false });
   lockers.push(l);
   return l;
@@ -64,7 +71,7 @@ describe('locker', () => {
     assert.equal(added.length, 1, `leases added: ${added.join(', ')}`);
     const keys = await cluster.keys(prefix);
     assert.equal(keys.length, 200);
-    assert.ok(keys.every((k) => k.endsWith(`/${added[0]}`)), 'every key hangs off the one lease (hex in the key)');
+    assert.ok(keys.every((k) => k.endsWith(`/${added[0]}`)), `every key hangs off the one lease ${added[0]}: ${keys.slice(0, 3).join(', ')}`);
     await a.close();
     assert.deepEqual(await cluster.keys(prefix), []);
     assert.ok(!(await cluster.leases()).includes(added[0]!));
@@ -75,7 +82,8 @@ describe('locker', () => {
     const a = make('ours', prefix);
     const s = a('build', () => {});
     await waitFor(() => s.isLeader, { timeoutMs: 10_000, message: 'we lead' });
-    const listed = await cluster.etcdctl(['elect', '-l', `${prefix}build`]);
+    // `elect -l` prints the leader, then keeps listening for changes: stop it after a moment.
+    const listed = await cluster.etcdctl(['elect', '-l', `${prefix}build`], { timeoutMs: 2_000 });
     assert.match(listed.stdout, new RegExp(`^${prefix}build/[0-9a-f]+\\nours\\n?$`));
     await s.remove();
 
@@ -90,8 +98,12 @@ describe('locker', () => {
       await waitFor(async () => (await cluster.keys(`${prefix}build/`)).length === 2, { timeoutMs: 10_000, message: 'our key queued' });
       assert.equal(s2.isLeader, false, 'we wait while etcdctl holds the name');
       assert.equal(await a.leader('build'), 'go-service');
-      ctl.kill('SIGINT'); // etcdctl resigns on interrupt
-      await waitFor(() => s2.isLeader, { timeoutMs: 10_000, message: 'we lead after etcdctl resigned' });
+      // etcdctl 3.4 does not resign on interrupt (its session lease just runs out), so
+      // delete its key as an operator would: the next in line — us — leads at once.
+      const theirs = (await cluster.keys(`${prefix}build/`)).find((k) => !s2.leadership && k !== undefined && k !== ourKey(a, prefix));
+      assert.ok(theirs);
+      await cluster.etcdctl(['del', theirs]);
+      await waitFor(() => s2.isLeader, { timeoutMs: 10_000, message: 'we lead after the etcdctl key went' });
     } finally {
       ctl.kill('SIGKILL');
     }
@@ -136,5 +148,33 @@ describe('locker', () => {
       process.off('unhandledRejection', onUnhandled);
       process.off('warning', onWarning);
     }
+  });
+
+  test('close() during an outage leaves nothing pending: the process exits by itself', async () => {
+    const index = fileURLToPath(new URL('../src/index.js', import.meta.url));
+    const script = `
+      const { locked } = await import(${JSON.stringify(index)});
+      const l = locked('127.0.0.1:9', { ttl: 2, handleSignals: false });
+      l.on('error', () => {});
+      l('x', () => {});
+      await new Promise((r) => setTimeout(r, 1500));
+      await l.close();
+      console.log('closed');
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      const t = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve(null);
+      }, 20_000);
+      child.on('exit', (c) => {
+        clearTimeout(t);
+        resolve(c);
+      });
+    });
+    assert.match(out, /closed/);
+    assert.equal(code, 0, 'the process exits on its own after close() (a leftover timer or stream would keep it alive)');
   });
 });
