@@ -2,11 +2,11 @@
 // prefix, force a hand-over. None of it campaigns or needs a lease: it reads etcd.
 import { EventEmitter } from 'node:events';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
-import type { IEvent, IKeyValue, IRangeResponse, IWatchResponse, Watcher } from 'etcd3';
+import type { IRangeResponse, IWatchResponse, Watcher } from 'etcd3';
 import { EtcdUnavailableError, LockerClosedError, describe } from './errors.js';
 import { nameOf, namePrefix, prefixEnd, validateName } from './keys.js';
 import type { LockerCore } from './locker.js';
-import { Queue, type Candidate, type KeyEvent } from './queue.js';
+import { Queue, byCreate, candidateOf, keyEventOf, type Candidate } from './queue.js';
 
 export interface NameStatus {
   name: string;
@@ -122,7 +122,7 @@ export class Observer extends EventEmitter<ObserverEvents> {
     if (this.ended) return;
     const revision = BigInt(res.header.revision);
     this.queue.invalidate();
-    this.queue.reset(res.kvs.map(toCandidate), revision);
+    this.queue.reset(res.kvs.map(candidateOf), revision);
     this.update(this.info === undefined);
     // From R + 1: every change after the read, none before it twice. etcd3 resumes a
     // reconnecting watcher from its last revision + 1, so the stream stays gap-free.
@@ -131,7 +131,7 @@ export class Observer extends EventEmitter<ObserverEvents> {
     w.on('data', (r: IWatchResponse) => {
       if (this.watcher !== w || !r.events?.length) return;
       let changed = false;
-      for (const ev of r.events) changed = this.queue.apply(toKeyEvent(ev)) || changed;
+      for (const ev of r.events) changed = this.queue.apply(keyEventOf(ev)) || changed;
       if (changed) this.update(false);
     });
     w.on('error', (err: unknown) => {
@@ -204,7 +204,7 @@ export async function clusterStatus(core: LockerCore): Promise<NameStatus[]> {
       // `<prefix><name>` itself (no '/') holds run-once records, not candidates.
       const name = nameOf(prefix, key);
       if (name === undefined) continue;
-      const c = toCandidate(kv);
+      const c = candidateOf(kv);
       const list = byName.get(name);
       if (list) list.push(c);
       else byName.set(name, [c]);
@@ -215,7 +215,7 @@ export async function clusterStatus(core: LockerCore): Promise<NameStatus[]> {
   }
   const out: NameStatus[] = [];
   for (const [name, cs] of byName) {
-    cs.sort(byCreateRevision);
+    cs.sort(byCreate);
     out.push({ name, leader: cs[0]?.value, token: cs[0]?.createRevision.toString(), candidates: cs.map((c) => c.value) });
   }
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -239,7 +239,7 @@ export async function failover(core: LockerCore, name: string): Promise<string |
   let head: Candidate | undefined;
   try {
     const res = await core.client.kv.range({ ...range, sort_target: 'Create', sort_order: 'Ascend', limit: 1 }, deadline());
-    head = res.kvs[0] ? toCandidate(res.kvs[0]) : undefined;
+    head = res.kvs[0] ? candidateOf(res.kvs[0]) : undefined;
   } catch (err) {
     throw new EtcdUnavailableError(`read of the leader of '${name}'`, err);
   }
@@ -257,27 +257,9 @@ export async function failover(core: LockerCore, name: string): Promise<string |
     );
     // On failure that leadership ended by itself meanwhile: whoever leads now is the answer.
     const read = res.responses[res.succeeded ? 1 : 0]?.response_range;
-    queue = (read?.kvs ?? []).map(toCandidate).sort(byCreateRevision);
+    queue = (read?.kvs ?? []).map(candidateOf).sort(byCreate);
   } catch (err) {
     throw new EtcdUnavailableError(`failover of '${name}' (delete of ${head.key})`, err);
   }
   return queue[0]?.value;
-}
-
-function byCreateRevision(a: Candidate, b: Candidate): number {
-  return a.createRevision < b.createRevision ? -1 : a.createRevision > b.createRevision ? 1 : 0;
-}
-
-function toCandidate(kv: IKeyValue): Candidate {
-  return { key: kv.key.toString(), value: kv.value.toString(), createRevision: BigInt(kv.create_revision) };
-}
-
-function toKeyEvent(e: IEvent): KeyEvent {
-  return {
-    type: e.type === 'Delete' ? 'delete' : 'put',
-    key: e.kv.key.toString(),
-    value: e.kv.value ? e.kv.value.toString() : '',
-    createRevision: BigInt(e.kv.create_revision || '0'),
-    modRevision: BigInt(e.kv.mod_revision || '0'),
-  };
 }

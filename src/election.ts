@@ -1,7 +1,7 @@
 import type { Etcd3 } from 'etcd3';
 import type { CampaignBatcher } from './campaign.js';
 import { electionKey, namePrefix, prefixEnd } from './keys.js';
-import { Queue, headOf, type Candidate, type KeyEvent } from './queue.js';
+import { Queue, candidateOf, headOf, type Candidate, type KeyEvent } from './queue.js';
 import type { Session } from './session.js';
 
 export interface ElectionContext {
@@ -120,7 +120,7 @@ export class Election {
       { deadline: new Date(Date.now() + this.ctx.requestTimeoutMs()) },
     );
     this.queue.reset(
-      res.kvs.map((kv): Candidate => ({ key: kv.key.toString(), value: kv.value.toString(), createRevision: BigInt(kv.create_revision) })),
+      res.kvs.map(candidateOf),
       BigInt(res.header.revision),
     );
     this.evaluate();

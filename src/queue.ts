@@ -3,6 +3,8 @@
 // the whole queue, a candidate learns it leads from the very delete event of its
 // predecessor — no extra round trip — and the view costs no etcd request at rest.
 
+import type { IEvent, IKeyValue } from 'etcd3';
+
 export interface Candidate {
   key: string;
   /** Value of the key: the node id (our hosts) or the proposal (`etcdctl elect`, Go). */
@@ -112,7 +114,24 @@ export class Queue {
 
 const NONE: readonly Candidate[] = Object.freeze([]);
 
-const byCreate = (a: Candidate, b: Candidate): number => (a.createRevision < b.createRevision ? -1 : a.createRevision > b.createRevision ? 1 : 0);
+/** Queue order: lowest create revision first. */
+export const byCreate = (a: Candidate, b: Candidate): number => (a.createRevision < b.createRevision ? -1 : a.createRevision > b.createRevision ? 1 : 0);
+
+/** An etcd key-value as a candidate (revisions stay exact as bigint). */
+export function candidateOf(kv: IKeyValue): Candidate {
+  return { key: kv.key.toString(), value: kv.value.toString(), createRevision: BigInt(kv.create_revision) };
+}
+
+/** An etcd watch event (a delete carries only key and mod revision). */
+export function keyEventOf(e: IEvent): KeyEvent {
+  return {
+    type: e.type === 'Delete' ? 'delete' : 'put',
+    key: e.kv.key.toString(),
+    value: e.kv.value ? e.kv.value.toString() : '',
+    createRevision: BigInt(e.kv.create_revision || '0'),
+    modRevision: BigInt(e.kv.mod_revision || '0'),
+  };
+}
 
 /** Candidates ordered by create revision (stable: equal revisions keep their order, as `headOf` does). */
 function sorted(kvs: readonly Candidate[]): readonly Candidate[] {

@@ -1,5 +1,5 @@
-import type { Etcd3, IEvent, IWatchResponse, Watcher } from 'etcd3';
-import type { KeyEvent } from './queue.js';
+import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
+import { keyEventOf, type KeyEvent } from './queue.js';
 
 export interface PrefixWatchHandlers {
   events(events: KeyEvent[]): void;
@@ -36,7 +36,7 @@ export class PrefixWatch {
     this.watcher = watcher;
     watcher.on('data', (res: IWatchResponse) => {
       if (this.watcher !== watcher || !res.events?.length) return;
-      this.handlers.events(res.events.map(toKeyEvent));
+      this.handlers.events(res.events.map(keyEventOf));
     });
     watcher.on('connected', () => this.watcher === watcher && this.handlers.connected(true));
     watcher.on('disconnected', () => this.watcher === watcher && this.handlers.connected(false));
@@ -62,14 +62,4 @@ export class PrefixWatch {
     this.watcher = undefined;
     if (w) await Promise.race([w.cancel().catch(() => {}), new Promise((r) => setTimeout(r, 500).unref())]);
   }
-}
-
-function toKeyEvent(e: IEvent): KeyEvent {
-  return {
-    type: e.type === 'Delete' ? 'delete' : 'put',
-    key: e.kv.key.toString(),
-    value: e.kv.value ? e.kv.value.toString() : '',
-    createRevision: BigInt(e.kv.create_revision || '0'),
-    modRevision: BigInt(e.kv.mod_revision || '0'),
-  };
 }
