@@ -8,7 +8,8 @@ export type FnSpec =
   | { kind: 'hold' }
   | { kind: 'throw'; message?: string }
   | { kind: 'remove-after'; ms: number }
-  | { kind: 'fenced'; everyMs: number };
+  /** Guarded writes with leadership.fence(); `afterAbort`: keep writing that many times after the signal aborted. */
+  | { kind: 'fenced'; everyMs: number; afterAbort?: number };
 
 // ——— run-once jobs (locker.once) ———
 /**
@@ -51,13 +52,16 @@ export type HostCommand =
   | { op: 'once'; name: string; job: JobSpec; maxAttempts?: number; recordTtl?: number }
   /** Opens the gate of gated jobs of `name` on this host. */
   | { op: 'release'; name: string }
+  /** process.getActiveResourcesInfo() of the host (what keeps its event loop alive). */
+  | { op: 'resources' }
   | { op: 'exit'; code?: number };
 
 export interface HostEvent {
   /** process.hrtime.bigint() in the host, as a decimal string. */
   t: string;
   id: string;
-  type: 'ready' | 'session' | 'lost' | 'start' | 'stop' | 'fn' | 'error' | 'write' | OnceEventType;
+  /** 'crash': an uncaught exception or unhandled rejection (message), reported just before the process dies of it. */
+  type: 'ready' | 'session' | 'lost' | 'start' | 'stop' | 'fn' | 'error' | 'write' | 'crash' | OnceEventType;
   name?: string;
   token?: string;
   key?: string;
@@ -88,6 +92,13 @@ export class Host {
   private rid = 0;
   private readonly replies = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
   private listeners: ((ev: HostEvent) => void)[] = [];
+  // ——— fault stamps for the history checker (test/helpers/history.ts) ———
+  /** process.hrtime.bigint() right after SIGKILL was sent by `kill()`/`stop()`. */
+  killedAt: bigint | undefined;
+  /** process.hrtime.bigint() when the parent saw the exit. */
+  exitedAt: bigint | undefined;
+  /** SIGSTOP … SIGCONT intervals sent through `kill()`; `to` undefined while stopped. */
+  readonly pauses: { from: bigint; to?: bigint }[] = [];
 
   constructor(
     readonly config: HostConfig,
@@ -109,6 +120,7 @@ export class Host {
     });
     this.exited = new Promise((resolve) => {
       child.on('exit', (code, signal) => {
+        this.exitedAt ??= process.hrtime.bigint();
         for (const r of this.replies.values()) r.reject(new Error(`host ${config.id} exited (${code ?? signal})`));
         this.replies.clear();
         resolve({ code, signal });
@@ -157,12 +169,19 @@ export class Host {
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
-    if (this.alive) this.child.kill(signal);
+    if (!this.alive) return;
+    // Stamps on the safe side for the checker: a pause counts from after SIGSTOP went
+    // out until before SIGCONT does, a killed process led until after SIGKILL went out.
+    const open = this.pauses.at(-1)?.to === undefined ? this.pauses.at(-1) : undefined;
+    if (signal === 'SIGCONT' && open) open.to = process.hrtime.bigint();
+    this.child.kill(signal);
+    if (signal === 'SIGKILL') this.killedAt ??= process.hrtime.bigint();
+    if (signal === 'SIGSTOP' && !open) this.pauses.push({ from: process.hrtime.bigint() });
   }
 
   async stop(): Promise<void> {
     if (!this.alive) return;
-    this.child.kill('SIGKILL');
+    this.kill('SIGKILL');
     await this.exited;
   }
 

@@ -62,6 +62,12 @@ interface Conn {
 
 function rst(s: Socket | undefined): void {
   if (!s || s.destroyed) return;
+  // After end() libuv refuses the reset (EINVAL, the handle is shutting down) and Node 20
+  // then never closes the handle: the process spins at exit. A FIN was sent anyway.
+  if (s.writableEnded) {
+    s.destroy();
+    return;
+  }
   try {
     s.resetAndDestroy();
   } catch {

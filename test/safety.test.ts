@@ -1,0 +1,527 @@
+// The safety suite (issue 3), short form: each property of "at most one host runs a
+// name at any moment, and some host runs it whenever the cluster can decide" under one
+// injected fault, against a real 3-node etcd with hosts as separate processes. Every
+// test ends by feeding all host histories to the checker (test/helpers/history.ts).
+// The long form is `npm run chaos` (test/chaos.ts).
+import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
+import { leadersOf, spawnHost, type FnSpec, type Host, type HostConfig, type HostEvent } from './helpers/host.js';
+import {
+  checkHistories,
+  describeReport,
+  historyOf,
+  ms,
+  timeline,
+  type FaultWindow,
+  type HistoryReport,
+  type ProcessHistory,
+} from './helpers/history.js';
+import { startProxy, type Proxy } from './helpers/proxy.js';
+import { sleep, waitFor } from './helpers/wait.js';
+
+/** Short leases keep the suite short; the step-down rule scales with them. */
+const TTL = 2;
+/** The default renewDeadline: ⅔ × ttl. */
+const RENEW_MS = (TTL * 1000 * 2) / 3;
+/** Slack for timers on a loaded 2-core machine; no assertion is about speed. */
+const MARGIN_MS = 1000;
+
+const now = (): bigint => process.hrtime.bigint();
+const hex = (leaseId: string): string => BigInt(leaseId).toString(16);
+const uniquePrefix = (): string => `safe${Math.random().toString(36).slice(2, 8)}/`;
+const fenced = (afterAbort?: number): FnSpec => ({ kind: 'fenced', everyMs: 50, ...(afterAbort ? { afterAbort } : {}) });
+const isAfter = (ev: HostEvent, t: bigint): boolean => BigInt(ev.t) > t;
+
+let cluster: EtcdCluster;
+const live = new Set<Host>();
+const proxies = new Set<Proxy>();
+
+before(async () => {
+  cluster = await startEtcd({ members: 3 });
+});
+afterEach(async () => {
+  await Promise.all([...live].map(async (h) => {
+    h.kill('SIGCONT');
+    await h.stop();
+  }));
+  live.clear();
+  await Promise.all([...proxies].map((p) => p.close()));
+  proxies.clear();
+});
+after(async () => {
+  await cluster?.close();
+});
+
+async function host(config: Omit<HostConfig, 'endpoints'> & { endpoints?: HostConfig['endpoints'] }): Promise<Host> {
+  const h = await spawnHost({ endpoints: cluster.endpoints, ttl: TTL, ...config });
+  live.add(h);
+  return h;
+}
+
+async function proxyTo(member = 0): Promise<Proxy> {
+  const p = await startProxy(cluster.endpoints[member]!);
+  proxies.add(p);
+  return p;
+}
+
+interface QueueEntry {
+  key: string;
+  createRevision: bigint;
+  lease: string;
+}
+
+/** The candidates of `name` in etcd, oldest first. */
+async function queueOf(prefix: string, name: string): Promise<QueueEntry[]> {
+  const r = await cluster.etcdctl(['get', `${prefix}${name}/`, '--prefix', '-w', 'json']);
+  if (r.code !== 0) throw new Error(`etcdctl get: ${r.stderr}`);
+  // Revisions and lease ids are 64-bit: keep them out of JSON numbers.
+  const json = r.stdout.replace(/"(create_revision|mod_revision|version|lease)":(\d+)/g, '"$1":"$2"');
+  const kvs = (JSON.parse(json) as { kvs?: { key: string; create_revision: string; lease?: string }[] }).kvs ?? [];
+  return kvs
+    .map((kv) => ({ key: Buffer.from(kv.key, 'base64').toString(), createRevision: BigInt(kv.create_revision), lease: BigInt(kv.lease ?? '0').toString(16) }))
+    .sort((a, b) => (a.createRevision < b.createRevision ? -1 : 1));
+}
+
+/** Waits until `name` has `n` candidates in etcd (a host that reported 'session' may not have written its key yet). */
+async function queued(prefix: string, name: string, n: number): Promise<QueueEntry[]> {
+  return waitFor(async () => {
+    const q = await queueOf(prefix, name);
+    return q.length === n ? q : undefined;
+  }, { timeoutMs: 20_000, message: `${n} candidates of ${prefix}${name}` });
+}
+
+/** Runs the checker over every host's history; fails on an overlap, a fencing violation, an anomaly or a crash. */
+function judge(hosts: (Host | ProcessHistory)[], t0: bigint, faults: FaultWindow[] = [], deletes: { name: string; at: bigint }[] = []): HistoryReport {
+  const histories = hosts.map((h) => ('label' in h ? h : historyOf(h)));
+  const r = checkHistories(histories, { endOfRun: now(), faults, deletes });
+  const why = `${describeReport(r)}\n${timeline(r, t0)}`;
+  assert.deepEqual(r.overlaps, [], `leaderships overlap:\n${why}`);
+  assert.deepEqual(r.fencing.violations, [], `fencing violated:\n${why}`);
+  assert.deepEqual(r.anomalies, [], `odd histories:\n${why}`);
+  for (const h of histories) {
+    const crashes = h.events.filter((e) => e.type === 'crash');
+    assert.deepEqual(crashes, [], `host ${h.label} crashed`);
+  }
+  return r;
+}
+
+describe('safety under faults', () => {
+  test('a leader cut off by a black-holed proxy stops before the standby starts, then recovers and queues again', async (t: TestContext) => {
+    const prefix = uniquePrefix();
+    const name = 'cut';
+    const fencePrefix = `${prefix}fence/`;
+    const proxy = await proxyTo(0);
+    const t0 = now();
+    const a = await host({ id: 'a', endpoints: [proxy.endpoint], prefix, names: [name], fn: fenced(), fencePrefix });
+    await a.waitEvent((e) => e.type === 'start' && e.name === name);
+    const b = await host({ id: 'b', prefix, names: [name], fn: fenced(), fencePrefix });
+    await queued(prefix, name, 2);
+
+    const cutAt = now();
+    proxy.blackhole();
+    const stop = await a.waitEvent((e) => e.type === 'stop' && e.name === name, RENEW_MS + 10_000, 'stop after the cut');
+    assert.equal(stop.reason, 'lost');
+    const start = await b.waitEvent((e) => e.type === 'start' && e.name === name, 20_000, 'standby takes over');
+    const stepDownMs = ms(BigInt(stop.t) - cutAt);
+    const takeoverMs = ms(BigInt(start.t) - cutAt);
+    t.diagnostic(`step-down ${stepDownMs.toFixed(1)} ms after the cut (renewDeadline ${RENEW_MS.toFixed(0)} ms); standby started ${takeoverMs.toFixed(1)} ms after the cut, ${ms(BigInt(start.t) - BigInt(stop.t)).toFixed(1)} ms after the step-down`);
+    assert.ok(BigInt(stop.t) < BigInt(start.t), `the cut-off leader stopped ${ms(BigInt(stop.t) - BigInt(start.t))} ms after the standby started`);
+    // The last acknowledged keepalive was sent before the cut, so the deadline is at most cut + renewDeadline.
+    assert.ok(stepDownMs <= RENEW_MS + MARGIN_MS, `step-down took ${stepDownMs} ms after the cut, more than renewDeadline (${RENEW_MS}) + ${MARGIN_MS} ms`);
+
+    const healAt = now();
+    proxy.heal();
+    const session = await a.waitEvent((e) => e.type === 'session' && isAfter(e, healAt), 30_000, 'a new session after the heal');
+    // Queued again, behind the standby, with its new lease.
+    await waitFor(async () => {
+      const q = await queueOf(prefix, name);
+      return q.length === 2 && q[1]!.lease === hex(session.leaseId!);
+    }, { timeoutMs: 20_000, message: `a queued again with lease ${hex(session.leaseId!)}` });
+    t.diagnostic(`new session ${ms(BigInt(session.t) - healAt).toFixed(0)} ms after the heal`);
+    assert.equal(await b.request({ op: 'leader', name }), 'b');
+    assert.ok(b.leads(name) && !a.leads(name));
+    const r = judge([a, b], t0);
+    assert.ok(r.fencing.accepted > 0, 'fenced writes were made');
+  });
+
+  test('SIGSTOP of the leader past its ttl: the standby takes over, the woken host stops within 1 s and its writes are rejected', async (t: TestContext) => {
+    const prefix = uniquePrefix();
+    const name = 'pause';
+    const fencePrefix = `${prefix}fence/`;
+    const t0 = now();
+    // a's fn ignores its signal for 5 more writes: a paused host that wakes up mid-work.
+    const a = await host({ id: 'a', prefix, names: [name], fn: fenced(5), fencePrefix });
+    await a.waitEvent((e) => e.type === 'start' && e.name === name);
+    const b = await host({ id: 'b', prefix, names: [name], fn: fenced(), fencePrefix });
+    await queued(prefix, name, 2);
+    await a.waitEvent((e) => e.type === 'write' && e.ok === true, 10_000, 'an accepted write');
+
+    a.kill('SIGSTOP');
+    const pausedAt = a.pauses.at(-1)!.from;
+    const start = await b.waitEvent((e) => e.type === 'start' && e.name === name, 20_000, 'standby takes over');
+    await b.waitEvent((e) => e.type === 'write' && e.ok === true, 10_000, "the standby's first accepted write");
+    // The fault lasts ttl + 1 s at least.
+    const minPauseMs = TTL * 1000 + 1000;
+    const pausedMs = ms(now() - pausedAt);
+    if (pausedMs < minPauseMs) await sleep(minPauseMs - pausedMs);
+    a.kill('SIGCONT');
+    const wokeAt = a.pauses.at(-1)!.to!;
+
+    const stop = await a.waitEvent((e) => e.type === 'stop' && e.name === name, 10_000, 'stop after waking');
+    assert.equal(stop.reason, 'lost');
+    const wakeToStopMs = ms(BigInt(stop.t) - wokeAt);
+    t.diagnostic(`standby started ${ms(BigInt(start.t) - pausedAt).toFixed(0)} ms after SIGSTOP; woken leader stopped ${wakeToStopMs.toFixed(1)} ms after SIGCONT`);
+    assert.ok(wakeToStopMs < 1000, `woken leader stopped ${wakeToStopMs} ms after SIGCONT`);
+    // No work started on a's behalf after waking: no new leadership before the stop.
+    assert.equal(a.events.filter((e) => e.type === 'start' && isAfter(e, wokeAt) && BigInt(e.t) < BigInt(stop.t)).length, 0);
+
+    // The zombie writes after the wake reach etcd and must all be rejected by the fence.
+    await waitFor(() => a.events.filter((e) => e.type === 'write' && e.sent !== undefined && BigInt(e.sent) > wokeAt).length >= 5, {
+      timeoutMs: 20_000,
+      message: 'the 5 writes a makes after waking',
+    });
+    const late = a.events.filter((e) => e.type === 'write' && e.sent !== undefined && BigInt(e.sent) > wokeAt);
+    assert.deepEqual(late.filter((e) => e.ok), [], 'writes of the woken host after the takeover were accepted');
+    assert.ok(late.some((e) => e.ok === false && e.message === undefined), `the fence rejected them (not an error): ${JSON.stringify(late)}`);
+    await a.waitEvent((e) => e.type === 'session' && isAfter(e, wokeAt), 30_000, 'a new session after waking');
+    assert.ok(b.leads(name));
+
+    const r = judge([a, b], t0);
+    assert.ok(r.wakeOverlaps.every((o) => o.ms < 1000), describeReport(r));
+    assert.ok(r.wakeStops.some((w) => w.label === 'a' && w.reason === 'lost'));
+  });
+
+  test('own key deleted by an operator: the leader stops at once (deposed), queues at the back, the next candidate leads', async (t: TestContext) => {
+    const prefix = uniquePrefix();
+    const name = 'depose';
+    const fencePrefix = `${prefix}fence/`;
+    const t0 = now();
+    const a = await host({ id: 'a', prefix, names: [name], fn: fenced(), fencePrefix });
+    const aStart = await a.waitEvent((e) => e.type === 'start' && e.name === name);
+    const b = await host({ id: 'b', prefix, names: [name], fn: fenced(), fencePrefix });
+    await queued(prefix, name, 2);
+
+    const delAt = now();
+    const del = await cluster.etcdctl(['del', aStart.key!]);
+    const delDone = now();
+    assert.equal(del.code, 0, del.stderr);
+    assert.equal(del.stdout.trim(), '1');
+    const stop = await a.waitEvent((e) => e.type === 'stop' && e.name === name, 10_000, 'stop after the delete');
+    assert.equal(stop.reason, 'deposed');
+    const start = await b.waitEvent((e) => e.type === 'start' && e.name === name, 10_000, 'the next candidate leads');
+    t.diagnostic(
+      `deposed leader stopped ${ms(BigInt(stop.t) - delDone).toFixed(1)} ms after etcdctl del returned (${ms(delDone - delAt).toFixed(0)} ms to run it); ` +
+        `next leader started ${ms(BigInt(start.t) - BigInt(stop.t)).toFixed(1)} ms after that stop`,
+    );
+    assert.ok(ms(BigInt(stop.t) - delDone) < 1000, 'stops at once');
+    // Queued again at the back: the same key (same lease) written anew, after b's.
+    const q = await waitFor(async () => {
+      const q = await queueOf(prefix, name);
+      return q.length === 2 && q[1]!.key === aStart.key ? q : undefined;
+    }, { timeoutMs: 10_000, message: 'a queued again behind b' });
+    assert.ok(q[1]!.createRevision > BigInt(aStart.token!));
+    assert.equal(await a.request({ op: 'leader', name }), 'b');
+    // Both learn of the delete from the same watch event: b may start a millisecond
+    // before a stops (tolerated, bounded); a's writes after the delete are fenced off.
+    const r = judge([a, b], t0, [], [{ name, at: delAt }]);
+    assert.deepEqual(
+      a.events.filter((e) => e.type === 'write' && e.ok && e.token === aStart.token && e.sent !== undefined && BigInt(e.sent) > delDone),
+      [],
+      'a write of the deposed leader sent after the delete was accepted',
+    );
+    if (r.deposeOverlaps.length) t.diagnostic(`b started ${r.deposeOverlaps[0]!.ms.toFixed(2)} ms before a stopped (same watch event)`);
+  });
+
+  test('a waiting candidate whose lease died while cut off never wins on the dead lease', async (t: TestContext) => {
+    const prefix = uniquePrefix();
+    const name = 'dead';
+    const proxy = await proxyTo(1);
+    const t0 = now();
+    const a = await host({ id: 'a', prefix, names: [name] });
+    await a.waitEvent((e) => e.type === 'start' && e.name === name);
+    const w = await host({ id: 'w', endpoints: [proxy.endpoint], prefix, names: [name] });
+    const first = await w.waitEvent((e) => e.type === 'session');
+    await queued(prefix, name, 2);
+
+    proxy.blackhole();
+    const lost = await w.waitEvent((e) => e.type === 'lost', RENEW_MS + 10_000, 'the cut-off candidate loses its lease');
+    // The leader leaves while w is cut off: w's old key heads the queue until its lease expires.
+    await a.request({ op: 'remove', name });
+    const healAt = now();
+    proxy.heal();
+    const session = await w.waitEvent((e) => e.type === 'session' && isAfter(e, BigInt(lost.t)), 30_000, 'a new session');
+    const start = await w.waitEvent((e) => e.type === 'start' && e.name === name, 30_000, 'w leads on its new lease');
+    t.diagnostic(`new session ${ms(BigInt(session.t) - healAt).toFixed(0)} ms after the heal; leads ${ms(BigInt(start.t) - BigInt(session.t)).toFixed(0)} ms after it`);
+    assert.ok(BigInt(start.t) > BigInt(session.t), 'w started before its new session: it won on the dead lease');
+    assert.equal(start.key, `${prefix}${name}/${hex(session.leaseId!)}`);
+    assert.notEqual(hex(first.leaseId!), hex(session.leaseId!));
+    judge([a, w], t0);
+  });
+
+  test('a waiting candidate whose event loop was blocked past its ttl never wins on the dead lease', async () => {
+    const prefix = uniquePrefix();
+    const name = 'blocked';
+    const t0 = now();
+    const a = await host({ id: 'a', prefix, names: [name] });
+    await a.waitEvent((e) => e.type === 'start' && e.name === name);
+    const w = await host({ id: 'w', prefix, names: [name] });
+    const first = await w.waitEvent((e) => e.type === 'session');
+    await queued(prefix, name, 2);
+
+    // The leader hands over while w cannot run: when w's loop runs again, the delete
+    // event says "you lead" but its lease may be gone — it must notice the deadline first.
+    const blocked = w.request({ op: 'block', ms: TTL * 1000 });
+    await a.request({ op: 'remove', name });
+    await blocked;
+    const lost = await w.waitEvent((e) => e.type === 'lost', 10_000, 'w notices its lease is lost');
+    const session = await w.waitEvent((e) => e.type === 'session' && isAfter(e, BigInt(lost.t)), 30_000, 'a new session');
+    const start = await w.waitEvent((e) => e.type === 'start' && e.name === name, 30_000, 'w leads on its new lease');
+    assert.ok(BigInt(start.t) > BigInt(session.t), 'w started before its new session: it won on the dead lease');
+    assert.equal(start.key, `${prefix}${name}/${hex(session.leaseId!)}`);
+    assert.notEqual(hex(first.leaseId!), hex(session.leaseId!));
+    judge([a, w], t0);
+  });
+
+  test('SIGTERM to the leader: it resigns at once, the standby starts well before the ttl, the process exits by the signal', async (t: TestContext) => {
+    const prefix = uniquePrefix();
+    const name = 'term';
+    // A longer ttl so that "well before the ttl" separates a resign from an expiry.
+    const ttl = 6;
+    const t0 = now();
+    const a = await host({ id: 'a', ttl, prefix, names: [name] });
+    await a.waitEvent((e) => e.type === 'start' && e.name === name);
+    const b = await host({ id: 'b', ttl, prefix, names: [name] });
+    await queued(prefix, name, 2);
+
+    const termAt = now();
+    a.kill('SIGTERM');
+    const exit = await a.exited;
+    assert.deepEqual(exit, { code: null, signal: 'SIGTERM' });
+    const stop = a.events.find((e) => e.type === 'stop' && e.name === name);
+    assert.ok(stop, 'a reported its stop before exiting');
+    assert.equal(stop.reason, 'closed');
+    const start = await b.waitEvent((e) => e.type === 'start' && e.name === name, 10_000, 'the standby starts');
+    const handOverMs = ms(BigInt(start.t) - termAt);
+    t.diagnostic(`stop ${ms(BigInt(stop.t) - termAt).toFixed(1)} ms after SIGTERM, standby started ${handOverMs.toFixed(1)} ms after SIGTERM (ttl ${ttl} s)`);
+    assert.ok(ms(BigInt(stop.t) - termAt) < 1000, 'resigned at once');
+    assert.ok(handOverMs < (ttl * 1000) / 2, `the standby started ${handOverMs} ms after SIGTERM: that is an expiry, not a resign`);
+    assert.ok(BigInt(stop.t) < BigInt(start.t));
+    judge([a, b], t0);
+  });
+
+  test('close() during an outage returns within renewDeadline + margin, crashes nothing and leaks nothing', async (t: TestContext) => {
+    const prefix = uniquePrefix();
+    const proxy = await proxyTo(2);
+    const t0 = now();
+    // fn returns at once: close() waits up to stopTimeout for a fn that ignores its signal.
+    const a = await host({ id: 'a', endpoints: [proxy.endpoint], prefix, names: ['x', 'y'], fn: { kind: 'hold' } });
+    await a.waitEvent((e) => e.type === 'start' && e.name === 'y');
+    const session = a.events.find((e) => e.type === 'session')!;
+
+    proxy.blackhole();
+    const closeAt = now();
+    await a.request({ op: 'close' });
+    const closeMs = ms(now() - closeAt);
+    t.diagnostic(`close() during the outage took ${closeMs.toFixed(0)} ms (renewDeadline ${RENEW_MS.toFixed(0)} ms)`);
+    assert.ok(closeMs <= RENEW_MS + 1500, `close() took ${closeMs} ms`);
+    for (const name of ['x', 'y']) {
+      const stop = a.events.find((e) => e.type === 'stop' && e.name === name);
+      assert.equal(stop?.reason, 'closed');
+    }
+
+    // Let every timer that could still be pending run out — during the outage, then healed.
+    await sleep(TTL * 1000 + 500);
+    proxy.heal();
+    await sleep(1000);
+    assert.ok(a.alive, `host died after close: ${a.stderr}`);
+    const resources = await a.request<string[]>({ op: 'resources' });
+    // Only the IPC channel (and stdio pipes) may keep the process alive now.
+    const leaks = resources.filter((r) => r !== 'PipeWrap' && r !== 'TTYWrap');
+    assert.deepEqual(leaks, [], `still active after close: ${resources.join(', ')}`);
+    assert.equal(a.events.filter((e) => isAfter(e, closeAt) && (e.type === 'start' || e.type === 'session')).length, 0);
+    // The revoke could not get through: etcd expires the lease by itself.
+    await waitFor(async () => (await cluster.keys(prefix)).length === 0, {
+      timeoutMs: TTL * 1000 + 10_000,
+      message: 'the keys of the closed host expire',
+    });
+    assert.ok(!(await cluster.leases()).includes(hex(session.leaseId!)), 'the lease is gone');
+    assert.doesNotMatch(a.stderr, /Unhandled|Error|Warning/, a.stderr);
+    judge([a], t0);
+  });
+
+  test('killing one etcd member of three, each in turn, changes no leadership', async (t: TestContext) => {
+    const prefix = uniquePrefix();
+    const names = ['m-one', 'm-two'];
+    // etcd's own leader election stalls keepalives for up to 2 × election timeout (2 s
+    // here): the keepalive interval must leave that much before the step-down deadline.
+    const ttl = 10;
+    const t0 = now();
+    const fencePrefix = `${prefix}fence/`;
+    const a = await host({ id: 'a', ttl, prefix, names, fn: fenced(), fencePrefix });
+    await a.waitEvent((e) => e.type === 'start' && e.name === names[1]);
+    const b = await host({ id: 'b', ttl, prefix, names, fn: fenced(), fencePrefix });
+    for (const name of names) await queued(prefix, name, 2);
+    const settled = now();
+    const faults: FaultWindow[] = [];
+    try {
+      const order = [await cluster.leaderIndex(), 0, 1, 2].filter((v, i, all) => v >= 0 && all.indexOf(v) === i);
+      for (const i of order) {
+        const m = cluster.members[i]!;
+        const from = now();
+        await m.kill();
+        // Held long enough for at least one keepalive of every lease to need another member.
+        await sleep((ttl * 1000) / 3 + 1500);
+        await m.start();
+        faults.push({ kind: 'kill-member', from, to: now() });
+        assert.ok(await m.healthy(), `member ${m.name} is back`);
+        t.diagnostic(`member ${m.name} down ${ms(now() - from).toFixed(0)} ms`);
+      }
+    } finally {
+      for (const m of cluster.members) if (!m.isRunning) await m.start();
+      await cluster.waitHealthy();
+    }
+    const changes = [a, b].flatMap((h) => h.events.filter((e) => (e.type === 'start' || e.type === 'stop' || e.type === 'lost') && isAfter(e, settled)));
+    assert.deepEqual(changes, [], 'a leadership changed while one member was down');
+    judge([a, b], t0, faults);
+  });
+
+  test('quorum loss: leaders stop with "lost"; after restore every name has exactly one leader within ttl + a few seconds', async (t: TestContext) => {
+    const prefix = uniquePrefix();
+    const names = ['q-one', 'q-two', 'q-three'];
+    const fencePrefix = `${prefix}fence/`;
+    const t0 = now();
+    const a = await host({ id: 'a', prefix, names, fn: fenced(), fencePrefix });
+    for (const name of names) await a.waitEvent((e) => e.type === 'start' && e.name === name);
+    const b = await host({ id: 'b', prefix, names, fn: fenced(), fencePrefix });
+    const c = await host({ id: 'c', prefix, names, fn: fenced(), fencePrefix });
+    for (const name of names) await queued(prefix, name, 3);
+    const hosts = [a, b, c];
+
+    const from = now();
+    let restoredAt: bigint;
+    try {
+      await Promise.all([cluster.members[1]!.kill(), cluster.members[2]!.kill()]);
+      for (const name of names) {
+        const stop = await a.waitEvent((e) => e.type === 'stop' && e.name === name, RENEW_MS + 10_000, `${name} stops`);
+        assert.equal(stop.reason, 'lost');
+      }
+      t.diagnostic(`all leaders stopped ${ms(now() - from).toFixed(0)} ms after quorum loss`);
+      // The outage lasts past the ttl: every lease would have expired on a live cluster.
+      await sleep(TTL * 1000 + 1000);
+      for (const name of names) assert.deepEqual(leadersOf(hosts, name), [], `nobody may lead ${name} without quorum`);
+    } finally {
+      await cluster.members[1]!.start();
+      await cluster.members[2]!.start();
+      restoredAt = now();
+    }
+    for (const name of names) {
+      await waitFor(() => leadersOf(hosts, name).length === 1, { timeoutMs: TTL * 1000 + 20_000, intervalMs: 10, message: `one leader of ${name} after restore` });
+    }
+    const recoveredMs = ms(now() - restoredAt);
+    t.diagnostic(`every name led again ${recoveredMs.toFixed(0)} ms after quorum was restored`);
+    assert.ok(recoveredMs <= TTL * 1000 + 10_000, `recovery took ${recoveredMs} ms`);
+    const r = judge(hosts, t0, [{ kind: 'quorum-loss', from, to: restoredAt, blocksDecisions: true }]);
+    t.diagnostic(describeReport(r));
+  });
+});
+
+describe('the history checker', () => {
+  const ev = (t: number, type: HostEvent['type'], extra: Partial<HostEvent> = {}): HostEvent => ({ t: String(t * 1_000_000), id: 'x', type, ...extra });
+  const h = (label: string, events: HostEvent[], more: Partial<ProcessHistory> = {}): ProcessHistory => ({ label, host: label, events, ...more });
+  const end = 10_000n * 1_000_000n;
+
+  test('hand-overs without overlap pass; an overlap is found', () => {
+    const ok = checkHistories(
+      [
+        h('a', [ev(100, 'start', { name: 'n', token: '5' }), ev(1000, 'stop', { name: 'n', reason: 'lost', token: '5' })]),
+        h('b', [ev(1001, 'start', { name: 'n', token: '7' })]),
+      ],
+      { endOfRun: end },
+    );
+    assert.deepEqual(ok.overlaps, []);
+    assert.equal(ok.leaderships.length, 2);
+    assert.equal(ok.gaps[0]!.ms, 1);
+    assert.deepEqual(ok.leadersAtEnd, { n: ['b'] });
+
+    const bad = checkHistories(
+      [
+        h('a', [ev(100, 'start', { name: 'n', token: '5' }), ev(1000, 'stop', { name: 'n', reason: 'lost' })]),
+        h('b', [ev(999, 'start', { name: 'n', token: '7' })]),
+      ],
+      { endOfRun: end },
+    );
+    assert.equal(bad.overlaps.length, 1);
+    assert.equal(bad.overlaps[0]!.ms, 1);
+  });
+
+  test('a killed host leads until the kill stamp; a paused one does not run while stopped', () => {
+    const killed = checkHistories(
+      [h('a', [ev(100, 'start', { name: 'n', token: '5' })], { killedAt: 500_000_000n }), h('b', [ev(2600, 'start', { name: 'n', token: '9' })])],
+      { endOfRun: end },
+    );
+    assert.deepEqual(killed.overlaps, []);
+    assert.equal(killed.leaderships[0]!.endedBy, 'killed');
+    assert.equal(killed.gaps[0]!.ms, 2100);
+    // Not killed: a still leads when b starts.
+    const alive = checkHistories([h('a', [ev(100, 'start', { name: 'n', token: '5' })]), h('b', [ev(2600, 'start', { name: 'n', token: '9' })])], {
+      endOfRun: end,
+    });
+    assert.equal(alive.overlaps.length, 1);
+
+    // Paused 500 → 3000, b leads from 2600, a stops 20 ms after waking: tolerated, reported apart.
+    const paused = [
+      h('a', [ev(100, 'start', { name: 'n', token: '5' }), ev(3020, 'stop', { name: 'n', reason: 'lost' })], { pauses: [{ from: 500_000_000n, to: 3_000_000_000n }] }),
+      h('b', [ev(2600, 'start', { name: 'n', token: '9' })]),
+    ];
+    const woke = checkHistories(paused, { endOfRun: end });
+    assert.deepEqual(woke.overlaps, []);
+    assert.equal(woke.wakeOverlaps.length, 1);
+    assert.equal(woke.wakeStops[0]!.ms, 20);
+    // The same, but the woken host keeps leading for 1.5 s: a violation.
+    paused[0] = h('a', [ev(100, 'start', { name: 'n', token: '5' }), ev(4500, 'stop', { name: 'n', reason: 'lost' })], { pauses: [{ from: 500_000_000n, to: 3_000_000_000n }] });
+    assert.equal(checkHistories(paused, { endOfRun: end }).overlaps.length, 1);
+  });
+
+  test('a deposed leader may overlap the next one briefly, only right after a recorded delete of its key', () => {
+    const hs = [
+      h('a', [ev(100, 'start', { name: 'n', token: '5' }), ev(2001, 'stop', { name: 'n', reason: 'deposed' })]),
+      h('b', [ev(2000, 'start', { name: 'n', token: '9' })]),
+    ];
+    assert.equal(checkHistories(hs, { endOfRun: end }).overlaps.length, 1);
+    const deleted = checkHistories(hs, { endOfRun: end, deletes: [{ name: 'n', at: 1_990_000_000n }] });
+    assert.deepEqual(deleted.overlaps, []);
+    assert.equal(deleted.deposeOverlaps.length, 1);
+    // A stop long after the delete is no "at once".
+    assert.equal(checkHistories(hs, { endOfRun: end, deletes: [{ name: 'n', at: 500_000_000n }] }).overlaps.length, 1);
+  });
+
+  test('fencing: an accepted write with an older token after a newer one is a violation', () => {
+    const w = (t: number, token: string, revision: string, ok = true): HostEvent => ev(t, 'write', { name: 'n', token, revision, ok });
+    const fine = checkHistories([h('a', [w(1, '5', '10'), w(2, '5', '11'), w(9, '5', '30', false)]), h('b', [w(5, '9', '20'), w(6, '9', '21')])], { endOfRun: end });
+    assert.deepEqual(fine.fencing.violations, []);
+    assert.equal(fine.fencing.accepted, 4);
+    assert.equal(fine.fencing.rejected, 1);
+    const broken = checkHistories([h('a', [w(1, '5', '10'), w(9, '5', '30')]), h('b', [w(5, '9', '20')])], { endOfRun: end });
+    assert.equal(broken.fencing.violations.length, 1);
+    assert.equal(broken.fencing.violations[0]!.write.revision, 30n);
+    assert.equal(broken.fencing.violations[0]!.newer.token, '9');
+  });
+
+  test('time to a new leader is counted from the heal of faults that kept the cluster from deciding', () => {
+    const hs = [
+      h('a', [ev(100, 'start', { name: 'n', token: '5' }), ev(1000, 'stop', { name: 'n', reason: 'lost' })]),
+      h('b', [ev(6000, 'start', { name: 'n', token: '9' })]),
+    ];
+    assert.equal(checkHistories(hs, { endOfRun: end }).worstGap!.effectiveMs, 5000);
+    const excused = checkHistories(hs, { endOfRun: end, faults: [{ kind: 'quorum-loss', from: 800_000_000n, to: 4_000_000_000n, blocksDecisions: true }] });
+    assert.equal(excused.worstGap!.effectiveMs, 2000);
+    // A fault on the previous leader's own host excuses nothing.
+    const own = checkHistories(hs, { endOfRun: end, faults: [{ kind: 'pause', host: 'a', from: 900_000_000n, to: 4_000_000_000n }] });
+    assert.equal(own.worstGap!.effectiveMs, 5000);
+    // Nobody leads at the end: an open gap.
+    const open = checkHistories([hs[0]!], { endOfRun: end });
+    assert.equal(open.gaps[0]!.to, undefined);
+    assert.equal(open.gaps[0]!.ms, 9000);
+  });
+});
