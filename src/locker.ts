@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { ExponentialBackoff, type IBackoff } from 'cockatiel';
-import { Etcd3 } from 'etcd3';
+import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, type IBackoff } from 'cockatiel';
+import { Etcd3, isRecoverableError } from 'etcd3';
 import { CampaignBatcher } from './campaign.js';
 import type { Clock } from './clock.js';
 import { EtcdUnavailableError, LockerClosedError, describe, type LeaseLostError } from './errors.js';
@@ -116,9 +116,15 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
       ...etcd,
       hosts: this.opts.hosts,
       grpcOptions: { ...GRPC_KEEPALIVE, ...etcd.grpcOptions },
-      // etcd3's watch reconnect backoff grows to 30 s: after an outage our names would be
-      // blind that long. Campaigns don't need the watch up, but hand-overs do.
-      faultHandling: { watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }).next(), ...etcd.faultHandling },
+      faultHandling: {
+        // etcd3's watch reconnect backoff grows to 30 s: after an outage our names would be
+        // blind that long. Campaigns don't need the watch up, but hand-overs do.
+        watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }).next(),
+        // etcd3 shuts a member out for 5 s after 3 failures; a host that was cut off then
+        // rejoins 5–10 s after the heal. A lease lives for seconds: probe again after 1 s.
+        host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1_000, breaker: new ConsecutiveBreaker(3) }),
+        ...etcd.faultHandling,
+      },
     });
     this.batcher = new CampaignBatcher(this.client, () => this.requestTimeoutMs());
     if (this.opts.handleSignals) this.unhook = onShutdown(() => this.close());
@@ -283,7 +289,7 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
 
   /** Grants a lease, retrying with exponential backoff and jitter until it works or the locker closes. */
   private async renew(): Promise<void> {
-    let backoff: IBackoff<unknown> = new ExponentialBackoff({ initialDelay: 100, maxDelay: 5_000 }).next();
+    let backoff: IBackoff<unknown> = new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }).next();
     while (!this.closing) {
       try {
         const session = await Session.grant(this.client, this.opts, (err) => this.lost(session, err));

@@ -110,16 +110,20 @@ describe('election among processes', () => {
   test('close() resigns: no key and no lease of the host is left, and the process can exit', async () => {
     const prefix = uniquePrefix();
     const h = await spawnHost({ endpoints: cluster.endpoints, id: 'closer', ttl: 5, prefix, names: ['a', 'b', 'c'] });
-    await h.waitEvent((e) => e.type === 'start' && e.name === 'c');
-    const session = h.events.find((e) => e.type === 'session')!;
-    const leaseHex = BigInt(session.leaseId!).toString(16);
-    assert.ok((await cluster.leases()).includes(leaseHex), 'one lease while running');
-    await h.request({ op: 'close' });
-    assert.deepEqual(await cluster.keys(prefix), []);
-    assert.ok(!(await cluster.leases()).includes(leaseHex), 'lease revoked');
-    // With everything closed, nothing keeps the event loop alive: disconnecting IPC lets it exit.
-    h.child.disconnect();
-    const { code } = await h.exited;
-    assert.equal(code, 0);
+    try {
+      await h.waitEvent((e) => e.type === 'start' && e.name === 'c');
+      const session = h.events.find((e) => e.type === 'session')!;
+      const leaseHex = BigInt(session.leaseId!).toString(16);
+      assert.ok((await cluster.leases()).includes(leaseHex), 'one lease while running');
+      await h.request({ op: 'close' });
+      assert.deepEqual(await cluster.keys(prefix), []);
+      assert.ok(!(await cluster.leases()).includes(leaseHex), 'lease revoked');
+      // With everything closed, nothing keeps the event loop alive: disconnecting IPC lets it exit.
+      h.child.disconnect();
+      const { code } = await h.exited;
+      assert.equal(code, 0);
+    } finally {
+      await h.stop();
+    }
   });
 });
