@@ -366,13 +366,17 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
     }
   }
 
+  /** Waits `ms`, or less if the locker closes. Leaves no listener behind (outages can be long). */
   private pause(ms: number): Promise<void> {
+    const signal = this.lifetime.signal;
     return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.lifetime.signal.addEventListener('abort', () => {
+      const done = (): void => {
         clearTimeout(t);
+        signal.removeEventListener('abort', done);
         resolve();
-      }, { once: true });
+      };
+      const t = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
     });
   }
 }

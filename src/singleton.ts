@@ -75,6 +75,8 @@ interface Lead {
   session: Session;
   /** fn's promise, settled either way. */
   work: Promise<void>;
+  /** Once the leadership ended: settles when `work` did, or after stopTimeout. */
+  drained?: Promise<void>;
 }
 
 /**
@@ -183,7 +185,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     this.clearRetry();
     this.removing = (async () => {
       const lead = this.end('removed');
-      if (lead) await this.drain(lead);
+      if (lead) await lead.drained;
       await this.resignUntilDone();
       this.host.unregister(this);
     })();
@@ -231,7 +233,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     this.election.abandon();
     if (this.tryAnswer) this.answer(new LockerClosedError(`try-lock '${this.name}'`));
     const lead = this.end('closed');
-    if (lead) await this.drain(lead);
+    if (lead) await lead.drained;
   }
 
   // ——— leadership ———
@@ -269,7 +271,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     // again: if it were the only candidate it would be re-elected at once, and two runs
     // of fn would overlap on the same host.
     this.draining = true;
-    void this.drain(lead).then(() => {
+    lead.drained = this.drain(lead).then(() => {
       this.draining = false;
       this.start();
     });
