@@ -4,7 +4,8 @@ import { EventEmitter } from 'node:events';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { IRangeResponse, IWatchResponse, Watcher } from 'etcd3';
 import { EtcdUnavailableError, LockerClosedError, describe } from './errors.js';
-import { nameOf, namePrefix, prefixEnd, validateName } from './keys.js';
+import { namePrefix, validateName } from './keys.js';
+import { nameRange, readLeader, readPrefix, type PrefixSnapshot } from './reads.js';
 import type { LockerCore } from './locker.js';
 import { Queue, byCreate, candidateOf, keyEventOf, type Candidate } from './queue.js';
 
@@ -112,7 +113,7 @@ export class Observer extends EventEmitter<ObserverEvents> {
     let res: IRangeResponse;
     try {
       res = await this.core.client.kv.range(
-        { key: Buffer.from(p), range_end: prefixEnd(p) },
+        nameRange(this.core.prefix, this.name),
         { deadline: new Date(Date.now() + this.core.requestTimeoutMs()) },
       );
     } catch (err) {
@@ -174,48 +175,17 @@ export function observe(core: LockerCore, name: string): Observer {
   return new Observer(core, name);
 }
 
-/** Keys per page of the status read: well under gRPC's 4 MiB message limit. */
-const PAGE = 5_000;
-
-/**
- * Every name under the prefix, read at one revision (pages after the first pin the
- * first page's revision, so the whole listing is one consistent snapshot).
- */
+/** Every name under the prefix, read at one revision. */
 export async function clusterStatus(core: LockerCore): Promise<NameStatus[]> {
   if (core.closeSignal.aborted) throw new LockerClosedError('read status');
-  const prefix = core.prefix;
-  const end = prefixEnd(prefix);
-  const byName = new Map<string, Candidate[]>();
-  let from = Buffer.from(prefix);
-  let revision: string | undefined;
-  for (;;) {
-    let res: IRangeResponse;
-    try {
-      res = await core.client.kv.range(
-        { key: from, range_end: end, limit: PAGE, ...(revision ? { revision } : {}) },
-        { deadline: new Date(Date.now() + core.requestTimeoutMs()) },
-      );
-    } catch (err) {
-      throw new EtcdUnavailableError(`status read of prefix '${prefix}'`, err);
-    }
-    revision ??= res.header.revision;
-    for (const kv of res.kvs) {
-      const key = kv.key.toString();
-      // `<prefix><name>` itself (no '/') holds run-once records, not candidates.
-      const name = nameOf(prefix, key);
-      if (name === undefined) continue;
-      const c = candidateOf(kv);
-      const list = byName.get(name);
-      if (list) list.push(c);
-      else byName.set(name, [c]);
-    }
-    const last = res.kvs[res.kvs.length - 1];
-    if (!res.more || !last) break;
-    from = Buffer.concat([last.key, Buffer.from([0])]);
+  let snapshot: PrefixSnapshot;
+  try {
+    snapshot = await readPrefix(core.client, core.prefix, core.requestTimeoutMs());
+  } catch (err) {
+    throw new EtcdUnavailableError(`status read of prefix '${core.prefix}'`, err);
   }
   const out: NameStatus[] = [];
-  for (const [name, cs] of byName) {
-    cs.sort(byCreate);
+  for (const [name, cs] of snapshot.queues) {
     out.push({ name, leader: cs[0]?.value, token: cs[0]?.createRevision.toString(), candidates: cs.map((c) => c.value) });
   }
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -233,13 +203,11 @@ export async function clusterStatus(core: LockerCore): Promise<NameStatus[]> {
 export async function failover(core: LockerCore, name: string): Promise<string | undefined> {
   validateName(name);
   if (core.closeSignal.aborted) throw new LockerClosedError(`fail over '${name}'`);
-  const p = namePrefix(core.prefix, name);
-  const range = { key: Buffer.from(p), range_end: prefixEnd(p) };
+  const range = nameRange(core.prefix, name);
   const deadline = (): { deadline: Date } => ({ deadline: new Date(Date.now() + core.requestTimeoutMs()) });
   let head: Candidate | undefined;
   try {
-    const res = await core.client.kv.range({ ...range, sort_target: 'Create', sort_order: 'Ascend', limit: 1 }, deadline());
-    head = res.kvs[0] ? candidateOf(res.kvs[0]) : undefined;
+    head = await readLeader(core.client, core.prefix, name, core.requestTimeoutMs());
   } catch (err) {
     throw new EtcdUnavailableError(`read of the leader of '${name}'`, err);
   }

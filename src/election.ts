@@ -1,7 +1,7 @@
 import type { Etcd3 } from 'etcd3';
 import type { CampaignBatcher } from './campaign.js';
-import { electionKey, namePrefix, prefixEnd } from './keys.js';
-import { Queue, candidateOf, headOf, type Candidate, type KeyEvent } from './queue.js';
+import { electionKey, namePrefix } from './keys.js';
+import { Queue, headOf, type Candidate, type KeyEvent } from './queue.js';
 import type { Session } from './session.js';
 
 export interface ElectionContext {
@@ -111,18 +111,10 @@ export class Election {
     if (changed) this.evaluate();
   }
 
-  /** The watch was recreated: re-read the queue. */
-  async resync(): Promise<void> {
+  /** The watch was recreated: install a fresh snapshot of this name's queue. */
+  resync(candidates: Candidate[], revision: bigint): void {
     this.queue.invalidate();
-    const p = namePrefix(this.ctx.prefix, this.name);
-    const res = await this.ctx.client.kv.range(
-      { key: Buffer.from(p), range_end: prefixEnd(p) },
-      { deadline: new Date(Date.now() + this.ctx.requestTimeoutMs()) },
-    );
-    this.queue.reset(
-      res.kvs.map(candidateOf),
-      BigInt(res.header.revision),
-    );
+    this.queue.reset(candidates, revision);
     this.evaluate();
   }
 

@@ -4,7 +4,8 @@ import { Etcd3, isRecoverableError } from 'etcd3';
 import { CampaignBatcher } from './campaign.js';
 import type { Clock } from './clock.js';
 import { EtcdUnavailableError, LockerClosedError, describe, type LeaseLostError } from './errors.js';
-import { nameOf, namePrefix, prefixEnd, validateName } from './keys.js';
+import { nameOf, validateName } from './keys.js';
+import { readLeader, readPrefix } from './reads.js';
 import { resolveOptions, type LockerOptions, type ResolvedOptions } from './options.js';
 import type { KeyEvent } from './queue.js';
 import { Session } from './session.js';
@@ -204,12 +205,7 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
 
   async leader(name: string): Promise<string | undefined> {
     validateName(name);
-    const p = namePrefix(this.prefix, name);
-    const res = await this.client.kv.range(
-      { key: Buffer.from(p), range_end: prefixEnd(p), sort_target: 'Create', sort_order: 'Ascend', limit: 1 },
-      { deadline: new Date(Date.now() + this.requestTimeoutMs()) },
-    );
-    return res.kvs[0]?.value.toString();
+    return (await readLeader(this.client, this.prefix, name, this.requestTimeoutMs()))?.value;
   }
 
   health(): Health {
@@ -264,7 +260,7 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
     try {
       this.watch = new PrefixWatch(this.client, this.prefix, {
         events: (evs) => this.dispatch(evs),
-        resync: () => this.resyncAll(),
+        resync: () => void this.resyncAll(),
         // A reconnecting watch resumes gap-free, so campaigning goes on while it is down;
         // the state only feeds health().
         connected: (up) => {
@@ -360,9 +356,23 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
     for (const [name, evs] of byName) this.names.get(name)?.events(evs);
   }
 
-  private resyncAll(): void {
-    for (const s of this.names.values()) {
-      s.resync().catch((err: unknown) => this.report(new EtcdUnavailableError(`re-read of '${s.name}'`, err)));
+  /**
+   * The watch missed events (compaction while we were away): one snapshot of the whole
+   * prefix, not a read per name, retried until it works — a queue left without a
+   * snapshot would never judge its name again.
+   */
+  private async resyncAll(): Promise<void> {
+    let backoff: IBackoff<unknown> = new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }).next();
+    while (!this.closing) {
+      try {
+        const { revision, queues } = await readPrefix(this.client, this.prefix, this.requestTimeoutMs());
+        for (const s of this.names.values()) s.resync(queues.get(s.name) ?? [], revision);
+        return;
+      } catch (err) {
+        this.report(new EtcdUnavailableError(`re-read of prefix '${this.prefix}'`, err));
+        await this.pause(backoff.duration);
+        backoff = backoff.next(undefined);
+      }
     }
   }
 

@@ -222,8 +222,8 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     this.election.apply(events);
   }
 
-  resync(): Promise<void> {
-    return this.election.resync();
+  resync(candidates: Candidate[], revision: bigint): void {
+    this.election.resync(candidates, revision);
   }
 
   /** The locker is closing: stop and let fn finish; the lease revoke removes the key. */

@@ -1,0 +1,55 @@
+// The reads of election state that several operations share: the leader of one name,
+// and every name's queue under a prefix in one consistent snapshot.
+import type { Etcd3, IRangeResponse } from 'etcd3';
+import { nameOf, namePrefix, prefixEnd } from './keys.js';
+import { byCreate, candidateOf, type Candidate } from './queue.js';
+
+/** The range of every candidate key of `name`. */
+export function nameRange(prefix: string, name: string): { key: Buffer; range_end: Buffer } {
+  const p = namePrefix(prefix, name);
+  return { key: Buffer.from(p), range_end: prefixEnd(p) };
+}
+
+const deadline = (timeoutMs: number): { deadline: Date } => ({ deadline: new Date(Date.now() + timeoutMs) });
+
+/** The leader of `name` (lowest create revision), read by etcd sorted: one key comes back. */
+export async function readLeader(client: Etcd3, prefix: string, name: string, timeoutMs: number): Promise<Candidate | undefined> {
+  const res = await client.kv.range({ ...nameRange(prefix, name), sort_target: 'Create', sort_order: 'Ascend', limit: 1 }, deadline(timeoutMs));
+  return res.kvs[0] ? candidateOf(res.kvs[0]) : undefined;
+}
+
+export interface PrefixSnapshot {
+  revision: bigint;
+  /** Candidates by name, leader first. Keys without '/' after the name (run-once records) are left out. */
+  queues: Map<string, Candidate[]>;
+}
+
+/** Keys per page: keeps each answer well under gRPC's 4 MiB message limit. */
+const PAGE = 5_000;
+
+/** Every name's queue under `prefix`; pages after the first pin the first page's revision, so it is one snapshot. */
+export async function readPrefix(client: Etcd3, prefix: string, timeoutMs: number): Promise<PrefixSnapshot> {
+  const end = prefixEnd(prefix);
+  const queues = new Map<string, Candidate[]>();
+  let from = Buffer.from(prefix);
+  let revision: string | undefined;
+  for (;;) {
+    const res: IRangeResponse = await client.kv.range(
+      { key: from, range_end: end, limit: PAGE, ...(revision ? { revision } : {}) },
+      deadline(timeoutMs),
+    );
+    revision ??= res.header.revision;
+    for (const kv of res.kvs) {
+      const name = nameOf(prefix, kv.key.toString());
+      if (name === undefined) continue;
+      const list = queues.get(name);
+      if (list) list.push(candidateOf(kv));
+      else queues.set(name, [candidateOf(kv)]);
+    }
+    const last = res.kvs[res.kvs.length - 1];
+    if (!res.more || !last) break;
+    from = Buffer.concat([last.key, Buffer.from([0])]);
+  }
+  for (const list of queues.values()) list.sort(byCreate);
+  return { revision: BigInt(revision), queues };
+}
