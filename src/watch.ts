@@ -44,10 +44,15 @@ export class PrefixWatch {
       // Non-recoverable for this watcher (e.g. its start revision was compacted while we
       // were away): start a fresh one at the current revision and re-read every view.
       if (this.watcher !== watcher || this.closed) return;
-      void watcher.cancel().catch(() => {});
-      void this.open()
-        .then(() => this.handlers.resync())
-        .catch(() => {});
+      // etcd3 has already dropped a cancelled watcher (a cancel request for it would go to
+      // an id etcd no longer knows), and a new one attached from inside its emit is lost:
+      // start over on the next turn of the event loop.
+      setImmediate(() => {
+        if (this.closed) return;
+        void this.open()
+          .then(() => this.handlers.resync())
+          .catch(() => {});
+      });
     });
     await new Promise<void>((resolve, reject) => {
       watcher.once('connected', () => resolve());

@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import locked, { type Leadership, type Locker } from '../src/index.js';
 import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { waitFor } from './helpers/wait.js';
+import { startProxy } from './helpers/proxy.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 let cluster: EtcdCluster;
 const lockers: Locker[] = [];
@@ -176,5 +177,33 @@ describe('locker', () => {
     });
     assert.match(out, /closed/);
     assert.equal(code, 0, 'the process exits on its own after close() (a leftover timer or stream would keep it alive)');
+  });
+
+  test('a watch that resumes after a compaction re-reads every queue and still sees its turn come', async () => {
+    const prefix = uniquePrefix();
+    const proxy = await startProxy(cluster.endpoints[0]!);
+    const a = locked(proxy.endpoint, { id: 'A', ttl: 10, prefix, handleSignals: false });
+    lockers.push(a);
+    a.on('error', () => {}); // the cut is expected to produce etcd errors
+    const b = make('B', prefix, 10);
+    try {
+      const sb = b('x', () => {});
+      await waitFor(() => sb.isLeader, { timeoutMs: 10_000, message: 'B leads x' });
+      const sa = a('x', () => {});
+      await waitFor(() => sa.position === 1, { timeoutMs: 10_000, message: 'A queued behind B' });
+      // A hears nothing while B leaves and the history of it is compacted away.
+      proxy.blackhole();
+      await sb.remove();
+      await cluster.put(`${prefix}unrelated`, '1');
+      const rev = JSON.parse((await cluster.etcdctl(['get', `${prefix}unrelated`, '-w', 'json'])).stdout).header.revision as number;
+      assert.equal((await cluster.etcdctl(['compact', String(rev)])).code, 0);
+      await sleep(500); // a short cut: well inside A's renewDeadline (6.7 s)
+      proxy.heal();
+      // Its watch resumes at a compacted revision; only a fresh snapshot shows B is gone.
+      await waitFor(() => sa.isLeader, { timeoutMs: 20_000, message: 'A leads x after the compaction' });
+    } finally {
+      await Promise.allSettled([a.close(), b.close()]);
+      await proxy.close();
+    }
   });
 });
