@@ -42,7 +42,7 @@ test('1-member cluster: put/get through etcdctl, close kills it and removes its 
     assert.equal(grant.code, 0, grant.stderr);
     const id = /lease ([0-9a-f]+) granted/.exec(grant.stdout)?.[1];
     assert.ok(id, grant.stdout);
-    assert.deepEqual(await cluster.leases(), [id]);
+    assert.deepEqual(await cluster.leases(), [BigInt(`0x${id}`).toString(16)]);
 
     const metrics = await cluster.metrics();
     assert.match(metrics, /^etcd_server_has_leader 1$/m);

@@ -272,6 +272,8 @@ describe('safety under faults', () => {
     // The leader hands over while w cannot run: when w's loop runs again, the delete
     // event says "you lead" but its lease may be gone — it must notice the deadline first.
     const blocked = w.request({ op: 'block', ms: TTL * 1000 });
+    // Only once w is really blocked: had it seen the delete first, it would lead legitimately.
+    await w.waitEvent((e) => e.type === 'blocking', 10_000, 'w blocks');
     await a.request({ op: 'remove', name });
     await blocked;
     const lost = await w.waitEvent((e) => e.type === 'lost', 10_000, 'w notices its lease is lost');

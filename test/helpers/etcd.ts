@@ -454,13 +454,17 @@ class Cluster implements EtcdCluster {
     return r.stdout;
   }
 
+  /** Lease ids in etcd, as unpadded lowercase hex (the form of election keys). */
   async leases(): Promise<string[]> {
     const out = await this.ctlOk(['lease', 'list']);
     // "found 2 leases\n694d8a4b1c2f3e01\n694d8a4b1c2f3e05\n"
+    // etcdctl pads ids to 16 hex digits; election keys (Go's %x) do not. Return the
+    // unpadded lowercase form so both compare as strings.
     return out
       .split('\n')
       .map((l) => l.trim())
-      .filter((l) => /^[0-9a-f]+$/i.test(l));
+      .filter((l) => /^[0-9a-f]+$/i.test(l))
+      .map((l) => BigInt(`0x${l}`).toString(16));
   }
 
   async keys(prefix: string): Promise<string[]> {

@@ -61,7 +61,7 @@ export interface HostEvent {
   t: string;
   id: string;
   /** 'crash': an uncaught exception or unhandled rejection (message), reported just before the process dies of it. */
-  type: 'ready' | 'session' | 'lost' | 'start' | 'stop' | 'fn' | 'error' | 'write' | 'crash' | OnceEventType;
+  type: 'ready' | 'session' | 'lost' | 'start' | 'stop' | 'fn' | 'error' | 'write' | 'crash' | 'blocking' | OnceEventType;
   name?: string;
   token?: string;
   key?: string;
