@@ -1,13 +1,13 @@
 // Cluster view: follow the leader of a name from any host, list every name under the
 // prefix, force a hand-over. None of it campaigns or needs a lease: it reads etcd.
 import { EventEmitter } from 'node:events';
-import { ExponentialBackoff, type IBackoff } from 'cockatiel';
-import type { IRangeResponse, IWatchResponse, Watcher } from 'etcd3';
+import { safeEmit } from './emit.js';
 import { EtcdUnavailableError, LockerClosedError, describe } from './errors.js';
-import { namePrefix, validateName } from './keys.js';
-import { nameRange, readLeader, readPrefix, type PrefixSnapshot } from './reads.js';
+import { validateName } from './keys.js';
+import { nameRange, readLeader, readPrefix } from './reads.js';
 import type { LockerCore } from './locker.js';
-import { Queue, byCreate, candidateOf, keyEventOf, type Candidate } from './queue.js';
+import { byCreate, candidateOf, type Candidate } from './queue.js';
+import type { PrefixSnapshot } from './store.js';
 
 export interface NameStatus {
   name: string;
@@ -46,19 +46,15 @@ export interface ObserverEvents {
 }
 
 /**
- * Leader changes of one name, read from etcd: a range read at revision R, then a watch
- * from R + 1, so no change between the two is missed. Costs one watcher on the
- * locker's client (etcd3 multiplexes them on one stream) and no lease.
+ * Leader changes of one name, from the locker's view of its prefix (the same view that
+ * elects its own singletons: snapshot plus gap-free watch). Costs no etcd request of
+ * its own and no lease.
  */
 export class Observer extends EventEmitter<ObserverEvents> {
-  private readonly queue = new Queue();
-  private watcher: Watcher | undefined;
   private info: LeaderInfo | undefined;
   private ended = false;
   private closing: Promise<void> | undefined;
   private readyWaiters: { resolve(i: LeaderInfo): void; reject(e: Error): void }[] = [];
-  private retryTimer: NodeJS.Timeout | undefined;
-  private backoff: IBackoff<unknown> = new ExponentialBackoff({ initialDelay: 100, maxDelay: 5_000 }).next();
   private readonly unhook: () => void;
 
   constructor(
@@ -70,8 +66,12 @@ export class Observer extends EventEmitter<ObserverEvents> {
     if (core.closeSignal.aborted) throw new LockerClosedError(`observe '${name}'`);
     const onClose = (): void => void this.close();
     core.closeSignal.addEventListener('abort', onClose, { once: true });
-    this.unhook = () => core.closeSignal.removeEventListener('abort', onClose);
-    void this.connect();
+    const unwatch = core.watchName(name, () => this.update());
+    this.unhook = () => {
+      unwatch();
+      core.closeSignal.removeEventListener('abort', onClose);
+    };
+    void core.view.ready().then(() => this.update());
   }
 
   /** The leader as last seen; undefined until the first read has answered. */
@@ -96,78 +96,22 @@ export class Observer extends EventEmitter<ObserverEvents> {
     this.closing ??= (async () => {
       this.ended = true;
       this.unhook();
-      if (this.retryTimer) clearTimeout(this.retryTimer);
       for (const w of this.readyWaiters.splice(0)) w.reject(new LockerClosedError(`observe '${this.name}'`));
-      const w = this.watcher;
-      this.watcher = undefined;
-      // A cancel that etcd does not answer (unreachable) must not hold close() up.
-      if (w) await Promise.race([w.cancel().catch(() => {}), new Promise((r) => setTimeout(r, 500).unref())]);
-      this.emit('close');
+      safeEmit(this, 'close', [], (e) => this.core.report(e instanceof Error ? e : new Error(describe(e))));
     })();
     return this.closing;
   }
 
-  private async connect(): Promise<void> {
-    if (this.ended) return;
-    const p = namePrefix(this.core.prefix, this.name);
-    let res: IRangeResponse;
-    try {
-      res = await this.core.client.kv.range(
-        nameRange(this.core.prefix, this.name),
-        { deadline: new Date(Date.now() + this.core.requestTimeoutMs()) },
-      );
-    } catch (err) {
-      this.retry(new EtcdUnavailableError(`read of '${this.name}' for observe`, err));
-      return;
-    }
-    if (this.ended) return;
-    const revision = BigInt(res.header.revision);
-    this.queue.invalidate();
-    this.queue.reset(res.kvs.map(candidateOf), revision);
-    this.update(this.info === undefined);
-    // From R + 1: every change after the read, none before it twice. etcd3 resumes a
-    // reconnecting watcher from its last revision + 1, so the stream stays gap-free.
-    const w = this.core.client.watch().prefix(p).startRevision((revision + 1n).toString()).watcher();
-    this.watcher = w;
-    w.on('data', (r: IWatchResponse) => {
-      if (this.watcher !== w || !r.events?.length) return;
-      let changed = false;
-      for (const ev of r.events) changed = this.queue.apply(keyEventOf(ev)) || changed;
-      if (changed) this.update(false);
-    });
-    w.on('error', (err: unknown) => {
-      // Fatal for this watcher, e.g. R + 1 was compacted while we were away: read again.
-      if (this.watcher !== w || this.ended) return;
-      this.watcher = undefined;
-      void w.cancel().catch(() => {});
-      this.retry(new EtcdUnavailableError(`watch of '${this.name}' for observe`, err));
-    });
-    this.backoff = new ExponentialBackoff({ initialDelay: 100, maxDelay: 5_000 }).next();
-  }
-
-  private retry(err: Error): void {
-    if (this.ended) return;
-    if (this.listenerCount('error') > 0) this.emit('error', err);
-    else this.core.report(err);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      void this.connect();
-    }, this.backoff.duration);
-    this.backoff = this.backoff.next(undefined);
-  }
-
-  private update(first: boolean): void {
-    const head = this.queue.head();
+  private update(): void {
+    if (this.ended || !this.core.view.current) return;
+    const first = this.info === undefined;
+    const head = this.core.view.head(this.name);
     const token = head?.createRevision.toString();
     if (this.info && this.info.key === head?.key && this.info.token === token) return;
     const info: LeaderInfo = { name: this.name, leader: head?.value, token, key: head?.key, since: first ? undefined : Date.now() };
     this.info = info;
     for (const w of this.readyWaiters.splice(0)) w.resolve(info);
-    try {
-      this.emit('change', info);
-    } catch (e) {
-      this.core.report(e instanceof Error ? e : new Error(describe(e)));
-    }
+    safeEmit(this, 'change', [info], (e) => this.core.report(e instanceof Error ? e : new Error(describe(e))));
   }
 }
 
@@ -185,7 +129,7 @@ export async function clusterStatus(core: LockerCore): Promise<NameStatus[]> {
     throw new EtcdUnavailableError(`status read of prefix '${core.prefix}'`, err);
   }
   const out: NameStatus[] = [];
-  for (const [name, cs] of snapshot.queues) {
+  for (const [name, cs] of snapshot.queues as Map<string, Candidate[]>) {
     out.push({ name, leader: cs[0]?.value, token: cs[0]?.createRevision.toString(), candidates: cs.map((c) => c.value) });
   }
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

@@ -3,17 +3,20 @@ import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, typ
 import { Etcd3, isRecoverableError } from 'etcd3';
 import { CampaignBatcher } from './campaign.js';
 import type { Clock } from './clock.js';
+import { safeEmit } from './emit.js';
 import { EtcdUnavailableError, LockerClosedError, describe, type LeaseLostError } from './errors.js';
-import { nameOf, validateName } from './keys.js';
-import { readLeader, readPrefix } from './reads.js';
+import { EtcdStore } from './etcd-store.js';
+import { validateName } from './keys.js';
+import { readLeader } from './reads.js';
 import { resolveOptions, type LockerOptions, type ResolvedOptions } from './options.js';
-import type { KeyEvent } from './queue.js';
+import { ReleaseGate } from './release.js';
 import { Session } from './session.js';
+import type { Store } from './store.js';
 import { onShutdown } from './signals.js';
 import { Singleton, type SingletonFunction, type SingletonHost, type TryLockResult } from './singleton.js';
 import { clusterStatus, failover, observe, type NameStatus, type Observer } from './cluster.js';
 import { once, type OnceFunction, type OnceOptions, type OnceOutcome } from './once.js';
-import { PrefixWatch } from './watch.js';
+import { PrefixView } from './view.js';
 
 export interface LockerEvents {
   /** etcd trouble or a failing fn with no `error` listener of its own. The locker keeps going. */
@@ -86,30 +89,33 @@ const GRPC_KEEPALIVE = { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeo
 
 /**
  * The host side of all elections under one prefix: one etcd client, one lease (the
- * Session), one prefix watch, and the registered Singletons. It recovers by itself:
- * when the session is lost it grants a new lease and every name campaigns again.
+ * Session), one view of the prefix (PrefixView), one release gate, and the registered
+ * Singletons. It recovers by itself: when the session is lost it grants a new lease
+ * and every name campaigns again. @internal
  */
 export class LockerCore extends EventEmitter<LockerEvents> implements SingletonHost {
   readonly client: Etcd3;
+  readonly store: Store;
   readonly batcher: CampaignBatcher;
   readonly opts: ResolvedOptions;
+  readonly view: PrefixView;
+  readonly gate = new ReleaseGate();
   private readonly names = new Map<string, Singleton>();
+  /** Observers of single names (cluster.ts), fed by the same view. */
+  private readonly watchers = new Map<string, Set<() => void>>();
   private current: Session | undefined;
-  private watch: PrefixWatch | undefined;
-  /** The prefix watch was confirmed once: campaign reads are covered by it from then on. */
-  private watchUp = false;
+  /** Lost sessions whose lease is revoked once every fn on it settled and etcd answers. */
+  private readonly lostSessions = new Set<Session>();
   private watchConnected = false;
   private started = false;
-  private readyWaiters: (() => void)[] = [];
+  private readyWaiters: { resolve(): void; reject(e: Error): void }[] = [];
   private closing: Promise<void> | undefined;
   private readonly lifetime = new AbortController();
   private readonly unhook: (() => void) | undefined;
   private lastError: Error | undefined;
-  /** Leases of lost sessions, revoked again once etcd answers (their keys block our names until then). */
-  private readonly orphans = new Set<string>();
   private warned = false;
 
-  constructor(hosts: unknown, options?: LockerOptions) {
+  constructor(hosts: unknown, options?: LockerOptions, store?: Store) {
     super();
     this.opts = resolveOptions(hosts, options);
     const { etcd } = this.opts;
@@ -127,7 +133,15 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
         ...etcd.faultHandling,
       },
     });
-    this.batcher = new CampaignBatcher(this.client, () => this.requestTimeoutMs());
+    this.store = store ?? new EtcdStore(this.client);
+    this.batcher = new CampaignBatcher(this.store, () => this.requestTimeoutMs());
+    this.view = new PrefixView(this.store, this.opts.prefix, this.opts.clock, () => this.requestTimeoutMs(), {
+      changed: (names) => this.changed(names),
+      trouble: (err) => this.report(err),
+      connected: (up) => {
+        this.watchConnected = up;
+      },
+    });
     if (this.opts.handleSignals) this.unhook = onShutdown(() => this.close());
   }
 
@@ -153,7 +167,7 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
     return Math.max(this.opts.renewDeadlineMs, 2000);
   }
   session(): Session | undefined {
-    return this.watchUp && this.current && this.current.alive() ? this.current : undefined;
+    return this.view.current && this.current && this.current.alive() ? this.current : undefined;
   }
   unregister(s: Singleton): void {
     if (this.names.get(s.name) === s) this.names.delete(s.name);
@@ -161,11 +175,7 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
   report(err: Error): void {
     this.lastError = err;
     if (this.listenerCount('error') > 0) {
-      try {
-        this.emit('error', err);
-      } catch {
-        // A throwing error listener must not take the election logic down with it.
-      }
+      safeEmit(this, 'error', [err], () => {});
     } else if (!this.warned) {
       // No listener: say it once per outage instead of throwing out of an emitter.
       this.warned = true;
@@ -173,26 +183,42 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
     }
   }
 
+  /** Calls `fn` whenever the view of `name` changed; returns the unsubscribe. @internal */
+  watchName(name: string, fn: () => void): () => void {
+    let set = this.watchers.get(name);
+    if (!set) this.watchers.set(name, (set = new Set()));
+    set.add(fn);
+    this.ensureStarted(false);
+    return () => {
+      set.delete(fn);
+      if (set.size === 0 && this.watchers.get(name) === set) this.watchers.delete(name);
+    };
+  }
+
   // ——— public operations ———
 
   register(name: string, fn: SingletonFunction, mode: 'queue' | 'try' = 'queue'): Singleton {
+    const s = this.add(name, fn, mode);
+    s.start();
+    return s;
+  }
+
+  tryLock(name: string, fn: SingletonFunction): Promise<TryLockResult> {
+    const s = this.add(name, fn, 'try');
+    const outcome = s.outcome();
+    s.start();
+    return outcome;
+  }
+
+  private add(name: string, fn: SingletonFunction, mode: 'queue' | 'try'): Singleton {
     validateName(name);
     if (typeof fn !== 'function') throw new TypeError(`fn for '${name}' must be a function, got ${typeof fn}`);
     if (this.closing) throw new LockerClosedError(`register '${name}'`);
     if (this.names.has(name)) throw new Error(`singleton '${name}' is already registered on this locker (id ${this.nodeId})`);
     const s = new Singleton(name, fn, this, mode);
     this.names.set(name, s);
-    this.ensureStarted();
-    s.start();
+    this.ensureStarted(true);
     return s;
-  }
-
-  async tryLock(name: string, fn: SingletonFunction): Promise<TryLockResult> {
-    const s = this.register(name, fn, 'try');
-    const outcome = s.outcome();
-    await this.ready();
-    s.start();
-    return outcome;
   }
 
   async exists(name: string): Promise<boolean> {
@@ -212,7 +238,7 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
     const s = this.current;
     const leading = [...this.names.values()].filter((x) => x.isLeader).map((x) => x.name);
     return {
-      ok: !this.closing && (!this.started || (s !== undefined && s.alive() && this.watchUp)),
+      ok: !this.closing && (!this.started || (s !== undefined && s.alive() && this.view.current)),
       leaseId: s?.leaseId,
       lastKeepaliveAgoMs: s ? Math.round(this.clock.now() - s.lastAcknowledged()) : undefined,
       leading,
@@ -224,9 +250,9 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
 
   ready(): Promise<void> {
     if (this.closing) return Promise.reject(new LockerClosedError('wait for ready'));
-    this.ensureStarted();
+    this.ensureStarted(true);
     if (this.session()) return Promise.resolve();
-    return new Promise((resolve) => this.readyWaiters.push(resolve));
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
   close(): Promise<void> {
@@ -237,68 +263,51 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
   private async shutdown(): Promise<void> {
     this.unhook?.();
     this.lifetime.abort();
-    // Stop every fn first, then revoke: the revoke lets standbys in, so it must come last.
-    await Promise.allSettled([...this.names.values()].map((s) => s.close()));
+    for (const w of this.readyWaiters.splice(0)) w.reject(new LockerClosedError('wait for ready'));
+    // Stop every fn first, then revoke: the revoke lets standbys in, so it must come
+    // last (the gate). A fn that ignores its signal past stopTimeout is not waited for
+    // any longer: the lease is then left to expire by itself, never revoked under it.
+    const singletons = [...this.names.values()];
+    const closing = Promise.allSettled(singletons.map((s) => s.close()));
+    let timer: ReturnType<Clock['setTimeout']> | undefined;
+    const timedOut = await Promise.race([
+      closing.then(() => false),
+      new Promise<boolean>((resolve) => (timer = this.clock.setTimeout(() => resolve(true), this.opts.stopTimeoutMs))),
+    ]);
+    if (timer) this.clock.clearTimeout(timer);
     this.names.clear();
     const session = this.current;
     this.current = undefined;
-    await Promise.allSettled([this.watch?.close(), session?.close(true, this.opts.renewDeadlineMs)]);
+    if (timedOut) {
+      this.report(new Error(`close(): fn still running ${this.opts.stopTimeoutMs} ms after its signal aborted; the lease is left to expire by itself`));
+    }
+    const revokes: Promise<unknown>[] = [];
+    if (session) {
+      if (timedOut || this.gate.unsettled(session) > 0) revokes.push(session.close(false));
+      else revokes.push(session.close(false).then(() => this.gate.revoke(session, this.opts.renewDeadlineMs)));
+    }
+    for (const old of this.lostSessions) if (this.gate.unsettled(old) === 0) revokes.push(this.gate.revoke(old, 1000));
+    await Promise.allSettled([this.view.close(), ...revokes]);
     this.client.close();
-    for (const w of this.readyWaiters.splice(0)) w();
   }
 
   // ——— lifecycle ———
 
-  private ensureStarted(): void {
-    if (this.started || this.closing) return;
+  private ensureStarted(campaign: boolean): void {
+    if (this.closing) return;
+    this.view.start();
+    if (!campaign || this.started) return;
     this.started = true;
-    void this.startWatch();
     void this.renew();
-  }
-
-  private async startWatch(): Promise<void> {
-    try {
-      this.watch = new PrefixWatch(this.client, this.prefix, {
-        events: (evs) => this.dispatch(evs),
-        resync: () => void this.resyncAll(),
-        // A reconnecting watch resumes gap-free, so campaigning goes on while it is down;
-        // the state only feeds health().
-        connected: (up) => {
-          this.watchConnected = up;
-        },
-      });
-      await this.watch.ready;
-    } catch (err) {
-      if (this.closing) return;
-      void this.watch?.close();
-      this.report(new EtcdUnavailableError('watch', err));
-      await this.pause(1000);
-      return this.startWatch();
-    }
-    if (this.closing) {
-      void this.watch.close();
-      return;
-    }
-    this.watchUp = this.watchConnected = true;
-    this.becameReady();
   }
 
   /** Grants a lease, retrying with exponential backoff and jitter until it works or the locker closes. */
   private async renew(): Promise<void> {
     let backoff: IBackoff<unknown> = new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }).next();
-    while (!this.closing) {
+    let session: Session | undefined;
+    while (!this.closing && !session) {
       try {
-        const session = await Session.grant(this.client, this.opts, (err) => this.lost(session, err));
-        if (this.closing) {
-          await session.close(true);
-          return;
-        }
-        this.current = session;
-        this.warned = false;
-        this.revokeOrphans();
-        this.emit('session', session.leaseId);
-        this.becameReady();
-        return;
+        session = await Session.grant(this.store, this.opts, (err) => this.lost(session!, err));
       } catch (err) {
         if (this.closing) return;
         this.report(new EtcdUnavailableError('lease grant', err));
@@ -306,73 +315,52 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
         backoff = backoff.next(undefined);
       }
     }
+    if (!session) return;
+    if (this.closing) {
+      await session.close(true); // nothing ran on it
+      return;
+    }
+    this.current = session;
+    this.warned = false;
+    // etcd answers again: revoke the leases of lost sessions whose fns have settled (their
+    // keys would make our names wait a full TTL).
+    for (const old of this.lostSessions) {
+      void this.gate.revoke(old, this.requestTimeoutMs(), 2).then(() => this.lostSessions.delete(old));
+    }
+    // Outside any try: a throwing listener is reported, not taken for a failed grant.
+    safeEmit(this, 'session', [session.leaseId], (e) => this.report(asError(e)));
+    this.becameReady();
   }
 
   private lost(session: Session, err: LeaseLostError): void {
     if (this.current !== session) return;
     this.current = undefined;
-    // The session tries to revoke its lease at once; during an outage that fails, and the
-    // old keys would make every name of ours wait a full TTL after etcd is back. Revoke
-    // again as soon as a new lease shows etcd answers.
-    this.orphans.add(session.leaseId);
-    for (const s of this.names.values()) s.sessionLost();
-    try {
-      this.emit('lost', err);
-    } catch (e) {
-      this.report(e instanceof Error ? e : new Error(describe(e)));
-    }
+    this.lostSessions.add(session);
+    for (const s of [...this.names.values()]) s.sessionLost(session);
+    safeEmit(this, 'lost', [err], (e) => this.report(asError(e)));
+    // Once every fn on it has settled, try to revoke (etcd may answer already).
+    void this.gate.revoke(session, Math.min(1000, this.opts.renewDeadlineMs)).then(() => undefined);
     if (!this.closing) void this.renew();
-  }
-
-  private revokeOrphans(): void {
-    for (const id of this.orphans) {
-      this.orphans.delete(id);
-      // An unknown lease (already expired or revoked) is the usual answer: nothing to do.
-      this.client.leaseClient.leaseRevoke({ ID: id }, { deadline: new Date(Date.now() + this.requestTimeoutMs()) }).catch(() => {});
-    }
   }
 
   private becameReady(): void {
     if (!this.session()) return;
-    for (const w of this.readyWaiters.splice(0)) w();
-    for (const s of this.names.values()) s.start();
+    for (const w of this.readyWaiters.splice(0)) w.resolve();
+    for (const s of [...this.names.values()]) {
+      s.sessionChanged();
+      s.start();
+    }
   }
 
-  private dispatch(events: KeyEvent[]): void {
+  private changed(names: ReadonlySet<string>): void {
     // After a pause (SIGSTOP, VM freeze) I/O callbacks run before timers: judge the
     // step-down deadline first, so a woken leader stops as 'lost' before acting on events.
     this.current?.checkDeadline();
-    // Group by name: a batch of events for one name is applied before the queue is judged.
-    let byName: Map<string, KeyEvent[]> | undefined;
-    for (const ev of events) {
-      const name = nameOf(this.prefix, ev.key);
-      if (name === undefined || !this.names.has(name)) continue;
-      byName ??= new Map();
-      const list = byName.get(name);
-      if (list) list.push(ev);
-      else byName.set(name, [ev]);
-    }
-    if (!byName) return;
-    for (const [name, evs] of byName) this.names.get(name)?.events(evs);
-  }
-
-  /**
-   * The watch missed events (compaction while we were away): one snapshot of the whole
-   * prefix, not a read per name, retried until it works — a queue left without a
-   * snapshot would never judge its name again.
-   */
-  private async resyncAll(): Promise<void> {
-    let backoff: IBackoff<unknown> = new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }).next();
-    while (!this.closing) {
-      try {
-        const { revision, queues } = await readPrefix(this.client, this.prefix, this.requestTimeoutMs());
-        for (const s of this.names.values()) s.resync(queues.get(s.name) ?? [], revision);
-        return;
-      } catch (err) {
-        this.report(new EtcdUnavailableError(`re-read of prefix '${this.prefix}'`, err));
-        await this.pause(backoff.duration);
-        backoff = backoff.next(undefined);
-      }
+    this.becameReady();
+    for (const name of names) {
+      this.names.get(name)?.judge();
+      const ws = this.watchers.get(name);
+      if (ws) for (const fn of [...ws]) fn();
     }
   }
 
@@ -381,15 +369,17 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
     const signal = this.lifetime.signal;
     return new Promise((resolve) => {
       const done = (): void => {
-        clearTimeout(t);
+        this.clock.clearTimeout(t);
         signal.removeEventListener('abort', done);
         resolve();
       };
-      const t = setTimeout(done, ms);
+      const t = this.clock.setTimeout(done, ms);
       signal.addEventListener('abort', done, { once: true });
     });
   }
 }
+
+const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(describe(e)));
 
 /** Creates a locker for the etcd cluster at `hosts` (`'h1:2379,h2:2379'` or an array). */
 export function locked(hosts: string | string[], options?: LockerOptions): Locker {

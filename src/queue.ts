@@ -28,51 +28,22 @@ export function headOf(candidates: Iterable<Candidate>): Candidate | undefined {
 }
 
 /**
- * The view is a small array sorted by create revision, not a Map: a name has a handful
- * of candidates, and a locker holds thousands of names, so per-name memory counts
- * (a Map's hash table alone is ~200 bytes). Arrays are replaced, never grown in place,
- * so each holds exactly its candidates.
+ * The candidates of one name, leader first. A small array sorted by create revision,
+ * not a Map: a name has a handful of candidates, and a locker holds thousands of names,
+ * so per-name memory counts (a Map's hash table alone is ~200 bytes). Arrays are
+ * replaced, never grown in place, so each holds exactly its candidates.
+ *
+ * It knows nothing of revisions: the PrefixView decides which events apply.
  */
 export class Queue {
-  private entries: readonly Candidate[] = NONE;
-  /** Highest revision reflected in `entries`; undefined until the first snapshot. */
-  private revision: bigint | undefined;
-  /** Events seen before the first snapshot, replayed over it. */
-  private early: KeyEvent[] | undefined;
+  private entries: readonly Candidate[];
 
-  get initialized(): boolean {
-    return this.revision !== undefined;
+  constructor(candidates: readonly Candidate[] = NONE) {
+    this.entries = candidates.length === 0 ? NONE : sorted(candidates);
   }
 
-  /**
-   * Installs a range read taken at `revision`. An older snapshot than what the watch
-   * already delivered is ignored: the watch is gap-free after the first snapshot, so
-   * the view it built is newer and complete.
-   */
-  reset(kvs: readonly Candidate[], revision: bigint): void {
-    if (this.revision !== undefined && revision <= this.revision) return;
-    this.entries = kvs.length === 0 ? NONE : sorted(kvs);
-    this.revision = revision;
-    const early = this.early;
-    this.early = undefined;
-    if (early) for (const ev of early) this.apply(ev);
-  }
-
-  /** Forgets everything (after the watch lost events, e.g. to compaction): a new snapshot is needed. */
-  invalidate(): void {
-    this.entries = NONE;
-    this.revision = undefined;
-    this.early = undefined;
-  }
-
-  /** Applies one watch event; returns whether the view changed. */
+  /** Applies one event; returns whether the queue changed. */
   apply(ev: KeyEvent): boolean {
-    if (this.revision === undefined) {
-      (this.early ??= []).push(ev);
-      return false;
-    }
-    if (ev.modRevision <= this.revision) return false;
-    this.revision = ev.modRevision;
     const i = this.indexOf(ev.key);
     if (ev.type === 'delete') {
       if (i < 0) return false;
@@ -97,18 +68,19 @@ export class Queue {
   }
 
   /** All candidates, leader first. */
-  ordered(): Candidate[] {
-    return this.entries.slice();
+  ordered(): readonly Candidate[] {
+    return this.entries;
+  }
+
+  /** Position of `key` (0 = leader), or -1. */
+  indexOf(key: string): number {
+    const e = this.entries;
+    for (let i = 0; i < e.length; i++) if (e[i]!.key === key) return i;
+    return -1;
   }
 
   get size(): number {
     return this.entries.length;
-  }
-
-  private indexOf(key: string): number {
-    const e = this.entries;
-    for (let i = 0; i < e.length; i++) if (e[i]!.key === key) return i;
-    return -1;
   }
 }
 

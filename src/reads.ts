@@ -3,6 +3,7 @@
 import type { Etcd3, IRangeResponse } from 'etcd3';
 import { nameOf, namePrefix, prefixEnd } from './keys.js';
 import { byCreate, candidateOf, type Candidate } from './queue.js';
+import type { PrefixSnapshot } from './store.js';
 
 /** The range of every candidate key of `name`. */
 export function nameRange(prefix: string, name: string): { key: Buffer; range_end: Buffer } {
@@ -16,12 +17,6 @@ const deadline = (timeoutMs: number): { deadline: Date } => ({ deadline: new Dat
 export async function readLeader(client: Etcd3, prefix: string, name: string, timeoutMs: number): Promise<Candidate | undefined> {
   const res = await client.kv.range({ ...nameRange(prefix, name), sort_target: 'Create', sort_order: 'Ascend', limit: 1 }, deadline(timeoutMs));
   return res.kvs[0] ? candidateOf(res.kvs[0]) : undefined;
-}
-
-export interface PrefixSnapshot {
-  revision: bigint;
-  /** Candidates by name, leader first. Keys without '/' after the name (run-once records) are left out. */
-  queues: Map<string, Candidate[]>;
 }
 
 /** Keys per page: keeps each answer well under gRPC's 4 MiB message limit. */

@@ -1,7 +1,7 @@
-import type { Etcd3, ILeaseKeepAliveResponse } from 'etcd3';
 import type { Clock, Timer } from './clock.js';
 import { LeaseLostError, describe } from './errors.js';
 import { leaseHex } from './keys.js';
+import type { Store } from './store.js';
 
 export interface SessionTiming {
   ttl: number;
@@ -22,6 +22,9 @@ export interface SessionTiming {
  * as the local clock does not run slower than etcd's by more than ttl / renewDeadline − 1
  * (50 % with the defaults) and the event loop is not blocked across the margin
  * (ttl − renewDeadline) — the fencing token covers that case.
+ *
+ * Losing the lease never revokes it: fn may still be running on it. The ReleaseGate
+ * revokes a lease only once every leadership on it has settled (release.ts).
  */
 export class Session {
   readonly leaseId: string;
@@ -40,7 +43,7 @@ export class Session {
   lastError: unknown;
 
   private constructor(
-    private readonly client: Etcd3,
+    private readonly store: Store,
     private readonly timing: SessionTiming,
     leaseId: string,
     grantSent: number,
@@ -55,19 +58,15 @@ export class Session {
   }
 
   /** Grants a lease and starts keeping it alive. Rejects if etcd does not answer in time. */
-  static async grant(client: Etcd3, timing: SessionTiming, onLost: (err: LeaseLostError) => void): Promise<Session> {
+  static async grant(store: Store, timing: SessionTiming, onLost: (err: LeaseLostError) => void): Promise<Session> {
     const sent = timing.clock.now();
-    const res = await client.leaseClient.leaseGrant(
-      { TTL: timing.ttl, ID: 0 },
-      { deadline: new Date(Date.now() + timing.renewDeadlineMs) },
-    );
-    if (res.error) throw new Error(`etcd refused the lease grant: ${res.error}`);
-    const session = new Session(client, timing, res.ID, sent, onLost);
+    const id = await store.grant(timing.ttl, timing.renewDeadlineMs);
+    const session = new Session(store, timing, id, sent, onLost);
     // A grant answered after its own deadline (slow etcd, paused process) may expire
-    // before we could act on it: give it back and let the caller try again.
+    // before we could act on it: give it back (nothing ran on it) and let the caller try again.
     if (!session.alive()) {
       await session.close(true);
-      throw new LeaseLostError(`lease ${res.ID} was granted too late to be used (after renewDeadline)`, res.ID);
+      throw new LeaseLostError(`lease ${id} was granted too late to be used (after renewDeadline)`, id);
     }
     return session;
   }
@@ -97,7 +96,8 @@ export class Session {
   /**
    * Stops keeping the lease alive. With `revoke`, deletes the lease in etcd (and with it
    * every key of this session) so standbys start at once; bounded by `timeoutMs` since
-   * an unreachable etcd expires the lease by itself within the TTL.
+   * an unreachable etcd expires the lease by itself within the TTL. Only the
+   * ReleaseGate revokes: nothing may run on the lease any more.
    */
   async close(revoke: boolean, timeoutMs = this.timing.renewDeadlineMs): Promise<void> {
     if (this.closed) return;
@@ -109,25 +109,30 @@ export class Session {
     if (revoke) await this.revoke(timeoutMs);
   }
 
-  private async revoke(timeoutMs: number): Promise<void> {
+  /** Revokes the lease; true when etcd answered (an unknown lease counts: it is gone). */
+  async revoke(timeoutMs: number): Promise<boolean> {
     try {
-      await this.client.leaseClient.leaseRevoke({ ID: this.leaseId }, { deadline: new Date(Date.now() + timeoutMs) });
-    } catch {
-      // Unreachable or already expired: etcd deletes the lease and its keys within the TTL.
+      await this.store.revoke(this.leaseId, timeoutMs);
+      return true;
+    } catch (err) {
+      // Unreachable: etcd deletes the lease and its keys by itself within the TTL.
+      return /not found/i.test(String((err as Error)?.message));
     }
+  }
+
+  /** True once this session stopped keeping the lease alive (lost or closed). */
+  get ended(): boolean {
+    return this.controller.signal.aborted;
   }
 
   private lose(why: string): void {
     if (this.controller.signal.aborted) return;
     this.stopTimers();
     const err = new LeaseLostError(`lease ${this.leaseId} lost: ${why}`, this.leaseId);
+    this.closed = true;
     this.controller.abort(err);
+    // No revoke here: fn may still be running on this lease (the gate decides).
     this.onLost(err);
-    // We have already stopped; revoking lets standbys in now instead of at expiry.
-    if (!this.closed) {
-      this.closed = true;
-      void this.revoke(Math.min(1000, this.timing.renewDeadlineMs));
-    }
   }
 
   private stopTimers(): void {
@@ -175,12 +180,9 @@ export class Session {
       if (this.controller.signal.aborted) return;
       const sent = clock.now();
       try {
-        // A first slow answer is usually load, not a dead connection: abandon just the
-        // stream. From the second failure in a row on, let gRPC's deadline fail the call,
-        // which makes etcd3 drop the member's connection and dial again (or another member).
-        const res = await keepaliveOnce(this.client, this.leaseId, attemptMs, failures >= 1);
+        const ttl = await this.store.keepAlive(this.leaseId, attemptMs, failures);
         if (this.controller.signal.aborted) return;
-        if (Number(res.TTL) <= 0) {
+        if (ttl <= 0) {
           this.lose('etcd reports the lease expired or revoked');
           return;
         }
@@ -201,38 +203,4 @@ export class Session {
   describeLastError(): string | undefined {
     return this.lastError === undefined ? undefined : describe(this.lastError);
   }
-}
-
-/**
- * One keepalive on a stream of its own: the answer belongs to exactly this request, so
- * its send time is known, and a stream stuck on a dead connection is abandoned with it.
- * With `resetOnTimeout`, the call carries a gRPC deadline: its failure makes etcd3 mark
- * the member failed and reconnect. Without, the stream is half-closed before it is
- * cancelled, which etcd3 does not count against the member.
- */
-async function keepaliveOnce(client: Etcd3, leaseId: string, timeoutMs: number, resetOnTimeout: boolean): Promise<ILeaseKeepAliveResponse> {
-  const stream = await client.leaseClient.leaseKeepAlive(resetOnTimeout ? { deadline: new Date(Date.now() + timeoutMs) } : {});
-  return new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
-    const timer = setTimeout(
-      () => finish(new Error(`keepalive not answered within ${timeoutMs} ms`)),
-      resetOnTimeout ? timeoutMs + 250 : timeoutMs,
-    );
-    let done = false;
-    const finish = (err: unknown, res?: ILeaseKeepAliveResponse): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      // Half-close first: etcd3 only blames the member for errors on a writable stream.
-      stream.end();
-      if (res) {
-        resolve(res);
-      } else {
-        stream.cancel();
-        reject(err);
-      }
-    };
-    stream.on('data', (res: ILeaseKeepAliveResponse) => finish(undefined, res));
-    stream.on('error', (err: unknown) => finish(err)); // also swallows the late CANCELLED of our own cancel()
-    stream.write({ ID: leaseId });
-  });
 }

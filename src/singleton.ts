@@ -2,10 +2,13 @@ import { EventEmitter } from 'node:events';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { ComparatorBuilder, Etcd3 } from 'etcd3';
 import type { Clock, Timer } from './clock.js';
-import { Election, type ElectionContext, type ElectionListener } from './election.js';
-import { EtcdUnavailableError, LeaderFunctionError, LockerClosedError, NotLeaderError } from './errors.js';
-import type { Candidate, KeyEvent } from './queue.js';
+import { campaign, resign, type ElectionContext } from './election.js';
+import { safeEmit } from './emit.js';
+import { EtcdUnavailableError, LeaderFunctionError, LockerClosedError, NotLeaderError, describe } from './errors.js';
+import type { ReleaseGate } from './release.js';
 import type { Session } from './session.js';
+import type { CampaignResult } from './store.js';
+import type { PrefixView } from './view.js';
 
 /** Why this host stopped leading a name. */
 export type StopReason =
@@ -44,7 +47,12 @@ export interface Leadership {
   fence(): ComparatorBuilder;
 }
 
-/** The function a host registers. Runs only while elected; may return a promise. */
+/**
+ * The function a host registers. Runs only while elected; may return a promise.
+ * `remove()` called from inside fn ends this leadership and un-registers the name; it
+ * resolves at once (it does not wait for fn, which is what it would wait for), and the
+ * name is handed over as soon as fn returns.
+ */
 export type SingletonFunction = (remove: () => Promise<void>, leadership: Leadership) => unknown;
 
 export interface SingletonEvents {
@@ -58,51 +66,88 @@ export type TryLockResult =
   | { acquired: true; singleton: Singleton }
   | { acquired: false; /** Node id of the current leader. */ holder: string | undefined };
 
-/** What a Singleton needs from its locker. */
+/** What a Singleton needs from its locker. @internal */
 export interface SingletonHost extends ElectionContext {
   readonly client: Etcd3;
   readonly clock: Clock;
   readonly stopTimeoutMs: number;
-  /** The session to campaign with, when the locker has one and its watch is up. */
+  readonly view: PrefixView;
+  readonly gate: ReleaseGate;
+  /** The session to campaign with, when the locker has one and its view is current. */
   session(): Session | undefined;
   report(err: Error): void;
   unregister(s: Singleton): void;
 }
 
-interface Lead {
-  leadership: Leadership;
-  controller: AbortController;
-  session: Session;
-  /** fn's promise, settled either way. */
-  work: Promise<void>;
-  /** Once the leadership ended: settles when `work` did, or after stopTimeout. */
-  drained?: Promise<void>;
+/** Our key in etcd: what a campaign wrote. */
+interface Claim {
+  readonly session: Session;
+  readonly key: string;
+  /** Create revision of the key: the fencing token. */
+  readonly token: bigint;
+  /** Revision of the campaign transaction: the view must reach it before judging the key. */
+  readonly since: bigint;
 }
+
+/** One run of fn. */
+interface Run {
+  readonly leadership: ActiveLeadership;
+  readonly controller: AbortController;
+  /** Resolves when fn's promise has settled, either way. Never rejects. */
+  readonly settled: Promise<void>;
+  done: boolean;
+}
+
+/** What follows once a leadership has drained (or a write in flight has answered). */
+type Next =
+  /** Queue again (deposed, lost: the key is gone or goes with the lease). */
+  | 'campaign'
+  /** Delete our key, then wait before queueing again (fn failed: a standby's turn). */
+  | 'backoff'
+  /** Delete our key (if still ours) and leave for good (remove, try-lock over, close). */
+  | 'retire';
+
+/**
+ * THE LIFECYCLE OF ONE NAME on this host. Every state carries what it needs; every
+ * transition goes through `enter()`. Keys are released through the ReleaseGate, after
+ * fn has settled.
+ */
+type State =
+  /** Registered; waits for a session (and a current view) to campaign. */
+  | { readonly kind: 'idle' }
+  /** The campaign write is in flight; `then` is set if the name must not stay queued. */
+  | { readonly kind: 'campaigning'; readonly session: Session; then: Next | undefined }
+  /** Our key is in etcd, behind others (or not yet judged). */
+  | { readonly kind: 'queued'; readonly claim: Claim }
+  /** Our key is first: fn runs. */
+  | { readonly kind: 'leading'; readonly claim: Claim; readonly run: Run }
+  /** The leadership ended; fn's signal is aborted and we wait for fn to settle. The key stays until then. */
+  | { readonly kind: 'draining'; claim: Claim | undefined; readonly run: Run; then: Next }
+  /** Deleting our key (nothing runs on it). */
+  | { readonly kind: 'resigning'; then: Next }
+  /** Waiting before the next campaign. */
+  | { readonly kind: 'backoff'; readonly timer: Timer; readonly why: 'error' | 'campaign' }
+  /** Removed, closed, or a try-lock that is over. */
+  | { readonly kind: 'retired' };
 
 /**
  * One registered name on this host: turns election outcomes into runs of fn, events,
  * and an AbortSignal. Graceful step-downs (remove, close, fn failure) abort the signal,
- * let fn finish (up to stopTimeout), and only then delete the key, so the next leader
- * starts after this one has stopped.
+ * let fn settle, and only then delete the key, so the next leader starts after this one
+ * has stopped.
  */
 export class Singleton extends EventEmitter<SingletonEvents> {
-  private readonly election: Election;
-  private lead: Lead | undefined;
-  private removed = false;
-  private closed = false;
-  private removing: Promise<void> | undefined;
-  /** Set while an erroring leader deletes its key: no new campaign may race that delete. */
-  private resigning = false;
-  /** Set while the last run of fn settles after its leadership ended. */
-  private draining = false;
-  private retryTimer: Timer | undefined;
-  private retryKind: 'error' | 'campaign' | undefined;
-  private backoff: IBackoff<unknown> | undefined;
+  private state: State = { kind: 'idle' };
+  /** Backoff after fn failures; grows until fn succeeds once. */
+  private errorBackoff: IBackoff<unknown> | undefined;
   private campaignBackoff: IBackoff<unknown> | undefined;
-
-  /** Pending `tryLock()` answer; once settled, a try-lock singleton never campaigns again. */
+  /** Pending `tryLock()` answer. */
   private tryAnswer: ((r: TryLockResult | Error) => void) | undefined;
+  /** Settles when the name has left for good (retired). */
+  private readonly left: Promise<void>;
+  private leave!: () => void;
 
+  /** @internal */
   constructor(
     readonly name: string,
     private readonly fn: SingletonFunction,
@@ -111,85 +156,45 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     readonly mode: 'queue' | 'try' = 'queue',
   ) {
     super();
-    this.election = new Election(name, host, new Singleton.Listener(this));
+    this.left = new Promise((resolve) => (this.leave = resolve));
   }
 
-  /** The election's callbacks: one small object with prototype methods, not four closures per name. */
-  private static readonly Listener = class implements ElectionListener {
-    constructor(private readonly s: Singleton) {}
-    elected(key: string, token: bigint, session: Session): void {
-      this.s.campaignBackoff = undefined;
-      this.s.answer({ acquired: true, singleton: this.s });
-      this.s.begin(key, token, session);
-    }
-    keyLost(wasLeading: boolean): void {
-      if (wasLeading) this.s.end('deposed');
-      if (this.s.mode === 'try') this.s.retire();
-      else this.s.start();
-    }
-    campaignFailed(err: unknown): void {
-      const e = new EtcdUnavailableError(`campaign for '${this.s.name}'`, err);
-      if (this.s.mode === 'try') {
-        this.s.answer(e);
-        this.s.retire();
-        return;
-      }
-      this.s.report(e);
-      this.s.retryLater('campaign');
-    }
-    taken(holder: Candidate | undefined): void {
-      this.s.answer({ acquired: false, holder: holder?.value });
-      this.s.retire();
-    }
-  };
-
-  /** For `tryLock`: resolves once the single campaign is decided. */
+  /** For `tryLock`: resolves once the single campaign is decided. @internal */
   outcome(): Promise<TryLockResult> {
     return new Promise((resolve, reject) => {
       this.tryAnswer = (r) => (r instanceof Error ? reject(r) : resolve(r));
     });
   }
 
-  private answer(r: TryLockResult | Error): void {
-    const a = this.tryAnswer;
-    this.tryAnswer = undefined;
-    a?.(r);
-  }
-
-  /** A try-lock that ended (or never started) leaves the locker for good. */
-  private retire(): void {
-    this.removed = true;
-    this.clearRetry();
-    this.host.unregister(this);
-  }
-
   /** True while this host leads the name and the step-down deadline has not passed. */
   get isLeader(): boolean {
-    return this.lead !== undefined && this.lead.session.alive();
+    return this.state.kind === 'leading' && this.state.claim.session.alive();
   }
 
   /** The current leadership, if this host leads. */
   get leadership(): Leadership | undefined {
-    return this.lead?.leadership;
+    return this.state.kind === 'leading' ? this.state.run.leadership : undefined;
   }
 
   /** Our place in the queue (0 = leader), or undefined while not queued. */
   get position(): number | undefined {
-    return this.election.position();
+    const s = this.state;
+    if (s.kind !== 'queued' && s.kind !== 'leading') return undefined;
+    return this.host.view.position(this.name, s.claim.key);
   }
 
-  /** Un-registers this host: stops leading (handing over at once) and leaves the queue for good. */
+  /** Name of the current lifecycle state (for status and tests). */
+  get phase(): State['kind'] {
+    return this.state.kind;
+  }
+
+  /**
+   * Un-registers this host: stops leading (fn's signal aborts; the name is handed over
+   * once fn has settled) and leaves the queue for good. Resolves when the name is released.
+   */
   remove(): Promise<void> {
-    if (this.removing) return this.removing;
-    this.removed = true;
-    this.clearRetry();
-    this.removing = (async () => {
-      const lead = this.end('removed');
-      if (lead) await lead.drained;
-      await this.resignUntilDone();
-      this.host.unregister(this);
-    })();
-    return this.removing;
+    this.leaveFor('retire', 'removed');
+    return this.left;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -198,124 +203,287 @@ export class Singleton extends EventEmitter<SingletonEvents> {
 
   // ——— driven by the locker ———
 
-  /** Campaigns if registered and the locker has a session. Idempotent. */
+  /** Campaigns if idle and the locker has a session. Idempotent. @internal */
   start(): void {
-    if (this.removed || this.closed || this.resigning || this.draining || this.retryTimer || this.election.campaigning) return;
+    if (this.state.kind !== 'idle') return;
     const session = this.host.session();
-    if (session) this.election.campaign(session, this.mode === 'try');
-  }
-
-  /** The locker's session is gone: stop now, synchronously — the step-down deadline is now. */
-  sessionLost(): void {
-    this.election.abandon();
-    // A campaign that failed on the old lease is retried by the next session at once;
-    // only the backoff after an fn failure (the standbys' turn) outlives the session.
-    if (this.retryKind === 'campaign') this.clearRetry();
-    this.end('lost');
-    if (this.mode === 'try') {
-      this.answer(new EtcdUnavailableError(`try-lock of '${this.name}'`, new Error('the lease was lost')));
-      this.retire();
-    }
-  }
-
-  events(events: KeyEvent[]): void {
-    this.election.apply(events);
-  }
-
-  resync(candidates: Candidate[], revision: bigint): void {
-    this.election.resync(candidates, revision);
-  }
-
-  /** The locker is closing: stop and let fn finish; the lease revoke removes the key. */
-  async close(): Promise<void> {
-    this.closed = true;
-    this.clearRetry();
-    this.election.abandon();
-    if (this.tryAnswer) this.answer(new LockerClosedError(`try-lock '${this.name}'`));
-    const lead = this.end('closed');
-    if (lead) await lead.drained;
-  }
-
-  // ——— leadership ———
-
-  private begin(key: string, rev: bigint, session: Session): void {
-    const controller = new AbortController();
-    const leadership = new ActiveLeadership(this.name, this.host.nodeId, key, rev.toString(), controller, session, this.host.client);
-    const lead: Lead = { leadership, controller, session, work: Promise.resolve() };
-    this.lead = lead;
-    this.safeEmit('start', leadership);
-    if (this.lead !== lead) return; // a 'start' listener removed us
-    let result: unknown;
-    try {
-      result = this.fn(() => this.remove(), leadership);
-    } catch (err) {
-      this.failed(lead, err);
-      return;
-    }
-    lead.work = Promise.resolve(result).then(
-      () => {
-        this.backoff = undefined;
-      },
-      (err: unknown) => this.failed(lead, err),
+    if (!session) return;
+    const st: State = { kind: 'campaigning', session, then: undefined };
+    this.enter(st);
+    const c = campaign(this.host, this.name, session, this.mode === 'try');
+    c.result.then(
+      (res) => this.campaigned(st, c.key, res),
+      (err: unknown) => this.campaignFailed(st, c.key, err),
     );
   }
 
-  /** Ends the current leadership: abort its signal, emit `stop`. Synchronous. */
-  private end(reason: StopReason): Lead | undefined {
-    const lead = this.lead;
-    if (!lead) return undefined;
-    this.lead = undefined;
-    lead.controller.abort(new NotLeaderError(this.name, reason));
-    this.safeEmit('stop', reason, lead.leadership);
-    // Until this run of fn has settled (or stopTimeout passed), this host does not queue
-    // again: if it were the only candidate it would be re-elected at once, and two runs
-    // of fn would overlap on the same host.
-    this.draining = true;
-    lead.drained = this.drain(lead).then(() => {
-      this.draining = false;
-      this.start();
-    });
-    return lead;
+  /** The view of this name changed (or may have). @internal */
+  judge(): void {
+    const s = this.state;
+    if (s.kind !== 'queued' && s.kind !== 'leading') return;
+    const { claim } = s;
+    const verdict = this.host.view.judge(this.name, claim.key, claim.token, claim.since);
+    if (verdict === 'unknown') return;
+    if (verdict === 'gone') {
+      // Deleted by someone else (failover, an operator, expiry): queue again, or for a
+      // try-lock, end.
+      if (s.kind === 'leading') this.stopLeading(s, 'deposed', this.mode === 'try' ? 'retire' : 'campaign', false);
+      else if (this.mode === 'try') this.fail(new Error(`the key ${claim.key} was deleted before it led`), 'retire');
+      else this.enter({ kind: 'idle' }), this.start();
+      return;
+    }
+    if (verdict === 'first' && s.kind === 'queued') {
+      if (!claim.session.alive()) {
+        // Past the step-down deadline (e.g. the process was paused): never start on a
+        // lease etcd may already have expired. The session declares itself lost.
+        queueMicrotask(() => claim.session.checkDeadline());
+        return;
+      }
+      this.lead(claim);
+    }
   }
 
-  private failed(lead: Lead, err: unknown): void {
-    // A rejection after the leadership ended (typically fn honouring its aborted signal) is no failure.
-    if (this.lead !== lead) return;
-    this.report(new LeaderFunctionError(this.name, err));
-    if (this.lead !== lead) return;
-    this.end('error');
-    this.resigning = true;
-    void this.resignUntilDone().then(() => {
-      this.resigning = false;
-      if (this.mode === 'try') this.retire();
-      else this.retryLater();
-    });
+  /** `session` is gone: every leadership on it stops now, synchronously. @internal */
+  sessionLost(session: Session): void {
+    const s = this.state;
+    switch (s.kind) {
+      case 'campaigning':
+        // Whatever the write did, its key goes with the lost lease.
+        if (s.session !== session) return;
+        if (s.then === 'retire' || this.mode === 'try') return this.retire(new EtcdUnavailableError(`try-lock of '${this.name}'`, new Error('the lease was lost')));
+        this.enter({ kind: 'idle' });
+        return this.start();
+      case 'queued':
+        if (s.claim.session !== session) return;
+        if (this.mode === 'try') return this.retire(new EtcdUnavailableError(`try-lock of '${this.name}'`, new Error('the lease was lost')));
+        this.enter({ kind: 'idle' });
+        return this.start();
+      case 'leading':
+        if (s.claim.session !== session) return;
+        // The key stays under the lost lease; the gate revokes it once fn has settled.
+        return this.stopLeading(s, 'lost', this.mode === 'try' ? 'retire' : 'campaign', true);
+      case 'draining':
+        // Its key now goes with the lost lease, once fn has settled (the gate).
+        if (s.claim?.session === session) s.claim = undefined;
+        return;
+      default:
+        return;
+    }
   }
 
-  private async drain(lead: Lead): Promise<void> {
-    let timer: Timer | undefined;
-    await Promise.race([
-      lead.work,
-      new Promise<void>((resolve) => {
-        timer = this.host.clock.setTimeout(resolve, this.host.stopTimeoutMs);
-      }),
-    ]);
-    if (timer) this.host.clock.clearTimeout(timer);
+  /** The locker is closing: stop; resolves once fn has settled. The lease revoke removes the key. @internal */
+  async close(): Promise<void> {
+    this.leaveFor('retire', 'closed');
+    const s = this.state;
+    if (s.kind === 'draining') await s.run.settled;
+  }
+
+  /** Resolves when fn's current or last run has settled. @internal */
+  settled(): Promise<void> {
+    const s = this.state;
+    return s.kind === 'leading' || s.kind === 'draining' ? s.run.settled : Promise.resolve();
+  }
+
+  // ——— transitions ———
+
+  private enter(next: State): void {
+    const prev = this.state;
+    if (prev.kind === 'backoff' && next.kind !== 'backoff') this.host.clock.clearTimeout(prev.timer);
+    this.state = next;
+  }
+
+  /** remove() or close(): leave for good from whatever state. */
+  private leaveFor(then: 'retire', reason: 'removed' | 'closed'): void {
+    const s = this.state;
+    if (reason === 'closed' && this.tryAnswer) this.answer(new LockerClosedError(`try-lock '${this.name}'`));
+    switch (s.kind) {
+      case 'idle':
+      case 'backoff':
+        return this.retire();
+      case 'campaigning':
+        s.then = then;
+        return;
+      case 'queued':
+        if (reason === 'closed') return this.retire(); // the lease revoke deletes the key
+        this.enter({ kind: 'resigning', then });
+        return void this.resignKey(s.claim, Promise.resolve());
+      case 'leading':
+        // On close the lease revoke (after every fn settled) deletes the key.
+        return this.stopLeading(s, reason, then, reason === 'closed');
+      case 'draining':
+        if (reason === 'closed') s.then = then;
+        else if (s.then !== 'retire') s.then = then;
+        return;
+      case 'resigning':
+        s.then = then;
+        return;
+      case 'retired':
+        return;
+    }
+  }
+
+  private campaigned(st: Extract<State, { kind: 'campaigning' }>, key: string, res: CampaignResult): void {
+    this.campaignBackoff = undefined;
+    if (res.createRevision === undefined) {
+      // A try-lock found the name taken: nothing of ours is in etcd.
+      if (this.state === st) {
+        this.answer({ acquired: false, holder: res.candidates[0]?.value });
+        this.retire();
+      }
+      return;
+    }
+    const claim: Claim = { session: st.session, key, token: res.createRevision, since: res.revision };
+    if (this.state !== st) return; // the session was lost meanwhile: the key goes with it
+    if (st.then !== undefined) {
+      // remove() (or close) arrived during the write: take the key back out.
+      if (st.then === 'retire' && st.session.ended) return this.retire();
+      this.enter({ kind: 'resigning', then: st.then });
+      return void this.resignKey(claim, Promise.resolve());
+    }
+    this.enter({ kind: 'queued', claim });
+    this.judge();
+  }
+
+  private campaignFailed(st: Extract<State, { kind: 'campaigning' }>, key: string, err: unknown): void {
+    if (this.state !== st) return;
+    const e = new EtcdUnavailableError(`campaign for '${this.name}'`, err);
+    if (this.mode === 'try' || st.then !== undefined) {
+      // The write may have landed although its answer was lost: a key left behind would
+      // block the name for every host. Delete it (guarded by our lease), then end.
+      if (this.mode === 'try') this.answer(e);
+      this.enter({ kind: 'resigning', then: 'retire' });
+      return void this.resignUnknown(st.session, key);
+    }
+    this.report(e);
+    // Queue mode: campaign again later; put-if-absent finds a key that did land.
+    this.backoff('campaign');
+  }
+
+  private lead(claim: Claim): void {
+    const controller = new AbortController();
+    const leadership = new ActiveLeadership(this.name, this.host.nodeId, claim.key, claim.token.toString(), controller, claim.session, this.host.client);
+    let resolveSettled!: () => void;
+    const run: Run = { leadership, controller, settled: new Promise<void>((r) => (resolveSettled = r)), done: false };
+    const st: State = { kind: 'leading', claim, run };
+    this.enter(st);
+    this.host.gate.hold(claim.session, run.settled);
+    this.campaignBackoff = undefined;
+    this.answer({ acquired: true, singleton: this });
+    let result: unknown;
+    try {
+      this.emitSafe('start', leadership);
+      // A 'start' listener may have removed us, or the session may be gone.
+      if (controller.signal.aborted) {
+        result = undefined;
+      } else {
+        result = this.fn(() => this.removeFromInside(run), leadership);
+      }
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    Promise.resolve(result).then(
+      () => {
+        run.done = true;
+        resolveSettled();
+        this.fnSettled(run, undefined);
+      },
+      (err: unknown) => {
+        run.done = true;
+        resolveSettled();
+        this.fnSettled(run, err ?? new Error('fn rejected without a reason'));
+      },
+    );
+  }
+
+  /** `remove()` as fn gets it: ends the leadership and resolves at once — fn is what a full release waits for. */
+  private removeFromInside(run: Run): Promise<void> {
+    const s = this.state;
+    if ((s.kind === 'leading' || s.kind === 'draining') && s.run === run) this.leaveFor('retire', 'removed');
+    else if (s.kind !== 'retired') this.leaveFor('retire', 'removed');
+    return Promise.resolve();
+  }
+
+  private fnSettled(run: Run, err: unknown): void {
+    const s = this.state;
+    if (s.kind === 'leading' && s.run === run) {
+      if (err === undefined) {
+        // fn finished its work while leading: this host keeps the name (a standby would
+        // only run it again); the next run comes after the next election.
+        this.errorBackoff = undefined;
+        return;
+      }
+      this.report(new LeaderFunctionError(this.name, err));
+      const now = this.state;
+      if (now.kind === 'leading' && now.run === run) this.stopLeading(now, 'error', this.mode === 'try' ? 'retire' : 'backoff', false);
+      return;
+    }
+    if (s.kind === 'draining' && s.run === run) this.drained(s);
+  }
+
+  /** Ends a leadership: abort fn's signal, emit `stop`; the key waits for fn in `draining`. */
+  private stopLeading(s: Extract<State, { kind: 'leading' }>, reason: StopReason, then: Next, keyGoesWithLease: boolean): void {
+    const st: State = { kind: 'draining', claim: keyGoesWithLease || reason === 'deposed' ? undefined : s.claim, run: s.run, then };
+    this.enter(st);
+    s.run.controller.abort(new NotLeaderError(this.name, reason));
+    this.emitSafe('stop', reason, s.run.leadership);
+    if (s.run.done) return this.drained(st);
+    const timer = this.host.clock.setTimeout(() => {
+      if (!s.run.done) {
+        this.report(
+          new Error(
+            `fn of '${this.name}' has not settled ${this.host.stopTimeoutMs} ms after its signal aborted (${reason}); ` +
+              `the name stays held by this host until it does`,
+          ),
+        );
+      }
+    }, this.host.stopTimeoutMs);
+    void s.run.settled.then(() => this.host.clock.clearTimeout(timer));
+  }
+
+  /** fn has settled after its leadership ended: release the key if it is ours, then go on. */
+  private drained(s: Extract<State, { kind: 'draining' }>): void {
+    if (this.state !== s) return;
+    if (s.claim && !s.claim.session.ended) {
+      this.enter({ kind: 'resigning', then: s.then });
+      return void this.resignKey(s.claim, s.run.settled);
+    }
+    this.proceed(s.then);
+  }
+
+  private proceed(then: Next): void {
+    if (then === 'retire') return this.retire();
+    if (then === 'backoff') return this.backoff('error');
+    this.enter({ kind: 'idle' });
+    this.start();
+  }
+
+  /** Deletes our key through the gate, retrying while our session lives, then proceeds. */
+  private async resignKey(claim: Claim, settled: Promise<void>): Promise<void> {
+    await this.host.gate.releaseKey(settled, () => this.retrying(claim.session, () => resign(this.host, claim.key, claim.token, claim.session)));
+    const s = this.state;
+    if (s.kind === 'resigning') this.proceed(s.then);
+  }
+
+  /** Deletes a key whose create revision we never learned (guarded by the lease in its name). */
+  private async resignUnknown(session: Session, key: string): Promise<void> {
+    await this.retrying(session, () => resign(this.host, key, undefined, session));
+    const s = this.state;
+    if (s.kind === 'resigning') this.proceed(s.then);
   }
 
   /**
-   * Deletes our key, retrying while our session lives: a key left behind under a lease
-   * we keep alive would block the name for everyone.
+   * Runs an etcd write until it works or the session ends: a key left behind under a
+   * lease we keep alive would block the name for everyone, and a key under an ended
+   * lease goes with the lease.
    */
-  private async resignUntilDone(): Promise<void> {
+  private async retrying(session: Session, op: () => Promise<void>): Promise<void> {
     let backoff: IBackoff<unknown> = new ExponentialBackoff({ initialDelay: 50, maxDelay: 2000 }).next();
     for (;;) {
       try {
-        await this.election.resign();
+        await op();
         return;
       } catch (err) {
-        const session = this.host.session();
-        if (!session || this.closed) return; // the lease (and the key with it) is going away
+        if (session.ended) return;
         this.report(new EtcdUnavailableError(`resign of '${this.name}'`, err));
         await new Promise<void>((r) => this.host.clock.setTimeout(r, backoff.duration));
         backoff = backoff.next(undefined);
@@ -326,44 +494,63 @@ export class Singleton extends EventEmitter<SingletonEvents> {
   /**
    * Campaign again after an exponential backoff with jitter: after an fn failure so a
    * standby gets its turn (grows until fn succeeds once); after a failed campaign write
-   * so a struggling etcd is not hammered (short, reset with every new session).
+   * so a struggling etcd is not hammered.
    */
-  private retryLater(kind: 'error' | 'campaign' = 'error'): void {
-    if (this.removed || this.closed || this.retryTimer) return;
+  private backoff(why: 'error' | 'campaign'): void {
     let duration: number;
-    if (kind === 'error') {
-      this.backoff = (this.backoff ?? new ExponentialBackoff({ initialDelay: 200, maxDelay: 30_000 })).next(undefined);
-      duration = this.backoff.duration;
+    if (why === 'error') {
+      this.errorBackoff = (this.errorBackoff ?? new ExponentialBackoff({ initialDelay: 200, maxDelay: 30_000 })).next(undefined);
+      duration = this.errorBackoff.duration;
     } else {
       this.campaignBackoff = (this.campaignBackoff ?? new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 })).next(undefined);
       duration = this.campaignBackoff.duration;
     }
-    this.retryKind = kind;
-    this.retryTimer = this.host.clock.setTimeout(() => {
-      this.retryTimer = undefined;
-      this.start();
-    }, duration);
+    const st: State = {
+      kind: 'backoff',
+      why,
+      timer: this.host.clock.setTimeout(() => {
+        if (this.state !== st) return;
+        this.enter({ kind: 'idle' });
+        this.start();
+      }, duration),
+    };
+    this.enter(st);
   }
 
-  private clearRetry(): void {
-    if (this.retryTimer) this.host.clock.clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-    this.retryKind = undefined;
+  /** A new session is here: a campaign backoff from the old one is not worth waiting out. @internal */
+  sessionChanged(): void {
+    if (this.state.kind === 'backoff' && this.state.why === 'campaign') {
+      this.enter({ kind: 'idle' });
+      this.start();
+    }
+  }
+
+  private fail(err: Error, then: Next): void {
+    if (this.mode === 'try') this.answer(new EtcdUnavailableError(`try-lock of '${this.name}'`, err));
+    this.proceed(then);
+  }
+
+  private retire(answer?: Error): void {
+    if (answer) this.answer(answer);
+    else if (this.tryAnswer) this.answer(new LockerClosedError(`try-lock '${this.name}'`));
+    this.enter({ kind: 'retired' });
+    this.host.unregister(this);
+    this.leave();
+  }
+
+  private answer(r: TryLockResult | Error): void {
+    const a = this.tryAnswer;
+    this.tryAnswer = undefined;
+    a?.(r);
   }
 
   private report(err: Error): void {
-    if (this.listenerCount('error') > 0) this.safeEmit('error', err);
+    if (this.listenerCount('error') > 0) this.emitSafe('error', err);
     else this.host.report(err);
   }
 
-  /** A throwing listener must not break the election logic that emitted. */
-  private safeEmit<K extends keyof SingletonEvents>(event: K, ...args: SingletonEvents[K]): void {
-    try {
-      (this.emit as (e: K, ...a: SingletonEvents[K]) => boolean)(event, ...args);
-    } catch (err) {
-      if (event !== 'error') this.report(err instanceof Error ? err : new Error(String(err)));
-      else this.host.report(err instanceof Error ? err : new Error(String(err)));
-    }
+  private emitSafe<K extends keyof SingletonEvents>(event: K, ...args: SingletonEvents[K]): void {
+    safeEmit(this, event, args, (err) => this.host.report(new Error(`a '${event}' listener of '${this.name}' threw: ${describe(err)}`)));
   }
 }
 

@@ -1,13 +1,6 @@
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
-import { keyEventOf, type KeyEvent } from './queue.js';
-
-export interface PrefixWatchHandlers {
-  events(events: KeyEvent[]): void;
-  /** The watch may have missed events (compaction, cancellation): every view must be re-read. */
-  resync(): void;
-  /** Connection state of the watch stream, for health reports. */
-  connected(up: boolean): void;
-}
+import { keyEventOf } from './queue.js';
+import type { PrefixWatchHandle, WatchHandlers } from './store.js';
 
 /**
  * One watch for the whole prefix of a locker. etcd3 gives each watcher's manager one
@@ -15,7 +8,7 @@ export interface PrefixWatchHandlers {
  * single watch is gap-free and costs one stream however many names are registered
  * (per-name watches would be 10,000 create requests queued one at a time).
  */
-export class PrefixWatch {
+export class PrefixWatch implements PrefixWatchHandle {
   private watcher: Watcher | undefined;
   private closed = false;
 
@@ -26,7 +19,7 @@ export class PrefixWatch {
   constructor(
     private readonly client: Etcd3,
     private readonly prefix: string,
-    private readonly handlers: PrefixWatchHandlers,
+    private readonly handlers: WatchHandlers,
   ) {
     this.ready = this.open();
   }
@@ -35,6 +28,7 @@ export class PrefixWatch {
     const watcher = this.client.watch().prefix(this.prefix).watcher();
     this.watcher = watcher;
     watcher.on('data', (res: IWatchResponse) => {
+      // One response holds whole revisions: hand them over together.
       if (this.watcher !== watcher || !res.events?.length) return;
       this.handlers.events(res.events.map(keyEventOf));
     });
@@ -42,17 +36,19 @@ export class PrefixWatch {
     watcher.on('disconnected', () => this.watcher === watcher && this.handlers.connected(false));
     watcher.on('error', () => {
       // Non-recoverable for this watcher (e.g. its start revision was compacted while we
-      // were away): start a fresh one at the current revision and re-read every view.
+      // were away): start a fresh one at the current revision; the view re-reads.
       if (this.watcher !== watcher || this.closed) return;
       // etcd3 has already dropped a cancelled watcher (a cancel request for it would go to
       // an id etcd no longer knows), and a new one attached from inside its emit is lost:
       // start over on the next turn of the event loop.
-      setImmediate(() => {
+      const reopen = (): void => {
         if (this.closed) return;
-        void this.open()
-          .then(() => this.handlers.resync())
-          .catch(() => {});
-      });
+        this.open().then(
+          () => this.handlers.reset(),
+          () => setTimeout(reopen, 500), // etcd unreachable: the new watch must exist before the view re-reads
+        );
+      };
+      setImmediate(reopen);
     });
     await new Promise<void>((resolve, reject) => {
       watcher.once('connected', () => resolve());

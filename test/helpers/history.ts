@@ -172,6 +172,10 @@ const max = (a: bigint, b: bigint): bigint => (a > b ? a : b);
 export function leadershipsOf(h: ProcessHistory, endOfRun: bigint, anomalies: string[] = []): LeadershipSpan[] {
   const open = new Map<string, { token: string; start: bigint }>();
   const spans: LeadershipSpan[] = [];
+  /** Token of the fn running per name (between 'fn' and 'fn-end'). */
+  const fnRunning = new Map<string, string | undefined>();
+  /** Names whose leadership stopped while fn still ran: the span ends at 'fn-end'. */
+  const stopping = new Map<string, string | undefined>();
   const close = (name: string, end: bigint, endedBy: LeadershipSpan['endedBy'], reason?: string): void => {
     const o = open.get(name);
     if (!o) return;
@@ -194,7 +198,18 @@ export function leadershipsOf(h: ProcessHistory, endOfRun: bigint, anomalies: st
       else if (ev.token !== undefined && open.get(ev.name)!.token !== ev.token) {
         anomalies.push(`${h.label}: stop of '${ev.name}' with token ${ev.token}, but the leadership has token ${open.get(ev.name)!.token}`);
       }
-      close(ev.name, BigInt(ev.t), 'stop', ev.reason);
+      // A leadership lasts until fn's promise has settled, not just until its signal aborted.
+      if (fnRunning.get(ev.name) === ev.token && ev.token !== undefined) stopping.set(ev.name, ev.reason);
+      else close(ev.name, BigInt(ev.t), 'stop', ev.reason);
+    } else if (ev.type === 'fn') {
+      fnRunning.set(ev.name, ev.token);
+    } else if (ev.type === 'fn-end') {
+      if (fnRunning.get(ev.name) === ev.token) fnRunning.delete(ev.name);
+      if (stopping.has(ev.name) && open.get(ev.name)?.token === ev.token) {
+        const reason = stopping.get(ev.name);
+        stopping.delete(ev.name);
+        close(ev.name, BigInt(ev.t), 'stop', reason);
+      }
     }
   }
   // Still open: the process died or the run ended. The earliest known end counts.

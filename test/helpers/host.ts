@@ -6,6 +6,8 @@ import { waitFor } from './wait.js';
 
 export type FnSpec =
   | { kind: 'hold' }
+  /** Runs until its signal aborts, then takes `stopMs` more before its promise settles. */
+  | { kind: 'work'; stopMs?: number }
   | { kind: 'throw'; message?: string }
   | { kind: 'remove-after'; ms: number }
   /** Guarded writes with leadership.fence(); `afterAbort`: keep writing that many times after the signal aborted. */
@@ -61,7 +63,7 @@ export interface HostEvent {
   t: string;
   id: string;
   /** 'crash': an uncaught exception or unhandled rejection (message), reported just before the process dies of it. */
-  type: 'ready' | 'session' | 'lost' | 'start' | 'stop' | 'fn' | 'error' | 'write' | 'crash' | 'blocking' | OnceEventType;
+  type: 'ready' | 'session' | 'lost' | 'start' | 'stop' | 'fn' | 'fn-end' | 'error' | 'write' | 'crash' | 'blocking' | OnceEventType;
   name?: string;
   token?: string;
   key?: string;
@@ -158,6 +160,17 @@ export class Host {
   }
 
   /** Is this host leading `name` according to its own events? */
+  /** True while fn of `name` runs here: from its start until its promise settled (the span overlap is about). */
+  runs(name: string): boolean {
+    let running = false;
+    for (const ev of this.events) {
+      if (ev.name !== name) continue;
+      if (ev.type === 'fn') running = true;
+      if (ev.type === 'fn-end') running = false;
+    }
+    return running && this.alive;
+  }
+
   leads(name: string): boolean {
     let leading = false;
     for (const ev of this.events) {
