@@ -167,7 +167,11 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
     return Math.max(this.opts.renewDeadlineMs, 2000);
   }
   session(): Session | undefined {
-    return this.view.current && this.current && this.current.alive() ? this.current : undefined;
+    // Not `alive()`: a session just past its deadline may still be saved by an answer in
+    // flight, and a name registered meanwhile must not wait for an event to campaign.
+    // Nothing starts on it unless alive() (Singleton.judge); if it is lost, its names
+    // campaign again on the next one.
+    return this.view.current && this.current && !this.current.ended ? this.current : undefined;
   }
   unregister(s: Singleton): void {
     if (this.names.get(s.name) === s) this.names.delete(s.name);

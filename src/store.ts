@@ -38,10 +38,11 @@ export interface WatchHandlers {
    */
   events(events: KeyEvent[]): void;
   /**
-   * The watch was re-created (its start revision was compacted, or etcd cancelled it):
-   * events may have been missed before this call; everything after it is gap-free.
+   * The watch missed events (its start revision was compacted, or etcd cancelled it):
+   * called as soon as that is known. A new watch is being created; `ready` resolves
+   * once etcd confirmed it, and events delivered from then on are gap-free.
    */
-  reset(): void;
+  reset(ready: Promise<void>): void;
   /** Connection state of the watch stream, for health reports. */
   connected(up: boolean): void;
 }

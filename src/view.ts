@@ -121,7 +121,7 @@ export class PrefixView {
       this.stale();
       const watch = this.store.watchPrefix(this.prefix, {
         events: (evs) => this.watch === watch && this.onEvents(evs),
-        reset: () => this.watch === watch && this.resync(),
+        reset: (ready) => this.watch === watch && this.lost(ready),
         connected: (up) => this.watch === watch && this.listener.connected(up),
       });
       this.watch = watch;
@@ -153,6 +153,12 @@ export class PrefixView {
     const p: Pending = { epoch: ++this.epoch, buffer: [] };
     this.pending = p;
     return p;
+  }
+
+  /** The watch missed events: stale now; re-read once the new watch is confirmed. */
+  private lost(ready: Promise<void>): void {
+    const p = this.stale();
+    void ready.then(() => this.read(p));
   }
 
   /** Reads a fresh snapshot (retrying until it works) and replays what arrived meanwhile. */

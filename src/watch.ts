@@ -36,17 +36,17 @@ export class PrefixWatch implements PrefixWatchHandle {
     watcher.on('disconnected', () => this.watcher === watcher && this.handlers.connected(false));
     watcher.on('error', () => {
       // Non-recoverable for this watcher (e.g. its start revision was compacted while we
-      // were away): start a fresh one at the current revision; the view re-reads.
+      // were away): the view goes stale at once; a fresh watch starts at the current
+      // revision, and the view re-reads once etcd confirmed it.
       if (this.watcher !== watcher || this.closed) return;
+      let confirmed!: () => void;
+      this.handlers.reset(new Promise<void>((r) => (confirmed = r)));
       // etcd3 has already dropped a cancelled watcher (a cancel request for it would go to
       // an id etcd no longer knows), and a new one attached from inside its emit is lost:
       // start over on the next turn of the event loop.
       const reopen = (): void => {
         if (this.closed) return;
-        this.open().then(
-          () => this.handlers.reset(),
-          () => setTimeout(reopen, 500), // etcd unreachable: the new watch must exist before the view re-reads
-        );
+        this.open().then(confirmed, () => setTimeout(reopen, 500));
       };
       setImmediate(reopen);
     });

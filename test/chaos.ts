@@ -3,6 +3,7 @@
 // fenced fn; then the history checker judges every host's history and a table is printed.
 //
 //   npm run chaos -- --seconds 60 [--hosts 4] [--names 3] [--ttl 2] [--seed 42]
+//   npm run chaos -- --sim [--seconds 60] [--seed 42]   (the deterministic simulation, long form)
 //
 // Exit code 0 only when there was no overlap, no fencing violation, no crash, no odd
 // history, and every name had exactly one leader again after the last fault healed.
@@ -50,9 +51,19 @@ function prng(seed: number): () => number {
   };
 }
 
-type Kind = 'blackhole' | 'pause' | 'kill-host' | 'sigterm' | 'kill-member' | 'quorum-loss' | 'delete-key';
-const KINDS: Kind[] = ['blackhole', 'pause', 'kill-host', 'sigterm', 'kill-member', 'quorum-loss', 'delete-key'];
-const WEIGHTS: Record<Kind, number> = { blackhole: 3, pause: 3, 'kill-host': 2, sigterm: 1, 'kill-member': 2, 'quorum-loss': 1, 'delete-key': 1 };
+type Kind = 'blackhole' | 'pause' | 'kill-host' | 'sigterm' | 'kill-member' | 'quorum-loss' | 'delete-key' | 'del-prefix-name' | 'del-prefix-all';
+const KINDS: Kind[] = ['blackhole', 'pause', 'kill-host', 'sigterm', 'kill-member', 'quorum-loss', 'delete-key', 'del-prefix-name', 'del-prefix-all'];
+const WEIGHTS: Record<Kind, number> = {
+  blackhole: 3,
+  pause: 3,
+  'kill-host': 2,
+  sigterm: 1,
+  'kill-member': 2,
+  'quorum-loss': 1,
+  'delete-key': 1,
+  'del-prefix-name': 1,
+  'del-prefix-all': 0.5,
+};
 const HOST_KINDS = new Set<Kind>(['blackhole', 'pause', 'kill-host', 'sigterm']);
 
 interface Slot {
@@ -71,6 +82,11 @@ interface Slot {
 const now = (): bigint => process.hrtime.bigint();
 
 async function main(): Promise<number> {
+  if (process.argv.includes('--sim')) {
+    // The long form of the deterministic simulation (test/sim/): no etcd, virtual time.
+    const { longSimulation } = await import('./sim/long.js');
+    return longSimulation(process.argv.slice(2).filter((a) => a !== '--sim'));
+  }
   const opts = parseArgs(process.argv.slice(2));
   const rand = prng(opts.seed);
   const between = (lo: number, hi: number): number => lo + rand() * (hi - lo);
@@ -248,6 +264,18 @@ async function main(): Promise<number> {
             const at = now();
             const r = await cluster.etcdctl(['del', key], { timeoutMs: 5000 });
             if (r.code === 0) deletes.push({ name, at });
+            break;
+          }
+          case 'del-prefix-name':
+          case 'del-prefix-all': {
+            // What an operator does to clear a queue (one revision, one delete per key):
+            // every candidate learns its key is gone, the leader stops, all queue again.
+            const one = kind === 'del-prefix-name' ? pick(names) : undefined;
+            const range = one ? `${prefix}${one}/` : prefix;
+            log(`etcdctl del --prefix ${range}`);
+            const at = now();
+            const r = await cluster.etcdctl(['del', '--prefix', range], { timeoutMs: 5000 });
+            if (r.code === 0) for (const n of one ? [one] : names) deletes.push({ name: n, at });
             break;
           }
           default:

@@ -96,7 +96,7 @@ test('events that arrive while a re-read is pending are replayed over its snapsh
   const { s, view } = await started();
   s.answer(0, 10n, [['p/x/a', 5n], ['p/x/b', 6n]]);
   await settle();
-  s.handlers!.reset(); // the watch was re-created: a new snapshot is read
+  s.handlers!.reset(Promise.resolve()); // the watch was re-created: a new snapshot is read
   await settle();
   assert.equal(view.current, false, 'stale until the new snapshot is in');
   assert.equal(view.judge('x', 'p/x/b', 6n, 0n), 'unknown', 'nobody is judged on a stale view');
@@ -114,9 +114,9 @@ test('of two overlapping re-reads only the newest installs its snapshot', async 
   const { s, view } = await started();
   s.answer(0, 10n, [['p/x/a', 5n]]);
   await settle();
-  s.handlers!.reset(); // read #1
+  s.handlers!.reset(Promise.resolve()); // read #1
   await settle();
-  s.handlers!.reset(); // read #2, newer
+  s.handlers!.reset(Promise.resolve()); // read #2, newer
   await settle();
   s.answer(2, 30n, [['p/x/b', 25n]]); // the newer answers first
   await settle();

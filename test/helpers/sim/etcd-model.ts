@@ -1,0 +1,148 @@
+// An in-memory etcd for the simulation: revisions, keys with create/mod revisions and
+// leases, several events per revision (a revoke, an expiry or a `del --prefix` is one
+// revision), lease expiry on virtual time, prefix watches with compaction.
+import type { Candidate, KeyEvent } from '../../../src/queue.js';
+
+export interface Kv {
+  key: string;
+  value: string;
+  create: bigint;
+  mod: bigint;
+  lease: string;
+}
+
+export interface ModelLease {
+  id: string;
+  ttlMs: number;
+  expiresAt: number;
+}
+
+export type Watch = (events: KeyEvent[]) => void;
+
+/** Why keys disappeared: the invariants judge each kind differently. */
+export type DeleteCause = 'resign' | 'revoke' | 'expiry' | 'operator';
+
+export interface DeleteListener {
+  (kvs: readonly Kv[], cause: DeleteCause, revision: bigint): void;
+}
+
+export class EtcdModel {
+  revision = 1n;
+  compacted = 0n;
+  readonly kvs = new Map<string, Kv>();
+  readonly leases = new Map<string, ModelLease>();
+  private nextLease = 0x1000n;
+  private readonly watches = new Set<{ prefix: string; fn: Watch }>();
+  /** Every revision's events, for watches that resume (trimmed by compaction). */
+  readonly log: { revision: bigint; events: KeyEvent[] }[] = [];
+  onDelete: DeleteListener = () => {};
+  onPut: (kv: Kv) => void = () => {};
+
+  constructor(private readonly now: () => number) {}
+
+  grant(ttlS: number): string {
+    const id = (this.nextLease++).toString();
+    this.leases.set(id, { id, ttlMs: ttlS * 1000, expiresAt: this.now() + ttlS * 1000 });
+    return id;
+  }
+
+  /** Remaining TTL in seconds, or 0 when the lease is unknown (expired, revoked). */
+  keepAlive(id: string): number {
+    const l = this.leases.get(id);
+    if (!l) return 0;
+    l.expiresAt = this.now() + l.ttlMs;
+    return Math.ceil(l.ttlMs / 1000);
+  }
+
+  revoke(id: string, cause: DeleteCause = 'revoke'): void {
+    if (!this.leases.delete(id)) throw new Error('etcdserver: requested lease not found');
+    const gone = [...this.kvs.values()].filter((kv) => kv.lease === id);
+    this.deleteKeys(gone, cause);
+  }
+
+  /** Expires every lease past its time (etcd's lessor sweep). */
+  expire(): void {
+    for (const l of [...this.leases.values()]) {
+      if (l.expiresAt <= this.now()) this.revoke(l.id, 'expiry');
+    }
+  }
+
+  /** The campaign transaction: put-if-absent (or, try-only, if the name is empty) plus the range of the name. */
+  campaign(namePrefix: string, key: string, value: string, lease: string, tryOnly: boolean): { revision: bigint; candidates: Candidate[]; created: boolean } {
+    if (!this.leases.has(lease)) throw new Error('etcdserver: requested lease not found');
+    const existing = this.range(namePrefix);
+    const ok = tryOnly ? existing.length === 0 : !this.kvs.has(key);
+    if (ok) {
+      const rev = ++this.revision;
+      const kv: Kv = { key, value, create: rev, mod: rev, lease };
+      this.kvs.set(key, kv);
+      this.onPut(kv);
+      this.publish(rev, [{ type: 'put', key, value, createRevision: rev, modRevision: rev }]);
+    }
+    return { revision: this.revision, candidates: this.range(namePrefix).map(candidate), created: ok };
+  }
+
+  /** Delete if the guard holds (create revision, or lease). */
+  resign(key: string, guard: { createRevision: bigint } | { leaseId: string }): boolean {
+    const kv = this.kvs.get(key);
+    if (!kv) return false;
+    if ('createRevision' in guard ? kv.create !== guard.createRevision : kv.lease !== guard.leaseId) return false;
+    this.deleteKeys([kv], 'resign');
+    return true;
+  }
+
+  /** `etcdctl del --prefix`: one revision, one event per key. */
+  deletePrefix(prefix: string): number {
+    const gone = [...this.kvs.values()].filter((kv) => kv.key.startsWith(prefix));
+    this.deleteKeys(gone, 'operator');
+    return gone.length;
+  }
+
+  range(prefix: string): Kv[] {
+    return [...this.kvs.values()].filter((kv) => kv.key.startsWith(prefix)).sort((a, b) => (a.create < b.create ? -1 : 1));
+  }
+
+  /** The first key (lowest create revision) of a name. */
+  head(namePrefix: string): Kv | undefined {
+    return this.range(namePrefix)[0];
+  }
+
+  /** Watches `prefix` from `fromRevision` (inclusive); throws if that was compacted. */
+  watch(prefix: string, fromRevision: bigint, fn: Watch): () => void {
+    if (fromRevision <= this.compacted) throw new Error('mvcc: required revision has been compacted');
+    for (const entry of this.log) {
+      if (entry.revision < fromRevision) continue;
+      const evs = entry.events.filter((e) => e.key.startsWith(prefix));
+      if (evs.length) fn(evs);
+    }
+    const w = { prefix, fn };
+    this.watches.add(w);
+    return () => this.watches.delete(w);
+  }
+
+  compact(): void {
+    this.compacted = this.revision;
+    this.log.length = 0;
+  }
+
+  private deleteKeys(gone: readonly Kv[], cause: DeleteCause): void {
+    if (gone.length === 0) return;
+    const rev = ++this.revision;
+    for (const kv of gone) this.kvs.delete(kv.key);
+    this.onDelete(gone, cause, rev);
+    this.publish(
+      rev,
+      gone.map((kv) => ({ type: 'delete' as const, key: kv.key, value: '', createRevision: 0n, modRevision: rev })),
+    );
+  }
+
+  private publish(revision: bigint, events: KeyEvent[]): void {
+    this.log.push({ revision, events });
+    for (const w of [...this.watches]) {
+      const evs = events.filter((e) => e.key.startsWith(w.prefix));
+      if (evs.length) w.fn(evs);
+    }
+  }
+}
+
+const candidate = (kv: Kv): Candidate => ({ key: kv.key, value: kv.value, createRevision: kv.create });

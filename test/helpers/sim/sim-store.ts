@@ -1,0 +1,190 @@
+// One host's Store over the simulated network: every request and answer takes a
+// random time, a cut link loses them (the caller times out), an answer can be lost
+// after its request was applied, and the watch delivers in order, late, or — after a
+// cancel — starts over at the current revision with a reset.
+import type { KeyEvent } from '../../../src/queue.js';
+import type { CampaignRequest, CampaignResult, PrefixSnapshot, PrefixWatchHandle, Store, WatchHandlers } from '../../../src/store.js';
+import type { EtcdModel } from './etcd-model.js';
+import type { Scheduler } from './scheduler.js';
+
+export interface NetworkKnobs {
+  /** One-way latency in ms: [min, max]. */
+  latency: [number, number];
+  /** Probability that an answer is lost after its request was applied. */
+  lossAfterApply: number;
+}
+
+export class SimStore implements Store {
+  /** While false, nothing gets through (requests time out, watch events wait). */
+  up = true;
+  /** Answers of this many next campaign writes are lost after being applied. */
+  loseCampaignAnswers = 0;
+  private watchState:
+    | { prefix: string; handlers: WatchHandlers; unwatch: (() => void) | undefined; queue: { at: number; epoch: number; evs: KeyEvent[] }[]; pumping: boolean; epoch: number; closed: boolean; confirms: (() => void)[] }
+    | undefined;
+
+  constructor(
+    private readonly host: string,
+    private readonly model: EtcdModel,
+    private readonly sched: Scheduler,
+    private readonly random: () => number,
+    readonly knobs: NetworkKnobs,
+  ) {}
+
+  private delay(): number {
+    const [a, b] = this.knobs.latency;
+    return a + Math.floor(this.random() * (b - a + 1));
+  }
+
+  /** A request applied at etcd after one delay, answered after another; lost if the link is down either way. */
+  private call<T>(timeoutMs: number, apply: () => T, loseAnswer = false): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      const finish = (f: () => void): void => {
+        if (done) return;
+        done = true;
+        timer.cancelled = true;
+        f();
+      };
+      const timer = this.sched.after(timeoutMs, () => finish(() => reject(new Error(`deadline exceeded after ${timeoutMs} ms`))), this.host);
+      // The request travels (not owned by the host: a paused host's sent request still arrives).
+      this.sched.after(this.delay(), () => {
+        if (!this.up) return;
+        let result: { ok: true; value: T } | { ok: false; err: unknown };
+        try {
+          result = { ok: true, value: apply() };
+        } catch (err) {
+          result = { ok: false, err };
+        }
+        if (loseAnswer || this.random() < this.knobs.lossAfterApply) return; // applied, answer lost
+        this.sched.after(
+          this.delay(),
+          () => {
+            if (!this.up) return;
+            finish(() => (result.ok ? resolve(result.value) : reject(result.err)));
+          },
+          this.host,
+        );
+      });
+    });
+  }
+
+  grant(ttl: number, timeoutMs: number): Promise<string> {
+    return this.call(timeoutMs, () => this.model.grant(ttl));
+  }
+
+  keepAlive(leaseId: string, timeoutMs: number): Promise<number> {
+    return this.call(timeoutMs, () => this.model.keepAlive(leaseId));
+  }
+
+  revoke(leaseId: string, timeoutMs: number): Promise<void> {
+    return this.call(timeoutMs, () => this.model.revoke(leaseId));
+  }
+
+  campaign(requests: readonly CampaignRequest[], timeoutMs: number): Promise<(CampaignResult | Error)[]> {
+    const lose = this.loseCampaignAnswers > 0;
+    if (lose) this.loseCampaignAnswers--;
+    return this.call(timeoutMs, () =>
+      requests.map((r) => {
+        try {
+          const res = this.model.campaign(r.namePrefix, r.key, r.value, r.leaseId, r.tryOnly === true);
+          const mine = res.candidates.find((c) => c.key === r.key);
+          return { revision: res.revision, candidates: res.candidates, createRevision: mine?.createRevision };
+        } catch (err) {
+          return err as Error;
+        }
+      }),
+      lose,
+    );
+  }
+
+  resign(key: string, guard: { createRevision: bigint } | { leaseId: string }, timeoutMs: number): Promise<void> {
+    return this.call(timeoutMs, () => void this.model.resign(key, guard));
+  }
+
+  readPrefix(prefix: string, timeoutMs: number): Promise<PrefixSnapshot> {
+    return this.call(timeoutMs, () => {
+      const queues = new Map<string, { key: string; value: string; createRevision: bigint }[]>();
+      for (const kv of this.model.range(prefix)) {
+        const slash = kv.key.indexOf('/', prefix.length);
+        if (slash <= prefix.length) continue;
+        const name = kv.key.slice(prefix.length, slash);
+        const list = queues.get(name) ?? [];
+        list.push({ key: kv.key, value: kv.value, createRevision: kv.create });
+        queues.set(name, list);
+      }
+      return { revision: this.model.revision, queues };
+    });
+  }
+
+  watchPrefix(prefix: string, handlers: WatchHandlers): PrefixWatchHandle {
+    const st = { prefix, handlers, unwatch: undefined as (() => void) | undefined, queue: [] as { at: number; epoch: number; evs: KeyEvent[] }[], pumping: false, epoch: 0, closed: false, confirms: [] as (() => void)[] };
+    this.watchState = st;
+    // etcd3 re-dials an unconfirmed watch stream after a while; 2 s stands for that here.
+    const open = (): Promise<void> =>
+      this.call(2_000, () => {
+        // Created at the current revision: later events only.
+        const epoch = ++st.epoch;
+        st.unwatch = this.model.watch(prefix, this.model.revision + 1n, (evs) => this.deliver(st, epoch, evs));
+      });
+    const ready = open();
+    return {
+      ready,
+      close: async () => {
+        st.closed = true;
+        st.unwatch?.();
+      },
+    };
+  }
+
+  /** Watch events reach the host in order, each response after a delay, held while the link is down. */
+  private deliver(st: NonNullable<SimStore['watchState']>, epoch: number, evs: KeyEvent[]): void {
+    st.queue.push({ at: this.sched.now + this.delay(), epoch, evs });
+    if (!st.pumping) this.pump(st);
+  }
+
+  /** One item at a time, so responses of one stream are never reordered. */
+  private pump(st: NonNullable<SimStore['watchState']>): void {
+    const head = st.queue[0];
+    if (!head || st.closed) {
+      st.pumping = false;
+      return;
+    }
+    st.pumping = true;
+    this.sched.at(
+      head.at,
+      () => {
+        if (st.closed) return;
+        if (!this.up) return void this.sched.after(50, () => this.pump(st), this.host);
+        st.queue.shift();
+        if (head.epoch === st.epoch) st.handlers.events(head.evs);
+        this.pump(st);
+      },
+      this.host,
+    );
+  }
+
+  /**
+   * etcd cancels the watch (its start revision was compacted): undelivered events are
+   * lost; the host hears of it, and a new watch starts at the then current revision.
+   */
+  cancelWatch(): void {
+    const st = this.watchState;
+    if (!st || st.closed) return;
+    st.unwatch?.();
+    st.unwatch = undefined;
+    const epoch = ++st.epoch; // the old stream's undelivered events are dropped
+    const ready = new Promise<void>((r) => st.confirms.push(r));
+    this.sched.after(this.delay(), () => !st.closed && st.handlers.reset(ready), this.host);
+    const reopen = (): void => {
+      if (st.closed || epoch !== st.epoch) return;
+      if (!this.up) return void this.sched.after(100, reopen);
+      const e2 = ++st.epoch;
+      st.unwatch = this.model.watch(st.prefix, this.model.revision + 1n, (evs) => this.deliver(st, e2, evs));
+      // Confirms every reset still waiting (a second cancel may have overtaken the first).
+      const waiting = st.confirms.splice(0);
+      this.sched.after(this.delay(), () => waiting.forEach((c) => c()), this.host);
+    };
+    this.sched.after(this.delay() * 2, reopen);
+  }
+}
