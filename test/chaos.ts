@@ -119,7 +119,11 @@ async function main(): Promise<number> {
     names: opts.hosts >= 3 && names.length > 1 ? names.filter((_, j) => j !== Number(slot.id.slice(1)) % opts.hosts) : names,
     fencePrefix: `${prefix}fence/`,
     // Keeps writing 3 times after its signal aborted, as a careless fn would: fencing must reject what comes too late.
-    fn: { kind: 'fenced', everyMs: 100, afterAbort: 3 },
+    // fn honours its signal (overlap is judged from fn's start until its promise settles);
+    // writes in flight at a step-down, and those of paused hosts, exercise the fence.
+    fn: { kind: 'fenced', everyMs: 100 },
+    // Listeners with bugs: the locker reports their throws and goes on.
+    throwingListeners: true,
   });
 
   const watchExit = (slot: Slot, host: Host): void => {

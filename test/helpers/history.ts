@@ -135,6 +135,12 @@ export interface CheckOptions {
   deletes?: readonly { name: string; at: bigint }[];
   /** A woken or deposed leader must stop within this long of the wake or the delete (default 1000 ms). */
   graceMs?: number;
+  /**
+   * 'fn' (default): a leadership lasts from its start until fn's promise settled — what
+   * overlap means to users. 'signal': until the library aborted fn's signal ('stop'), for
+   * tests whose fn ignores its signal on purpose (zombie writes that only the fence stops).
+   */
+  spans?: 'fn' | 'signal';
 }
 
 export interface HistoryReport {
@@ -169,7 +175,7 @@ const min = (a: bigint, b: bigint): bigint => (a < b ? a : b);
 const max = (a: bigint, b: bigint): bigint => (a > b ? a : b);
 
 /** Leadership spans of one process. */
-export function leadershipsOf(h: ProcessHistory, endOfRun: bigint, anomalies: string[] = []): LeadershipSpan[] {
+export function leadershipsOf(h: ProcessHistory, endOfRun: bigint, anomalies: string[] = [], spanMode: 'fn' | 'signal' = 'fn'): LeadershipSpan[] {
   const open = new Map<string, { token: string; start: bigint }>();
   const spans: LeadershipSpan[] = [];
   /** Token of the fn running per name (between 'fn' and 'fn-end'). */
@@ -199,7 +205,7 @@ export function leadershipsOf(h: ProcessHistory, endOfRun: bigint, anomalies: st
         anomalies.push(`${h.label}: stop of '${ev.name}' with token ${ev.token}, but the leadership has token ${open.get(ev.name)!.token}`);
       }
       // A leadership lasts until fn's promise has settled, not just until its signal aborted.
-      if (fnRunning.get(ev.name) === ev.token && ev.token !== undefined) stopping.set(ev.name, ev.reason);
+      if (spanMode === 'fn' && fnRunning.get(ev.name) === ev.token && ev.token !== undefined) stopping.set(ev.name, ev.reason);
       else close(ev.name, BigInt(ev.t), 'stop', ev.reason);
     } else if (ev.type === 'fn') {
       fnRunning.set(ev.name, ev.token);
@@ -253,7 +259,7 @@ export function checkHistories(histories: readonly ProcessHistory[], opts: Check
   const graceNs = BigInt(Math.round((opts.graceMs ?? 1000) * 1e6));
   const deletes = opts.deletes ?? [];
   const anomalies: string[] = [];
-  const leaderships = histories.flatMap((h) => leadershipsOf(h, opts.endOfRun, anomalies));
+  const leaderships = histories.flatMap((h) => leadershipsOf(h, opts.endOfRun, anomalies, opts.spans));
   const byLabel = new Map(histories.map((h) => [h.label, h]));
   const names = [...new Set(histories.flatMap((h) => h.events.filter((e) => e.name !== undefined).map((e) => e.name!)))].sort();
 

@@ -40,6 +40,8 @@ export interface HostConfig {
   fn?: FnSpec;
   /** Key prefix of fenced writes (default 'fence/'). */
   fencePrefix?: string;
+  /** Adds listeners that throw to 'session', 'lost' and every singleton's 'start' and 'stop' (an application bug the locker must survive). */
+  throwingListeners?: boolean;
 }
 
 export type HostCommand =
