@@ -5,9 +5,23 @@ import { safeEmit } from './emit.js';
 import { EtcdUnavailableError, LockerClosedError, describe } from './errors.js';
 import { validateName } from './keys.js';
 import { nameRange, readLeader, readPrefix } from './reads.js';
-import type { LockerCore } from './locker.js';
+import type { Etcd3 } from 'etcd3';
+import type { PrefixView } from './view.js';
 import { byCreate, candidateOf, type Candidate } from './queue.js';
 import type { PrefixSnapshot } from './store.js';
+
+/** What the cluster view needs of its locker. @internal */
+export interface ClusterHost {
+  readonly prefix: string;
+  readonly client: Etcd3;
+  readonly view: PrefixView;
+  /** Aborted when the locker closes. */
+  readonly closeSignal: AbortSignal;
+  requestTimeoutMs(): number;
+  report(err: Error): void;
+  /** Calls `fn` whenever the view of `name` changed; returns the unsubscribe. */
+  watchName(name: string, fn: () => void): () => void;
+}
 
 export interface NameStatus {
   name: string;
@@ -57,8 +71,9 @@ export class Observer extends EventEmitter<ObserverEvents> {
   private readyWaiters: { resolve(i: LeaderInfo): void; reject(e: Error): void }[] = [];
   private readonly unhook: () => void;
 
+  /** @internal */
   constructor(
-    private readonly core: LockerCore,
+    private readonly core: ClusterHost,
     readonly name: string,
   ) {
     super();
@@ -115,12 +130,14 @@ export class Observer extends EventEmitter<ObserverEvents> {
   }
 }
 
-export function observe(core: LockerCore, name: string): Observer {
+/** @internal */
+export function observe(core: ClusterHost, name: string): Observer {
   return new Observer(core, name);
 }
 
 /** Every name under the prefix, read at one revision. */
-export async function clusterStatus(core: LockerCore): Promise<NameStatus[]> {
+/** @internal */
+export async function clusterStatus(core: ClusterHost): Promise<NameStatus[]> {
   if (core.closeSignal.aborted) throw new LockerClosedError('read status');
   let snapshot: PrefixSnapshot;
   try {
@@ -144,7 +161,8 @@ export async function clusterStatus(core: LockerCore): Promise<NameStatus[]> {
  * Not graceful: the deposed leader and its successor learn of the delete from the same
  * watch event, so their work can overlap by the watch latency. Fence your writes.
  */
-export async function failover(core: LockerCore, name: string): Promise<string | undefined> {
+/** @internal */
+export async function failover(core: ClusterHost, name: string): Promise<string | undefined> {
   validateName(name);
   if (core.closeSignal.aborted) throw new LockerClosedError(`fail over '${name}'`);
   const range = nameRange(core.prefix, name);

@@ -1,4 +1,4 @@
-export { locked, LockerCore, type Locker, type LockerEvents, type Health } from './locker.js';
+export { locked, Locker, type LockerEvents, type Health } from './locker.js';
 export { Singleton, type Leadership, type SingletonFunction, type SingletonEvents, type StopReason, type TryLockResult } from './singleton.js';
 export type { LeaderInfo, NameStatus, Observer, ObserverEvents } from './cluster.js';
 export type { OnceContext, OnceFunction, OnceOptions, OnceOutcome } from './once.js';

@@ -14,8 +14,8 @@ import { Session } from './session.js';
 import type { Store } from './store.js';
 import { onShutdown } from './signals.js';
 import { Singleton, type SingletonFunction, type SingletonHost, type TryLockResult } from './singleton.js';
-import { clusterStatus, failover, observe, type NameStatus, type Observer } from './cluster.js';
-import { once, type OnceFunction, type OnceOptions, type OnceOutcome } from './once.js';
+import { clusterStatus, failover, observe, type ClusterHost, type NameStatus, type Observer } from './cluster.js';
+import { runOnce, type OnceFunction, type OnceHost, type OnceOptions, type OnceOutcome } from './once.js';
 import { PrefixView } from './view.js';
 
 export interface LockerEvents {
@@ -42,46 +42,13 @@ export interface Health {
   lastError: string | undefined;
 }
 
-/** A locker: call it to register a singleton; the methods manage the whole host. */
+/**
+ * A locker is callable: `locker(name, fn)` registers an elected singleton (the same as
+ * `locker.register(name, fn)`).
+ */
 export interface Locker {
   /** Registers `fn` under `name`: this host campaigns, and runs fn whenever elected. */
   (name: string, fn: SingletonFunction): Singleton;
-  /** This host's node id (the value of its election keys). */
-  id(): string;
-  /** The singletons registered on this host, by name. */
-  singletons(): Record<string, Singleton>;
-  /** Node id of the cluster-wide leader of `name`, or undefined when nobody campaigns for it. */
-  leader(name: string): Promise<string | undefined>;
-  /**
-   * Campaigns for `name` only if nobody else does, and never queues: resolves with the
-   * running singleton, or with the holder's node id (nothing is left in etcd then).
-   * A try-lock that is later lost stops and does not campaign again.
-   */
-  tryLock(name: string, fn: SingletonFunction): Promise<TryLockResult>;
-  /** True while anyone, anywhere, leads `name`. */
-  exists(name: string): Promise<boolean>;
-  /** Runs `fn` to completion once across the cluster (see README, "run-once jobs"). */
-  once(name: string, fn: OnceFunction, options?: OnceOptions): Promise<OnceOutcome>;
-  /** Leader changes of `name`, for any host, campaigning or not. */
-  observe(name: string): Observer;
-  /** Every name under the prefix, cluster-wide: leader, token and queue. */
-  status(): Promise<NameStatus[]>;
-  /** Forces the leader of `name` to hand over; resolves with the new leader's id, if any. */
-  failover(name: string): Promise<string | undefined>;
-  /** Cheap, synchronous health for probes. */
-  health(): Health;
-  /** Resolves once the locker holds a lease and watches its prefix (registering a name starts both). */
-  ready(): Promise<void>;
-  /** Resigns everything, revokes the lease and closes the client. Idempotent. */
-  close(): Promise<void>;
-  /** The etcd3 client, for your own (fenced) writes. */
-  readonly client: Etcd3;
-  readonly prefix: string;
-  readonly ttl: number;
-  // No event `once` here: `locker.once(name, fn)` is the run-once job.
-  on<K extends keyof LockerEvents>(event: K, listener: (...args: LockerEvents[K]) => void): Locker;
-  off<K extends keyof LockerEvents>(event: K, listener: (...args: LockerEvents[K]) => void): Locker;
-  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** gRPC keepalive lets a connection that went silent (no RST) be noticed and replaced. etcd refuses pings more often than every 5 s. */
@@ -91,14 +58,21 @@ const GRPC_KEEPALIVE = { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeo
  * The host side of all elections under one prefix: one etcd client, one lease (the
  * Session), one view of the prefix (PrefixView), one release gate, and the registered
  * Singletons. It recovers by itself: when the session is lost it grants a new lease
- * and every name campaigns again. @internal
+ * and every name campaigns again. A plain EventEmitter (`on`, `once`, `events.once`…),
+ * and callable: `locker(name, fn)`. Create it with `locked(hosts, options)`.
  */
-export class LockerCore extends EventEmitter<LockerEvents> implements SingletonHost {
+export class Locker extends EventEmitter<LockerEvents> implements SingletonHost, OnceHost, ClusterHost {
+  /** The etcd3 client, for your own (fenced) writes. */
   readonly client: Etcd3;
+  /** @internal */
   readonly store: Store;
+  /** @internal */
   readonly batcher: CampaignBatcher;
+  /** @internal */
   readonly opts: ResolvedOptions;
+  /** @internal */
   readonly view: PrefixView;
+  /** @internal */
   readonly gate = new ReleaseGate();
   private readonly names = new Map<string, Singleton>();
   /** Observers of single names (cluster.ts), fed by the same view. */
@@ -115,6 +89,7 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
   private lastError: Error | undefined;
   private warned = false;
 
+  /** Use `locked(hosts, options)`. @internal */
   constructor(hosts: unknown, options?: LockerOptions, store?: Store) {
     super();
     this.opts = resolveOptions(hosts, options);
@@ -143,29 +118,34 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
       },
     });
     if (this.opts.handleSignals) this.unhook = onShutdown(() => this.close());
+    // The instance itself is callable (`locker(name, fn)`): see callable().
+    return callable(this);
   }
 
   /** Aborted when close() begins: views living on this locker's client (observers) end with it. */
+  /** @internal */
   get closeSignal(): AbortSignal {
     return this.lifetime.signal;
   }
 
   // ——— SingletonHost ———
-  get prefix(): string {
-    return this.opts.prefix;
-  }
+  /** @internal */
   get nodeId(): string {
     return this.opts.id;
   }
+  /** @internal */
   get clock(): Clock {
     return this.opts.clock;
   }
+  /** @internal */
   get stopTimeoutMs(): number {
     return this.opts.stopTimeoutMs;
   }
+  /** @internal */
   requestTimeoutMs(): number {
     return Math.max(this.opts.renewDeadlineMs, 2000);
   }
+  /** @internal */
   session(): Session | undefined {
     // Not `alive()`: a session just past its deadline may still be saved by an answer in
     // flight, and a name registered meanwhile must not wait for an event to campaign.
@@ -173,9 +153,11 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
     // campaign again on the next one.
     return this.view.current && this.current && !this.current.ended ? this.current : undefined;
   }
+  /** @internal */
   unregister(s: Singleton): void {
     if (this.names.get(s.name) === s) this.names.delete(s.name);
   }
+  /** @internal */
   report(err: Error): void {
     this.lastError = err;
     if (this.listenerCount('error') > 0) {
@@ -201,12 +183,33 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
 
   // ——— public operations ———
 
-  register(name: string, fn: SingletonFunction, mode: 'queue' | 'try' = 'queue'): Singleton {
-    const s = this.add(name, fn, mode);
+  /** This host's node id (the value of its election keys). */
+  id(): string {
+    return this.opts.id;
+  }
+
+  /** Key prefix of every election of this locker. */
+  get prefix(): string {
+    return this.opts.prefix;
+  }
+
+  /** Lease TTL in seconds. */
+  get ttl(): number {
+    return this.opts.ttl;
+  }
+
+  /** Registers `fn` under `name`: this host campaigns, and runs fn whenever elected. Same as `locker(name, fn)`. */
+  register(name: string, fn: SingletonFunction): Singleton {
+    const s = this.add(name, fn, 'queue');
     s.start();
     return s;
   }
 
+  /**
+   * Campaigns for `name` only if nobody else does, and never queues: resolves with the
+   * running singleton, or with the holder's node id (nothing is left in etcd then).
+   * A try-lock that is later lost stops and does not campaign again.
+   */
   tryLock(name: string, fn: SingletonFunction): Promise<TryLockResult> {
     const s = this.add(name, fn, 'try');
     const outcome = s.outcome();
@@ -225,19 +228,43 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
     return s;
   }
 
+  /** Runs `fn` to completion once across the cluster (see README, "run-once jobs"). */
+  runOnce(name: string, fn: OnceFunction, options?: OnceOptions): Promise<OnceOutcome> {
+    return runOnce(this, name, fn, options);
+  }
+
+  /** Leader changes of `name`, for any host, campaigning or not. */
+  observe(name: string): Observer {
+    return observe(this, name);
+  }
+
+  /** Every name under the prefix, cluster-wide: leader, token and queue. */
+  status(): Promise<NameStatus[]> {
+    return clusterStatus(this);
+  }
+
+  /** Forces the leader of `name` to hand over; resolves with the new leader's id, if any. */
+  failover(name: string): Promise<string | undefined> {
+    return failover(this, name);
+  }
+
+  /** True while anyone, anywhere, leads `name`. */
   async exists(name: string): Promise<boolean> {
     return (await this.leader(name)) !== undefined;
   }
 
+  /** The singletons registered on this host, by name. */
   singletons(): Record<string, Singleton> {
     return Object.fromEntries(this.names);
   }
 
+  /** Node id of the cluster-wide leader of `name`, or undefined when nobody campaigns for it. */
   async leader(name: string): Promise<string | undefined> {
     validateName(name);
     return (await readLeader(this.client, this.prefix, name, this.requestTimeoutMs()))?.value;
   }
 
+  /** Cheap, synchronous health for probes. */
   health(): Health {
     const s = this.current;
     const leading = [...this.names.values()].filter((x) => x.isLeader).map((x) => x.name);
@@ -252,6 +279,7 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
     };
   }
 
+  /** Resolves once the locker holds a lease and watches its prefix (registering a name starts both); rejects once it is closed. */
   ready(): Promise<void> {
     if (this.closing) return Promise.reject(new LockerClosedError('wait for ready'));
     this.ensureStarted(true);
@@ -259,9 +287,14 @@ export class LockerCore extends EventEmitter<LockerEvents> implements SingletonH
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
+  /** Stops every fn, then revokes the lease and closes the client. Idempotent. */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   private async shutdown(): Promise<void> {
@@ -387,30 +420,45 @@ const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(descr
 
 /** Creates a locker for the etcd cluster at `hosts` (`'h1:2379,h2:2379'` or an array). */
 export function locked(hosts: string | string[], options?: LockerOptions): Locker {
-  const core = new LockerCore(hosts, options);
-  const locker = ((name: string, fn: SingletonFunction) => core.register(name, fn)) as Locker;
-  const methods = {
-    id: () => core.nodeId,
-    singletons: () => core.singletons(),
-    leader: (name: string) => core.leader(name),
-    tryLock: (name: string, fn: SingletonFunction) => core.tryLock(name, fn),
-    exists: (name: string) => core.exists(name),
-    once: (name: string, fn: OnceFunction, options?: OnceOptions) => once(core, name, fn, options),
-    observe: (name: string) => observe(core, name),
-    status: () => clusterStatus(core),
-    failover: (name: string) => failover(core, name),
-    health: () => core.health(),
-    ready: () => core.ready(),
-    close: () => core.close(),
-    on: (event: keyof LockerEvents, l: (...args: never[]) => void) => (core.on(event, l as never), locker),
-    off: (event: keyof LockerEvents, l: (...args: never[]) => void) => (core.off(event, l as never), locker),
-    [Symbol.asyncDispose]: () => core.close(),
-  };
-  Object.assign(locker, methods);
-  Object.defineProperties(locker, {
-    client: { get: () => core.client, enumerable: true },
-    prefix: { get: () => core.prefix, enumerable: true },
-    ttl: { get: () => core.opts.ttl, enumerable: true },
+  return new Locker(hosts, options);
+}
+
+/**
+ * The locker as a function that registers singletons, and otherwise the locker itself:
+ * every property read, write and method call goes to the instance (methods bound to it;
+ * a method returning the instance, like `on`, returns the callable), `instanceof Locker`
+ * and `instanceof EventEmitter` hold.
+ */
+function callable(core: Locker): Locker {
+  const bound = new Map<PropertyKey, unknown>();
+  const target = ((name: string, fn: SingletonFunction) => core.register(name, fn)) as unknown as Locker;
+  const proxy: Locker = new Proxy(target, {
+    apply: (_t, _this, args: unknown[]) => core.register(args[0] as string, args[1] as SingletonFunction),
+    get: (_t, p) => {
+      const v: unknown = Reflect.get(core, p, core);
+      if (typeof v !== 'function' || p === 'constructor') return v;
+      let b = bound.get(p);
+      if (b === undefined || (b as { original?: unknown }).original !== v) {
+        const f = v as (...a: unknown[]) => unknown;
+        const w = (...a: unknown[]): unknown => {
+          const r = f.apply(core, a);
+          return r === core ? proxy : r;
+        };
+        (w as { original?: unknown }).original = v;
+        bound.set(p, (b = w));
+      }
+      return b;
+    },
+    set: (_t, p, v) => Reflect.set(core, p, v, core),
+    has: (_t, p) => Reflect.has(core, p),
+    getPrototypeOf: () => Object.getPrototypeOf(core) as object,
+    ownKeys: (t) => [...new Set([...Reflect.ownKeys(core), ...Reflect.ownKeys(t).filter((k) => !Reflect.getOwnPropertyDescriptor(t, k)?.configurable)])],
+    getOwnPropertyDescriptor: (t, p) => {
+      const own = Reflect.getOwnPropertyDescriptor(t, p);
+      if (own && !own.configurable) return own;
+      const d = Reflect.getOwnPropertyDescriptor(core, p);
+      return d ? { ...d, configurable: true } : undefined;
+    },
   });
-  return locker;
+  return proxy;
 }

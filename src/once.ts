@@ -10,12 +10,11 @@
 // and a paused old runner can neither start an extra attempt nor record a stale
 // outcome: its key is gone before the next runner is elected.
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
-import type { ComparatorBuilder, IKeyValue, Watcher } from 'etcd3';
+import type { ComparatorBuilder, Etcd3, IKeyValue, Watcher } from 'etcd3';
 import { EtcdUnavailableError, LockerClosedError, NotLeaderError, describe } from './errors.js';
 import { validateName } from './keys.js';
-import type { LockerCore } from './locker.js';
 import { describeValue } from './options.js';
-import type { Leadership, Singleton } from './singleton.js';
+import type { Leadership, Singleton, SingletonFunction } from './singleton.js';
 
 /** What fn gets for one attempt. */
 export interface OnceContext {
@@ -100,9 +99,22 @@ function resolveOnceOptions(options: unknown): ResolvedOnceOptions {
   return { maxAttempts, recordTtl, signal };
 }
 
-export async function once(core: LockerCore, name: string, fn: OnceFunction, options?: OnceOptions): Promise<OnceOutcome> {
+/** What a run-once job needs of its locker. @internal */
+export interface OnceHost {
+  readonly prefix: string;
+  readonly nodeId: string;
+  readonly client: Etcd3;
+  /** Aborted when the locker closes. */
+  readonly closeSignal: AbortSignal;
+  requestTimeoutMs(): number;
+  report(err: Error): void;
+  register(name: string, fn: SingletonFunction): Singleton;
+}
+
+/** @internal */
+export async function runOnce(core: OnceHost, name: string, fn: OnceFunction, options?: OnceOptions): Promise<OnceOutcome> {
   validateName(name);
-  if (typeof fn !== 'function') throw new TypeError(`fn for once '${name}' must be a function, got ${typeof fn}`);
+  if (typeof fn !== 'function') throw new TypeError(`fn for runOnce '${name}' must be a function, got ${typeof fn}`);
   const opts = resolveOnceOptions(options);
   opts.signal?.throwIfAborted();
   return new OnceJob(core, name, fn, opts).start();
@@ -136,7 +148,7 @@ class OnceJob {
   private readonly unhooks: (() => void)[] = [];
 
   constructor(
-    private readonly core: LockerCore,
+    private readonly core: OnceHost,
     private readonly name: string,
     private readonly fn: OnceFunction,
     private readonly opts: ResolvedOnceOptions,
@@ -386,7 +398,7 @@ class Backoff {
   private b: IBackoff<unknown> = new ExponentialBackoff({ initialDelay: 50, maxDelay: 2000 }).next();
 
   /** Reports `err`, waits; false if the leadership ended (no retry then). */
-  async wait(core: LockerCore, l: Leadership, what: string, err: unknown): Promise<boolean> {
+  async wait(core: OnceHost, l: Leadership, what: string, err: unknown): Promise<boolean> {
     if (l.signal.aborted) return false;
     core.report(new EtcdUnavailableError(what, err));
     const ms = this.b.duration;

@@ -69,11 +69,18 @@ export function parseHosts(hosts: unknown): string[] {
   return out.map((h) => (/^https?:\/\//.test(h) ? h : `http://${h}`));
 }
 
+const KNOWN: readonly (keyof LockerOptions)[] = ['id', 'ttl', 'renewDeadline', 'keepaliveInterval', 'prefix', 'handleSignals', 'stopTimeout', 'etcd', 'clock'];
+
 /** One place validates every option and the relations between the timings. */
 export function resolveOptions(hosts: unknown, options: LockerOptions = {}): ResolvedOptions {
   const parsedHosts = parseHosts(hosts);
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`options must be an object, got ${describeValue(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if ((KNOWN as readonly string[]).includes(key)) continue;
+    const near = nearest(key, KNOWN);
+    throw new TypeError(`unknown option '${key}'${near ? ` (did you mean '${near}'?)` : ''}; valid options: ${KNOWN.join(', ')}`);
   }
   const id = options.id ?? nanoid();
   if (typeof id !== 'string' || id.length === 0) {
@@ -95,6 +102,8 @@ export function resolveOptions(hosts: unknown, options: LockerOptions = {}): Res
   }
   const prefix = options.prefix ?? 'locked/';
   if (typeof prefix !== 'string') throw new TypeError(`options.prefix must be a string, got ${describeValue(prefix)}`);
+  // Without the slash, prefix 'app' would also cover every key of 'app2…'.
+  if (!prefix.endsWith('/')) throw new TypeError(`options.prefix must end with '/', got ${describeValue(prefix)} (use '${prefix}/')`);
   const stopTimeout = options.stopTimeout ?? ttl;
   if (typeof stopTimeout !== 'number' || !(stopTimeout >= 0) || !Number.isFinite(stopTimeout)) {
     throw new RangeError(`options.stopTimeout must be a finite number of seconds ≥ 0, got ${describeValue(stopTimeout)}`);
@@ -111,6 +120,29 @@ export function resolveOptions(hosts: unknown, options: LockerOptions = {}): Res
     etcd: options.etcd ?? {},
     clock: options.clock ?? systemClock,
   };
+}
+
+/** The known key closest to `key` (edit distance ≤ 2), for "did you mean". */
+function nearest(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = 3;
+  for (const k of known) {
+    const d = distance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestD) [best, bestD] = [k, d];
+  }
+  return best;
+}
+
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
 }
 
 const isPositive = (n: unknown): n is number => typeof n === 'number' && Number.isFinite(n) && n > 0;

@@ -190,19 +190,19 @@ describe('once', () => {
     try {
       const fn = (): void => {};
       for (const bad of [0, -1, 2.5, Number.NaN, '3']) {
-        await assert.rejects(locker.once('x', fn, { maxAttempts: bad as number }), (e: Error) => {
+        await assert.rejects(locker.runOnce('x', fn, { maxAttempts: bad as number }), (e: Error) => {
           assert.ok(e instanceof RangeError, `RangeError for ${String(bad)}`);
           assert.match(e.message, /maxAttempts must be a whole number ≥ 1, got/);
           assert.ok(e.message.includes(typeof bad === 'string' ? `'${bad}'` : String(bad)), e.message);
           return true;
         });
       }
-      await assert.rejects(locker.once('x', fn, { recordTtl: 0.5 }), /recordTtl must be a whole number of seconds ≥ 1, got 0\.5/);
-      await assert.rejects(locker.once('a/b', fn), /must not contain '\/'/);
+      await assert.rejects(locker.runOnce('x', fn, { recordTtl: 0.5 }), /recordTtl must be a whole number of seconds ≥ 1, got 0\.5/);
+      await assert.rejects(locker.runOnce('a/b', fn), /must not contain '\/'/);
 
       const controller = new AbortController();
       let ctx: OnceContext | undefined;
-      const pending = locker.once('long', (c) => {
+      const pending = locker.runOnce('long', (c) => {
         ctx = c;
         return new Promise((_resolve, reject) => c.signal.addEventListener('abort', () => reject(c.signal.reason as Error)));
       }, { signal: controller.signal });

@@ -1,4 +1,4 @@
-// Deterministic simulation of the election core: the real LockerCore, PrefixView,
+// Deterministic simulation of the election core: the real Locker, PrefixView,
 // Singleton, Session and ReleaseGate of several hosts on an in-memory etcd, with
 // virtual time (test/helpers/sim/). Invariants are checked after every step:
 // - at most one host runs fn of a name (fn from its start until its promise settles),

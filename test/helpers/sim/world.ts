@@ -1,7 +1,7 @@
-// The deterministic simulation: the real LockerCore / PrefixView / Singleton / Session /
+// The deterministic simulation: the real Locker / PrefixView / Singleton / Session /
 // ReleaseGate code of several hosts, on one in-memory etcd, with virtual time and a
 // seeded schedule of faults. Invariants are checked at every step that could break them.
-import { LockerCore } from '../../../src/locker.js';
+import { Locker } from '../../../src/locker.js';
 import type { Leadership, Singleton, SingletonFunction } from '../../../src/singleton.js';
 import { EtcdModel, type Kv } from './etcd-model.js';
 import { Scheduler, rng, type Chooser } from './scheduler.js';
@@ -64,7 +64,7 @@ export class SimHost {
   constructor(
     readonly id: string,
     readonly store: SimStore,
-    readonly locker: LockerCore,
+    readonly locker: Locker,
   ) {}
 }
 
@@ -82,6 +82,8 @@ export class World {
   /** Keys deleted by the operator: their leader may still run while the next one starts. */
   private readonly forced = new Set<string>();
   private leaderships = 0;
+  /** Set when the faults end: nothing may break the network again. */
+  private healed = false;
   private excused = 0;
   private failOnce = new Set<string>();
   private readonly stopDelayMaxMs: number;
@@ -122,7 +124,7 @@ export class World {
       lossAfterApply: this.opts.lossAfterApply ?? 0.02,
     });
     // A closed loopback port: the etcd3 client of a simulated host is never used.
-    const locker = new LockerCore('127.0.0.1:9', { id, ttl: this.opts.ttl, prefix: PREFIX, handleSignals: false, clock: this.sched.clock(id), stopTimeout: this.opts.ttl }, store);
+    const locker = new Locker('127.0.0.1:9', { id, ttl: this.opts.ttl, prefix: PREFIX, handleSignals: false, clock: this.sched.clock(id), stopTimeout: this.opts.ttl }, store);
     locker.on('error', () => {});
     const h = new SimHost(id, store, locker);
     this.hosts.push(h);
@@ -280,7 +282,8 @@ export class World {
       }
     }
     await this.sched.run(horizonMs + 500);
-    // Heal everything, then a quiet period long enough for any lease to expire and every name to settle.
+    // Heal everything (for good: timers of earlier faults must not undo it), then a quiet period long enough for any lease to expire and every name to settle.
+    this.healed = true;
     for (const h of this.hosts) {
       h.store.up = true;
       h.store.knobs.lossAfterApply = 0; // healthy: the quiet period judges liveness
@@ -356,6 +359,7 @@ export class World {
     this.log(`fault: ${h.id} cut off for ${ms} ms`);
     h.store.up = false;
     this.sched.after(ms, () => (h.store.up = true));
+    // (the heal sets up = true for good; a later timer only repeats it)
   }
 
   /** SIGSTOP for `ms`: nothing of the host runs meanwhile. */
@@ -428,7 +432,7 @@ export class World {
     this.count('answer-loss');
     this.log(`fault: ${h.id} loses ${Math.round(p * 100)} % of answers for ${ms} ms`);
     h.store.knobs.lossAfterApply = p;
-    this.sched.after(ms, () => (h.store.knobs.lossAfterApply = this.opts.lossAfterApply ?? 0.02));
+    this.sched.after(ms, () => (h.store.knobs.lossAfterApply = this.healed ? 0 : (this.opts.lossAfterApply ?? 0.02)));
   }
 
   /** One random fault or operator action. */

@@ -1,0 +1,92 @@
+// The public API as Node users use it: a callable EventEmitter, events.once/on,
+// runOnce, remove() inside fn, option validation.
+import { after, before, describe, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter, on, once } from 'node:events';
+import locked, { Locker } from '../src/index.js';
+import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
+import { ms } from './helpers/history.js';
+import { spawnHost, type Host } from './helpers/host.js';
+import { waitFor } from './helpers/wait.js';
+
+let cluster: EtcdCluster;
+before(async () => {
+  cluster = await startEtcd({ members: 1 });
+});
+after(async () => {
+  await cluster?.close();
+});
+
+const uniquePrefix = (): string => `api${Math.random().toString(36).slice(2, 8)}/`;
+
+describe('the locker as an EventEmitter', () => {
+  test('events.once(locker, "session") waits for the event and starts no job; the locker is callable', async () => {
+    const locker = locked(cluster.endpoints, { ttl: 2, prefix: uniquePrefix(), handleSignals: false });
+    try {
+      assert.ok(locker instanceof EventEmitter);
+      assert.ok(locker instanceof Locker);
+      assert.equal(typeof locker, 'function');
+      const session = once(locker, 'session');
+      const s = locker('n', () => {});
+      const [leaseId] = (await session) as [string];
+      assert.equal(leaseId, locker.health().leaseId);
+      await waitFor(() => s.isLeader || undefined, { timeoutMs: 20_000, message: 'leading' });
+      assert.deepEqual(Object.keys(locker.singletons()), ['n'], 'no run-once job named "session" was started');
+      assert.equal((await cluster.keys(locker.prefix)).filter((k) => k.startsWith(`${locker.prefix}session`)).length, 0);
+      // on/off/once chain and return the callable locker.
+      const l = (): void => {};
+      assert.equal(locker.on('error', l).off('error', l), locker);
+    } finally {
+      await locker.close();
+    }
+  });
+
+  test('events.on(locker, "error") can be left with break', async () => {
+    const locker = locked('127.0.0.1:9', { ttl: 2, handleSignals: false });
+    try {
+      locker('n', () => {}); // campaigns against a closed port: errors follow
+      for await (const [err] of on(locker, 'error')) {
+        assert.ok(err instanceof Error);
+        break;
+      }
+    } finally {
+      await locker.close();
+    }
+  });
+});
+
+describe('remove() inside fn', () => {
+  test('await remove() inside fn hands over at once, not after stopTimeout', async (t: TestContext) => {
+    const prefix = uniquePrefix();
+    const hosts: Host[] = [];
+    try {
+      // ttl 10: stopTimeout 10 s, the time the old implementation waited.
+      const a = await spawnHost({ endpoints: cluster.endpoints, id: 'a', ttl: 10, prefix, names: ['job'], fn: { kind: 'remove-after', ms: 300 } });
+      hosts.push(a);
+      await a.waitEvent((e) => e.type === 'start' && e.name === 'job');
+      const b = await spawnHost({ endpoints: cluster.endpoints, id: 'b', ttl: 10, prefix, names: ['job'], fn: { kind: 'work' } });
+      hosts.push(b);
+      const stop = await a.waitEvent((e) => e.type === 'stop' && e.name === 'job', 20_000, 'a stops');
+      assert.equal(stop.reason, 'removed');
+      const end = await a.waitEvent((e) => e.type === 'fn-end' && e.name === 'job', 20_000, "a's fn returns");
+      const start = await b.waitEvent((e) => e.type === 'fn' && e.name === 'job', 20_000, 'b starts');
+      const handOverMs = ms(BigInt(start.t) - BigInt(end.t));
+      t.diagnostic(`b started ${handOverMs.toFixed(1)} ms after a's fn returned (${ms(BigInt(start.t) - BigInt(stop.t)).toFixed(1)} ms after remove())`);
+      assert.ok(BigInt(start.t) > BigInt(end.t), 'b starts only after a returned');
+      assert.ok(handOverMs < 2000, `hand-over took ${handOverMs} ms (stopTimeout is 10 s)`);
+    } finally {
+      await Promise.all(hosts.map((h) => h.stop()));
+    }
+  });
+});
+
+describe('options', () => {
+  test('an unknown option key is a TypeError naming it and the nearest valid one', () => {
+    assert.throws(() => locked('127.0.0.1:9', { tll: 5 } as never), (e: Error) => e instanceof TypeError && /unknown option 'tll' \(did you mean 'ttl'\?\)/.test(e.message));
+    assert.throws(() => locked('127.0.0.1:9', { colour: 1 } as never), (e: Error) => e instanceof TypeError && /unknown option 'colour'; valid options/.test(e.message));
+  });
+
+  test('a prefix must end with "/"', () => {
+    assert.throws(() => locked('127.0.0.1:9', { prefix: 'app' }), (e: Error) => e instanceof TypeError && /must end with '\/'/.test(e.message));
+  });
+});
