@@ -60,6 +60,18 @@ export class NotLeaderError extends LockedError {
   }
 }
 
+/** `locker.lock()` stopped waiting: its `timeout` passed or its `signal` aborted. Nothing is left queued. */
+export class LockCancelledError extends LockedError {
+  override readonly name = 'LockCancelledError';
+  constructor(
+    readonly lock: string,
+    readonly reason: 'timeout' | 'aborted',
+    override readonly cause?: unknown,
+  ) {
+    super(`lock '${lock}' not acquired: ${reason === 'timeout' ? 'timed out while waiting' : 'aborted while waiting'}`, { cause });
+  }
+}
+
 const has = (e: unknown, name: string): boolean =>
   typeof e === 'object' && e !== null && brand in e && (e as { name?: unknown }).name === name;
 
@@ -67,6 +79,7 @@ export const isLeaseLostError = (e: unknown): e is LeaseLostError => has(e, 'Lea
 export const isLockerClosedError = (e: unknown): e is LockerClosedError => has(e, 'LockerClosedError');
 export const isLeaderFunctionError = (e: unknown): e is LeaderFunctionError => has(e, 'LeaderFunctionError');
 export const isEtcdUnavailableError = (e: unknown): e is EtcdUnavailableError => has(e, 'EtcdUnavailableError');
+export const isLockCancelledError = (e: unknown): e is LockCancelledError => has(e, 'LockCancelledError');
 export const isNotLeaderError = (e: unknown): e is NotLeaderError => has(e, 'NotLeaderError');
 
 export function describe(e: unknown): string {

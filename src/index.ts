@@ -1,4 +1,4 @@
-export { locked, Locker, type LockerEvents, type Health } from './locker.js';
+export { locked, Locker, type LockerEvents, type LockOptions, type Health } from './locker.js';
 export { Singleton, type Leadership, type SingletonFunction, type SingletonEvents, type StopReason, type TryLockResult } from './singleton.js';
 export type { LeaderInfo, NameStatus, Observer, ObserverEvents } from './cluster.js';
 export type { OnceContext, OnceFunction, OnceOptions, OnceOutcome } from './once.js';
@@ -10,11 +10,13 @@ export {
   LeaderFunctionError,
   EtcdUnavailableError,
   NotLeaderError,
+  LockCancelledError,
   isLeaseLostError,
   isLockerClosedError,
   isLeaderFunctionError,
   isEtcdUnavailableError,
   isNotLeaderError,
+  isLockCancelledError,
 } from './errors.js';
 import { locked } from './locker.js';
 export default locked;

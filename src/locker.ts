@@ -4,7 +4,7 @@ import { Etcd3, isRecoverableError } from 'etcd3';
 import { CampaignBatcher } from './campaign.js';
 import type { Clock } from './clock.js';
 import { safeEmit } from './emit.js';
-import { EtcdUnavailableError, LockerClosedError, describe, type LeaseLostError } from './errors.js';
+import { EtcdUnavailableError, LockCancelledError, LockerClosedError, NotLeaderError, describe, type LeaseLostError } from './errors.js';
 import { EtcdStore } from './etcd-store.js';
 import { validateName } from './keys.js';
 import { readLeader } from './reads.js';
@@ -13,7 +13,7 @@ import { ReleaseGate } from './release.js';
 import { Session } from './session.js';
 import type { Store } from './store.js';
 import { onShutdown } from './signals.js';
-import { Singleton, type SingletonFunction, type SingletonHost, type TryLockResult } from './singleton.js';
+import { Singleton, type Leadership, type SingletonFunction, type SingletonHost, type TryLockResult } from './singleton.js';
 import { clusterStatus, failover, observe, type ClusterHost, type NameStatus, type Observer } from './cluster.js';
 import { runOnce, type OnceFunction, type OnceHost, type OnceOptions, type OnceOutcome } from './once.js';
 import { PrefixView } from './view.js';
@@ -25,6 +25,13 @@ export interface LockerEvents {
   session: [leaseId: string];
   /** The lease was lost: every leadership ended with reason 'lost'; a new lease is on its way. */
   lost: [error: LeaseLostError];
+}
+
+export interface LockOptions {
+  /** Give up waiting (not running) after this many milliseconds: rejects with a LockCancelledError. */
+  timeout?: number;
+  /** Give up waiting when aborted: rejects with a LockCancelledError. */
+  signal?: AbortSignal;
 }
 
 /** Cheap, synchronous health for probes. */
@@ -217,7 +224,64 @@ export class Locker extends EventEmitter<LockerEvents> implements SingletonHost,
     return outcome;
   }
 
-  private add(name: string, fn: SingletonFunction, mode: 'queue' | 'try'): Singleton {
+  /**
+   * A waiting mutex for a critical section (etcd3's `lock().do()`, Go's
+   * `concurrency.Mutex`): queues for `name` on the same election protocol, runs
+   * `fn(leadership)` once elected, releases the name as soon as fn settles (or its signal
+   * aborts on loss), and resolves with fn's value — or rejects with fn's error. Rejects
+   * with a LockCancelledError on `timeout` (ms, waiting only) or `signal`, leaving
+   * nothing queued in etcd.
+   */
+  lock<T>(name: string, fn: (leadership: Leadership) => T | Promise<T>, options: LockOptions = {}): Promise<T> {
+    try {
+      return this.startLock(name, fn, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private startLock<T>(name: string, fn: (leadership: Leadership) => T | Promise<T>, options: LockOptions): Promise<T> {
+    if (typeof fn !== 'function') throw new TypeError(`fn for lock '${name}' must be a function, got ${typeof fn}`);
+    const { signal, timeout } = options;
+    if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && Number.isFinite(timeout))) {
+      throw new RangeError(`options.timeout must be a finite number of milliseconds ≥ 0, got ${String(timeout)}`);
+    }
+    if (signal?.aborted) return Promise.reject(new LockCancelledError(name, 'aborted', signal.reason));
+    let result: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
+    let cancelled: LockCancelledError | undefined;
+    const s = this.add(
+      name,
+      async (_remove, l) => {
+        try {
+          result = { ok: true, value: await fn(l) };
+        } catch (error) {
+          result = { ok: false, error };
+          throw error;
+        }
+      },
+      'lock',
+    );
+    const cancel = (why: 'timeout' | 'aborted', reason?: unknown): void => {
+      if (result !== undefined || s.isLeader || cancelled) return; // only waiting is cancelled
+      cancelled = new LockCancelledError(name, why, reason);
+      void s.remove();
+    };
+    const onAbort = (): void => cancel('aborted', signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const timer = timeout !== undefined ? this.clock.setTimeout(() => cancel('timeout'), timeout) : undefined;
+    s.start();
+    return s.released().then(() => {
+      signal?.removeEventListener('abort', onAbort);
+      if (timer) this.clock.clearTimeout(timer);
+      if (result?.ok) return result.value;
+      if (result) throw result.error;
+      if (cancelled) throw cancelled;
+      if (this.closing) throw new LockerClosedError(`lock '${name}'`);
+      throw new NotLeaderError(name, 'lost before fn could run');
+    });
+  }
+
+  private add(name: string, fn: SingletonFunction, mode: 'queue' | 'try' | 'lock'): Singleton {
     validateName(name);
     if (typeof fn !== 'function') throw new TypeError(`fn for '${name}' must be a function, got ${typeof fn}`);
     if (this.closing) throw new LockerClosedError(`register '${name}'`);

@@ -152,8 +152,12 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     readonly name: string,
     private readonly fn: SingletonFunction,
     private readonly host: SingletonHost,
-    /** 'try': campaign once, only if nobody else does, and never queue again (`tryLock`). */
-    readonly mode: 'queue' | 'try' = 'queue',
+    /**
+     * 'queue': a singleton (campaign again after every leadership). 'try': campaign once,
+     * only if nobody else does (`tryLock`). 'lock': queue once, run fn once, release as
+     * soon as it settles (`lock`).
+     */
+    readonly mode: 'queue' | 'try' | 'lock' = 'queue',
   ) {
     super();
     this.left = new Promise((resolve) => (this.leave = resolve));
@@ -183,6 +187,11 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     return this.host.view.position(this.name, s.claim.key);
   }
 
+  /** Try-locks and locks lead at most once. */
+  private get oneShot(): boolean {
+    return this.mode !== 'queue';
+  }
+
   /** Name of the current lifecycle state (for status and tests). */
   get phase(): State['kind'] {
     return this.state.kind;
@@ -199,6 +208,11 @@ export class Singleton extends EventEmitter<SingletonEvents> {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.remove();
+  }
+
+  /** Settles when the name has left this host for good (removed, closed, a try-lock or lock over). @internal */
+  released(): Promise<void> {
+    return this.left;
   }
 
   // ——— driven by the locker ———
@@ -227,7 +241,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     if (verdict === 'gone') {
       // Deleted by someone else (failover, an operator, expiry): queue again, or for a
       // try-lock, end.
-      if (s.kind === 'leading') this.stopLeading(s, 'deposed', this.mode === 'try' ? 'retire' : 'campaign', false);
+      if (s.kind === 'leading') this.stopLeading(s, 'deposed', this.oneShot ? 'retire' : 'campaign', false);
       else if (this.mode === 'try') this.fail(new Error(`the key ${claim.key} was deleted before it led`), 'retire');
       else this.enter({ kind: 'idle' }), this.start();
       return;
@@ -261,7 +275,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
       case 'leading':
         if (s.claim.session !== session) return;
         // The key stays under the lost lease; the gate revokes it once fn has settled.
-        return this.stopLeading(s, 'lost', this.mode === 'try' ? 'retire' : 'campaign', true);
+        return this.stopLeading(s, 'lost', this.oneShot ? 'retire' : 'campaign', true);
       case 'draining':
         // Its key now goes with the lost lease, once fn has settled (the gate).
         if (s.claim?.session === session) s.claim = undefined;
@@ -407,14 +421,17 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     const s = this.state;
     if (s.kind === 'leading' && s.run === run) {
       if (err === undefined) {
+        // A lock is released as soon as its fn has settled.
+        if (this.mode === 'lock') return this.leaveFor('retire', 'removed');
         // fn finished its work while leading: this host keeps the name (a standby would
         // only run it again); the next run comes after the next election.
         this.errorBackoff = undefined;
         return;
       }
-      this.report(new LeaderFunctionError(this.name, err));
+      // A lock's fn failing is its caller's answer, not the locker's trouble.
+      if (this.mode !== 'lock') this.report(new LeaderFunctionError(this.name, err));
       const now = this.state;
-      if (now.kind === 'leading' && now.run === run) this.stopLeading(now, 'error', this.mode === 'try' ? 'retire' : 'backoff', false);
+      if (now.kind === 'leading' && now.run === run) this.stopLeading(now, 'error', this.oneShot ? 'retire' : 'backoff', false);
       return;
     }
     if (s.kind === 'draining' && s.run === run) this.drained(s);

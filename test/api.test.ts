@@ -90,3 +90,70 @@ describe('options', () => {
     assert.throws(() => locked('127.0.0.1:9', { prefix: 'app' }), (e: Error) => e instanceof TypeError && /must end with '\/'/.test(e.message));
   });
 });
+
+describe('lock(): a waiting mutex', () => {
+  test('two lockers: the second runs after the first released, both get their values, nothing is left in etcd', async () => {
+    const prefix = uniquePrefix();
+    const a = locked(cluster.endpoints, { ttl: 2, prefix, handleSignals: false });
+    const b = locked(cluster.endpoints, { ttl: 2, prefix, handleSignals: false });
+    try {
+      const events: string[] = [];
+      let open!: () => void;
+      const gate = new Promise<void>((r) => (open = r));
+      const first = a.lock('m', async (l) => {
+        events.push(`a start ${l.token}`);
+        await gate;
+        events.push('a end');
+        return 'A';
+      });
+      await waitFor(() => events.length > 0 || undefined, { timeoutMs: 20_000, message: 'a holds the lock' });
+      const second = b.lock('m', (l) => {
+        events.push(`b start ${l.token}`);
+        return 42;
+      });
+      await waitFor(async () => ((await cluster.keys(`${prefix}m/`)).length === 2 ? true : undefined), { timeoutMs: 20_000, message: 'b queued' });
+      assert.equal(events.length, 1, 'b waits while a holds the lock');
+      open();
+      assert.equal(await first, 'A');
+      assert.equal(await second, 42);
+      assert.equal(events[1], 'a end');
+      assert.match(events[2]!, /^b start /);
+      assert.ok(BigInt(events[2]!.split(' ')[2]!) > BigInt(events[0]!.split(' ')[2]!), 'a larger token');
+      assert.deepEqual(await cluster.keys(`${prefix}m/`), []);
+      assert.deepEqual(Object.keys(a.singletons()), []);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  test('timeout and abort while waiting reject with a LockCancelledError and leave nothing queued', async () => {
+    const prefix = uniquePrefix();
+    const a = locked(cluster.endpoints, { ttl: 2, prefix, handleSignals: false });
+    const b = locked(cluster.endpoints, { ttl: 2, prefix, handleSignals: false });
+    try {
+      let open!: () => void;
+      const gate = new Promise<void>((r) => (open = r));
+      let held = false;
+      const first = a.lock('m', async () => {
+        held = true;
+        await gate;
+      });
+      await waitFor(() => held || undefined, { timeoutMs: 20_000, message: 'a holds the lock' });
+      const { isLockCancelledError } = await import('../src/index.js');
+      await assert.rejects(
+        b.lock('m', () => assert.fail('must not run'), { timeout: 300 }),
+        (e) => isLockCancelledError(e) && e.reason === 'timeout',
+      );
+      const ac = new AbortController();
+      const aborted = b.lock('m', () => assert.fail('must not run'), { signal: ac.signal });
+      await waitFor(async () => ((await cluster.keys(`${prefix}m/`)).length === 2 ? true : undefined), { timeoutMs: 20_000, message: 'b queued' });
+      ac.abort(new Error('no longer needed'));
+      await assert.rejects(aborted, (e) => isLockCancelledError(e) && e.reason === 'aborted');
+      assert.equal((await cluster.keys(`${prefix}m/`)).length, 1, "only a's key is left");
+      open();
+      await first;
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+});

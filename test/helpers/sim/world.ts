@@ -427,6 +427,33 @@ export class World {
     );
   }
 
+  /** A critical section under `locker.lock()`, sometimes with a timeout. */
+  lock(h: SimHost, name: string): void {
+    if (!h.alive || h.closed || h.locker.singletons()[name]) return;
+    this.count('lock');
+    const timeout = this.random() < 0.5 ? Math.floor(this.random() * 2000) : undefined;
+    this.log(`op: ${h.id} locks ${name}${timeout !== undefined ? ` (timeout ${timeout} ms)` : ''}`);
+    const holdMs = Math.floor(this.random() * this.stopDelayMaxMs);
+    h.locker
+      .lock(
+        name,
+        (l) => {
+          this.fnStarted(h, l);
+          return new Promise<number>((resolve) =>
+            this.sched.after(holdMs, () => {
+              this.fnEnded(h, name, l.token);
+              resolve(holdMs);
+            }, h.id),
+          );
+        },
+        timeout !== undefined ? { timeout } : {},
+      )
+      .then(
+        (v) => this.log(`${h.id} lock ${name} done (${v})`),
+        (err: unknown) => this.log(`${h.id} lock ${name} failed: ${(err as Error).message}`),
+      );
+  }
+
   /** Answers to the host are lost (after being applied) with probability `p` for `ms`. */
   lossy(h: SimHost, p: number, ms: number): void {
     this.count('answer-loss');
@@ -450,7 +477,8 @@ export class World {
     else if (r < 0.6) this.cancelWatch(h);
     else if (r < 0.7) this.remove(h, name, Math.floor(this.random() * ttlMs));
     else if (r < 0.76) this.closeHost(h);
-    else if (r < 0.86) this.tryLock(h, name);
+    else if (r < 0.84) this.tryLock(h, name);
+    else if (r < 0.91) this.lock(h, name);
     else this.lossy(h, 0.7, 1000);
   }
 }
