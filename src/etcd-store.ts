@@ -1,6 +1,7 @@
 // The Store of the election core on a real etcd, through the etcd3 client.
 import type { Etcd3, ILeaseKeepAliveResponse, IRequestOp, ITxnRequest, ITxnResponse, IRangeResponse } from 'etcd3';
 import { prefixEnd } from './keys.js';
+import type { Members } from './members.js';
 import type { Candidate } from './queue.js';
 import { readPrefix } from './reads.js';
 import type { CampaignRequest, CampaignResult, PrefixSnapshot, PrefixWatchHandle, Store, WatchHandlers } from './store.js';
@@ -8,60 +9,90 @@ import { PrefixWatch } from './watch.js';
 
 const deadline = (timeoutMs: number): { deadline: Date } => ({ deadline: new Date(Date.now() + timeoutMs) });
 
+/**
+ * Every call goes to the member that answered last and is hedged to the next member if
+ * it has not answered within a fraction of its deadline (members.ts). All of them are
+ * safe to send twice: put-if-absent of our own key, a guarded delete, a revoke, reads —
+ * except the lease grant, which only moves on after a failure (a hedged grant could
+ * leave a second lease to expire).
+ */
 export class EtcdStore implements Store {
-  constructor(readonly client: Etcd3) {}
+  constructor(private readonly members: Members) {}
 
-  async grant(ttl: number, timeoutMs: number): Promise<string> {
-    const res = await this.client.leaseClient.leaseGrant({ TTL: ttl, ID: 0 }, deadline(timeoutMs));
-    if (res.error) throw new Error(`etcd refused the lease grant: ${res.error}`);
-    return res.ID;
+  /** When a call has not answered, the next member gets it too. */
+  private static hedgeMs(timeoutMs: number): number {
+    return Math.max(100, timeoutMs / 3);
   }
 
-  async keepAlive(leaseId: string, timeoutMs: number, attempt: number): Promise<number> {
-    // A first slow answer is usually load, not a dead connection: abandon just the
-    // stream. From the second failure in a row on, let gRPC's deadline fail the call,
-    // which makes etcd3 drop the member's connection and dial again (or another member).
-    const res = await keepaliveOnce(this.client, leaseId, timeoutMs, attempt >= 1);
-    return Number(res.TTL);
-  }
-
-  async revoke(leaseId: string, timeoutMs: number): Promise<void> {
-    await this.client.leaseClient.leaseRevoke({ ID: leaseId }, deadline(timeoutMs));
-  }
-
-  async campaign(requests: readonly CampaignRequest[], timeoutMs: number): Promise<(CampaignResult | Error)[]> {
-    if (requests.length === 1) {
-      const r = requests[0]!;
-      const res = await this.client.kv.txn(campaignTxn(r), deadline(timeoutMs));
-      return [attempt(() => readResult(r, res, BigInt(res.header.revision)))];
-    }
-    const res = await this.client.kv.txn({ success: requests.map((r) => ({ request_txn: campaignTxn(r) })) }, deadline(timeoutMs));
-    const revision = BigInt(res.header.revision);
-    return requests.map((r, i) =>
-      attempt(() => {
-        const sub = res.responses[i]?.response_txn;
-        if (!sub) throw new Error(`nested campaign txn returned no response for ${r.key}`);
-        return readResult(r, sub, revision);
-      }),
+  grant(ttl: number, timeoutMs: number): Promise<string> {
+    return this.members.hedged(
+      async (client) => {
+        const res = await client.leaseClient.leaseGrant({ TTL: ttl, ID: 0 }, deadline(timeoutMs));
+        if (res.error) throw new Error(`etcd refused the lease grant: ${res.error}`);
+        return res.ID;
+      },
+      timeoutMs,
+      timeoutMs,
     );
   }
 
-  async resign(key: string, guard: { createRevision: bigint } | { leaseId: string }, timeoutMs: number): Promise<void> {
+  keepAlive(leaseId: string, timeoutMs: number): Promise<number> {
+    return this.members.hedged(
+      async (client) => Number((await keepaliveOnce(client, leaseId, timeoutMs)).TTL),
+      EtcdStore.hedgeMs(timeoutMs),
+      timeoutMs,
+    );
+  }
+
+  revoke(leaseId: string, timeoutMs: number): Promise<void> {
+    return this.members.hedged(
+      async (client) => void (await client.leaseClient.leaseRevoke({ ID: leaseId }, deadline(timeoutMs))),
+      EtcdStore.hedgeMs(timeoutMs),
+      timeoutMs,
+    );
+  }
+
+  campaign(requests: readonly CampaignRequest[], timeoutMs: number): Promise<(CampaignResult | Error)[]> {
+    return this.members.hedged((client) => campaignOn(client, requests, timeoutMs), EtcdStore.hedgeMs(timeoutMs), timeoutMs);
+  }
+
+  resign(key: string, guard: { createRevision: bigint } | { leaseId: string }, timeoutMs: number): Promise<void> {
     const k = Buffer.from(key);
     const compare =
       'createRevision' in guard
         ? { key: k, target: 'Create' as const, result: 'Equal' as const, create_revision: guard.createRevision.toString() }
         : { key: k, target: 'Lease' as const, result: 'Equal' as const, lease: guard.leaseId };
-    await this.client.kv.txn({ compare: [compare], success: [{ request_delete_range: { key: k } }] }, deadline(timeoutMs));
+    return this.members.hedged(
+      async (client) => void (await client.kv.txn({ compare: [compare], success: [{ request_delete_range: { key: k } }] }, deadline(timeoutMs))),
+      EtcdStore.hedgeMs(timeoutMs),
+      timeoutMs,
+    );
   }
 
   readPrefix(prefix: string, timeoutMs: number): Promise<PrefixSnapshot> {
-    return readPrefix(this.client, prefix, timeoutMs);
+    return this.members.hedged((client) => readPrefix(client, prefix, timeoutMs), EtcdStore.hedgeMs(timeoutMs), timeoutMs);
   }
 
   watchPrefix(prefix: string, handlers: WatchHandlers): PrefixWatchHandle {
-    return new PrefixWatch(this.client, prefix, handlers);
+    return new PrefixWatch(this.members, prefix, handlers, 2_000);
   }
+}
+
+async function campaignOn(client: Etcd3, requests: readonly CampaignRequest[], timeoutMs: number): Promise<(CampaignResult | Error)[]> {
+  if (requests.length === 1) {
+    const r = requests[0]!;
+    const res = await client.kv.txn(campaignTxn(r), deadline(timeoutMs));
+    return [attempt(() => readResult(r, res, BigInt(res.header.revision)))];
+  }
+  const res = await client.kv.txn({ success: requests.map((r) => ({ request_txn: campaignTxn(r) })) }, deadline(timeoutMs));
+  const revision = BigInt(res.header.revision);
+  return requests.map((r, i) =>
+    attempt(() => {
+      const sub = res.responses[i]?.response_txn;
+      if (!sub) throw new Error(`nested campaign txn returned no response for ${r.key}`);
+      return readResult(r, sub, revision);
+    }),
+  );
 }
 
 /**
@@ -111,23 +142,18 @@ function attempt<T>(fn: () => T): T | Error {
 /**
  * One keepalive on a stream of its own: the answer belongs to exactly this request, so
  * its send time is known, and a stream stuck on a dead connection is abandoned with it.
- * With `resetOnTimeout`, the call carries a gRPC deadline: its failure makes etcd3 mark
- * the member failed and reconnect. Without, the stream is half-closed before it is
- * cancelled, which etcd3 does not count against the member.
+ * The stream is half-closed before it is cancelled, which etcd3 does not count against
+ * the member (hedging, not its breaker, moves us off a sick member).
  */
-async function keepaliveOnce(client: Etcd3, leaseId: string, timeoutMs: number, resetOnTimeout: boolean): Promise<ILeaseKeepAliveResponse> {
-  const stream = await client.leaseClient.leaseKeepAlive(resetOnTimeout ? deadline(timeoutMs) : {});
+async function keepaliveOnce(client: Etcd3, leaseId: string, timeoutMs: number): Promise<ILeaseKeepAliveResponse> {
+  const stream = await client.leaseClient.leaseKeepAlive();
   return new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
-    const timer = setTimeout(
-      () => finish(new Error(`keepalive not answered within ${timeoutMs} ms`)),
-      resetOnTimeout ? timeoutMs + 250 : timeoutMs,
-    );
+    const timer = setTimeout(() => finish(new Error(`keepalive not answered within ${timeoutMs} ms`)), timeoutMs);
     let done = false;
     const finish = (err: unknown, res?: ILeaseKeepAliveResponse): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      // Half-close first: etcd3 only blames the member for errors on a writable stream.
       stream.end();
       if (res) {
         resolve(res);

@@ -6,6 +6,7 @@ import type { Clock } from './clock.js';
 import { safeEmit } from './emit.js';
 import { EtcdUnavailableError, LockCancelledError, LockerClosedError, NotLeaderError, describe, type LeaseLostError } from './errors.js';
 import { EtcdStore } from './etcd-store.js';
+import { Members, withRequireLeader } from './members.js';
 import { validateName } from './keys.js';
 import { readLeader } from './reads.js';
 import { resolveOptions, type LockerOptions, type ResolvedOptions } from './options.js';
@@ -74,6 +75,8 @@ export class Locker extends EventEmitter<LockerEvents> implements SingletonHost,
   /** @internal */
   readonly store: Store;
   /** @internal */
+  readonly members: Members;
+  /** @internal */
   readonly batcher: CampaignBatcher;
   /** @internal */
   readonly opts: ResolvedOptions;
@@ -101,9 +104,8 @@ export class Locker extends EventEmitter<LockerEvents> implements SingletonHost,
     super();
     this.opts = resolveOptions(hosts, options);
     const { etcd } = this.opts;
-    this.client = new Etcd3({
+    const clientOptions = withRequireLeader({
       ...etcd,
-      hosts: this.opts.hosts,
       grpcOptions: { ...GRPC_KEEPALIVE, ...etcd.grpcOptions },
       faultHandling: {
         // etcd3's watch reconnect backoff grows to 30 s: after an outage our names would be
@@ -115,7 +117,11 @@ export class Locker extends EventEmitter<LockerEvents> implements SingletonHost,
         ...etcd.faultHandling,
       },
     });
-    this.store = store ?? new EtcdStore(this.client);
+    // For the application (fenced writes) and the cluster view: etcd3's own member choice.
+    this.client = new Etcd3({ ...clientOptions, hosts: this.opts.hosts });
+    // For the election core: one client per member, chosen by who answers (members.ts).
+    this.members = new Members(this.opts.hosts, clientOptions);
+    this.store = store ?? new EtcdStore(this.members);
     this.batcher = new CampaignBatcher(this.store, () => this.requestTimeoutMs());
     this.view = new PrefixView(this.store, this.opts.prefix, this.opts.clock, () => this.requestTimeoutMs(), {
       changed: (names) => this.changed(names),
@@ -390,6 +396,7 @@ export class Locker extends EventEmitter<LockerEvents> implements SingletonHost,
     for (const old of this.lostSessions) if (this.gate.unsettled(old) === 0) revokes.push(this.gate.revoke(old, 1000));
     await Promise.allSettled([this.view.close(), ...revokes]);
     this.client.close();
+    this.members.close();
   }
 
   // ——— lifecycle ———

@@ -1,0 +1,118 @@
+// The members of the etcd cluster, each with a client of its own, so that this process —
+// not etcd3's random pick — chooses which member a keepalive, a campaign or the watch
+// goes to. A sick member (cut off from its peers, frozen, slow) must cost no step-down:
+// every call starts on the member that answered last and is hedged to the next one if it
+// has not answered within a fraction of its time; whoever answers first becomes the
+// preferred member, and the prefix watch follows it.
+//
+// Every call and stream carries etcd's `hasleader` metadata (what Go's clientv3 calls
+// WithRequireLeader): a member that lost its raft leader refuses them at once, and cancels
+// open streams, instead of answering nothing.
+import { Etcd3, type CallOptionsFactory, type IOptions } from 'etcd3';
+
+/** gRPC's interceptor shape, without a dependency on @grpc/grpc-js: add one metadata entry at call start. */
+type NextCall = (options: unknown) => { start(metadata: { set(k: string, v: string): void }, listener: unknown, next?: unknown): void };
+const requireLeader = (options: unknown, nextCall: NextCall): ReturnType<NextCall> => {
+  const call = nextCall(options);
+  const start = call.start.bind(call);
+  call.start = (metadata, listener) => {
+    metadata.set('hasleader', 'true');
+    start(metadata, listener);
+  };
+  return call;
+};
+
+/** Adds the `hasleader` interceptor to the call options etcd3 builds for every call and stream. */
+export function withRequireLeader(options: Omit<IOptions, 'hosts'>): Omit<IOptions, 'hosts'> {
+  const user = options.defaultCallOptions;
+  const factory: CallOptionsFactory = (context) => {
+    const base = typeof user === 'function' ? user(context) : (user ?? {});
+    const interceptors = [...((base as { interceptors?: unknown[] }).interceptors ?? []), requireLeader];
+    return { ...base, interceptors } as ReturnType<Extract<CallOptionsFactory, (c: never) => unknown>>;
+  };
+  return { ...options, defaultCallOptions: factory };
+}
+
+export interface Member {
+  readonly index: number;
+  readonly endpoint: string;
+  readonly client: Etcd3;
+}
+
+export class Members {
+  readonly all: readonly Member[];
+  /** The member that answered last: calls start there. */
+  private preferred = 0;
+  private readonly listeners = new Set<(m: Member) => void>();
+
+  constructor(hosts: readonly string[], options: Omit<IOptions, 'hosts'>) {
+    this.all = hosts.map((endpoint, index) => ({ index, endpoint, client: new Etcd3({ ...options, hosts: [endpoint] }) }));
+  }
+
+  /** Members to try, the preferred one first, then the others in a fixed rotation. */
+  order(): Member[] {
+    const n = this.all.length;
+    return Array.from({ length: n }, (_, k) => this.all[(this.preferred + k) % n]!);
+  }
+
+  get current(): Member {
+    return this.all[this.preferred]!;
+  }
+
+  /** Calls `fn` whenever the preferred member changes. */
+  onChange(fn: (m: Member) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private answered(m: Member): void {
+    if (m.index === this.preferred) return;
+    this.preferred = m.index;
+    for (const fn of [...this.listeners]) fn(m);
+  }
+
+  /**
+   * Runs `op` on the preferred member; if it has not succeeded within `hedgeMs` (or
+   * failed), also on the next member, and so on. Resolves with the first success (that
+   * member becomes the preferred one); rejects when every member failed or `timeoutMs` passed.
+   */
+  hedged<T>(op: (client: Etcd3, m: Member) => Promise<T>, hedgeMs: number, timeoutMs: number): Promise<T> {
+    const order = this.order();
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      let started = 0;
+      let failed = 0;
+      let lastError: unknown;
+      const timers: ReturnType<typeof setTimeout>[] = [];
+      const finish = (f: () => void): void => {
+        if (done) return;
+        done = true;
+        for (const t of timers) clearTimeout(t);
+        f();
+      };
+      const launch = (): void => {
+        if (done || started >= order.length) return;
+        const m = order[started++]!;
+        op(m.client, m).then(
+          (v) =>
+            finish(() => {
+              this.answered(m);
+              resolve(v);
+            }),
+          (err: unknown) => {
+            lastError = err;
+            if (++failed === order.length) finish(() => reject(lastError));
+            else launch(); // fail fast to the next member
+          },
+        );
+        timers.push(setTimeout(launch, hedgeMs));
+      };
+      timers.push(setTimeout(() => finish(() => reject(lastError ?? new Error(`no member answered within ${timeoutMs} ms`))), timeoutMs));
+      launch();
+    });
+  }
+
+  close(): void {
+    for (const m of this.all) m.client.close();
+  }
+}
