@@ -85,7 +85,12 @@ interface Claim {
   readonly key: string;
   /** Create revision of the key: the fencing token. */
   readonly token: bigint;
-  /** Revision of the campaign transaction: the view must reach it before judging the key. */
+  /**
+   * The view must have reached this revision before it may judge the key: the key's own
+   * create revision, so the view has seen it written. (Not the campaign transaction's
+   * revision: when the key already existed — a retried write that had landed — that can
+   * be a revision of keys outside the prefix, which this view never sees.)
+   */
   readonly since: bigint;
 }
 
@@ -346,7 +351,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
       }
       return;
     }
-    const claim: Claim = { session: st.session, key, token: res.createRevision, since: res.revision };
+    const claim: Claim = { session: st.session, key, token: res.createRevision, since: res.createRevision };
     if (this.state !== st) return; // the session was lost meanwhile: the key goes with it
     if (st.then !== undefined) {
       // remove() (or close) arrived during the write: take the key back out.

@@ -16,7 +16,7 @@ export interface CampaignRequest {
 }
 
 export interface CampaignResult {
-  /** Revision of the transaction: the view must have reached it before it may judge our key. */
+  /** Revision of the transaction (etcd's whole store, not only our prefix). */
   revision: bigint;
   /** Every key of the name at `revision`, ours included. */
   candidates: Candidate[];

@@ -51,14 +51,15 @@ function prng(seed: number): () => number {
   };
 }
 
-type Kind = 'blackhole' | 'pause' | 'kill-host' | 'sigterm' | 'kill-member' | 'quorum-loss' | 'delete-key' | 'del-prefix-name' | 'del-prefix-all';
-const KINDS: Kind[] = ['blackhole', 'pause', 'kill-host', 'sigterm', 'kill-member', 'quorum-loss', 'delete-key', 'del-prefix-name', 'del-prefix-all'];
+type Kind = 'blackhole' | 'pause' | 'kill-host' | 'sigterm' | 'kill-member' | 'freeze-member' | 'quorum-loss' | 'delete-key' | 'del-prefix-name' | 'del-prefix-all';
+const KINDS: Kind[] = ['blackhole', 'pause', 'kill-host', 'sigterm', 'kill-member', 'freeze-member', 'quorum-loss', 'delete-key', 'del-prefix-name', 'del-prefix-all'];
 const WEIGHTS: Record<Kind, number> = {
   blackhole: 3,
   pause: 3,
   'kill-host': 2,
   sigterm: 1,
   'kill-member': 2,
+  'freeze-member': 2,
   'quorum-loss': 1,
   'delete-key': 1,
   'del-prefix-name': 1,
@@ -270,6 +271,26 @@ async function main(): Promise<number> {
             if (r.code === 0) deletes.push({ name, at });
             break;
           }
+          case 'freeze-member': {
+            // A member that accepts connections and answers nothing (a stalled disk, a
+            // paused VM): hosts must move their keepalives and watches off it.
+            const leaderIdx = await cluster.leaderIndex();
+            const i = rand() < 0.3 && leaderIdx >= 0 ? leaderIdx : Math.floor(rand() * 3);
+            const m = cluster.members[i]!;
+            if (!m.isRunning || m.pid === undefined) return;
+            const d = between(1000, 3 * ttlMs);
+            log(`freeze etcd ${m.name}${i === leaderIdx ? ' (raft leader)' : ''} for ${d.toFixed(0)} ms`);
+            const window: FaultWindow = { kind, from };
+            faults.push(window);
+            process.kill(m.pid, 'SIGSTOP');
+            try {
+              await sleep(d);
+            } finally {
+              if (m.pid !== undefined) process.kill(m.pid, 'SIGCONT');
+              window.to = now();
+            }
+            break;
+          }
           case 'del-prefix-name':
           case 'del-prefix-all': {
             // What an operator does to clear a queue (one revision, one delete per key):
@@ -341,7 +362,7 @@ async function main(): Promise<number> {
 
     const report = checkHistories(histories, { endOfRun, faults, deletes });
     const crashes = histories.flatMap((h) => h.events.filter((e) => e.type === 'crash').map((e) => `${h.label}: ${e.message}`));
-    const failures = printTable(opts, counts, report, { cuts, crashes, unexpected, settled, settleMs, histories, t0 });
+    const failures = printTable(opts, counts, report, { cuts, crashes, unexpected, settled, settleMs, histories, t0, faults });
     exitCode = failures === 0 ? 0 : 1;
   } finally {
     stopping = true;
@@ -356,7 +377,16 @@ function printTable(
   opts: Options,
   counts: Record<Kind, number>,
   r: HistoryReport,
-  extra: { cuts: { host: string; from: bigint; to?: bigint }[]; crashes: string[]; unexpected: string[]; settled: boolean; settleMs: number; histories: ProcessHistory[]; t0: bigint },
+  extra: {
+    cuts: { host: string; from: bigint; to?: bigint }[];
+    crashes: string[];
+    unexpected: string[];
+    settled: boolean;
+    settleMs: number;
+    histories: ProcessHistory[];
+    t0: bigint;
+    faults: FaultWindow[];
+  },
 ): number {
   // Step-down after a cut: from the blackhole to the end of each leadership the cut host
   // held, for cuts longer than renewDeadline (shorter ones may be ridden out). The rule
@@ -401,11 +431,26 @@ function printTable(
   const failures = r.overlaps.length + r.fencing.violations.length + late.length + extra.crashes.length + extra.unexpected.length + r.anomalies.length + (extra.settled ? 0 : 1);
   rows.push(['result', failures === 0 ? 'PASS' : `FAIL (${failures})`]);
 
+  // Per fault kind: step-downs ('lost') and leaderless gaps that began during a fault of
+  // that kind (or within renewDeadline + 1 s after it).
+  const slackNs = BigInt(Math.round(renewMs + 1000)) * 1_000_000n;
+  const kinds = [...new Set(extra.faults.map((f) => f.kind))].sort();
+  const perKind: string[] = ['', '| fault kind | faults | step-downs (lost) | leaderless gap p50 / p99 / max |', '|---|---|---|---|'];
+  for (const k of kinds) {
+    const ws = extra.faults.filter((f) => f.kind === k);
+    const inside = (t: bigint): boolean => ws.some((w) => t >= w.from && t <= (w.to ?? t) + slackNs);
+    const downs = r.leaderships.filter((l) => l.endedBy === 'stop' && l.reason === 'lost' && inside(l.end)).length;
+    const gaps = r.gaps.filter((g) => inside(g.from)).map((g) => g.ms).sort((a, b) => a - b);
+    const q = (p: number): string => (gaps.length ? `${gaps[Math.min(gaps.length - 1, Math.floor(p * gaps.length))]!.toFixed(0)}` : '–');
+    perKind.push(`| ${k} | ${ws.length} | ${downs} | ${gaps.length ? `${q(0.5)} / ${q(0.99)} / ${gaps[gaps.length - 1]!.toFixed(0)} ms (n=${gaps.length})` : '–'} |`);
+  }
+
   const w = Math.max(...rows.map(([k]) => k.length));
   const out: string[] = [`\nchaos: ${opts.seconds} s, ${opts.hosts} hosts × ${opts.names} names, ttl ${opts.ttl} s, seed ${opts.seed}`, ''];
   out.push(`| ${'what'.padEnd(w)} | value`);
   out.push(`|${'-'.repeat(w + 2)}|${'-'.repeat(30)}`);
   for (const [k, v] of rows) out.push(`| ${k.padEnd(w)} | ${v}`);
+  out.push(...perKind);
   const worst = r.gaps.slice().sort((a, b) => b.effectiveMs - a.effectiveMs).slice(0, 5);
   if (worst.length) {
     out.push('', 'slowest hand-overs (effective ms, raw ms):');
