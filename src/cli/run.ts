@@ -11,10 +11,40 @@ import { EXIT, UsageError, clean, say, seconds, type Connection, type Parsed } f
 interface Child {
   readonly process: ChildProcess;
   readonly pid: number | undefined;
-  /** Settles when the child has exited (or failed to start); never rejects. */
+  /** Settles when the direct child has exited (or failed to start); never rejects. */
   readonly exited: Promise<{ code: number; how: string }>;
+  /**
+   * Settles when the child's whole process group is gone — grandchildren that ignore
+   * SIGTERM (`sh -c`, scripts with background jobs) included. The leadership (and so the
+   * name) is released only after this.
+   */
+  readonly gone: Promise<void>;
+  /** True once the process group is gone: it must never be signalled again (pgid reuse). */
   done: boolean;
   killTimer: NodeJS.Timeout | undefined;
+  /** Monotonic ms at which the group gets SIGKILL, if it is still there. */
+  killAt: number | undefined;
+}
+
+/** Whether any process of group `pgid` still exists. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Resolves once process group `pgid` is empty (polled: there is no event for it). */
+function groupGone(pgid: number): Promise<void> {
+  return new Promise((resolve) => {
+    const check = (): void => {
+      if (!groupAlive(pgid)) resolve();
+      else setTimeout(check, 25);
+    };
+    check();
+  });
 }
 
 export interface RunPlan {
@@ -102,28 +132,33 @@ export function runCommand(plan: RunPlan, conn: Connection): Promise<number> {
     // A process group of its own: the whole tree gets the signals, and a terminal's
     // Ctrl-C reaches only us (we forward it after deciding what to do).
     const p = spawn(plan.command, plan.args, { detached: true, stdio: ['ignore', 'inherit', 'inherit'], env });
+    const exited = new Promise<{ code: number; how: string }>((resolve) => {
+      p.once('error', (err: NodeJS.ErrnoException) => {
+        say(`cannot start '${plan.command}': ${err.message}`);
+        resolve({ code: err.code === 'ENOENT' ? 127 : 126, how: `failed to start (${err.code ?? err.message})` });
+      });
+      p.once('exit', (code, sig) => {
+        resolve(
+          sig
+            ? { code: 128 + (constants.signals[sig] ?? 0), how: `was killed by ${sig}` }
+            : { code: code ?? 0, how: `exited with status ${code ?? 0}` },
+        );
+      });
+    });
     const c: Child = {
       process: p,
       pid: p.pid,
       done: false,
       killTimer: undefined,
-      exited: new Promise<{ code: number; how: string }>((resolve) => {
-        p.once('error', (err: NodeJS.ErrnoException) => {
-          say(`cannot start '${plan.command}': ${err.message}`);
-          resolve({ code: err.code === 'ENOENT' ? 127 : 126, how: `failed to start (${err.code ?? err.message})` });
-        });
-        p.once('exit', (code, sig) => {
-          resolve(
-            sig
-              ? { code: 128 + (constants.signals[sig] ?? 0), how: `was killed by ${sig}` }
-              : { code: code ?? 0, how: `exited with status ${code ?? 0}` },
-          );
-        });
-      }).then((r) => {
-        c.done = true;
-        if (c.killTimer) clearTimeout(c.killTimer);
-        return r;
-      }),
+      killAt: undefined,
+      exited,
+      // The group outlives the direct child while any member of it runs.
+      gone: exited
+        .then(() => (p.pid === undefined ? undefined : groupGone(p.pid)))
+        .then(() => {
+          c.done = true;
+          if (c.killTimer) clearTimeout(c.killTimer);
+        }),
     };
     return c;
   };
@@ -138,15 +173,24 @@ export function runCommand(plan: RunPlan, conn: Connection): Promise<number> {
     }
   };
 
-  /** SIGTERM (or `sig`) now, SIGKILL after `afterMs` unless the child exits first. */
-  const terminate = (c: Child, sig: NodeJS.Signals, afterMs: number): void => {
-    signalGroup(c, sig);
-    if (c.killTimer || c.done) return;
+  /** SIGKILL to the group no later than `afterMs` from now (an earlier deadline already set stands). */
+  const killBy = (c: Child, afterMs: number, why: string): void => {
+    if (c.done) return;
+    const at = performance.now() + afterMs;
+    if (c.killAt !== undefined && c.killAt <= at) return;
+    c.killAt = at;
+    if (c.killTimer) clearTimeout(c.killTimer);
     c.killTimer = setTimeout(() => {
       if (c.done) return;
-      say(`pid ${c.pid} still running ${Math.round(afterMs / 100) / 10} s after ${sig}: SIGKILL`);
+      say(`process group ${c.pid} still running ${Math.round(afterMs / 100) / 10} s after ${why}: SIGKILL`);
       signalGroup(c, 'SIGKILL');
     }, afterMs);
+  };
+
+  /** SIGTERM (or `sig`) now, SIGKILL after `afterMs` unless the whole group is gone first. */
+  const terminate = (c: Child, sig: NodeJS.Signals, afterMs: number): void => {
+    signalGroup(c, sig);
+    killBy(c, afterMs, sig);
   };
 
   const fn: SingletonFunction = async (_remove, l) => {
@@ -154,19 +198,29 @@ export function runCommand(plan: RunPlan, conn: Connection): Promise<number> {
     if (l.signal.aborted || stopping) return;
     const c = start(l);
     child = c;
-    lastExit = c.exited;
+    lastExit = c.gone;
     say(`leading '${name}' (token ${l.token}): started ${plan.command} (pid ${c.pid ?? '?'})`);
     const onEnd = (): void => {
       const reason = l.signal.reason instanceof NotLeaderError ? (l.signal.reason.reason as StopReason) : 'lost';
-      if (c.done || stopping) return;
-      // On a lost lease the grace ends when etcd may expire the lease: a standby could
-      // start then, and two copies must never run.
-      const killAfter = reason === 'lost' ? Math.min(graceMs, lossMarginMs) : graceMs;
-      say(`leadership of '${name}' ended (${reason}): SIGTERM to pid ${c.pid}`);
-      terminate(c, 'SIGTERM', killAfter);
+      if (c.done) return;
+      if (reason === 'lost') {
+        // etcd may expire the lease — and let a standby start the program — ttl/3 after
+        // the step-down: the group must be gone by then, whatever else is going on (a
+        // shutdown by signal with a longer --grace included).
+        if (!stopping) say(`leadership of '${name}' ended (lost): SIGTERM to process group ${c.pid}`);
+        if (!stopping) signalGroup(c, 'SIGTERM');
+        killBy(c, Math.min(graceMs, lossMarginMs), 'the lease was lost');
+        return;
+      }
+      if (stopping) return;
+      say(`leadership of '${name}' ended (${reason}): SIGTERM to process group ${c.pid}`);
+      terminate(c, 'SIGTERM', graceMs);
     };
     l.signal.addEventListener('abort', onEnd, { once: true });
     const result = await c.exited;
+    // The leadership lasts until the whole group is gone: the SIGKILL deadline (if any)
+    // stays armed for the grandchildren.
+    await c.gone;
     l.signal.removeEventListener('abort', onEnd);
     if (child === c) child = undefined;
     if (stopping) return;
@@ -181,7 +235,7 @@ export function runCommand(plan: RunPlan, conn: Connection): Promise<number> {
 
   const stop = (status: number | Promise<number>): Promise<number> => {
     stopping ??= (async () => {
-      // Release only after the child is gone, so a standby never overlaps with it.
+      // Release only after the child's whole group is gone, so a standby never overlaps with it.
       await lastExit;
       const code = await status;
       await locker.close();
@@ -204,7 +258,7 @@ export function runCommand(plan: RunPlan, conn: Connection): Promise<number> {
     if (c && !c.done) {
       say(`${sig}: forwarding to pid ${c.pid}, then releasing '${name}'`);
       terminate(c, sig, graceMs);
-      void stop(c.exited.then((r) => r.code));
+      void stop(c.exited.then((r) => c.gone.then(() => r.code)));
     } else {
       say(`${sig}: leaving the queue for '${name}'`);
       void stop(EXIT.ok);

@@ -1,0 +1,127 @@
+// `locked run` ends the program's whole process group before it releases the name, and
+// after a lost lease no later than ttl/3 — also during a shutdown by signal with a long
+// --grace. Real etcd, `locked` as a process, programs that ignore SIGTERM.
+import { after, before, describe, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
+import { startProxy, type Proxy } from './helpers/proxy.js';
+import { waitFor } from './helpers/wait.js';
+
+const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+/** Writes its pid to $PIDS, starts a grandchild in its own group that ignores SIGTERM (pid to $PIDS too), exits on SIGTERM. */
+const PARENT_OF_STUBBORN = `
+const { spawn } = require('child_process');
+const fs = require('fs');
+const g = spawn('sh', ['-c', 'trap "" TERM; while true; do sleep 0.05; done'], { stdio: 'ignore' });
+fs.appendFileSync(process.env.PIDS, process.pid + ' ' + g.pid + '\\n');
+process.on('SIGTERM', () => process.exit(0));
+setInterval(() => {}, 1000);
+`;
+/** Appends Date.now() to $OUT at start, then idles. */
+const MARKER = `require('fs').appendFileSync(process.env.OUT, Date.now() + '\\n'); setInterval(() => {}, 1000);`;
+/** Ignores SIGTERM entirely; writes its pid to $PIDS. */
+const STUBBORN = `require('fs').appendFileSync(process.env.PIDS, process.pid + '\\n'); process.on('SIGTERM', () => {}); setInterval(() => {}, 1000);`;
+
+let cluster: EtcdCluster;
+let dir: string;
+const procs = new Set<ChildProcess>();
+const pids: number[] = [];
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'locked-group-'));
+  cluster = await startEtcd({ members: 1 });
+});
+after(async () => {
+  for (const p of procs) p.kill('SIGKILL');
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  await cluster?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+function locked(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  const p = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  (p as ChildProcess & { err: () => string }).err = () => err;
+  procs.add(p);
+  p.once('exit', () => procs.delete(p));
+  return p;
+}
+const stderrOf = (p: ChildProcess): string => (p as ChildProcess & { err?: () => string }).err?.() ?? '';
+const readPids = (f: string): number[] => (existsSync(f) ? readFileSync(f, 'utf8').split(/\s+/).filter(Boolean).map(Number) : []);
+const uniquePrefix = (): string => `grp${Math.random().toString(36).slice(2, 8)}/`;
+
+describe('locked run and the process group', () => {
+  test('a grandchild that ignores SIGTERM is gone before the standby starts its program', async (t: TestContext) => {
+    const prefix = uniquePrefix();
+    const pidsFile = join(dir, 'a.pids');
+    const out = join(dir, 'b.out');
+    const common = ['--endpoints', cluster.endpointsString, '--prefix', prefix, '--ttl', '4', '--grace', '1'];
+    const a = locked(['run', 'job', ...common, '--id', 'a', '--', process.execPath, '-e', PARENT_OF_STUBBORN], { PIDS: pidsFile });
+    const [, grandchild] = await waitFor(() => (readPids(pidsFile).length === 2 ? readPids(pidsFile) : undefined), { timeoutMs: 20_000, message: 'a runs its program' });
+    pids.push(...readPids(pidsFile));
+    const b = locked(['run', 'job', ...common, '--id', 'b', '--', process.execPath, '-e', MARKER], { OUT: out });
+    // b queued: give it time to campaign, observed through etcd.
+    await waitFor(async () => ((await cluster.keys(`${prefix}job/`)).length === 2 ? true : undefined), { timeoutMs: 20_000, message: 'b queued' });
+    let diedAt: number | undefined;
+    const watch = setInterval(() => {
+      if (diedAt === undefined && !alive(grandchild!)) diedAt = Date.now();
+    }, 5);
+    try {
+      a.kill('SIGTERM');
+      const started = await waitFor(() => (existsSync(out) ? Number(readFileSync(out, 'utf8').trim().split('\n')[0]) : undefined), {
+        timeoutMs: 30_000,
+        message: `b starts its program (a: ${stderrOf(a)})`,
+      });
+      assert.ok(diedAt !== undefined, `the grandchild (pid ${grandchild}) was still alive when b started its program`);
+      t.diagnostic(`grandchild gone; b's program started ${started - diedAt} ms after that`);
+      assert.ok(started >= diedAt - 10, `b started ${diedAt - started} ms before the grandchild was gone`);
+    } finally {
+      clearInterval(watch);
+      b.kill('SIGKILL');
+    }
+  });
+
+  test('a lost lease during a shutdown by signal with a long --grace: the group is killed within ttl/3 of the loss', async (t: TestContext) => {
+    const prefix = uniquePrefix();
+    const pidsFile = join(dir, 'c.pids');
+    const proxy: Proxy = await startProxy(cluster.endpoints[0]!);
+    try {
+      // ttl 3: renewDeadline 2 s, ttl/3 = 1 s. --grace 60 would keep the program for a minute.
+      const c = locked(['run', 'job', '--endpoints', proxy.endpoint, '--prefix', prefix, '--ttl', '3', '--grace', '60', '--id', 'c', '--', process.execPath, '-e', STUBBORN], { PIDS: pidsFile });
+      const [pid] = await waitFor(() => (readPids(pidsFile).length === 1 ? readPids(pidsFile) : undefined), { timeoutMs: 20_000, message: 'c runs its program' });
+      pids.push(pid!);
+      c.kill('SIGTERM'); // forwarded and ignored: the 60 s grace begins
+      await new Promise((r) => setTimeout(r, 200));
+      assert.ok(alive(pid!), 'the program ignores SIGTERM');
+      const cutAt = Date.now();
+      proxy.blackhole(); // the lease is lost ≤ 2 s later
+      const goneAt = await waitFor(() => (alive(pid!) ? undefined : Date.now()), { timeoutMs: 30_000, intervalMs: 10, message: `the program is killed (${stderrOf(c)})` });
+      const ms = goneAt - cutAt;
+      t.diagnostic(`program killed ${ms} ms after the cut (renewDeadline 2 s + ttl/3 1 s; --grace 60 s)`);
+      assert.ok(ms < 2000 + 1000 + 1500, `killed ${ms} ms after the cut`);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
