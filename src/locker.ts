@@ -224,7 +224,14 @@ export class Locker extends EventEmitter<LockerEvents> implements SingletonHost,
    * A try-lock that is later lost stops and does not campaign again.
    */
   tryLock(name: string, fn: SingletonFunction): Promise<TryLockResult> {
-    const s = this.add(name, fn, 'try');
+    // A promise-returning call answers every refusal (closed, bad name) with a rejection,
+    // never a synchronous throw: `await locker.tryLock(...)` and `.catch()` both see it.
+    let s: Singleton;
+    try {
+      s = this.add(name, fn, 'try');
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const outcome = s.outcome();
     s.start();
     return outcome;

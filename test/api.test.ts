@@ -3,7 +3,7 @@
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter, on, once } from 'node:events';
-import locked, { Locker } from '../src/index.js';
+import locked, { isLockerClosedError, Locker } from '../src/index.js';
 import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
 import { ms } from './helpers/history.js';
 import { spawnHost, type Host } from './helpers/host.js';
@@ -51,6 +51,24 @@ describe('the locker as an EventEmitter', () => {
       }
     } finally {
       await locker.close();
+    }
+  });
+});
+
+describe('a closed locker', () => {
+  test('every promise-returning call rejects with a LockerClosedError instead of throwing', async () => {
+    const locker = locked('127.0.0.1:9', { ttl: 2, handleSignals: false });
+    await locker.close();
+    const calls: [string, () => Promise<unknown>][] = [
+      ['tryLock', () => locker.tryLock('x', () => {})],
+      ['lock', () => locker.lock('x', () => {})],
+      ['runOnce', () => locker.runOnce('x', () => {})],
+      ['ready', () => locker.ready()],
+    ];
+    for (const [what, call] of calls) {
+      let p: Promise<unknown> | undefined;
+      assert.doesNotThrow(() => (p = call()), `${what} threw synchronously`);
+      await assert.rejects(p!, (err: unknown) => isLockerClosedError(err), `${what} did not reject with a LockerClosedError`);
     }
   });
 });
