@@ -14,9 +14,9 @@ import { ReleaseGate } from './release.js';
 import { Session } from './session.js';
 import type { Store } from './store.js';
 import { onShutdown } from './signals.js';
-import { Singleton, type Leadership, type SingletonFunction, type SingletonHost, type TryLockResult } from './singleton.js';
-import { clusterStatus, failover, observe, type ClusterHost, type NameStatus, type Observer } from './cluster.js';
-import { runOnce, type OnceFunction, type OnceHost, type OnceOptions, type OnceOutcome } from './once.js';
+import { Singleton, type Leadership, type SingletonFunction, type TryLockResult } from './singleton.js';
+import { clusterStatus, failover, observe, type NameStatus, type Observer } from './cluster.js';
+import { runOnce, type OnceFunction, type OnceOptions, type OnceOutcome } from './once.js';
 import { PrefixView } from './view.js';
 
 export interface LockerEvents {
@@ -69,7 +69,10 @@ const GRPC_KEEPALIVE = { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeo
  * and every name campaigns again. A plain EventEmitter (`on`, `once`, `events.once`…),
  * and callable: `locker(name, fn)`. Create it with `locked(hosts, options)`.
  */
-export class Locker extends EventEmitter<LockerEvents> implements SingletonHost, OnceHost, ClusterHost {
+// No `implements SingletonHost, OnceHost, ClusterHost`: those interfaces are internal and
+// stripped from the published types, where the clause would name missing exports. The
+// compiler still checks the fit wherever a locker is handed over as one of them.
+export class Locker extends EventEmitter<LockerEvents> {
   /** The etcd3 client, for your own (fenced) writes. */
   readonly client: Etcd3;
   /** @internal */
