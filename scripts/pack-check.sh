@@ -101,18 +101,9 @@ done
 help=$(npx --no -- locked --help 2>&1) || { echo "$help" >&2; fail "npx locked --help exited non-zero"; }
 grep -q 'Usage: locked' <<<"$help" || { echo "$help" >&2; fail "npx locked --help printed no usage"; }
 step "npx locked --help ok"
-set +e
-ver=$(npx --no -- locked --version 2>"$work/version.err")
-rc=$?
-set -e
-if [ "$rc" -eq 0 ]; then
-  [ "$ver" = "$version" ] || fail "locked --version printed '$ver', package.json says '$version'"
-  step "npx locked --version ok ($ver)"
-else
-  # TODO(cli --version): src/cli is getting a --version flag; once it exists, delete this branch
-  # so that a failing --version fails the check.
-  step "WARN: locked --version is not supported yet (exit $rc: $(grep -v "^npm warn" "$work/version.err" | head -1)); accepted because --help works"
-fi
+ver=$(npx --no -- locked --version 2>"$work/version.err") || { cat "$work/version.err" >&2; fail "npx locked --version exited non-zero"; }
+[ "$ver" = "$version" ] || fail "locked --version printed '$ver', package.json says '$version'"
+step "npx locked --version ok ($ver)"
 
 # ——— 4. types ———
 typeroots="$root/node_modules/@types"

@@ -21,12 +21,13 @@ const w = (o) => fs.appendFileSync(process.env.OUT, JSON.stringify({ ...o, t: Da
 w({ ev: 'start', name: process.env.LOCKED_NAME, token: process.env.LOCKED_TOKEN, key: process.env.LOCKED_KEY,
     endpoints: process.env.LOCKED_ENDPOINTS, prefix: process.env.LOCKED_PREFIX });
 for (const s of ['SIGTERM', 'SIGINT']) process.on(s, () => { w({ ev: s }); process.exit(0); });
+process.on('SIGHUP', () => w({ ev: 'SIGHUP' }));
 setInterval(() => { if (process.env.GO && fs.existsSync(process.env.GO)) { w({ ev: 'exit7' }); process.exit(7); } }, 20);
 `;
 const CHILD = ['node', '-e', CHILD_SCRIPT];
 
 interface ChildEvent {
-  ev: 'start' | 'SIGTERM' | 'SIGINT' | 'exit7';
+  ev: 'start' | 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'exit7';
   t: number;
   pid: number;
   id: string;
@@ -164,14 +165,23 @@ function waitEvent(file: string, pred: (e: ChildEvent) => boolean, message: stri
 const noStack = (s: string): void => assert.doesNotMatch(s, /\n\s+at .+:\d+:\d+/, `stack trace in: ${s}`);
 
 describe('locked command', () => {
-  test('usage errors exit 2 with usage; --help works for the command and each subcommand', async () => {
+  test('usage errors exit 2 (run and once: 125) with the usage of the command; --help and --version work', async () => {
     const bad: [string[], RegExp][] = [
       [[], /missing command/],
       [['bogus'], /unknown command 'bogus'/],
       [['run'], /missing NAME/],
       [['run', 'job'], /missing the command to run/],
-      [['run', 'job', '--ttl', '1', '--', 'true'], /--ttl must be a number of seconds ≥ 2, got '1'/],
-      [['run', 'job', '--grace', 'soon', '--', 'true'], /--grace must be a number of seconds ≥ 0, got 'soon'/],
+      [['run', 'job', '--ttl', '1', '--', 'true'], /--ttl must be a duration ≥ 2s such as 500ms, 10s, 2m or plain seconds, got '1'/],
+      [['run', 'job', '--ttl', '0x10', '--', 'true'], /--ttl must be a duration ≥ 2s .*, got '0x10'/],
+      [['run', 'job', '--ttl', '2500ms', '--', 'true'], /--ttl must be whole seconds/],
+      [['run', 'job', '--grace', 'soon', '--', 'true'], /--grace must be a duration such as 500ms, 10s, 2m or plain seconds, got 'soon'/],
+      [['run', 'job', '--try', '--wait', '1s', '--', 'true'], /--try and --wait exclude each other/],
+      [['run', 'job', '--sighup', 'ignore', '--', 'true'], /--sighup must be 'forward' or 'stop', got 'ignore'/],
+      [['run', 'job', '--endpoints', 'http//127.0.0.1', '--', 'true'], /--endpoints: 'http\/\/127.0.0.1' is not HOST:PORT/],
+      [['once', 'job', '--max-attempts', '0', '--', 'true'], /--max-attempts must be a whole number ≥ 1, got '0'/],
+      [['status', '--timeout', '1e3'], /--timeout must be a duration/],
+      [['status', '--endpoints', '127.0.0.1:99999'], /'127.0.0.1:99999' is not HOST:PORT/],
+      [['leader', 'job', '--endpoints', '127.0.0.1:2379,'], /--endpoints has an empty entry/],
       [['status', '--nope'], /Unknown option '--nope'/],
       [['status', '--user', 'nocolon'], /--user must be NAME:PASSWORD/],
       [['leader'], /missing NAME/],
@@ -181,16 +191,24 @@ describe('locked command', () => {
     const results = await Promise.all(bad.map(([args]) => cli(args)));
     results.forEach((r, i) => {
       const [args, msg] = bad[i]!;
-      assert.equal(r.code, 2, `locked ${args.join(' ')} exits 2; stderr: ${r.stderr}`);
+      const command = ['run', 'once', 'status', 'leader', 'failover'].includes(args[0]!) ? args[0]! : undefined;
+      const code = command === 'run' || command === 'once' ? 125 : 2;
+      assert.equal(r.code, code, `locked ${args.join(' ')} exits ${code}; stderr: ${r.stderr}`);
       assert.match(r.stderr, msg);
-      assert.match(r.stderr, /Usage: locked/);
+      // The usage of the command that was wrong, not the main one.
+      assert.match(r.stderr, command ? new RegExp(`Usage: locked ${command}`) : /Usage: locked <command>/);
       noStack(r.stderr);
     });
-    const helps = await Promise.all([['--help'], ['run', '--help'], ['status', '-h'], ['leader', '--help'], ['--help', 'failover']].map((a) => cli(a)));
-    for (const [i, sub] of ['<command>', 'run NAME', 'status', 'leader NAME', 'failover NAME'].entries()) {
+    const helps = await Promise.all(
+      [['--help'], ['run', '--help'], ['once', '--help'], ['status', '-h'], ['leader', '--help'], ['--help', 'failover']].map((a) => cli(a)),
+    );
+    for (const [i, sub] of ['<command>', 'run NAME', 'once NAME', 'status', 'leader NAME', 'failover NAME'].entries()) {
       assert.equal(helps[i]!.code, 0);
       assert.match(helps[i]!.stdout, new RegExp(`^Usage: locked ${sub}`));
     }
+    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
+    const versions = await Promise.all([['--version'], ['-V'], ['run', 'job', '--version']].map((a) => cli(a)));
+    for (const v of versions) assert.deepEqual([v.code, v.stdout], [0, `${pkg.version}\n`], v.stderr);
   });
 
   test('unreachable etcd: status, leader and failover fail within 10 s, naming the endpoint', async () => {
@@ -375,3 +393,173 @@ describe('locked command', () => {
     }
   });
 });
+
+/** `locked once` program: appends {ev: 'start'|'end', attempt, id, t} to $OUT; runs $MS ms; fails while attempt < $OK_FROM. */
+const ONCE_SCRIPT = `
+const fs = require('fs');
+const a = Number(process.env.LOCKED_ATTEMPT);
+const w = (ev) => fs.appendFileSync(process.env.OUT, JSON.stringify({ ev, attempt: a, id: process.env.LOCKED_ID, token: process.env.LOCKED_TOKEN, t: Date.now() }) + '\\n');
+w('start');
+setTimeout(() => { w('end'); process.exit(a >= Number(process.env.OK_FROM) ? 0 : 1); }, Number(process.env.MS));
+`;
+
+interface OnceEvent {
+  ev: 'start' | 'end';
+  attempt: number;
+  id: string;
+  token: string;
+  t: number;
+}
+
+describe('locked run --try, --wait, SIGHUP, a killed run; locked once', () => {
+  const common = (prefix: string): string[] => ['--endpoints', cluster.endpointsString, '--prefix', prefix];
+
+  test('run --try: exits 75 naming the holder while another host leads; runs the program once when nobody does', async () => {
+    const prefix = uniquePrefix();
+    const out = outFile();
+    const a = run('job', prefix, 'A', out);
+    try {
+      await waitEvent(out, (e) => e.ev === 'start', 'A child starts');
+      const tried = await cli(['run', 'job', '--try', '--id', 'B', ...common(prefix), '--', ...CHILD], { OUT: out });
+      assert.equal(tried.code, 75, tried.stderr);
+      assert.match(tried.stderr, /'job' is led by A/);
+      assert.equal(events(out).filter((e) => e.ev === 'start').length, 1, 'B ran nothing');
+      assert.deepEqual((await statusJson(prefix))[0]?.candidates, ['A'], 'B left nothing queued');
+    } finally {
+      await a.stop();
+    }
+    const go = join(dir, `go-try-${seq}`);
+    writeFileSync(go, '');
+    const alone = await cli(['run', 'job', '--try', '--id', 'C', ...common(prefix), '--', ...CHILD], { OUT: out, GO: go });
+    assert.equal(alone.code, 7, `run --try exits with its program's status: ${alone.stderr}`);
+    assert.equal(events(out).filter((e) => e.ev === 'start' && e.id === 'C').length, 1);
+    assert.deepEqual(await statusJson(prefix), [], 'nothing left in etcd');
+  });
+
+  test('run --wait: gives up with 75 when not elected in time and leaves the queue', async () => {
+    const prefix = uniquePrefix();
+    const out = outFile();
+    const a = run('job', prefix, 'A', out);
+    try {
+      await waitEvent(out, (e) => e.ev === 'start', 'A child starts');
+      const waited = await cli(['run', 'job', '--wait', '1500ms', '--ttl', '5s', '--id', 'B', ...common(prefix), '--', ...CHILD], { OUT: out });
+      assert.equal(waited.code, 75, waited.stderr);
+      assert.match(waited.stderr, /not elected for 'job' within 1.5 s \(--wait\)/);
+      assert.equal(events(out).filter((e) => e.ev === 'start').length, 1, 'B ran nothing');
+      assert.deepEqual((await statusJson(prefix))[0]?.candidates, ['A'], 'B left the queue');
+    } finally {
+      await a.stop();
+    }
+  });
+
+  test('SIGHUP reaches the program, which keeps running and leading; --sighup stop stops it', async () => {
+    const prefix = uniquePrefix();
+    const out = outFile();
+    const a = run('job', prefix, 'A', out);
+    try {
+      const first = await waitEvent(out, (e) => e.ev === 'start', 'A child starts');
+      a.kill('SIGHUP');
+      await waitEvent(out, (e) => e.ev === 'SIGHUP' && e.pid === first.pid, 'the program gets SIGHUP');
+      assert.equal(a.proc.exitCode, null, 'run keeps running');
+      assert.equal((await statusJson(prefix))[0]?.leader, 'A', 'and keeps leading');
+      assert.ok(!events(out).some((e) => e.ev === 'SIGTERM'), 'no SIGTERM');
+    } finally {
+      await a.stop();
+    }
+    const out2 = outFile();
+    const b = new Cli(['run', 'job', '--sighup', 'stop', '--id', 'B', ...common(prefix), '--', ...CHILD], { OUT: out2 });
+    try {
+      await waitEvent(out2, (e) => e.ev === 'start', 'B child starts');
+      b.kill('SIGHUP');
+      const r = await b.exited;
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(events(out2).some((e) => e.ev === 'SIGTERM'), 'the program got SIGTERM, then the name was released');
+      assert.deepEqual(await statusJson(prefix), []);
+    } finally {
+      await b.stop();
+    }
+  });
+
+  test('a SIGKILLed run: the watchdog ends its program long before the lease expires and a standby starts', async (t) => {
+    const prefix = uniquePrefix();
+    const out = outFile();
+    const ttl = 6;
+    const a = run('job', prefix, 'A', out, { ttl });
+    const first = await waitEvent(out, (e) => e.ev === 'start', 'A child starts');
+    const b = run('job', prefix, 'B', out, { ttl });
+    try {
+      await queued(prefix, 'job', ['A', 'B']);
+      const killed = Date.now();
+      a.kill('SIGKILL');
+      const gone = await waitFor(
+        () => {
+          try {
+            process.kill(first.pid, 0);
+            return undefined;
+          } catch {
+            return Date.now();
+          }
+        },
+        { timeoutMs: 30_000, intervalMs: 10, message: "A's program ends" },
+      );
+      const second = await waitEvent(out, (e) => e.ev === 'start' && e.id === 'B', 'B child starts', 30_000);
+      const term = events(out).find((e) => e.ev === 'SIGTERM' && e.pid === first.pid);
+      assert.ok(term, 'the watchdog sent SIGTERM first');
+      // `gone` includes the reaping of the orphan by pid 1 (kill(pid, 0) succeeds on a zombie).
+      t.diagnostic(
+        `program got SIGTERM ${term.t - killed} ms and was gone ${gone - killed} ms after SIGKILL of its run; standby started ${second.t - killed} ms after (ttl ${ttl} s)`,
+      );
+      assert.ok(gone < second.t, 'the orphan was gone before the standby started');
+      assert.ok(gone - killed < (ttl * 1000) / 3 + 1000, `gone ${gone - killed} ms after the kill (SIGKILL at min(grace, ttl/3) at the latest)`);
+    } finally {
+      await b.stop();
+    }
+  });
+
+  const once = (name: string, prefix: string, id: string, out: string, env: Record<string, string>, extra: string[] = []): Cli =>
+    new Cli(['once', name, '--id', id, '--ttl', '4', ...extra, ...common(prefix), '--', 'node', '-e', ONCE_SCRIPT], { OUT: out, ...env });
+  const onceEvents = (file: string): OnceEvent[] => events(file) as unknown as OnceEvent[];
+  /** Attempts never overlap: each start comes after the previous end. */
+  const sequential = (ev: OnceEvent[]): void => {
+    for (let i = 1; i < ev.length; i++) assert.notEqual(ev[i]!.ev, ev[i - 1]!.ev, `attempts overlap: ${JSON.stringify(ev)}`);
+  };
+
+  test('once on three hosts: a failed attempt is retried elsewhere, every host exits 0 with the outcome, a late host runs nothing', async () => {
+    const prefix = uniquePrefix();
+    const out = outFile();
+    const env = { MS: '300', OK_FROM: '2' };
+    const hosts = ['A', 'B', 'C'].map((id) => once('migrate', prefix, id, out, env, ['--json']));
+    const results = await Promise.all(hosts.map((h) => h.exited));
+    const ev = onceEvents(out);
+    sequential(ev);
+    assert.deepEqual(
+      ev.filter((e) => e.ev === 'start').map((e) => e.attempt),
+      [1, 2],
+      `two attempts ran: ${JSON.stringify(ev)}`,
+    );
+    assert.notEqual(ev[0]!.id, ev[2]!.id, 'the failed attempt was retried on another host');
+    for (const r of results) {
+      assert.equal(r.code, 0, r.stderr);
+      const record = JSON.parse(r.stdout) as { name: string; status: string; attempts: number; by: string; ranHere: boolean };
+      assert.deepEqual({ ...record, ranHere: undefined }, { name: 'migrate', status: 'done', attempts: 2, by: ev[2]!.id, ranHere: undefined });
+    }
+    const late = await once('migrate', prefix, 'D', out, env).exited;
+    assert.equal(late.code, 0, late.stderr);
+    assert.match(late.stdout, /'migrate' done: 2 attempts, last by [ABC]$/m);
+    assert.equal(onceEvents(out).length, 4, 'the late host ran nothing');
+  });
+
+  test('once that keeps failing: every host exits 1 after --max-attempts attempts', async () => {
+    const prefix = uniquePrefix();
+    const out = outFile();
+    const env = { MS: '100', OK_FROM: '99' };
+    const results = await Promise.all(['A', 'B'].map((id) => once('doomed', prefix, id, out, env, ['--max-attempts', '2']).exited));
+    for (const r of results) {
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stdout, /'doomed' failed: 2 attempts/);
+    }
+    sequential(onceEvents(out));
+    assert.equal(onceEvents(out).filter((e) => e.ev === 'start').length, 2);
+  });
+});
+

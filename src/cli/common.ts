@@ -14,6 +14,10 @@ export const EXIT = {
   usage: 2,
   /** etcd unreachable, refused the request, or did not answer in time. */
   etcd: 3,
+  /** `run --try`: another host leads; `run --wait`: not elected in time (EX_TEMPFAIL). */
+  busy: 75,
+  /** `run` and `once`: their own failure (usage, etcd) before the program started — not a status a program is likely to use. */
+  runFailure: 125,
 } as const;
 
 /** A mistake in the command line: usage is printed and the exit status is 2. */
@@ -46,12 +50,25 @@ const COMMON = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-export const COMMANDS = {
-  run: { options: { ...COMMON, ttl: { type: 'string' }, grace: { type: 'string' } } },
-  status: { options: { ...COMMON, json: { type: 'boolean' }, watch: { type: 'boolean', short: 'w' } } },
-  leader: { options: COMMON },
-  failover: { options: COMMON },
+/** Every command takes these besides the connection options. */
+const GENERAL = {
+  timeout: { type: 'string' },
+  version: { type: 'boolean', short: 'V' },
 } as const;
+
+const PROGRAM = { ttl: { type: 'string' }, grace: { type: 'string' } } as const;
+
+export const COMMANDS = {
+  run: {
+    options: { ...COMMON, ...GENERAL, ...PROGRAM, try: { type: 'boolean' }, wait: { type: 'string' }, sighup: { type: 'string' } },
+  },
+  once: { options: { ...COMMON, ...GENERAL, ...PROGRAM, 'max-attempts': { type: 'string' }, json: { type: 'boolean' } } },
+  status: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' }, watch: { type: 'boolean', short: 'w' } } },
+  leader: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' } } },
+  failover: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' } } },
+} as const;
+
+const COMMAND_LIST = 'run, once, status, leader or failover';
 
 export type CommandName = keyof typeof COMMANDS;
 
@@ -65,46 +82,90 @@ const COMMON_HELP = `Connection options (every command):
   --user NAME:PASSWORD   etcd user and password
   -h, --help             this help`;
 
+const GENERAL_HELP = `  --timeout DURATION     how long etcd may take to answer (default: status, leader,
+                         failover 9s; run and once wait for etcd until it answers)
+  -V, --version          print the version
+Durations: 500ms, 10s, 2m, 1h or plain seconds.`;
+
 export const USAGE: Record<CommandName | 'main', string> = {
   main: `Usage: locked <command> [options]
 
-Elected singletons on etcd: run any program on exactly one host at a time, see who
-leads what, force a hand-over.
+Elected singletons on etcd: run any program on exactly one host at a time, run a job
+once across hosts, see who leads what, force a hand-over.
 
 Commands:
-  run NAME [--ttl S] [--grace S] -- CMD [ARGS...]
+  run NAME [--try] [--wait D] -- CMD [ARGS...]
                          campaign for NAME; run CMD while this process leads it
+  once NAME [--max-attempts N] -- CMD [ARGS...]
+                         run CMD once across every host that asks (a migration, a
+                         cron entry on every host); retried elsewhere on failure
   status [--json] [--watch]
                          every name under the prefix: leader, token, candidates
-  leader NAME            print the node id of NAME's leader (exit 1 if none)
-  failover NAME          force NAME's leader to hand over to the next candidate
+  leader NAME [--json]   print the node id of NAME's leader (exit 1 if none)
+  failover NAME [--json] force NAME's leader to hand over to the next candidate
 
 ${COMMON_HELP}
+${GENERAL_HELP}
 
 'locked <command> --help' describes one command.
-Exit status: 0 ok, 1 no leader, 2 usage error, 3 etcd unreachable or refused;
-'run' exits with the status of its program.`,
+Exit status: 0 ok, 1 no leader (leader, failover) or job failed (once), 2 usage
+error, 3 etcd unreachable or refused, 75 busy (run --try, run --wait);
+'run' exits with the status of its program, and with 125 for its own failures.`,
 
-  run: `Usage: locked run NAME [--ttl S] [--grace S] [options] -- CMD [ARGS...]
+  run: `Usage: locked run NAME [--ttl D] [--grace D] [--try | --wait D] [options] -- CMD [ARGS...]
 
 Campaigns for NAME and, while this process leads it, runs CMD in a process group of
 its own with LOCKED_NAME, LOCKED_ID, LOCKED_TOKEN (fencing token), LOCKED_KEY,
-LOCKED_ENDPOINTS and LOCKED_PREFIX in its environment.
+LOCKED_ENDPOINTS and LOCKED_PREFIX in its environment; its stdin is /dev/null.
 
   Leadership lost (lease, failover): SIGTERM to CMD's process group, SIGKILL after
     --grace — on a lost lease no later than ttl/3 after the SIGTERM, when etcd may
-    let a standby in — then campaign again.
+    let a standby in — then campaign again (with --try: exit).
   CMD exits by itself: release NAME at once and exit with CMD's exit status.
-  SIGTERM/SIGINT/SIGHUP: forward to CMD, wait for it (SIGKILL after --grace),
-    release NAME so a standby starts at once, exit with CMD's status. A second
-    signal kills CMD's process group at once.
-  etcd unreachable: keep trying (say so once) and start when etcd answers.
+  SIGTERM/SIGINT: forward to CMD, wait for its whole process group (SIGKILL after
+    --grace), release NAME so a standby starts at once, exit with CMD's status. A
+    second signal kills CMD's process group at once.
+  SIGHUP: forwarded to CMD, which keeps running (a reload); with --sighup stop it
+    stops run like SIGTERM (CMD gets SIGTERM).
+  This process killed (SIGKILL, OOM): a watchdog sends CMD's group SIGTERM at once and
+    SIGKILL after min(--grace, ttl/3), before etcd can let a standby in.
+  etcd unreachable: keep trying (say so once) and start when etcd answers; with
+    --timeout, give up with status 125 if etcd has not answered in that time.
 
-  --ttl S                lease TTL in whole seconds, ≥ 2 (default 10): a crashed host
-                         is replaced after at most this long
-  --grace S              seconds from SIGTERM to SIGKILL (default 10)
+  --ttl D                lease TTL, whole seconds ≥ 2 (default 10s): a crashed host is
+                         replaced after at most this long
+  --grace D              from SIGTERM to SIGKILL (default 10s)
+  --try                  if another host leads NAME, exit 75 at once naming it; else
+                         run CMD once as the leader (no queueing, never again after)
+  --wait D               exit 75 if not elected within D (leaves the queue)
+  --sighup forward|stop  what SIGHUP does (default forward)
 
-${COMMON_HELP}`,
+Exit status: CMD's status; 75 when --try found a leader or --wait ran out; 125 for
+run's own failures before CMD started (usage, etcd); 126/127 CMD could not start.
+
+${COMMON_HELP}
+${GENERAL_HELP}`,
+
+  once: `Usage: locked once NAME [--max-attempts N] [--json] [options] -- CMD [ARGS...]
+
+A job done once across hosts (a migration at deploy time, a cron entry on every
+host): run the same command on every host; exactly one host at a time runs CMD. A
+non-zero exit, or a host lost while running it, counts as a failed attempt and
+another host tries, until one succeeds or N attempts were made. The outcome is
+recorded in etcd at <prefix>NAME: a host that asks after the job was decided gets it
+without running CMD. Delete that key (etcdctl del <prefix>NAME) to run the job again.
+
+  --max-attempts N       attempts in total across hosts (default 3; the first host
+                         to ask records it)
+  --json                 print the outcome record: { name, status, attempts, by, ranHere }
+  --ttl D, --grace D     as for run
+
+CMD gets LOCKED_NAME, LOCKED_ID, LOCKED_TOKEN, LOCKED_ATTEMPT, LOCKED_ENDPOINTS and
+LOCKED_PREFIX. Exit status: 0 the job is done (by any host), 1 it failed
+(attempts used up), 125 once's own failures (usage, etcd).
+
+${COMMON_HELP}
+${GENERAL_HELP}`,
 
   status: `Usage: locked status [--json] [--watch] [options]
 
@@ -116,28 +177,34 @@ queue order (leader first).
                          AGE is how long the leader has led as seen by this watch
                          ('≥' for leaders already in place when it started)
 
-${COMMON_HELP}`,
+${COMMON_HELP}
+${GENERAL_HELP}`,
 
-  leader: `Usage: locked leader NAME [options]
+  leader: `Usage: locked leader NAME [--json] [options]
 
 Prints the node id of NAME's leader; exits 1 when nobody campaigns for NAME.
 
-${COMMON_HELP}`,
+  --json                 { name, leader, token, candidates } (leader null if none)
 
-  failover: `Usage: locked failover NAME [options]
+${COMMON_HELP}
+${GENERAL_HELP}`,
+
+  failover: `Usage: locked failover NAME [--json] [options]
 
 Forces NAME's leader to hand over: deletes its election key, so it stops (its
 program gets SIGTERM) and queues again at the back, and the next candidate leads.
 Prints who leads now and how long it took; exits 1 when nobody leads NAME.
 
-${COMMON_HELP}`,
+  --json                 { name, was, leader, ms }
+
+${COMMON_HELP}
+${GENERAL_HELP}`,
 };
 
-export type Values = {
-  [K in keyof (typeof COMMANDS)['run']['options'] | keyof (typeof COMMANDS)['status']['options']]?: K extends 'help' | 'json' | 'watch'
-    ? boolean
-    : string;
-};
+type AnyOption = { [C in CommandName]: keyof (typeof COMMANDS)[C]['options'] }[CommandName];
+type BooleanOption = 'help' | 'json' | 'watch' | 'try' | 'version';
+
+export type Values = { [K in AnyOption]?: K extends BooleanOption ? boolean : string };
 
 export interface Parsed {
   command: CommandName;
@@ -148,18 +215,20 @@ export interface Parsed {
   rest: string[] | undefined;
 }
 
-/** `--help` with no command, or the parsed command line. */
-export function parseCommandLine(argv: string[]): Parsed | { help: true } {
+/** `--help` or `--version` with no command, or the parsed command line. */
+export function parseCommandLine(argv: string[]): Parsed | { help: true } | { version: true } {
   // First pass only finds the command word, wherever common flags put it.
-  const all = { ...COMMANDS.run.options, ...COMMANDS.status.options };
+  const all = Object.assign({}, ...Object.values(COMMANDS).map((c) => c.options)) as Record<string, { type: 'string' | 'boolean'; short?: string }>;
   const { tokens } = parseArgs({ args: argv, options: all, allowPositionals: true, strict: false, tokens: true });
   const word = tokens.find((t) => t.kind === 'positional' || t.kind === 'option-terminator');
+  const before = (name: string): boolean => tokens.some((t) => t.kind === 'option' && t.name === name && (word === undefined || t.index < word.index));
+  if (before('version')) return { version: true };
   if (word?.kind !== 'positional') {
-    if (tokens.some((t) => t.kind === 'option' && t.name === 'help')) return { help: true };
-    throw new UsageError(argv.length === 0 ? 'missing command' : 'missing command (run, status, leader or failover)');
+    if (before('help')) return { help: true };
+    throw new UsageError(argv.length === 0 ? 'missing command' : `missing command (${COMMAND_LIST})`);
   }
   if (!Object.hasOwn(COMMANDS, word.value)) {
-    throw new UsageError(`unknown command '${word.value}' (expected run, status, leader or failover)`);
+    throw new UsageError(`unknown command '${word.value}' (expected ${COMMAND_LIST})`);
   }
   const command = word.value as CommandName;
   const args = argv.filter((_, i) => i !== word.index);
@@ -228,16 +297,6 @@ function readFlagFile(flag: string, path: string): Buffer {
   } catch (err) {
     throw new UsageError(`cannot read ${flag} file '${path}': ${describe(err)}`);
   }
-}
-
-/** A positive number of seconds from a flag, or a usage error naming flag and value. */
-export function seconds(flag: string, value: string | undefined, fallback: number, min = 0): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < min) {
-    throw new UsageError(`${flag} must be a number of seconds ≥ ${min}, got '${value}'`);
-  }
-  return n;
 }
 
 /** Turns an etcd failure into a sentence that names the endpoints; other errors pass through. */

@@ -1,49 +1,74 @@
 #!/usr/bin/env node
 // The `locked` command: a thin client of the public API (see USAGE in common.ts).
-import { EXIT, EtcdError, USAGE, UsageError, connection, parseCommandLine, say, type Parsed } from './common.js';
+import { EXIT, EtcdError, USAGE, UsageError, connection, parseCommandLine, say, type CommandName } from './common.js';
+import { checkEndpoints, duration, packageVersion } from './flags.js';
+import { onceCommand, planOnce } from './once.js';
 import { planRun, runCommand } from './run.js';
-import { failoverCommand, leaderCommand, statusCommand, viewLocker } from './view.js';
+import { DEFAULT_COMMAND_DEADLINE_MS, failoverCommand, leaderCommand, statusCommand, viewLocker } from './view.js';
+
+/** `run` and `once` exit with their program's status: their own failures get 125, which programs rarely use. */
+const runsAProgram = (c: CommandName | undefined): boolean => c === 'run' || c === 'once';
 
 async function main(argv: string[]): Promise<number> {
-  let parsed: Parsed | { help: true };
+  let command: CommandName | undefined;
   try {
-    parsed = parseCommandLine(argv);
+    const parsed = parseCommandLine(argv);
+    if ('version' in parsed || ('values' in parsed && parsed.values.version)) {
+      process.stdout.write(`${packageVersion()}\n`);
+      return EXIT.ok;
+    }
     if ('help' in parsed) {
       process.stdout.write(`${USAGE.main}\n`);
       return EXIT.ok;
     }
-    if (parsed.values.help) {
-      process.stdout.write(`${USAGE[parsed.command]}\n`);
+    command = parsed.command;
+    const { values } = parsed;
+    if (values.help) {
+      process.stdout.write(`${USAGE[command]}\n`);
       return EXIT.ok;
     }
-    const conn = connection(parsed.values);
-    if (parsed.command === 'run') return await runCommand(planRun(parsed), conn);
-    const locker = viewLocker(conn, parsed.values.id);
+    const endpoints = values.endpoints ?? process.env['LOCKED_ENDPOINTS'];
+    if (endpoints !== undefined) checkEndpoints(endpoints, command);
+    // Every flag is checked before anything connects: a bad value is a usage error, not a hang.
+    // run and once wait for etcd as long as it takes unless --timeout says otherwise.
+    const timeout = values.timeout === undefined ? undefined : duration('--timeout', values.timeout, 0, command, 1);
+    if (command === 'run') {
+      const plan = planRun(parsed);
+      return await runCommand(plan, connection(values), timeout);
+    }
+    if (command === 'once') {
+      const plan = planOnce(parsed);
+      return await onceCommand(plan, connection(values), timeout);
+    }
+    const conn = connection(values);
+    const locker = viewLocker(conn, values.id);
+    const ctx = { locker, conn, timeoutMs: timeout ?? DEFAULT_COMMAND_DEADLINE_MS, json: values.json === true };
     try {
-      switch (parsed.command) {
+      switch (command) {
         case 'status':
-          return await statusCommand(locker, conn, parsed.positionals, parsed.values.json === true, parsed.values.watch === true);
+          return await statusCommand(ctx, parsed.positionals, values.watch === true);
         case 'leader':
-          return await leaderCommand(locker, conn, parsed.positionals);
+          return await leaderCommand(ctx, parsed.positionals);
         case 'failover':
-          return await failoverCommand(locker, conn, parsed.positionals);
+          return await failoverCommand(ctx, parsed.positionals);
       }
     } finally {
       // Bounded: an unreachable etcd must not turn an answered question into a hang.
       await Promise.race([locker.close(), new Promise((r) => setTimeout(r, 1000).unref())]);
     }
   } catch (err) {
+    const own = runsAProgram(command) ? EXIT.runFailure : undefined;
     if (err instanceof UsageError) {
       say(err.message);
-      process.stderr.write(`\n${USAGE[err.command ?? 'main']}\n`);
-      return EXIT.usage;
+      process.stderr.write(`\n${USAGE[err.command ?? command ?? 'main']}\n`);
+      return own ?? EXIT.usage;
     }
     if (err instanceof EtcdError) {
       say(err.message);
-      return EXIT.etcd;
+      return own ?? EXIT.etcd;
     }
     say(`unexpected error: ${err instanceof Error ? err.message : String(err)}`);
-    return EXIT.etcd;
+    return own ?? EXIT.etcd;
   }
 }
 

@@ -1,51 +1,13 @@
 // `locked run NAME -- CMD`: any program as a cluster-wide singleton. The library does
 // the election; this file turns leaderships into child processes and back.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { constants, hostname } from 'node:os';
+import { hostname } from 'node:os';
 import { locked, type Locker } from '../locker.js';
 import type { Leadership, SingletonFunction, StopReason } from '../singleton.js';
 import { NotLeaderError, describe } from '../errors.js';
 import { validateName } from '../keys.js';
-import { EXIT, UsageError, clean, say, seconds, type Connection, type Parsed } from './common.js';
-
-interface Child {
-  readonly process: ChildProcess;
-  readonly pid: number | undefined;
-  /** Settles when the direct child has exited (or failed to start); never rejects. */
-  readonly exited: Promise<{ code: number; how: string }>;
-  /**
-   * Settles when the child's whole process group is gone — grandchildren that ignore
-   * SIGTERM (`sh -c`, scripts with background jobs) included. The leadership (and so the
-   * name) is released only after this.
-   */
-  readonly gone: Promise<void>;
-  /** True once the process group is gone: it must never be signalled again (pgid reuse). */
-  done: boolean;
-  killTimer: NodeJS.Timeout | undefined;
-  /** Monotonic ms at which the group gets SIGKILL, if it is still there. */
-  killAt: number | undefined;
-}
-
-/** Whether any process of group `pgid` still exists. */
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Resolves once process group `pgid` is empty (polled: there is no event for it). */
-function groupGone(pgid: number): Promise<void> {
-  return new Promise((resolve) => {
-    const check = (): void => {
-      if (!groupAlive(pgid)) resolve();
-      else setTimeout(check, 25);
-    };
-    check();
-  });
-}
+import { Child } from './child.js';
+import { EXIT, UsageError, clean, say, type Connection, type Parsed } from './common.js';
+import { duration } from './flags.js';
 
 export interface RunPlan {
   name: string;
@@ -54,6 +16,19 @@ export interface RunPlan {
   ttl: number;
   graceMs: number;
   id: string;
+  /** --try: one leadership or none, never queue. */
+  try: boolean;
+  /** --wait: give up (75) if not elected within this long. */
+  waitMs: number | undefined;
+  /** What SIGHUP does: pass it to the program (a reload), or stop like SIGTERM. */
+  sighup: 'forward' | 'stop';
+}
+
+/** --ttl: whole seconds ≥ 2 (etcd leases have second granularity). */
+export function ttlFlag(value: string | undefined, command: 'run' | 'once'): number {
+  const ms = duration('--ttl', value, 10_000, command, 2_000);
+  if (ms % 1000 !== 0) throw new UsageError(`--ttl must be whole seconds ≥ 2 (etcd leases count in seconds), got '${value}'`, command);
+  return ms / 1000;
 }
 
 export function planRun(parsed: Parsed): RunPlan {
@@ -69,14 +44,30 @@ export function planRun(parsed: Parsed): RunPlan {
   if (rest !== undefined && more.length > 0) throw new UsageError(`unexpected '${more[0]}' before '--'`, 'run');
   const cmd = rest ?? more;
   if (cmd.length === 0) throw new UsageError(`missing the command to run: locked run ${name} -- CMD [ARGS...]`, 'run');
-  const ttl = seconds('--ttl', values.ttl, 10, 2);
-  if (!Number.isInteger(ttl)) throw new UsageError(`--ttl must be a whole number of seconds ≥ 2, got '${values.ttl}'`, 'run');
-  const grace = seconds('--grace', values.grace, 10);
-  return { name, command: cmd[0]!, args: cmd.slice(1), ttl, graceMs: grace * 1000, id: values.id ?? `${hostname()}-${process.pid}` };
+  const ttl = ttlFlag(values.ttl, 'run');
+  const graceMs = duration('--grace', values.grace, 10_000, 'run');
+  if (values.try && values.wait !== undefined) throw new UsageError('--try and --wait exclude each other (--try never waits)', 'run');
+  const waitMs = values.wait === undefined ? undefined : duration('--wait', values.wait, 0, 'run');
+  const sighup = values.sighup ?? 'forward';
+  if (sighup !== 'forward' && sighup !== 'stop') throw new UsageError(`--sighup must be 'forward' or 'stop', got '${sighup}'`, 'run');
+  return {
+    name,
+    command: cmd[0]!,
+    args: cmd.slice(1),
+    ttl,
+    graceMs,
+    id: values.id ?? `${hostname()}-${process.pid}`,
+    try: values.try === true,
+    waitMs,
+    sighup,
+  };
 }
 
-/** Runs until the child exits by itself or a signal ends us; resolves with the exit status. */
-export function runCommand(plan: RunPlan, conn: Connection): Promise<number> {
+/**
+ * Runs until the child exits by itself or a signal ends us; resolves with the exit
+ * status. `timeoutMs`: give up with 125 if etcd has not answered in that time.
+ */
+export function runCommand(plan: RunPlan, conn: Connection, timeoutMs?: number): Promise<number> {
   const { name, id, graceMs } = plan;
   // Default renewDeadline is ⅔ ttl: after a lost lease, etcd may let a standby in ttl/3 later.
   const lossMarginMs = (plan.ttl * 1000) / 3;
@@ -100,9 +91,11 @@ export function runCommand(plan: RunPlan, conn: Connection): Promise<number> {
   let child: Child | undefined;
   /** Exit of the last child: a new leadership waits for it, so one runner never has two. */
   let lastExit: Promise<unknown> = Promise.resolve();
+  let led = false;
   let stopping: Promise<number> | undefined;
   let finish!: (code: number) => void;
   const finished = new Promise<number>((resolve) => (finish = resolve));
+  const timers: NodeJS.Timeout[] = [];
 
   let connected = false;
   let waiting = false;
@@ -119,83 +112,34 @@ export function runCommand(plan: RunPlan, conn: Connection): Promise<number> {
   });
   locker.on('lost', (err) => say(err.message));
 
-  const start = (l: Leadership): Child => {
-    const env = {
-      ...process.env,
-      LOCKED_NAME: name,
-      LOCKED_ID: id,
-      LOCKED_TOKEN: l.token,
-      LOCKED_KEY: l.key,
-      LOCKED_ENDPOINTS: conn.endpoints,
-      LOCKED_PREFIX: conn.prefix,
-    };
-    // A process group of its own: the whole tree gets the signals, and a terminal's
-    // Ctrl-C reaches only us (we forward it after deciding what to do).
-    const p = spawn(plan.command, plan.args, { detached: true, stdio: ['ignore', 'inherit', 'inherit'], env });
-    const exited = new Promise<{ code: number; how: string }>((resolve) => {
-      p.once('error', (err: NodeJS.ErrnoException) => {
-        say(`cannot start '${plan.command}': ${err.message}`);
-        resolve({ code: err.code === 'ENOENT' ? 127 : 126, how: `failed to start (${err.code ?? err.message})` });
-      });
-      p.once('exit', (code, sig) => {
-        resolve(
-          sig
-            ? { code: 128 + (constants.signals[sig] ?? 0), how: `was killed by ${sig}` }
-            : { code: code ?? 0, how: `exited with status ${code ?? 0}` },
-        );
-      });
+  const start = (l: Leadership): Child =>
+    new Child({
+      command: plan.command,
+      args: plan.args,
+      env: {
+        ...process.env,
+        LOCKED_NAME: name,
+        LOCKED_ID: id,
+        LOCKED_TOKEN: l.token,
+        LOCKED_KEY: l.key,
+        LOCKED_ENDPOINTS: conn.endpoints,
+        LOCKED_PREFIX: conn.prefix,
+      },
+      // If we die, etcd keeps our lease up to ttl after its last renewal, ≥ ⅔ ttl after
+      // the death: the watchdog's SIGKILL comes well before.
+      orphanKillMs: Math.min(graceMs, lossMarginMs),
     });
-    const c: Child = {
-      process: p,
-      pid: p.pid,
-      done: false,
-      killTimer: undefined,
-      killAt: undefined,
-      exited,
-      // The group outlives the direct child while any member of it runs.
-      gone: exited
-        .then(() => (p.pid === undefined ? undefined : groupGone(p.pid)))
-        .then(() => {
-          c.done = true;
-          if (c.killTimer) clearTimeout(c.killTimer);
-        }),
-    };
-    return c;
-  };
-
-  const signalGroup = (c: Child, sig: NodeJS.Signals): void => {
-    // Never after exit: the group id could by then belong to someone else.
-    if (c.done || c.pid === undefined) return;
-    try {
-      process.kill(-c.pid, sig);
-    } catch {
-      // The group is gone already.
-    }
-  };
-
-  /** SIGKILL to the group no later than `afterMs` from now (an earlier deadline already set stands). */
-  const killBy = (c: Child, afterMs: number, why: string): void => {
-    if (c.done) return;
-    const at = performance.now() + afterMs;
-    if (c.killAt !== undefined && c.killAt <= at) return;
-    c.killAt = at;
-    if (c.killTimer) clearTimeout(c.killTimer);
-    c.killTimer = setTimeout(() => {
-      if (c.done) return;
-      say(`process group ${c.pid} still running ${Math.round(afterMs / 100) / 10} s after ${why}: SIGKILL`);
-      signalGroup(c, 'SIGKILL');
-    }, afterMs);
-  };
-
-  /** SIGTERM (or `sig`) now, SIGKILL after `afterMs` unless the whole group is gone first. */
-  const terminate = (c: Child, sig: NodeJS.Signals, afterMs: number): void => {
-    signalGroup(c, sig);
-    killBy(c, afterMs, sig);
-  };
 
   const fn: SingletonFunction = async (_remove, l) => {
     await lastExit;
-    if (l.signal.aborted || stopping) return;
+    if (l.signal.aborted || stopping) {
+      if (plan.try && !stopping) {
+        say(`lost '${name}' before ${plan.command} started`);
+        void stop(EXIT.busy);
+      }
+      return;
+    }
+    led = true;
     const c = start(l);
     child = c;
     lastExit = c.gone;
@@ -208,13 +152,13 @@ export function runCommand(plan: RunPlan, conn: Connection): Promise<number> {
         // the step-down: the group must be gone by then, whatever else is going on (a
         // shutdown by signal with a longer --grace included).
         if (!stopping) say(`leadership of '${name}' ended (lost): SIGTERM to process group ${c.pid}`);
-        if (!stopping) signalGroup(c, 'SIGTERM');
-        killBy(c, Math.min(graceMs, lossMarginMs), 'the lease was lost');
+        if (!stopping) c.signal('SIGTERM');
+        c.killBy(Math.min(graceMs, lossMarginMs), 'the lease was lost');
         return;
       }
       if (stopping) return;
       say(`leadership of '${name}' ended (${reason}): SIGTERM to process group ${c.pid}`);
-      terminate(c, 'SIGTERM', graceMs);
+      c.terminate('SIGTERM', graceMs);
     };
     l.signal.addEventListener('abort', onEnd, { once: true });
     const result = await c.exited;
@@ -230,16 +174,26 @@ export function runCommand(plan: RunPlan, conn: Connection): Promise<number> {
       void stop(result.code);
       return;
     }
+    if (plan.try) {
+      // A try-lock never queues again: its one leadership is over.
+      say(`${plan.command} ${result.how}; not queueing again (--try)`);
+      void stop(result.code);
+      return;
+    }
     say(`${plan.command} ${result.how}; queueing again for '${name}'`);
   };
 
-  const stop = (status: number | Promise<number>): Promise<number> => {
+  const stop = (status: number | Promise<number>, closeWithinMs?: number): Promise<number> => {
     stopping ??= (async () => {
+      for (const t of timers) clearTimeout(t);
       // Release only after the child's whole group is gone, so a standby never overlaps with it.
       await lastExit;
       const code = await status;
-      await locker.close();
-      say(`released '${name}'; exiting with status ${code}`);
+      const closed = locker.close();
+      // Bounded only when nothing ever ran here and etcd does not answer: then there
+      // is no leadership to release, and a lease (if any) expires by itself.
+      await (closeWithinMs === undefined ? closed : Promise.race([closed, new Promise((r) => setTimeout(r, closeWithinMs))]));
+      say(led ? `released '${name}'; exiting with status ${code}` : `left the queue for '${name}'; exiting with status ${code}`);
       finish(code);
       return code;
     })();
@@ -248,16 +202,27 @@ export function runCommand(plan: RunPlan, conn: Connection): Promise<number> {
 
   const onSignal = (sig: NodeJS.Signals): void => {
     const c = child;
+    if (sig === 'SIGHUP' && plan.sighup === 'forward' && !stopping) {
+      if (c && !c.done) {
+        say(`SIGHUP: forwarding to process group ${c.pid} (it keeps running; --sighup stop to stop it instead)`);
+        c.signal('SIGHUP');
+      } else {
+        say(`SIGHUP: no program running here; ignored`);
+      }
+      return;
+    }
     if (stopping) {
       if (c) {
         say(`${sig} again: SIGKILL to pid ${c.pid}`);
-        signalGroup(c, 'SIGKILL');
+        c.signal('SIGKILL');
       }
       return;
     }
     if (c && !c.done) {
-      say(`${sig}: forwarding to pid ${c.pid}, then releasing '${name}'`);
-      terminate(c, sig, graceMs);
+      // --sighup stop: a HUP means "stop" here, so the program gets the stop signal.
+      const forward = sig === 'SIGHUP' ? 'SIGTERM' : sig;
+      say(`${sig}: ${forward === sig ? 'forwarding' : `sending ${forward}`} to process group ${c.pid}, then releasing '${name}'`);
+      c.terminate(forward, graceMs);
       void stop(c.exited.then((r) => c.gone.then(() => r.code)));
     } else {
       say(`${sig}: leaving the queue for '${name}'`);
@@ -266,12 +231,42 @@ export function runCommand(plan: RunPlan, conn: Connection): Promise<number> {
   };
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, onSignal);
 
-  locker(name, fn);
+  if (plan.try) {
+    locker.tryLock(name, fn).then(
+      (r) => {
+        if (r.acquired || stopping) return;
+        say(`'${name}' is led by ${r.holder ?? 'another host'}: not running ${plan.command} (--try)`);
+        void stop(EXIT.busy);
+      },
+      () => {}, // closed by a signal before etcd answered
+    );
+  } else {
+    locker(name, fn);
+  }
+  if (plan.waitMs !== undefined) {
+    const waitMs = plan.waitMs;
+    timers.push(
+      setTimeout(() => {
+        if (led || stopping) return;
+        say(`not elected for '${name}' within ${waitMs / 1000} s (--wait): leaving the queue`);
+        void stop(EXIT.busy, 3_000);
+      }, waitMs),
+    );
+  }
+  if (timeoutMs !== undefined) {
+    timers.push(
+      setTimeout(() => {
+        if (connected || stopping) return;
+        say(`etcd at ${conn.endpoints} did not answer within ${timeoutMs / 1000} s (--timeout)`);
+        void stop(EXIT.runFailure, 3_000);
+      }, timeoutMs),
+    );
+  }
   locker.ready().then(
     () => {
       connected = true;
       waiting = false;
-      say(`connected to etcd at ${conn.endpoints}; campaigning for '${name}' as ${id}`);
+      say(`connected to etcd at ${conn.endpoints}; ${plan.try ? 'trying' : 'campaigning'} for '${name}' as ${id}`);
     },
     () => {}, // closed before etcd ever answered
   );

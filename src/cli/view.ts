@@ -10,24 +10,33 @@ import { EXIT, UsageError, etcdFailure, say, type Connection } from './common.js
 /**
  * etcd3 retries a call up to three times across endpoints, each bounded by the
  * locker's request timeout (2 s with ttl 3); this caps the whole command so an
- * unreachable etcd is reported within ~10 s whatever the retries do.
+ * unreachable etcd is reported within ~10 s whatever the retries do (--timeout).
  */
-const COMMAND_DEADLINE_MS = 9_000;
+export const DEFAULT_COMMAND_DEADLINE_MS = 9_000;
+
+/** What a read-mostly command works with. */
+export interface ViewContext {
+  locker: Locker;
+  conn: Connection;
+  /** The whole command's deadline for etcd's answers. */
+  timeoutMs: number;
+  json: boolean;
+}
 
 export function viewLocker(conn: Connection, id: string | undefined): Locker {
   // ttl only sets the request timeout here (max(⅔ ttl, 2 s)); no lease is ever granted.
   return locked(conn.hosts, { prefix: conn.prefix, ttl: 3, handleSignals: false, etcd: conn.etcd, ...(id ? { id } : {}) });
 }
 
-async function ask<T>(conn: Connection, work: Promise<T>): Promise<T> {
+async function ask<T>(ctx: ViewContext, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${COMMAND_DEADLINE_MS / 1000} s (timed out)`)), COMMAND_DEADLINE_MS);
+    timer = setTimeout(() => reject(new Error(`no answer within ${ctx.timeoutMs / 1000} s (timed out)`)), ctx.timeoutMs);
   });
   try {
     return await Promise.race([work, deadline]);
   } catch (err) {
-    throw etcdFailure(err, conn);
+    throw etcdFailure(err, ctx.conn);
   } finally {
     clearTimeout(timer);
   }
@@ -45,47 +54,58 @@ function nameArg(positionals: string[], command: 'leader' | 'failover'): string 
   return name;
 }
 
-export async function leaderCommand(locker: Locker, conn: Connection, positionals: string[]): Promise<number> {
+export async function leaderCommand(ctx: ViewContext, positionals: string[]): Promise<number> {
   const name = nameArg(positionals, 'leader');
-  const id = await ask(conn, locker.leader(name));
+  if (ctx.json) {
+    const all = await ask(ctx, ctx.locker.status());
+    const s = all.find((x) => x.name === name);
+    const out = { name, leader: s?.leader ?? null, token: s?.token ?? null, candidates: s?.candidates ?? [] };
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+    return out.leader === null ? EXIT.none : EXIT.ok;
+  }
+  const id = await ask(ctx, ctx.locker.leader(name));
   if (id === undefined) {
-    say(`nobody leads '${name}' (prefix '${conn.prefix}')`);
+    say(`nobody leads '${name}' (prefix '${ctx.conn.prefix}')`);
     return EXIT.none;
   }
   process.stdout.write(`${id}\n`);
   return EXIT.ok;
 }
 
-export async function failoverCommand(locker: Locker, conn: Connection, positionals: string[]): Promise<number> {
+export async function failoverCommand(ctx: ViewContext, positionals: string[]): Promise<number> {
   const name = nameArg(positionals, 'failover');
-  const was = await ask(conn, locker.leader(name));
+  const was = await ask(ctx, ctx.locker.leader(name));
   if (was === undefined) {
-    say(`nobody leads '${name}' (prefix '${conn.prefix}'): nothing to fail over`);
+    if (ctx.json) process.stdout.write(`${JSON.stringify({ name, was: null, leader: null, ms: null })}\n`);
+    say(`nobody leads '${name}' (prefix '${ctx.conn.prefix}'): nothing to fail over`);
     return EXIT.none;
   }
   const t0 = performance.now();
-  const now = await ask(conn, locker.failover(name));
+  const now = await ask(ctx, ctx.locker.failover(name));
   const ms = Math.round(performance.now() - t0);
   process.stdout.write(
-    now === undefined
-      ? `${was} was deposed from '${name}' in ${ms} ms; no other candidate, so it leads again once it re-queues\n`
-      : `${now} leads '${name}' now (was ${was}; hand-over took ${ms} ms)\n`,
+    ctx.json
+      ? `${JSON.stringify({ name, was, leader: now ?? null, ms })}\n`
+      : now === undefined
+        ? `${was} was deposed from '${name}' in ${ms} ms; no other candidate, so it leads again once it re-queues\n`
+        : `${now} leads '${name}' now (was ${was}; hand-over took ${ms} ms)\n`,
   );
   return EXIT.ok;
 }
 
-export async function statusCommand(locker: Locker, conn: Connection, positionals: string[], json: boolean, watch: boolean): Promise<number> {
+export async function statusCommand(ctx: ViewContext, positionals: string[], watch: boolean): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`, 'status');
   if (!watch) {
-    const status = await ask(conn, locker.status());
-    process.stdout.write(json ? `${JSON.stringify(status, null, 2)}\n` : table(status));
+    const status = await ask(ctx, ctx.locker.status());
+    process.stdout.write(ctx.json ? `${JSON.stringify(status, null, 2)}\n` : table(status));
     return EXIT.ok;
   }
-  return watchStatus(locker, conn, json);
+  return watchStatus(ctx);
 }
 
 /** Redraws on every change under the prefix until SIGINT/SIGTERM. */
-async function watchStatus(locker: Locker, conn: Connection, json: boolean): Promise<number> {
+async function watchStatus(ctx: ViewContext): Promise<number> {
+  const { locker, conn, json } = ctx;
   const tty = process.stdout.isTTY === true && !json;
   const started = Date.now();
   const since = new Map<string, { token: string | undefined; at: number; exact: boolean }>();
@@ -162,7 +182,7 @@ async function watchStatus(locker: Locker, conn: Connection, json: boolean): Pro
   });
   watcher.on('error', () => schedule());
 
-  await ask(conn, read());
+  await ask(ctx, read());
   draw();
   const ticker = tty ? setInterval(draw, 1000) : undefined;
   await new Promise<void>((resolve) => {

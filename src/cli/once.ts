@@ -1,0 +1,145 @@
+// `locked once NAME -- CMD` on every host: the library's run-once job with a program as
+// fn. One host at a time runs CMD; a non-zero exit or a lost host is a failed attempt
+// (counted in etcd before it starts, fenced), and every host exits with the outcome.
+import { constants, hostname } from 'node:os';
+import { locked, type Locker } from '../locker.js';
+import type { OnceContext, OnceOutcome } from '../once.js';
+import { describe } from '../errors.js';
+import { validateName } from '../keys.js';
+import { Child } from './child.js';
+import { EXIT, EtcdError, UsageError, clean, say, type Connection, type Parsed } from './common.js';
+import { count, duration } from './flags.js';
+import { ttlFlag } from './run.js';
+
+export interface OncePlan {
+  name: string;
+  command: string;
+  args: string[];
+  ttl: number;
+  graceMs: number;
+  id: string;
+  maxAttempts: number;
+  json: boolean;
+}
+
+export function planOnce(parsed: Parsed): OncePlan {
+  const { positionals, rest, values } = parsed;
+  if (positionals.length === 0) throw new UsageError('missing NAME', 'once');
+  const [name, ...more] = positionals;
+  try {
+    validateName(name);
+  } catch (err) {
+    throw new UsageError((err as Error).message, 'once');
+  }
+  if (rest !== undefined && more.length > 0) throw new UsageError(`unexpected '${more[0]}' before '--'`, 'once');
+  const cmd = rest ?? more;
+  if (cmd.length === 0) throw new UsageError(`missing the command to run: locked once ${name} -- CMD [ARGS...]`, 'once');
+  return {
+    name,
+    command: cmd[0]!,
+    args: cmd.slice(1),
+    ttl: ttlFlag(values.ttl, 'once'),
+    graceMs: duration('--grace', values.grace, 10_000, 'once'),
+    id: values.id ?? `${hostname()}-${process.pid}`,
+    maxAttempts: count('--max-attempts', values['max-attempts'], 3, 'once'),
+    json: values.json === true,
+  };
+}
+
+/** Resolves with 0 when the job is done (by any host), 1 when it failed, 128+n after signal n. */
+export async function onceCommand(plan: OncePlan, conn: Connection, timeoutMs?: number): Promise<number> {
+  const { name, id, graceMs } = plan;
+  const lossMarginMs = (plan.ttl * 1000) / 3;
+  let locker: Locker;
+  try {
+    locker = locked(conn.hosts, { id, prefix: conn.prefix, ttl: plan.ttl, handleSignals: false, stopTimeout: graceMs / 1000 + 1, etcd: conn.etcd });
+  } catch (err) {
+    throw new UsageError(describe(err), 'once');
+  }
+  let reported = false;
+  locker.on('error', (err) => {
+    if (reported) return;
+    reported = true;
+    say(`etcd trouble at ${conn.endpoints}: ${clean(err.message)} (retrying)`);
+  });
+
+  const stop = new AbortController();
+  let child: Child | undefined;
+  let ranHere = 0;
+  let signalled: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (signalled) {
+      say(`${sig} again: SIGKILL to process group ${child?.pid ?? '-'}`);
+      child?.signal('SIGKILL');
+      return;
+    }
+    signalled = sig;
+    say(`${sig}: ${child ? `forwarding to process group ${child.pid}, ` : ''}leaving '${name}' (a running attempt counts as failed)`);
+    child?.terminate(sig, graceMs);
+    stop.abort(new Error(`stopped by ${sig}`));
+  };
+  for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, onSignal);
+
+  const fn = async (ctx: OnceContext): Promise<void> => {
+    ranHere++;
+    const c = new Child({
+      command: plan.command,
+      args: plan.args,
+      env: {
+        ...process.env,
+        LOCKED_NAME: name,
+        LOCKED_ID: id,
+        LOCKED_TOKEN: ctx.token,
+        LOCKED_ATTEMPT: String(ctx.attempt),
+        LOCKED_ENDPOINTS: conn.endpoints,
+        LOCKED_PREFIX: conn.prefix,
+      },
+      orphanKillMs: Math.min(graceMs, lossMarginMs),
+    });
+    child = c;
+    say(`attempt ${ctx.attempt} of '${name}' here (token ${ctx.token}): started ${plan.command} (pid ${c.pid ?? '?'})`);
+    const onAbort = (): void => {
+      // Lost leadership: a standby may start the next attempt ttl/3 after our step-down.
+      if (!signalled) say(`leadership of '${name}' ended: SIGTERM to process group ${c.pid}`);
+      if (!signalled) c.signal('SIGTERM');
+      c.killBy(Math.min(graceMs, lossMarginMs), 'the leadership ended');
+    };
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    const result = await c.exited;
+    await c.gone; // the attempt lasts until the whole group is gone
+    ctx.signal.removeEventListener('abort', onAbort);
+    child = undefined;
+    say(`attempt ${ctx.attempt}: ${plan.command} ${result.how}`);
+    if (result.code !== 0) throw new Error(`${plan.command} ${result.how}`);
+  };
+
+  let timer: NodeJS.Timeout | undefined;
+  if (timeoutMs !== undefined) {
+    timer = setTimeout(() => stop.abort(new EtcdError(`etcd at ${conn.endpoints} did not answer within ${timeoutMs / 1000} s (--timeout)`)), timeoutMs);
+    locker.ready().then(
+      () => clearTimeout(timer),
+      () => {},
+    );
+  }
+  let outcome: OnceOutcome | undefined;
+  let failure: unknown;
+  try {
+    outcome = await locker.runOnce(name, fn, { maxAttempts: plan.maxAttempts, signal: stop.signal });
+  } catch (err) {
+    failure = err;
+  } finally {
+    clearTimeout(timer);
+    await locker.close();
+  }
+  if (outcome) {
+    const record = { name, ...outcome, ranHere: ranHere > 0 };
+    const line = plan.json
+      ? JSON.stringify(record)
+      : `'${name}' ${outcome.status === 'done' ? 'done' : 'failed'}: ${outcome.attempts} attempt${outcome.attempts === 1 ? '' : 's'}, last by ${outcome.by}${ranHere ? ` (${ranHere} here)` : ''}`;
+    process.stdout.write(`${line}\n`);
+    return outcome.status === 'done' ? EXIT.ok : EXIT.none;
+  }
+  if (signalled) return 128 + (constants.signals[signalled] ?? 0);
+  if (failure instanceof EtcdError || failure instanceof UsageError) throw failure;
+  throw new EtcdError(`job '${name}': ${clean(describe(failure))}`);
+}
