@@ -72,6 +72,18 @@ export class LockCancelledError extends LockedError {
   }
 }
 
+/** A call gave up because its `signal` aborted (`ready`, `leader`, `status`, `tryLock`…); the signal's reason is the cause. */
+export class AbortedError extends LockedError {
+  override readonly name = 'AbortedError';
+  constructor(
+    /** What stopped waiting, e.g. "ready", "leader('job')". */
+    readonly operation: string,
+    override readonly cause?: unknown,
+  ) {
+    super(`${operation} aborted by its signal${cause === undefined ? '' : `: ${describe(cause)}`}`, { cause });
+  }
+}
+
 const has = (e: unknown, name: string): boolean =>
   typeof e === 'object' && e !== null && brand in e && (e as { name?: unknown }).name === name;
 
@@ -79,6 +91,7 @@ export const isLeaseLostError = (e: unknown): e is LeaseLostError => has(e, 'Lea
 export const isLockerClosedError = (e: unknown): e is LockerClosedError => has(e, 'LockerClosedError');
 export const isLeaderFunctionError = (e: unknown): e is LeaderFunctionError => has(e, 'LeaderFunctionError');
 export const isEtcdUnavailableError = (e: unknown): e is EtcdUnavailableError => has(e, 'EtcdUnavailableError');
+export const isAbortedError = (e: unknown): e is AbortedError => has(e, 'AbortedError');
 export const isLockCancelledError = (e: unknown): e is LockCancelledError => has(e, 'LockCancelledError');
 export const isNotLeaderError = (e: unknown): e is NotLeaderError => has(e, 'NotLeaderError');
 

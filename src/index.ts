@@ -11,12 +11,15 @@ export {
   EtcdUnavailableError,
   NotLeaderError,
   LockCancelledError,
+  AbortedError,
   isLeaseLostError,
   isLockerClosedError,
   isLeaderFunctionError,
   isEtcdUnavailableError,
   isNotLeaderError,
   isLockCancelledError,
+  isAbortedError,
 } from './errors.js';
+export type { SignalOption } from './abort.js';
 import { locked } from './locker.js';
 export default locked;

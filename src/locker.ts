@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
 import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, type IBackoff } from 'cockatiel';
 import { Etcd3, isRecoverableError } from 'etcd3';
+import { checkSignal, untilAborted, type SignalOption } from './abort.js';
 import { CampaignBatcher } from './campaign.js';
 import type { Clock } from './clock.js';
 import { safeEmit } from './emit.js';
-import { EtcdUnavailableError, LockCancelledError, LockerClosedError, NotLeaderError, describe, type LeaseLostError } from './errors.js';
+import { AbortedError, EtcdUnavailableError, LockCancelledError, LockerClosedError, NotLeaderError, describe, type LeaseLostError } from './errors.js';
 import { EtcdStore } from './etcd-store.js';
 import { Members, withRequireLeader } from './members.js';
 import { validateName } from './keys.js';
@@ -226,18 +227,26 @@ export class Locker extends EventEmitter<LockerEvents> {
    * running singleton, or with the holder's node id (nothing is left in etcd then).
    * A try-lock that is later lost stops and does not campaign again.
    */
-  tryLock(name: string, fn: SingletonFunction): Promise<TryLockResult> {
+  tryLock(name: string, fn: SingletonFunction, options: SignalOption = {}): Promise<TryLockResult> {
     // A promise-returning call answers every refusal (closed, bad name) with a rejection,
     // never a synchronous throw: `await locker.tryLock(...)` and `.catch()` both see it.
     let s: Singleton;
+    let signal: AbortSignal | undefined;
     try {
+      signal = checkSignal(options.signal, `tryLock('${name}')`);
+      if (signal?.aborted) throw new AbortedError(`tryLock('${name}')`, signal.reason);
       s = this.add(name, fn, 'try');
     } catch (err) {
       return Promise.reject(err);
     }
     const outcome = s.outcome();
     s.start();
-    return outcome;
+    // On abort the try-lock leaves: a key it wrote is taken back out, an fn that just
+    // started is stopped. The outcome then settles to nobody.
+    return untilAborted(() => outcome, signal, `tryLock('${name}')`, () => {
+      outcome.catch(() => {});
+      void s.remove();
+    });
   }
 
   /**
@@ -319,8 +328,19 @@ export class Locker extends EventEmitter<LockerEvents> {
   }
 
   /** Every name under the prefix, cluster-wide: leader, token and queue. */
-  status(): Promise<NameStatus[]> {
-    return clusterStatus(this);
+  status(options: SignalOption = {}): Promise<NameStatus[]> {
+    return this.read('status()', options, () => clusterStatus(this));
+  }
+
+  /** A one-off read: refused once closed, given up when its signal aborts. */
+  private read<T>(operation: string, options: SignalOption, work: () => Promise<T>): Promise<T> {
+    try {
+      const signal = checkSignal(options.signal, operation);
+      if (this.closing) throw new LockerClosedError(operation);
+      return untilAborted(work, signal, operation);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** Forces the leader of `name` to hand over; resolves with the new leader's id, if any. */
@@ -329,8 +349,8 @@ export class Locker extends EventEmitter<LockerEvents> {
   }
 
   /** True while anyone, anywhere, leads `name`. */
-  async exists(name: string): Promise<boolean> {
-    return (await this.leader(name)) !== undefined;
+  async exists(name: string, options: SignalOption = {}): Promise<boolean> {
+    return (await this.leader(name, options)) !== undefined;
   }
 
   /** The singletons registered on this host, by name. */
@@ -339,9 +359,11 @@ export class Locker extends EventEmitter<LockerEvents> {
   }
 
   /** Node id of the cluster-wide leader of `name`, or undefined when nobody campaigns for it. */
-  async leader(name: string): Promise<string | undefined> {
-    validateName(name);
-    return (await readLeader(this.client, this.prefix, name, this.requestTimeoutMs()))?.value;
+  leader(name: string, options: SignalOption = {}): Promise<string | undefined> {
+    return this.read(`leader('${name}')`, options, async () => {
+      validateName(name);
+      return (await readLeader(this.client, this.prefix, name, this.requestTimeoutMs()))?.value;
+    });
   }
 
   /** Cheap, synchronous health for probes. */
@@ -360,11 +382,12 @@ export class Locker extends EventEmitter<LockerEvents> {
   }
 
   /** Resolves once the locker holds a lease and watches its prefix (registering a name starts both); rejects once it is closed. */
-  ready(): Promise<void> {
-    if (this.closing) return Promise.reject(new LockerClosedError('wait for ready'));
-    this.ensureStarted(true);
-    if (this.session()) return Promise.resolve();
-    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  ready(options: SignalOption = {}): Promise<void> {
+    return this.read('ready()', options, () => {
+      this.ensureStarted(true);
+      if (this.session()) return Promise.resolve();
+      return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+    });
   }
 
   /** Stops every fn, then revokes the lease and closes the client. Idempotent. */

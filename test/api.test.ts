@@ -3,7 +3,8 @@
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter, on, once } from 'node:events';
-import locked, { isLockerClosedError, Locker } from '../src/index.js';
+import locked, { AbortedError, isAbortedError, isLockerClosedError, Locker } from '../src/index.js';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
 import { ms } from './helpers/history.js';
 import { spawnHost, type Host } from './helpers/host.js';
@@ -64,11 +65,67 @@ describe('a closed locker', () => {
       ['lock', () => locker.lock('x', () => {})],
       ['runOnce', () => locker.runOnce('x', () => {})],
       ['ready', () => locker.ready()],
+      ['leader', () => locker.leader('x')],
+      ['status', () => locker.status()],
+      ['exists', () => locker.exists('x')],
     ];
     for (const [what, call] of calls) {
       let p: Promise<unknown> | undefined;
       assert.doesNotThrow(() => (p = call()), `${what} threw synchronously`);
       await assert.rejects(p!, (err: unknown) => isLockerClosedError(err), `${what} did not reject with a LockerClosedError`);
+    }
+  });
+});
+
+describe('{ signal } on calls that wait', () => {
+  test('ready, leader, status and tryLock reject with an AbortedError (the reason as cause) when their signal aborts', async () => {
+    // A loopback listener that accepts and never answers: every call waits.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as AddressInfo).port;
+    const locker = locked(`127.0.0.1:${port}`, { ttl: 2, handleSignals: false });
+    try {
+      const calls: [string, (signal: AbortSignal) => Promise<unknown>][] = [
+        ['ready', (signal) => locker.ready({ signal })],
+        ['leader', (signal) => locker.leader('x', { signal })],
+        ['status', (signal) => locker.status({ signal })],
+        ['tryLock', (signal) => locker.tryLock('x', () => {}, { signal })],
+      ];
+      for (const [what, call] of calls) {
+        const ac = new AbortController();
+        const p = call(ac.signal);
+        const reason = new Error(`stop ${what}`);
+        setTimeout(() => ac.abort(reason), 50);
+        await assert.rejects(p, (err: unknown) => isAbortedError(err) && err instanceof AbortedError && err.cause === reason, what);
+        // Already aborted: rejects at once, starts nothing.
+        await assert.rejects(call(AbortSignal.abort(reason)), (err: unknown) => isAbortedError(err), `${what}, pre-aborted`);
+      }
+      assert.deepEqual(Object.keys(locker.singletons()), [], 'the aborted try-lock left');
+    } finally {
+      await locker.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((r) => silent.close(r));
+    }
+  });
+
+  test('a try-lock aborted before it is decided leaves nothing in etcd', async () => {
+    const prefix = uniquePrefix();
+    const locker = locked(cluster.endpoints, { ttl: 2, prefix, handleSignals: false });
+    try {
+      await locker.ready();
+      await assert.rejects(locker.tryLock('x', () => {}, { signal: AbortSignal.abort() }), (err: unknown) => isAbortedError(err));
+      const ac = new AbortController();
+      const p = locker.tryLock('y', () => new Promise(() => {}), { signal: ac.signal });
+      ac.abort();
+      await assert.rejects(p, (err: unknown) => isAbortedError(err));
+      await waitFor(async () => ((await cluster.keys(prefix)).length === 0 ? true : undefined), { timeoutMs: 10_000, message: 'no key left' });
+      assert.deepEqual(Object.keys(locker.singletons()), []);
+    } finally {
+      await locker.close();
     }
   });
 });
