@@ -97,7 +97,6 @@ interface Claim {
 /** One run of fn. */
 interface Run {
   readonly leadership: ActiveLeadership;
-  readonly controller: AbortController;
   /** Resolves when fn's promise has settled, either way. Never rejects. */
   readonly settled: Promise<void>;
   done: boolean;
@@ -148,9 +147,9 @@ export class Singleton extends EventEmitter<SingletonEvents> {
   private campaignBackoff: IBackoff<unknown> | undefined;
   /** Pending `tryLock()` answer. */
   private tryAnswer: ((r: TryLockResult | Error) => void) | undefined;
-  /** Settles when the name has left for good (retired). */
-  private readonly left: Promise<void>;
-  private leave!: () => void;
+  /** Settles when the name has left for good (retired); made when first asked for (most names never are). */
+  private leftPromise: Promise<void> | undefined;
+  private leave: (() => void) | undefined;
 
   /** @internal */
   constructor(
@@ -165,7 +164,14 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     readonly mode: 'queue' | 'try' | 'lock' = 'queue',
   ) {
     super();
-    this.left = new Promise((resolve) => (this.leave = resolve));
+  }
+
+  private get left(): Promise<void> {
+    if (!this.leftPromise) {
+      if (this.state.kind === 'retired') this.leftPromise = Promise.resolve();
+      else this.leftPromise = new Promise((resolve) => (this.leave = resolve));
+    }
+    return this.leftPromise;
   }
 
   /** For `tryLock`: resolves once the single campaign is decided. @internal */
@@ -379,10 +385,9 @@ export class Singleton extends EventEmitter<SingletonEvents> {
   }
 
   private lead(claim: Claim): void {
-    const controller = new AbortController();
-    const leadership = new ActiveLeadership(this.name, this.host.nodeId, claim.key, claim.token.toString(), controller, claim.session, this.host.client);
+    const leadership = new ActiveLeadership(this.name, this.host.nodeId, claim.key, claim.token.toString(), claim.session, this.host.client);
     let resolveSettled!: () => void;
-    const run: Run = { leadership, controller, settled: new Promise<void>((r) => (resolveSettled = r)), done: false };
+    const run: Run = { leadership, settled: new Promise<void>((r) => (resolveSettled = r)), done: false };
     const st: State = { kind: 'leading', claim, run };
     this.enter(st);
     this.host.gate.hold(claim.session, run.settled);
@@ -392,7 +397,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     try {
       this.emitSafe('start', leadership);
       // A 'start' listener may have removed us, or the session may be gone.
-      if (controller.signal.aborted) {
+      if (leadership.ended) {
         result = undefined;
       } else {
         result = this.fn(() => this.removeFromInside(run), leadership);
@@ -446,7 +451,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
   private stopLeading(s: Extract<State, { kind: 'leading' }>, reason: StopReason, then: Next, keyGoesWithLease: boolean): void {
     const st: State = { kind: 'draining', claim: keyGoesWithLease || reason === 'deposed' ? undefined : s.claim, run: s.run, then };
     this.enter(st);
-    s.run.controller.abort(new NotLeaderError(this.name, reason));
+    s.run.leadership.end(new NotLeaderError(this.name, reason));
     this.emitSafe('stop', reason, s.run.leadership);
     if (s.run.done) return this.drained(st);
     const timer = this.host.clock.setTimeout(() => {
@@ -557,7 +562,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     else if (this.tryAnswer) this.answer(new LockerClosedError(`try-lock '${this.name}'`));
     this.enter({ kind: 'retired' });
     this.host.unregister(this);
-    this.leave();
+    this.leave?.();
   }
 
   private answer(r: TryLockResult | Error): void {
@@ -583,24 +588,43 @@ export class Singleton extends EventEmitter<SingletonEvents> {
  */
 class ActiveLeadership implements Leadership {
   readonly since = Date.now();
+  /** Why the leadership ended; undefined while it lasts. */
+  private endedBy: NotLeaderError | undefined;
+  // Made on first use of `signal`: a Node AbortSignal costs ~0.8 KB of heap (its own hidden
+  // class and two listener maps), more than the rest of a leadership, and many fns never
+  // read it. A signal first read after the end is born aborted with the same reason.
+  private controller: AbortController | undefined;
   constructor(
     readonly name: string,
     readonly nodeId: string,
     readonly key: string,
     readonly token: string,
-    private readonly controller: AbortController,
     private readonly session: Session,
     private readonly client: Etcd3,
   ) {}
   get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.endedBy) this.controller.abort(this.endedBy);
+    }
     return this.controller.signal;
   }
+  /** True once the leadership has ended (its signal is, or will be born, aborted). */
+  get ended(): boolean {
+    return this.endedBy !== undefined;
+  }
+  /** Ends the leadership once: aborts the signal if anyone holds it. */
+  end(reason: NotLeaderError): void {
+    if (this.endedBy) return;
+    this.endedBy = reason;
+    this.controller?.abort(reason);
+  }
   get active(): boolean {
-    return !this.controller.signal.aborted && this.session.alive();
+    return this.endedBy === undefined && this.session.alive();
   }
   check(): void {
     if (!this.active) {
-      throw new NotLeaderError(this.name, this.controller.signal.aborted ? String((this.controller.signal.reason as NotLeaderError).reason) : 'lost');
+      throw new NotLeaderError(this.name, this.endedBy ? String(this.endedBy.reason) : 'lost');
     }
   }
   fence(): ComparatorBuilder {
