@@ -170,12 +170,14 @@ export class SimStore implements Store {
    */
   cancelWatch(): void {
     const st = this.watchState;
-    if (!st || st.closed) return;
+    // etcd can only cancel a watch it has created: one still being created is no fault
+    // (cancelling it here let its late creation overtake the reopen, whose confirmation
+    // then never came: a host waited on a re-read for ever, as no real watch does).
+    if (!st || st.closed || !st.unwatch) return;
     st.unwatch?.();
     st.unwatch = undefined;
     const epoch = ++st.epoch; // the old stream's undelivered events are dropped
     const ready = new Promise<void>((r) => st.confirms.push(r));
-    this.sched.after(this.delay(), () => !st.closed && st.handlers.reset(ready), this.host);
     const reopen = (): void => {
       if (st.closed || epoch !== st.epoch) return;
       if (!this.up) return void this.sched.after(100, reopen);
@@ -185,6 +187,18 @@ export class SimStore implements Store {
       const waiting = st.confirms.splice(0);
       this.sched.after(this.delay(), () => waiting.forEach((c) => c()), this.host);
     };
-    this.sched.after(this.delay() * 2, reopen);
+    // The host hears of the cancel, then re-creates the watch (etcd-store does so from its
+    // error handler): no event of the new stream can reach it before the reset. (Reopening
+    // on a timer of its own let new events overtake the reset in the model: a view applied
+    // them over the gap and judged a campaign on a queue missing a key.)
+    this.sched.after(
+      this.delay(),
+      () => {
+        if (st.closed) return;
+        st.handlers.reset(ready);
+        this.sched.after(this.delay(), reopen);
+      },
+      this.host,
+    );
   }
 }
