@@ -3,6 +3,7 @@ export { Singleton, type Leadership, type SingletonFunction, type SingletonEvent
 export type { LeaderInfo, NameStatus, Observer, ObserverEvents } from './cluster.js';
 export type { OnceContext, OnceFunction, OnceOptions, OnceOutcome } from './once.js';
 export type { LockerOptions } from './options.js';
+export { renderPrometheus, PROMETHEUS_CONTENT_TYPE, KEEPALIVE_RTT_BUCKETS, type MetricsSnapshot, type NameMetrics, type HistogramSnapshot } from './metrics.js';
 export type { Clock } from './clock.js';
 export {
   LeaseLostError,

@@ -8,6 +8,7 @@ import { safeEmit } from './emit.js';
 import { AbortedError, EtcdUnavailableError, LockCancelledError, LockerClosedError, NotLeaderError, describe, type LeaseLostError } from './errors.js';
 import { EtcdStore } from './etcd-store.js';
 import { Members, withRequireLeader } from './members.js';
+import { MetricsRecorder, timedKeepalive, type MetricsSnapshot } from './metrics.js';
 import { validateName } from './keys.js';
 import { readLeader } from './reads.js';
 import { resolveOptions, type LockerOptions, type ResolvedOptions } from './options.js';
@@ -40,6 +41,16 @@ export interface LockOptions {
 export interface Health {
   /** True when the locker holds a lease that is inside its step-down deadline (or has nothing to hold). */
   ok: boolean;
+  /**
+   * Liveness (client-go's leader-election health check): false only while a leader fn of
+   * this host still runs past the time etcd may have expired its lease (see `health()`).
+   * Never false merely because etcd is unreachable: restarting would not bring it back.
+   */
+  live: boolean;
+  /** Readiness: a lease is held (inside its step-down deadline) and the prefix watch is connected. */
+  ready: boolean;
+  /** Names whose fn makes `live` false: still running past its lease's TTL since the last acknowledged keepalive. */
+  overdue: string[];
   leaseId: string | undefined;
   /** Milliseconds since the send of the last acknowledged keepalive. */
   lastKeepaliveAgoMs: number | undefined;
@@ -88,6 +99,8 @@ export class Locker extends EventEmitter<LockerEvents> {
   readonly view: PrefixView;
   /** @internal */
   readonly gate = new ReleaseGate();
+  /** @internal */
+  readonly recorder = new MetricsRecorder();
   private readonly names = new Map<string, Singleton>();
   /** Observers of single names (cluster.ts), fed by the same view. */
   private readonly watchers = new Map<string, Set<() => void>>();
@@ -102,6 +115,8 @@ export class Locker extends EventEmitter<LockerEvents> {
   private readonly unhook: (() => void) | undefined;
   private lastError: Error | undefined;
   private warned = false;
+  /** The store as sessions see it: every answered keepalive's round trip is recorded. */
+  private readonly keepaliveStore: Store;
 
   /** Use `locked(hosts, options)`. @internal */
   constructor(hosts: unknown, options?: LockerOptions, store?: Store) {
@@ -126,6 +141,7 @@ export class Locker extends EventEmitter<LockerEvents> {
     // For the election core: one client per member, chosen by who answers (members.ts).
     this.members = new Members(this.opts.hosts, clientOptions);
     this.store = store ?? new EtcdStore(this.members);
+    this.keepaliveStore = timedKeepalive(this.store, this.opts.clock, (ms) => this.recorder.keepaliveRtt(ms));
     this.batcher = new CampaignBatcher(this.store, () => this.requestTimeoutMs());
     this.view = new PrefixView(this.store, this.opts.prefix, this.opts.clock, () => this.requestTimeoutMs(), {
       changed: (names) => this.changed(names),
@@ -366,12 +382,37 @@ export class Locker extends EventEmitter<LockerEvents> {
     });
   }
 
-  /** Cheap, synchronous health for probes. */
+  /**
+   * Cheap, synchronous health for probes.
+   *
+   * `live` follows client-go's leader-election health check: unhealthy only while this
+   * host leads and its renewal is overdue past a grace period. Here: false while some
+   * fn of this host has not settled (leading, or still draining after its leadership
+   * ended) on a lease whose last acknowledged keepalive was sent more than
+   * renewDeadline + (ttl − renewDeadline) = ttl ago — the moment from which etcd may
+   * have expired the lease and let a standby start. The step-down at renewDeadline
+   * aborts fn's signal; the grace (the step-down margin) is fn's time to stop. A host
+   * that does not lead, or whose fns stopped in time, stays live however long etcd is
+   * unreachable: a restart would not bring etcd back, and it is recovering by itself.
+   *
+   * `ready`: a lease is held inside its step-down deadline and the watch of the prefix
+   * is connected — the locker can campaign and see hand-overs.
+   */
   health(): Health {
     const s = this.current;
+    const now = this.clock.now();
     const leading = [...this.names.values()].filter((x) => x.isLeader).map((x) => x.name);
+    const overdue = [...this.names.values()]
+      .filter((x) => {
+        const on = x.runningOn;
+        return on !== undefined && now - on.lastAcknowledged() > this.opts.ttl * 1000;
+      })
+      .map((x) => x.name);
     return {
       ok: !this.closing && (!this.started || (s !== undefined && s.alive() && this.view.current)),
+      live: overdue.length === 0,
+      ready: !this.closing && this.session() !== undefined && s !== undefined && s.alive() && this.watchConnected,
+      overdue,
       leaseId: s?.leaseId,
       lastKeepaliveAgoMs: s ? Math.round(this.clock.now() - s.lastAcknowledged()) : undefined,
       leading,
@@ -379,6 +420,18 @@ export class Locker extends EventEmitter<LockerEvents> {
       watchConnected: this.watchConnected,
       lastError: this.lastError?.message ?? s?.describeLastError(),
     };
+  }
+
+  /**
+   * The locker's figures since it was created: per name whether this host leads, its
+   * queue position, leaderships started and stopped (by reason); lease losses; the
+   * keepalive round-trip histogram. `renderPrometheus(locker.metrics())` is the
+   * Prometheus text exposition of it.
+   */
+  metrics(): MetricsSnapshot {
+    const live = new Map<string, { leader: boolean; queuePosition: number | undefined }>();
+    for (const [name, s] of this.names) live.set(name, { leader: s.isLeader, queuePosition: s.position });
+    return this.recorder.snapshot(this.opts.id, live);
   }
 
   /** Resolves once the locker holds a lease and watches its prefix (registering a name starts both); rejects once it is closed. */
@@ -448,7 +501,7 @@ export class Locker extends EventEmitter<LockerEvents> {
     let session: Session | undefined;
     while (!this.closing && !session) {
       try {
-        session = await Session.grant(this.store, this.opts, (err) => this.lost(session!, err));
+        session = await Session.grant(this.keepaliveStore, this.opts, (err) => this.lost(session!, err));
       } catch (err) {
         if (this.closing) return;
         this.report(new EtcdUnavailableError('lease grant', err));
@@ -476,6 +529,7 @@ export class Locker extends EventEmitter<LockerEvents> {
   private lost(session: Session, err: LeaseLostError): void {
     if (this.current !== session) return;
     this.current = undefined;
+    this.recorder.leaseLost();
     this.lostSessions.add(session);
     for (const s of [...this.names.values()]) s.sessionLost(session);
     safeEmit(this, 'lost', [err], (e) => this.report(asError(e)));

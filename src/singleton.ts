@@ -5,6 +5,7 @@ import type { Clock, Timer } from './clock.js';
 import { campaign, resign, type ElectionContext } from './election.js';
 import { safeEmit } from './emit.js';
 import { EtcdUnavailableError, LeaderFunctionError, LockerClosedError, NotLeaderError, describe } from './errors.js';
+import type { MetricsRecorder } from './metrics.js';
 import type { ReleaseGate } from './release.js';
 import type { Session } from './session.js';
 import type { CampaignResult } from './store.js';
@@ -73,6 +74,8 @@ export interface SingletonHost extends ElectionContext {
   readonly stopTimeoutMs: number;
   readonly view: PrefixView;
   readonly gate: ReleaseGate;
+  /** Counts leaderships started and stopped (metrics.ts). */
+  readonly recorder: MetricsRecorder;
   /** The session to campaign with, when the locker has one and its view is current. */
   session(): Session | undefined;
   report(err: Error): void;
@@ -97,6 +100,8 @@ interface Claim {
 /** One run of fn. */
 interface Run {
   readonly leadership: ActiveLeadership;
+  /** The session this run leads on (for health: a run outliving its lease). */
+  readonly session: Session;
   /** Resolves when fn's promise has settled, either way. Never rejects. */
   readonly settled: Promise<void>;
   done: boolean;
@@ -196,6 +201,12 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     const s = this.state;
     if (s.kind !== 'queued' && s.kind !== 'leading') return undefined;
     return this.host.view.position(this.name, s.claim.key);
+  }
+
+  /** The session of fn's run while it has not settled (leading, or draining after the leadership ended). @internal */
+  get runningOn(): Session | undefined {
+    const s = this.state;
+    return (s.kind === 'leading' || s.kind === 'draining') && !s.run.done ? s.run.session : undefined;
   }
 
   /** Try-locks and locks lead at most once. */
@@ -387,9 +398,10 @@ export class Singleton extends EventEmitter<SingletonEvents> {
   private lead(claim: Claim): void {
     const leadership = new ActiveLeadership(this.name, this.host.nodeId, claim.key, claim.token.toString(), claim.session, this.host.client);
     let resolveSettled!: () => void;
-    const run: Run = { leadership, settled: new Promise<void>((r) => (resolveSettled = r)), done: false };
+    const run: Run = { leadership, session: claim.session, settled: new Promise<void>((r) => (resolveSettled = r)), done: false };
     const st: State = { kind: 'leading', claim, run };
     this.enter(st);
+    this.host.recorder.started(this.name);
     this.host.gate.hold(claim.session, run.settled);
     this.campaignBackoff = undefined;
     this.answer({ acquired: true, singleton: this });
@@ -452,6 +464,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     const st: State = { kind: 'draining', claim: keyGoesWithLease || reason === 'deposed' ? undefined : s.claim, run: s.run, then };
     this.enter(st);
     s.run.leadership.end(new NotLeaderError(this.name, reason));
+    this.host.recorder.stopped(this.name, reason);
     this.emitSafe('stop', reason, s.run.leadership);
     if (s.run.done) return this.drained(st);
     const timer = this.host.clock.setTimeout(() => {

@@ -60,7 +60,7 @@ const PROGRAM = { ttl: { type: 'string' }, grace: { type: 'string' } } as const;
 
 export const COMMANDS = {
   run: {
-    options: { ...COMMON, ...GENERAL, ...PROGRAM, try: { type: 'boolean' }, wait: { type: 'string' }, sighup: { type: 'string' } },
+    options: { ...COMMON, ...GENERAL, ...PROGRAM, try: { type: 'boolean' }, wait: { type: 'string' }, sighup: { type: 'string' }, listen: { type: 'string' } },
   },
   once: { options: { ...COMMON, ...GENERAL, ...PROGRAM, 'max-attempts': { type: 'string' }, json: { type: 'boolean' } } },
   status: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' }, watch: { type: 'boolean', short: 'w' } } },
@@ -112,7 +112,7 @@ Exit status: 0 ok, 1 no leader (leader, failover) or job failed (once), 2 usage
 error, 3 etcd unreachable or refused, 75 busy (run --try, run --wait);
 'run' exits with the status of its program, and with 125 for its own failures.`,
 
-  run: `Usage: locked run NAME [--ttl D] [--grace D] [--try | --wait D] [options] -- CMD [ARGS...]
+  run: `Usage: locked run NAME [--ttl D] [--grace D] [--try | --wait D] [--listen HOST:PORT] [options] -- CMD [ARGS...]
 
 Campaigns for NAME and, while this process leads it, runs CMD in a process group of
 its own with LOCKED_NAME, LOCKED_ID, LOCKED_TOKEN (fencing token), LOCKED_KEY,
@@ -139,6 +139,14 @@ LOCKED_ENDPOINTS and LOCKED_PREFIX in its environment; its stdin is /dev/null.
                          run CMD once as the leader (no queueing, never again after)
   --wait D               exit 75 if not elected within D (leaves the queue)
   --sighup forward|stop  what SIGHUP does (default forward)
+  --listen HOST:PORT     serve HTTP probes and metrics there (HOST required; port 0
+                         picks a free one, printed as 'listening on http://…'):
+                         /healthz  200, or 503 while the program still runs past its
+                                   lease's TTL (never just because etcd is down)
+                         /readyz   200 when a lease is held and the watch is up, else 503
+                         /leader   200 while this process's program runs as the
+                                   leader, else 503 (route traffic to the leader only)
+                         /metrics  Prometheus text format (locked_leader, …)
 
 Exit status: CMD's status; 75 when --try found a leader or --wait ran out; 125 for
 run's own failures before CMD started (usage, etcd); 126/127 CMD could not start.

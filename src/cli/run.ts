@@ -8,6 +8,7 @@ import { validateName } from '../keys.js';
 import { Child } from './child.js';
 import { EXIT, UsageError, clean, say, type Connection, type Parsed } from './common.js';
 import { duration } from './flags.js';
+import { listenFlag, startProbes, stopProbes, type ListenAddress } from './probes.js';
 
 export interface RunPlan {
   name: string;
@@ -22,6 +23,8 @@ export interface RunPlan {
   waitMs: number | undefined;
   /** What SIGHUP does: pass it to the program (a reload), or stop like SIGTERM. */
   sighup: 'forward' | 'stop';
+  /** --listen: serve /healthz, /readyz, /leader and /metrics on this address. */
+  listen: ListenAddress | undefined;
 }
 
 /** --ttl: whole seconds ≥ 2 (etcd leases have second granularity). */
@@ -60,6 +63,7 @@ export function planRun(parsed: Parsed): RunPlan {
     try: values.try === true,
     waitMs,
     sighup,
+    listen: listenFlag(values.listen),
   };
 }
 
@@ -67,7 +71,7 @@ export function planRun(parsed: Parsed): RunPlan {
  * Runs until the child exits by itself or a signal ends us; resolves with the exit
  * status. `timeoutMs`: give up with 125 if etcd has not answered in that time.
  */
-export function runCommand(plan: RunPlan, conn: Connection, timeoutMs?: number): Promise<number> {
+export async function runCommand(plan: RunPlan, conn: Connection, timeoutMs?: number): Promise<number> {
   const { name, id, graceMs } = plan;
   // Default renewDeadline is ⅔ ttl: after a lost lease, etcd may let a standby in ttl/3 later.
   const lossMarginMs = (plan.ttl * 1000) / 3;
@@ -87,6 +91,28 @@ export function runCommand(plan: RunPlan, conn: Connection, timeoutMs?: number):
   } catch (err) {
     throw new UsageError(describe(err), 'run');
   }
+
+  /** The leadership the running program was started under (cleared when it exits). */
+  let programLeadership: Leadership | undefined;
+  const probes = plan.listen
+    ? await startProbes(plan.listen, locker, {
+        leading: () => !stopping && programLeadership?.active === true,
+        describe: () =>
+          stopping
+            ? `stopping; not leading '${name}'`
+            : programLeadership?.active
+              ? `leading '${name}' as ${id} (token ${programLeadership.token})`
+              : `not leading '${name}' (${id})`,
+      }).catch((err: unknown) => {
+        say(`cannot listen on ${plan.listen!.host}:${plan.listen!.port}: ${describe(err)}`);
+        return undefined;
+      })
+    : undefined;
+  if (plan.listen && !probes) {
+    await locker.close();
+    return EXIT.runFailure;
+  }
+  if (probes) say(`listening on ${probes.url} (/healthz /readyz /leader /metrics)`);
 
   let child: Child | undefined;
   /** Exit of the last child: a new leadership waits for it, so one runner never has two. */
@@ -142,6 +168,7 @@ export function runCommand(plan: RunPlan, conn: Connection, timeoutMs?: number):
     led = true;
     const c = start(l);
     child = c;
+    programLeadership = l;
     lastExit = c.gone;
     say(`leading '${name}' (token ${l.token}): started ${plan.command} (pid ${c.pid ?? '?'})`);
     const onEnd = (): void => {
@@ -167,6 +194,7 @@ export function runCommand(plan: RunPlan, conn: Connection, timeoutMs?: number):
     await c.gone;
     l.signal.removeEventListener('abort', onEnd);
     if (child === c) child = undefined;
+    if (programLeadership === l) programLeadership = undefined;
     if (stopping) return;
     if (!l.signal.aborted) {
       // Finished by itself while leading: that is the job's answer, not a failure to retry.
@@ -193,6 +221,7 @@ export function runCommand(plan: RunPlan, conn: Connection, timeoutMs?: number):
       // Bounded only when nothing ever ran here and etcd does not answer: then there
       // is no leadership to release, and a lease (if any) expires by itself.
       await (closeWithinMs === undefined ? closed : Promise.race([closed, new Promise((r) => setTimeout(r, closeWithinMs))]));
+      if (probes) await stopProbes(probes.server);
       say(led ? `released '${name}'; exiting with status ${code}` : `left the queue for '${name}'; exiting with status ${code}`);
       finish(code);
       return code;
