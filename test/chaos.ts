@@ -456,7 +456,19 @@ function printTable(
     out.push('', 'slowest hand-overs (effective ms, raw ms):');
     for (const x of worst) out.push(`  ${x.name.padEnd(8)} after ${x.prev.padEnd(6)} at ${(ms(x.from - extra.t0) / 1000).toFixed(1)} s: ${x.effectiveMs.toFixed(0)} (${x.ms.toFixed(0)})`);
   }
-  for (const o of r.overlaps.slice(0, 20)) out.push(`OVERLAP '${o.name}': ${o.a.label} (token ${o.a.token}) and ${o.b.label} (token ${o.b.token}), ${o.ms.toFixed(3)} ms at ${(ms(o.from - extra.t0) / 1000).toFixed(3)} s`);
+  for (const o of r.overlaps.slice(0, 20)) {
+    out.push(`OVERLAP '${o.name}': ${o.a.label} (token ${o.a.token}) and ${o.b.label} (token ${o.b.token}), ${o.ms.toFixed(3)} ms at ${(ms(o.from - extra.t0) / 1000).toFixed(3)} s`);
+    // What both processes said from 4 s before to 1 s after: the clue for the next reader.
+    for (const label of [o.a.label, o.b.label]) {
+      const h = extra.histories.find((x) => x.label === label);
+      for (const e of h?.events ?? []) {
+        const t = BigInt(e.t);
+        if (t < o.from - 4_000_000_000n || t > o.to + 1_000_000_000n || e.type === 'write') continue;
+        const what = [e.type, e.name, e.token && `token ${e.token}`, e.reason, e.leaseId && `lease ${e.leaseId}`, e.message].filter(Boolean).join(' ');
+        out.push(`    ${(ms(t - extra.t0) / 1000).toFixed(3)} s  ${label}  ${what}`);
+      }
+    }
+  }
   for (const v of r.fencing.violations.slice(0, 20)) {
     out.push(`FENCING '${v.name}': ${v.write.label} token ${v.write.token} accepted at revision ${v.write.revision} after ${v.newer.label} token ${v.newer.token} at ${v.newer.revision}`);
   }

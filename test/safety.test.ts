@@ -507,6 +507,18 @@ describe('the history checker', () => {
     assert.equal(checkHistories(hs, { endOfRun: end, deletes: [{ name: 'n', at: 500_000_000n }] }).overlaps.length, 1);
   });
 
+  test("a leader cut off when its key was deleted stops 'lost' at its deadline: tolerated within the grace, not after it, and never without a delete", () => {
+    const cut = (stopAt: number): ReturnType<typeof h>[] => [
+      h('a', [ev(100, 'start', { name: 'n', token: '5' }), ev(stopAt, 'stop', { name: 'n', reason: 'lost' })]),
+      h('b', [ev(2000, 'start', { name: 'n', token: '9' })]),
+    ];
+    const deletes = [{ name: 'n', at: 1_990_000_000n }];
+    assert.equal(checkHistories(cut(2300), { endOfRun: end, deletes }).deposeOverlaps.length, 1);
+    assert.equal(checkHistories(cut(2300), { endOfRun: end, deletes }).overlaps.length, 0);
+    assert.equal(checkHistories(cut(3500), { endOfRun: end, deletes }).overlaps.length, 1, 'past the grace');
+    assert.equal(checkHistories(cut(2300), { endOfRun: end }).overlaps.length, 1, 'no delete: a lost lease overlapping is a violation');
+  });
+
   test('fencing: an accepted write with an older token after a newer one is a violation', () => {
     const w = (t: number, token: string, revision: string, ok = true): HostEvent => ev(t, 'write', { name: 'n', token, revision, ok });
     const fine = checkHistories([h('a', [w(1, '5', '10'), w(2, '5', '11'), w(9, '5', '30', false)]), h('b', [w(5, '9', '20'), w(6, '9', '21')])], { endOfRun: end });

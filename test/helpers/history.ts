@@ -19,7 +19,9 @@
  *   SIGCONT and its 'stop'. Nothing in a process can prevent that window.
  * - `deposeOverlaps`: after a forced failover (someone else deletes the leader's key,
  *   listed in `deletes`), the old and the new leader learn it from the same watch event,
- *   so the new one may start a millisecond before the old one stops ('deposed').
+ *   so the new one may start a millisecond before the old one stops ('deposed'); an old
+ *   leader cut off from etcd at that moment cannot hear of the delete at all and stops at
+ *   its step-down deadline instead ('lost'), still within `graceMs` of the delete.
  * In both, etcd had already moved on: the fencing token makes the window harmless (the
  * old leader's guarded writes are rejected), and the fencing check proves it.
  */
@@ -299,7 +301,9 @@ export function checkHistories(histories: readonly ProcessHistory[], opts: Check
         const deposed = (seg: typeof x, other: typeof x): boolean =>
           seg.e === seg.l.end &&
           seg.l.endedBy === 'stop' &&
-          seg.l.reason === 'deposed' &&
+          // 'lost': the leader was cut off from etcd when its key was deleted, so it could
+          // not hear of it and stopped at its step-down deadline instead.
+          (seg.l.reason === 'deposed' || seg.l.reason === 'lost') &&
           // The other leadership began after the delete, and this one stopped soon after it.
           deletes.some((d) => d.name === name && d.at >= seg.l.start && d.at <= other.s && seg.l.end - d.at <= graceNs);
         if (woke(x) || woke(y)) wakeOverlaps.push(o);
