@@ -123,11 +123,13 @@ export async function onceCommand(plan: OncePlan, conn: Connection, timeoutMs?: 
   let timer: NodeJS.Timeout | undefined;
   if (timeoutMs !== undefined) {
     timer = setTimeout(() => stop.abort(new EtcdError(`etcd at ${conn.endpoints} did not answer within ${timeoutMs / 1000} s (--timeout)`)), timeoutMs);
-    locker.ready().then(
-      () => clearTimeout(timer),
-      () => {},
-    );
   }
+  // Connect at once, whatever runOnce waits for: its first step, a watch, retries a
+  // refused login silently for ever, while the session's failures reach 'error' above.
+  locker.ready().then(
+    () => clearTimeout(timer),
+    () => {},
+  );
   let outcome: OnceOutcome | undefined;
   let failure: unknown;
   try {
