@@ -87,10 +87,10 @@ const COMMON_HELP = `Connection options (every command):
   --cacert FILE          CA certificate: talk TLS to etcd (env LOCKED_CACERT)
   --cert FILE --key FILE client certificate and its key for TLS (env LOCKED_CERT,
                          LOCKED_KEY); with any TLS file, endpoints default to https
-  --user NAME            etcd user (env LOCKED_USER); the password comes from
-                         LOCKED_PASSWORD or --password-file, which the program run by
-                         'run' and 'once' does not inherit. --user NAME:PASSWORD works
-                         too but shows the password in ps (a warning says so)
+  --user NAME            etcd user (env LOCKED_USER); its password from --password-file
+                         or LOCKED_PASSWORD (which the program of run and once does not
+                         inherit). --user NAME:PASSWORD works too, but ps shows the
+                         password to every user of the host (a warning says so)
   --password-file FILE   the user's password: the file's first line
   -h, --help             this help`;
 
