@@ -18,7 +18,7 @@ const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const CHILD_SCRIPT = `
 const fs = require('fs');
 const w = (o) => fs.appendFileSync(process.env.OUT, JSON.stringify({ ...o, t: Date.now(), pid: process.pid, id: process.env.LOCKED_ID }) + '\\n');
-w({ ev: 'start', name: process.env.LOCKED_NAME, token: process.env.LOCKED_TOKEN, key: process.env.LOCKED_KEY,
+w({ ev: 'start', name: process.env.LOCKED_NAME, token: process.env.LOCKED_TOKEN, key: process.env.LOCKED_ELECTION_KEY,
     endpoints: process.env.LOCKED_ENDPOINTS, prefix: process.env.LOCKED_PREFIX });
 for (const s of ['SIGTERM', 'SIGINT']) process.on(s, () => { w({ ev: s }); process.exit(0); });
 process.on('SIGHUP', () => w({ ev: 'SIGHUP' }));
@@ -183,7 +183,7 @@ describe('locked command', () => {
       [['status', '--endpoints', '127.0.0.1:99999'], /'127.0.0.1:99999' is not HOST:PORT/],
       [['leader', 'job', '--endpoints', '127.0.0.1:2379,'], /--endpoints has an empty entry/],
       [['status', '--nope'], /Unknown option '--nope'/],
-      [['status', '--user', 'nocolon'], /--user must be NAME:PASSWORD/],
+      [['status', '--user', 'nocolon'], /no password for etcd user 'nocolon': set LOCKED_PASSWORD, give --password-file FILE/],
       [['leader'], /missing NAME/],
       [['failover', 'a/b'], /must not contain '\/'/],
       [['status', '--cacert', '/nonexistent/ca.pem'], /cannot read --cacert file '\/nonexistent\/ca.pem'/],

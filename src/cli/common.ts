@@ -4,7 +4,13 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ExponentialBackoff } from 'cockatiel';
 import type { IOptions } from 'etcd3';
-import { GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
+import {
+  EtcdAuthenticationFailedError,
+  EtcdPermissionDeniedError,
+  GRPCDeadlineExceededError,
+  GRPCUnauthenticatedError,
+  GRPCUnavailableError,
+} from 'etcd3';
 import { describe } from '../errors.js';
 
 export const EXIT = {
@@ -47,6 +53,7 @@ const COMMON = {
   cert: { type: 'string' },
   key: { type: 'string' },
   user: { type: 'string' },
+  'password-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -77,9 +84,14 @@ const COMMON_HELP = `Connection options (every command):
                          (env LOCKED_ENDPOINTS; default 127.0.0.1:2379)
   --prefix PREFIX        key prefix of the elections (env LOCKED_PREFIX; default locked/)
   --id ID                this process's node id (run: default <hostname>-<pid>)
-  --cacert FILE          CA certificate: talk TLS to etcd
-  --cert FILE --key FILE client certificate and its key for TLS
-  --user NAME:PASSWORD   etcd user and password
+  --cacert FILE          CA certificate: talk TLS to etcd (env LOCKED_CACERT)
+  --cert FILE --key FILE client certificate and its key for TLS (env LOCKED_CERT,
+                         LOCKED_KEY); with any TLS file, endpoints default to https
+  --user NAME            etcd user (env LOCKED_USER); its password from --password-file
+                         or LOCKED_PASSWORD (which the program of run and once does not
+                         inherit). --user NAME:PASSWORD works too, but ps shows the
+                         password to every user of the host (a warning says so)
+  --password-file FILE   the user's password: the file's first line
   -h, --help             this help`;
 
 const GENERAL_HELP = `  --timeout DURATION     how long etcd may take to answer (default: status, leader,
@@ -115,8 +127,9 @@ error, 3 etcd unreachable or refused, 75 busy (run --try, run --wait);
   run: `Usage: locked run NAME [--ttl D] [--grace D] [--try | --wait D] [--listen HOST:PORT] [options] -- CMD [ARGS...]
 
 Campaigns for NAME and, while this process leads it, runs CMD in a process group of
-its own with LOCKED_NAME, LOCKED_ID, LOCKED_TOKEN (fencing token), LOCKED_KEY,
-LOCKED_ENDPOINTS and LOCKED_PREFIX in its environment; its stdin is /dev/null.
+its own with LOCKED_NAME, LOCKED_ID, LOCKED_TOKEN (fencing token),
+LOCKED_ELECTION_KEY, LOCKED_ENDPOINTS and LOCKED_PREFIX in its environment (not
+LOCKED_PASSWORD); its stdin is /dev/null.
 
   Leadership lost (lease, failover): SIGTERM to CMD's process group, SIGKILL after
     --grace — on a lost lease no later than ttl/3 after the SIGTERM, when etcd may
@@ -131,6 +144,8 @@ LOCKED_ENDPOINTS and LOCKED_PREFIX in its environment; its stdin is /dev/null.
     SIGKILL after min(--grace, ttl/3), before etcd can let a standby in.
   etcd unreachable: keep trying (say so once) and start when etcd answers; with
     --timeout, give up with status 125 if etcd has not answered in that time.
+  etcd refuses the user or its password, or the prefix to the user's role: exit 125
+    at once (a running CMD is stopped first), naming the user.
 
   --ttl D                lease TTL, whole seconds ≥ 2 (default 10s): a crashed host is
                          replaced after at most this long
@@ -169,8 +184,9 @@ without running CMD. Delete that key (etcdctl del <prefix>NAME) to run the job a
   --ttl D, --grace D     as for run
 
 CMD gets LOCKED_NAME, LOCKED_ID, LOCKED_TOKEN, LOCKED_ATTEMPT, LOCKED_ENDPOINTS and
-LOCKED_PREFIX. Exit status: 0 the job is done (by any host), 1 it failed
-(attempts used up), 125 once's own failures (usage, etcd).
+LOCKED_PREFIX (not LOCKED_PASSWORD). Exit status: 0 the job is done (by any host),
+1 it failed (attempts used up), 125 once's own failures (usage, etcd, a user or
+prefix etcd refuses).
 
 ${COMMON_HELP}
 ${GENERAL_HELP}`,
@@ -262,6 +278,8 @@ export interface Connection {
   endpoints: string;
   hosts: string[];
   prefix: string;
+  /** The etcd user, if any (for messages). */
+  user: string | undefined;
   etcd: Omit<IOptions, 'hosts'>;
 }
 
@@ -278,37 +296,113 @@ export function connection(values: Values, env: NodeJS.ProcessEnv = process.env)
     // and with it every campaign, would come back up to 30 s after etcd did.
     faultHandling: { watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }).next() },
   };
-  const tls = values.cacert !== undefined || values.cert !== undefined || values.key !== undefined;
-  if ((values.cert === undefined) !== (values.key === undefined)) {
-    throw new UsageError(`--cert and --key go together, got only ${values.cert !== undefined ? '--cert' : '--key'}`);
+  // Each TLS file from its flag, else from the environment; messages name where it came from.
+  const file = (flag: 'cacert' | 'cert' | 'key'): { from: string; path: string } | undefined => {
+    const fromFlag = values[flag];
+    if (fromFlag !== undefined) return { from: `--${flag}`, path: fromFlag };
+    const name = `LOCKED_${flag.toUpperCase()}`;
+    const fromEnv = env[name];
+    return fromEnv !== undefined && fromEnv !== '' ? { from: name, path: fromEnv } : undefined;
+  };
+  const cacert = file('cacert');
+  const cert = file('cert');
+  const key = file('key');
+  const tls = cacert !== undefined || cert !== undefined || key !== undefined;
+  if ((cert === undefined) !== (key === undefined)) {
+    const only = (cert ?? key)!.from;
+    throw new UsageError(`a client certificate and its key go together (--cert/LOCKED_CERT and --key/LOCKED_KEY), got only ${only}`);
   }
   if (tls) {
     etcd.credentials = {
-      rootCertificate: values.cacert !== undefined ? readFlagFile('--cacert', values.cacert) : undefined,
-      privateKey: values.key !== undefined ? readFlagFile('--key', values.key) : undefined,
-      certChain: values.cert !== undefined ? readFlagFile('--cert', values.cert) : undefined,
+      rootCertificate: cacert !== undefined ? readFlagFile(cacert.from, cacert.path) : undefined,
+      privateKey: key !== undefined ? readFlagFile(key.from, key.path) : undefined,
+      certChain: cert !== undefined ? readFlagFile(cert.from, cert.path) : undefined,
     } as NonNullable<IOptions['credentials']>;
   }
-  if (values.user !== undefined) {
-    const i = values.user.indexOf(':');
-    if (i <= 0) throw new UsageError(`--user must be NAME:PASSWORD, got '${values.user.slice(0, 40)}' (no ':' after a name)`);
-    etcd.auth = { username: values.user.slice(0, i), password: values.user.slice(i + 1) };
-  }
+  const user = credentials(values, env);
+  if (user) etcd.auth = user;
   // etcd3 chooses TLS by scheme: bare host:port means https once TLS files are given.
   const hosts = list.map((h) => (/^https?:\/\//.test(h) ? h : `${tls ? 'https' : 'http'}://${h}`));
-  return { endpoints: list.join(','), hosts, prefix, etcd };
+  return { endpoints: list.join(','), hosts, prefix, user: user?.username, etcd };
 }
 
-function readFlagFile(flag: string, path: string): Buffer {
+/**
+ * The etcd user and password: --user NAME or LOCKED_USER names the user; the password
+ * comes from --password-file (its first line), else LOCKED_PASSWORD. `--user NAME:PASSWORD`
+ * (etcdctl's form) works too, with a warning: every user of the host sees it in ps.
+ * LOCKED_PASSWORD is deleted from `env` once read, so the program of `run` and `once`
+ * (and anything else started from here) does not inherit it.
+ */
+function credentials(values: Values, env: NodeJS.ProcessEnv): { username: string; password: string } | undefined {
+  const envPassword = env['LOCKED_PASSWORD'];
+  delete env['LOCKED_PASSWORD'];
+  const passwordFile = values['password-file'];
+  let name = values.user ?? env['LOCKED_USER'];
+  if (name === '') name = undefined;
+  if (name === undefined) {
+    if (passwordFile !== undefined) throw new UsageError('--password-file needs a user: --user NAME or LOCKED_USER');
+    if (envPassword !== undefined && envPassword !== '') throw new UsageError('LOCKED_PASSWORD is set but no user is given: --user NAME or LOCKED_USER');
+    return undefined;
+  }
+  // Only the flag takes etcdctl's NAME:PASSWORD; LOCKED_USER is a name as it stands.
+  const colon = values.user !== undefined ? name.indexOf(':') : -1;
+  if (colon === 0) throw new UsageError(`--user must be NAME or NAME:PASSWORD, got an empty NAME in '${name.slice(0, 1)}…'`);
+  if (colon > 0) {
+    const username = name.slice(0, colon);
+    if (passwordFile !== undefined) throw new UsageError(`--user ${username}:… and --password-file both give a password: give it once`);
+    say(`warning: --user ${username}:PASSWORD shows the password in ps to every user of this host; use LOCKED_PASSWORD or --password-file`);
+    return { username, password: name.slice(colon + 1) };
+  }
+  if (passwordFile !== undefined) {
+    const text = readFlagFile('--password-file', passwordFile).toString('utf8');
+    // The first line: `echo secret > file` leaves a newline that is no part of the password.
+    const password = text.replace(/\r?\n[\s\S]*$/, '');
+    if (password === '') throw new UsageError(`--password-file '${passwordFile}' is empty (the password is its first line)`);
+    return { username: name, password };
+  }
+  if (envPassword !== undefined) return { username: name, password: envPassword };
+  throw new UsageError(`no password for etcd user '${name}': set LOCKED_PASSWORD, give --password-file FILE, or --user ${name}:PASSWORD (shown in ps)`);
+}
+
+function readFlagFile(from: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new UsageError(`cannot read ${flag} file '${path}': ${describe(err)}`);
+    throw new UsageError(`cannot read ${from} file '${path}': ${describe(err)}`);
   }
+}
+
+/**
+ * etcd refused who we are (wrong user or password, or no user where etcd requires one)
+ * or what we may touch (the user's role does not cover the prefix). Retrying cannot
+ * help: `run` and `once` stop (125), the other commands report it (3). Otherwise undefined.
+ */
+export function authFailure(err: unknown, conn: Connection): EtcdError | undefined {
+  let kind: 'authentication' | 'permission' | 'no user' | undefined;
+  let detail = '';
+  for (let e: unknown = err, depth = 0; e !== undefined && depth < 10; e = e instanceof Error ? e.cause : undefined, depth++) {
+    const text = describe(e);
+    // Watch errors arrive as plain Errors: "Watcher canceled: rpc error: code = PermissionDenied desc = …".
+    if (e instanceof EtcdAuthenticationFailedError || /etcdserver: authentication failed/i.test(text)) kind = 'authentication';
+    else if (e instanceof EtcdPermissionDeniedError || /etcdserver: permission denied|code = PermissionDenied/i.test(text)) kind = 'permission';
+    else if (e instanceof GRPCUnauthenticatedError || /etcdserver: user name is empty|code = Unauthenticated/i.test(text)) kind = 'no user';
+    else continue;
+    detail = clean(text.replace(/^.*?etcdserver: /s, ''));
+    break;
+  }
+  if (kind === undefined) return undefined;
+  const at = `etcd at ${conn.endpoints}`;
+  if (kind === 'no user' || conn.user === undefined) {
+    return new EtcdError(`${at} requires a user: ${detail} (give --user NAME or LOCKED_USER, and LOCKED_PASSWORD or --password-file)`);
+  }
+  if (kind === 'permission') return new EtcdError(`${at} refused user '${conn.user}' under prefix '${conn.prefix}': ${detail}`);
+  return new EtcdError(`${at} refused user '${conn.user}': ${detail}`);
 }
 
 /** Turns an etcd failure into a sentence that names the endpoints; other errors pass through. */
 export function etcdFailure(err: unknown, conn: Connection): EtcdError {
+  const auth = authFailure(err, conn);
+  if (auth) return auth;
   let cause: unknown = err;
   while (cause instanceof Error && cause.cause !== undefined && !(cause instanceof GRPCUnavailableError)) cause = cause.cause;
   const unreachable =

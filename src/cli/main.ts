@@ -6,6 +6,16 @@ import { onceCommand, planOnce } from './once.js';
 import { planRun, runCommand } from './run.js';
 import { DEFAULT_COMMAND_DEADLINE_MS, failoverCommand, leaderCommand, statusCommand, viewLocker } from './view.js';
 
+// grpc-js passes an IP endpoint (10.0.0.1:2379) as the TLS server name, which Node
+// reports as deprecated (DEP0123) on every TLS connection to an IP: noise the user can do
+// nothing about. Every other warning is printed as usual.
+const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+  const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: unknown }).code : rest[1];
+  if (code === 'DEP0123') return;
+  emitWarning(warning, ...rest);
+}) as typeof process.emitWarning;
+
 /** `run` and `once` exit with their program's status: their own failures get 125, which programs rarely use. */
 const runsAProgram = (c: CommandName | undefined): boolean => c === 'run' || c === 'once';
 

@@ -7,7 +7,7 @@ import type { OnceContext, OnceOutcome } from '../once.js';
 import { describe } from '../errors.js';
 import { validateName } from '../keys.js';
 import { Child } from './child.js';
-import { EXIT, EtcdError, UsageError, clean, say, type Connection, type Parsed } from './common.js';
+import { EXIT, EtcdError, UsageError, authFailure, clean, say, type Connection, type Parsed } from './common.js';
 import { count, duration } from './flags.js';
 import { ttlFlag } from './run.js';
 
@@ -57,13 +57,20 @@ export async function onceCommand(plan: OncePlan, conn: Connection, timeoutMs?: 
     throw new UsageError(describe(err), 'once');
   }
   let reported = false;
+  // Declared before the listener below, which may abort it.
+  const stop = new AbortController();
   locker.on('error', (err) => {
+    // A user or a prefix etcd refuses stays refused: leave (a running attempt is stopped) and exit 125.
+    const refused = authFailure(err, conn);
+    if (refused) {
+      if (!stop.signal.aborted) stop.abort(refused);
+      return;
+    }
     if (reported) return;
     reported = true;
     say(`etcd trouble at ${conn.endpoints}: ${clean(err.message)} (retrying)`);
   });
 
-  const stop = new AbortController();
   let child: Child | undefined;
   let ranHere = 0;
   let signalled: NodeJS.Signals | undefined;
@@ -116,11 +123,13 @@ export async function onceCommand(plan: OncePlan, conn: Connection, timeoutMs?: 
   let timer: NodeJS.Timeout | undefined;
   if (timeoutMs !== undefined) {
     timer = setTimeout(() => stop.abort(new EtcdError(`etcd at ${conn.endpoints} did not answer within ${timeoutMs / 1000} s (--timeout)`)), timeoutMs);
-    locker.ready().then(
-      () => clearTimeout(timer),
-      () => {},
-    );
   }
+  // Connect at once, whatever runOnce waits for: its first step, a watch, retries a
+  // refused login silently for ever, while the session's failures reach 'error' above.
+  locker.ready().then(
+    () => clearTimeout(timer),
+    () => {},
+  );
   let outcome: OnceOutcome | undefined;
   let failure: unknown;
   try {
@@ -141,5 +150,7 @@ export async function onceCommand(plan: OncePlan, conn: Connection, timeoutMs?: 
   }
   if (signalled) return 128 + (constants.signals[signalled] ?? 0);
   if (failure instanceof EtcdError || failure instanceof UsageError) throw failure;
+  const refused = authFailure(failure, conn);
+  if (refused) throw refused;
   throw new EtcdError(`job '${name}': ${clean(describe(failure))}`);
 }

@@ -6,7 +6,7 @@ import type { Leadership, SingletonFunction, StopReason } from '../singleton.js'
 import { NotLeaderError, describe } from '../errors.js';
 import { validateName } from '../keys.js';
 import { Child } from './child.js';
-import { EXIT, UsageError, clean, say, type Connection, type Parsed } from './common.js';
+import { EXIT, UsageError, authFailure, clean, say, type Connection, type Parsed } from './common.js';
 import { duration } from './flags.js';
 import { listenFlag, startProbes, stopProbes, type ListenAddress } from './probes.js';
 
@@ -126,6 +126,9 @@ export async function runCommand(plan: RunPlan, conn: Connection, timeoutMs?: nu
   let connected = false;
   let waiting = false;
   locker.on('error', (err) => {
+    // A user or a prefix etcd refuses stays refused: retrying would only hide it.
+    const refused = authFailure(err, conn);
+    if (refused) return fatal(refused.message);
     // Once per outage: the locker retries on its own, a line per retry helps nobody.
     if (waiting) return;
     waiting = true;
@@ -147,7 +150,8 @@ export async function runCommand(plan: RunPlan, conn: Connection, timeoutMs?: nu
         LOCKED_NAME: name,
         LOCKED_ID: id,
         LOCKED_TOKEN: l.token,
-        LOCKED_KEY: l.key,
+        // Not LOCKED_KEY: that is the TLS key file a `locked` command run by the program reads.
+        LOCKED_ELECTION_KEY: l.key,
         LOCKED_ENDPOINTS: conn.endpoints,
         LOCKED_PREFIX: conn.prefix,
       },
@@ -227,6 +231,19 @@ export async function runCommand(plan: RunPlan, conn: Connection, timeoutMs?: nu
       return code;
     })();
     return stopping;
+  };
+
+  /** Stops for good with 125: the program (if running) gets SIGTERM first, SIGKILL after --grace. */
+  const fatal = (message: string): void => {
+    if (stopping) return;
+    say(message);
+    const c = child;
+    if (c && !c.done) {
+      say(`stopping ${plan.command}: SIGTERM to process group ${c.pid}`);
+      c.terminate('SIGTERM', graceMs);
+    }
+    // etcd refuses us: a release may never be answered, and the lease expires by itself.
+    void stop(EXIT.runFailure, 3_000);
   };
 
   const onSignal = (sig: NodeJS.Signals): void => {

@@ -18,9 +18,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, rm } from 'node:fs/promises';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
-import { request } from 'node:http';
+import { request, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -38,6 +39,22 @@ export interface StartEtcdOptions {
   logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
   /** Extra command-line flags passed to every member. */
   extraArgs?: string[];
+  /**
+   * Client URLs over TLS with client certificates required (--client-cert-auth):
+   * clientUrls are https://, etcdctl and the health checks present the client
+   * certificate. Peers still talk plain http. See makeCerts() in ./tls.ts.
+   */
+  tls?: EtcdTls;
+}
+
+/** Certificate files for startEtcd({ tls }) (makeCerts() returns them). */
+export interface EtcdTls {
+  /** CA that signed the server and client certificates. */
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
 }
 
 export interface EtcdctlResult {
@@ -58,7 +75,7 @@ export interface EtcdctlOptions {
 export interface Member {
   /** Member name, e.g. `m0`. */
   readonly name: string;
-  /** `http://127.0.0.1:P` */
+  /** `http://127.0.0.1:P` (`https://` with the tls option) */
   readonly clientUrl: string;
   /** `http://127.0.0.1:Q` */
   readonly peerUrl: string;
@@ -202,16 +219,21 @@ export async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-function httpGet(url: string, timeoutMs: number): Promise<{ status: number; body: string }> {
+function httpGet(url: string, timeoutMs: number, tls?: EtcdTls): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'GET', agent: false, timeout: timeoutMs }, (res) => {
+    const onResponse = (res: IncomingMessage): void => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () =>
         resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
       );
       res.on('error', reject);
-    });
+    };
+    const options = { method: 'GET', agent: false, timeout: timeoutMs } as const;
+    // With tls, etcd requires a client certificate on every client URL, /health included.
+    const req = tls && url.startsWith('https:')
+      ? httpsRequest(url, { ...options, ca: readFileSync(tls.ca), cert: readFileSync(tls.clientCert), key: readFileSync(tls.clientKey) }, onResponse)
+      : request(url, options, onResponse);
     req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out after ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end();
@@ -295,9 +317,10 @@ class EtcdMember implements Member {
     spec: MemberSpec,
     private readonly clusterArgs: () => string[],
     private readonly commonArgs: string[],
+    private readonly tls?: EtcdTls,
   ) {
     this.name = spec.name;
-    this.clientUrl = `http://127.0.0.1:${spec.clientPort}`;
+    this.clientUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${spec.clientPort}`;
     this.peerUrl = `http://127.0.0.1:${spec.peerPort}`;
     this.endpoint = `127.0.0.1:${spec.clientPort}`;
     this.dataDir = spec.dataDir;
@@ -411,7 +434,7 @@ class EtcdMember implements Member {
   async healthy(): Promise<boolean> {
     if (!this.isRunning) return false;
     try {
-      const res = await httpGet(`${this.clientUrl}/health`, 2_000);
+      const res = await httpGet(`${this.clientUrl}/health`, 2_000, this.tls);
       if (res.status !== 200) return false;
       const body: unknown = JSON.parse(res.body);
       return (
@@ -438,6 +461,7 @@ class Cluster implements EtcdCluster {
   constructor(
     readonly members: EtcdMember[],
     readonly rootDir: string,
+    private readonly tls?: EtcdTls,
   ) {
     this.endpoints = members.map((m) => m.endpoint);
     this.endpointsString = this.endpoints.join(',');
@@ -445,7 +469,9 @@ class Cluster implements EtcdCluster {
   }
 
   etcdctl(args: string[], opts?: EtcdctlOptions): Promise<EtcdctlResult> {
-    return etcdctl(this.endpoints, args, opts);
+    if (!this.tls) return etcdctl(this.endpoints, args, opts);
+    const { ca, clientCert, clientKey } = this.tls;
+    return etcdctl(this.clientUrls, [`--cacert=${ca}`, `--cert=${clientCert}`, `--key=${clientKey}`, ...args], opts);
   }
 
   private async ctlOk(args: string[]): Promise<string> {
@@ -491,7 +517,7 @@ class Cluster implements EtcdCluster {
   async metrics(memberIndex = 0): Promise<string> {
     const m = this.members[memberIndex];
     if (!m) throw new Error(`no member #${memberIndex}`);
-    const res = await httpGet(`${m.clientUrl}/metrics`, 10_000);
+    const res = await httpGet(`${m.clientUrl}/metrics`, 10_000, this.tls);
     if (res.status !== 200) throw new Error(`GET ${m.clientUrl}/metrics: HTTP ${res.status}`);
     return res.body;
   }
@@ -545,7 +571,7 @@ class Cluster implements EtcdCluster {
 
 class EarlyExitError extends Error {}
 
-async function tryStart(opts: Required<StartEtcdOptions>): Promise<Cluster> {
+async function tryStart(opts: Required<Omit<StartEtcdOptions, 'tls'>> & Pick<StartEtcdOptions, 'tls'>): Promise<Cluster> {
   const n = opts.members;
   const ports = await freePorts(n * 2);
   const rootDir = await mkdtemp(join(tmpdir(), 'locked-etcd-'));
@@ -568,10 +594,13 @@ async function tryStart(opts: Required<StartEtcdOptions>): Promise<Cluster> {
     '--logger', 'zap',
     '--log-outputs', 'stderr',
     '--log-level', opts.logLevel,
+    ...(opts.tls
+      ? ['--cert-file', opts.tls.serverCert, '--key-file', opts.tls.serverKey, '--trusted-ca-file', opts.tls.ca, '--client-cert-auth']
+      : []),
     ...opts.extraArgs,
   ];
-  const members = specs.map((s) => new EtcdMember(s, clusterArgs, commonArgs));
-  const cluster = new Cluster(members, rootDir);
+  const members = specs.map((s) => new EtcdMember(s, clusterArgs, commonArgs, opts.tls));
+  const cluster = new Cluster(members, rootDir, opts.tls);
   try {
     for (const s of specs) await mkdir(s.dataDir, { mode: 0o700 });
     await Promise.all(members.map((m) => m.spawnProcess('new')));
@@ -604,13 +633,14 @@ async function tryStart(opts: Required<StartEtcdOptions>): Promise<Cluster> {
  * during startup (e.g. a port picked as free got taken in the meantime).
  */
 export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluster> {
-  const full: Required<StartEtcdOptions> = {
+  const full: Required<Omit<StartEtcdOptions, 'tls'>> & Pick<StartEtcdOptions, 'tls'> = {
     members: opts.members ?? 1,
     startTimeoutMs: opts.startTimeoutMs ?? 30_000,
     heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 100,
     electionTimeoutMs: opts.electionTimeoutMs ?? 1000,
     logLevel: opts.logLevel ?? 'error',
     extraArgs: opts.extraArgs ?? [],
+    tls: opts.tls,
   };
   try {
     return await tryStart(full);
