@@ -17,7 +17,7 @@
  * test process alive; they are ref'd again while something awaits them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { request } from 'node:http';
@@ -27,7 +27,7 @@ import { randomBytes } from 'node:crypto';
 
 export interface StartEtcdOptions {
   /** Number of members (default 1). */
-  members?: 1 | 3;
+  members?: 1 | 3 | 5;
   /** Deadline for the whole cluster to become healthy (default 30 000 ms). */
   startTimeoutMs?: number;
   /** Raft heartbeat interval (default 100 ms). */
@@ -38,6 +38,12 @@ export interface StartEtcdOptions {
   logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
   /** Extra command-line flags passed to every member. */
   extraArgs?: string[];
+  /**
+   * Run member i as unix user `users[i]` (spawned with that uid/gid; its data dir is
+   * chowned to it), e.g. so iptables owner rules can tell the members' traffic apart
+   * (test/helpers/partition.ts). Default: every member runs as this process's user.
+   */
+  users?: readonly { uid: number; gid: number }[];
 }
 
 export interface EtcdctlResult {
@@ -278,6 +284,7 @@ interface MemberSpec {
   clientPort: number;
   peerPort: number;
   dataDir: string;
+  user: { uid: number; gid: number } | undefined;
 }
 
 class EtcdMember implements Member {
@@ -290,6 +297,7 @@ class EtcdMember implements Member {
   private exited: Promise<void> = Promise.resolve();
   private stderrBuf = '';
   private incarnation = 0;
+  private readonly user: { uid: number; gid: number } | undefined;
 
   constructor(
     spec: MemberSpec,
@@ -301,6 +309,7 @@ class EtcdMember implements Member {
     this.peerUrl = `http://127.0.0.1:${spec.peerPort}`;
     this.endpoint = `127.0.0.1:${spec.clientPort}`;
     this.dataDir = spec.dataDir;
+    this.user = spec.user;
   }
 
   get pid(): number | undefined {
@@ -333,7 +342,7 @@ class EtcdMember implements Member {
     const tag = `--- ${this.name} #${this.incarnation} (${state}) ---\n`;
     this.appendStderr(tag);
     installExitHooks();
-    const child = spawn(ETCD_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(ETCD_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'], ...(this.user ?? {}) });
     this.child = child;
     liveChildren.add(child);
     child.unref();
@@ -555,7 +564,9 @@ async function tryStart(opts: Required<StartEtcdOptions>): Promise<Cluster> {
     clientPort: ports[2 * i]!,
     peerPort: ports[2 * i + 1]!,
     dataDir: join(rootDir, `m${i}.etcd`),
+    user: opts.users[i],
   }));
+  if (opts.users.length > 0 && opts.users.length < n) throw new Error(`startEtcd: ${n} members but only ${opts.users.length} users`);
   const initialCluster = specs.map((s) => `${s.name}=http://127.0.0.1:${s.peerPort}`).join(',');
   const token = `locked-test-${process.pid}-${randomBytes(6).toString('hex')}`;
   const clusterArgs = (): string[] => [
@@ -573,7 +584,12 @@ async function tryStart(opts: Required<StartEtcdOptions>): Promise<Cluster> {
   const members = specs.map((s) => new EtcdMember(s, clusterArgs, commonArgs));
   const cluster = new Cluster(members, rootDir);
   try {
-    for (const s of specs) await mkdir(s.dataDir, { mode: 0o700 });
+    // Members running as other users must reach their data dirs inside rootDir (0700).
+    if (opts.users.length > 0) await chmod(rootDir, 0o711);
+    for (const s of specs) {
+      await mkdir(s.dataDir, { mode: 0o700 });
+      if (s.user) await chown(s.dataDir, s.user.uid, s.user.gid);
+    }
     await Promise.all(members.map((m) => m.spawnProcess('new')));
     const deadline = Date.now() + opts.startTimeoutMs;
     for (;;) {
@@ -599,7 +615,7 @@ async function tryStart(opts: Required<StartEtcdOptions>): Promise<Cluster> {
 }
 
 /**
- * Start a fresh etcd cluster of 1 or 3 members on 127.0.0.1 and wait until
+ * Start a fresh etcd cluster of 1, 3 or 5 members on 127.0.0.1 and wait until
  * every member is healthy. Retries once with new ports if a member exits
  * during startup (e.g. a port picked as free got taken in the meantime).
  */
@@ -611,6 +627,7 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluste
     electionTimeoutMs: opts.electionTimeoutMs ?? 1000,
     logLevel: opts.logLevel ?? 'error',
     extraArgs: opts.extraArgs ?? [],
+    users: opts.users ?? [],
   };
   try {
     return await tryStart(full);
