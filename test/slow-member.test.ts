@@ -11,7 +11,7 @@ import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
 import { checkHistories, describeReport, historyOf, ms, timeline } from './helpers/history.js';
 import { leadersOf } from './helpers/host.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
-import { allHealthy, hostsOn, now, raftLeader, settled, sleep, stopsSince, uniquePrefix } from './helpers/sick.js';
+import { allHealthy, healthSampler, hostsOn, now, raftLeader, settled, sleep, stopsSince, uniquePrefix } from './helpers/sick.js';
 import { waitFor } from './helpers/wait.js';
 
 const TTL = 4;
@@ -39,6 +39,7 @@ describe(`a slow etcd member (+${LATENCY_MS} ms each way), 3 members, ttl ${TTL}
     const hs = await hostsOn(endpoints, prefix, NAMES, TTL);
     try {
       await settled(cluster, hs, NAMES);
+      const health = healthSampler(hs);
       const slowAt = now();
       proxy.delay(LATENCY_MS);
       t.diagnostic(`follower m${slow} slowed by ${LATENCY_MS} ms each way (proxy ${proxy.endpoint}, first endpoint of every host)`);
@@ -60,11 +61,15 @@ describe(`a slow etcd member (+${LATENCY_MS} ms each way), 3 members, ttl ${TTL}
         await sleep(Math.max(0, FAULT_MS - ms(now() - slowAt)));
       } finally {
         proxy.delay(0);
+        await health.stop();
       }
       const fastAt = now();
       const stops = stopsSince(hs, slowAt);
       t.diagnostic(`step-downs during the ${FAULT_MS} ms of latency: ${stops.length}${stops.length ? ` (${stops.join('; ')})` : ''}`);
       assert.deepEqual(stops, [], 'step-downs while a follower was slow');
+      const fig = await health.stop();
+      t.diagnostic(`while slowed, keepalives at most ${fig.maxKeepaliveAgoMs} ms old (interval ${Math.round((TTL * 1000) / 3)}), watch down at most ${fig.maxWatchDownMs.toFixed(0)} ms, health not ok in ${fig.notOk.length} sample(s)`);
+      assert.deepEqual(fig.notOk, [], 'health().ok false while a follower was slow');
       for (const n of NAMES) assert.equal(leadersOf(hs, n).length, 1, `one leader of '${n}' at the end`);
       const healthyMs = await allHealthy(hs, fastAt, 3_000);
       t.diagnostic(`every host healthy (watch connected) ${healthyMs.toFixed(0)} ms after the latency went away; proxy stats ${JSON.stringify(proxy.stats)}`);

@@ -114,3 +114,56 @@ export function leaderSampler(cluster: EtcdCluster, excluded: () => ReadonlySet<
     },
   };
 }
+
+export interface HealthFigures {
+  /** Samples of a live host whose health().ok was false, as `host +ms` lines. */
+  notOk: string[];
+  /** Largest lastKeepaliveAgoMs seen (ms since the send of the last acknowledged keepalive). */
+  maxKeepaliveAgoMs: number;
+  /** Longest stretch (ms) any host reported its watch disconnected. */
+  maxWatchDownMs: number;
+}
+
+/**
+ * Polls health() of every live host every ~100 ms until stop(): whether it stayed ok,
+ * how stale its keepalives got, how long its watch was down. Hosts that die (or do not
+ * answer) are left out from then on.
+ */
+export function healthSampler(hs: Host[]): { stop(): Promise<HealthFigures> } {
+  let running = true;
+  const t0 = now();
+  const fig: HealthFigures = { notOk: [], maxKeepaliveAgoMs: 0, maxWatchDownMs: 0 };
+  const downSince = new Map<Host, bigint>();
+  const loop = (async () => {
+    while (running) {
+      await Promise.all(
+        hs.map(async (h) => {
+          if (!h.alive) return;
+          let health: { ok: boolean; watchConnected: boolean; lastKeepaliveAgoMs?: number };
+          try {
+            health = await h.request({ op: 'health' });
+          } catch {
+            return; // died meanwhile
+          }
+          if (!h.alive) return;
+          const t = now();
+          if (!health.ok) fig.notOk.push(`${h.id} +${ms(t - t0).toFixed(0)} ms`);
+          fig.maxKeepaliveAgoMs = Math.max(fig.maxKeepaliveAgoMs, health.lastKeepaliveAgoMs ?? 0);
+          if (!health.watchConnected) {
+            const since = downSince.get(h) ?? t;
+            downSince.set(h, since);
+            fig.maxWatchDownMs = Math.max(fig.maxWatchDownMs, ms(t - since));
+          } else downSince.delete(h);
+        }),
+      );
+      await sleep(100);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return fig;
+    },
+  };
+}
