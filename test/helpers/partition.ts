@@ -138,6 +138,17 @@ const portOf = (url: string): number => Number(new URL(url).port);
  * saying why, when that is impossible (not root, no iptables, no owner/connmark support).
  */
 export async function partitionable(cluster: EtcdCluster, users: readonly { uid: number }[]): Promise<Partitioner> {
+  try {
+    return setUp(cluster, users);
+  } catch (e) {
+    throw new Error(
+      `cannot set up the iptables partition of the etcd members (needs root and iptables with the owner and connmark matches and the CONNMARK target): ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+}
+
+function setUp(cluster: EtcdCluster, users: readonly { uid: number }[]): Partitioner {
   requireRoot('partitionable');
   if (users.length < cluster.members.length) throw new Error(`partitionable: ${cluster.members.length} members, ${users.length} users`);
   const uids = new Set(users.slice(0, cluster.members.length).map((u) => u.uid));
