@@ -181,3 +181,40 @@ test('wait helpers', async () => {
   await sleep(30);
   assert.ok(Date.now() - t >= 25);
 });
+
+test('proxy delay adds latency per direction, keeps order, and delay(0) flushes at once', async () => {
+  const { createServer } = await import('node:net');
+  // An echo server on loopback.
+  const echo = createServer((s) => {
+    s.on('error', () => {}); // the proxy's close resets it
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
+  const addr = echo.address() as { port: number };
+  const proxy = await startProxy(`127.0.0.1:${addr.port}`);
+  try {
+    const [host, port] = proxy.endpoint.split(':') as [string, string];
+    const sock = connect({ host, port: Number(port) });
+    await once(sock, 'connect', { timeoutMs: 5_000 });
+    let got = '';
+    sock.on('data', (d: Buffer) => (got += d.toString()));
+    proxy.delay(200);
+    assert.equal(proxy.delayMs, 200);
+    const sent = Date.now();
+    for (let i = 0; i < 20; i++) sock.write(`${i},`);
+    const expected = Array.from({ length: 20 }, (_, i) => `${i},`).join('');
+    await waitFor(() => got === expected, { timeoutMs: 5_000, intervalMs: 5, message: 'echo through the delayed proxy' });
+    const rtt = Date.now() - sent;
+    assert.ok(rtt >= 390, `round trip ${rtt} ms, expected >= 400 (200 each way)`);
+    // delay(0) while bytes are queued: they come out at once, in order.
+    got = '';
+    sock.write('x,');
+    proxy.delay(0);
+    sock.write('y,');
+    await waitFor(() => got === 'x,y,', { timeoutMs: 150, intervalMs: 5, message: 'queued bytes flushed by delay(0)' });
+    sock.destroy();
+  } finally {
+    await proxy.close();
+    await new Promise<void>((r) => echo.close(() => r()));
+  }
+});

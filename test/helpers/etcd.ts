@@ -17,7 +17,7 @@
  * test process alive; they are ref'd again while something awaits them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { readFileSync, rmSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { request, type IncomingMessage } from 'node:http';
@@ -28,7 +28,7 @@ import { randomBytes } from 'node:crypto';
 
 export interface StartEtcdOptions {
   /** Number of members (default 1). */
-  members?: 1 | 3;
+  members?: 1 | 3 | 5;
   /** Deadline for the whole cluster to become healthy (default 30 000 ms). */
   startTimeoutMs?: number;
   /** Raft heartbeat interval (default 100 ms). */
@@ -45,6 +45,12 @@ export interface StartEtcdOptions {
    * certificate. Peers still talk plain http. See makeCerts() in ./tls.ts.
    */
   tls?: EtcdTls;
+  /**
+   * Run member i as unix user `users[i]` (spawned with that uid/gid; its data dir is
+   * chowned to it), e.g. so iptables owner rules can tell the members' traffic apart
+   * (test/helpers/partition.ts). Default: every member runs as this process's user.
+   */
+  users?: readonly { uid: number; gid: number }[];
 }
 
 /** Certificate files for startEtcd({ tls }) (makeCerts() returns them). */
@@ -300,6 +306,7 @@ interface MemberSpec {
   clientPort: number;
   peerPort: number;
   dataDir: string;
+  user: { uid: number; gid: number } | undefined;
 }
 
 class EtcdMember implements Member {
@@ -312,6 +319,7 @@ class EtcdMember implements Member {
   private exited: Promise<void> = Promise.resolve();
   private stderrBuf = '';
   private incarnation = 0;
+  private readonly user: { uid: number; gid: number } | undefined;
 
   constructor(
     spec: MemberSpec,
@@ -324,6 +332,7 @@ class EtcdMember implements Member {
     this.peerUrl = `http://127.0.0.1:${spec.peerPort}`;
     this.endpoint = `127.0.0.1:${spec.clientPort}`;
     this.dataDir = spec.dataDir;
+    this.user = spec.user;
   }
 
   get pid(): number | undefined {
@@ -356,7 +365,7 @@ class EtcdMember implements Member {
     const tag = `--- ${this.name} #${this.incarnation} (${state}) ---\n`;
     this.appendStderr(tag);
     installExitHooks();
-    const child = spawn(ETCD_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(ETCD_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'], ...(this.user ?? {}) });
     this.child = child;
     liveChildren.add(child);
     child.unref();
@@ -581,7 +590,9 @@ async function tryStart(opts: Required<Omit<StartEtcdOptions, 'tls'>> & Pick<Sta
     clientPort: ports[2 * i]!,
     peerPort: ports[2 * i + 1]!,
     dataDir: join(rootDir, `m${i}.etcd`),
+    user: opts.users[i],
   }));
+  if (opts.users.length > 0 && opts.users.length < n) throw new Error(`startEtcd: ${n} members but only ${opts.users.length} users`);
   const initialCluster = specs.map((s) => `${s.name}=http://127.0.0.1:${s.peerPort}`).join(',');
   const token = `locked-test-${process.pid}-${randomBytes(6).toString('hex')}`;
   const clusterArgs = (): string[] => [
@@ -602,7 +613,12 @@ async function tryStart(opts: Required<Omit<StartEtcdOptions, 'tls'>> & Pick<Sta
   const members = specs.map((s) => new EtcdMember(s, clusterArgs, commonArgs, opts.tls));
   const cluster = new Cluster(members, rootDir, opts.tls);
   try {
-    for (const s of specs) await mkdir(s.dataDir, { mode: 0o700 });
+    // Members running as other users must reach their data dirs inside rootDir (0700).
+    if (opts.users.length > 0) await chmod(rootDir, 0o711);
+    for (const s of specs) {
+      await mkdir(s.dataDir, { mode: 0o700 });
+      if (s.user) await chown(s.dataDir, s.user.uid, s.user.gid);
+    }
     await Promise.all(members.map((m) => m.spawnProcess('new')));
     const deadline = Date.now() + opts.startTimeoutMs;
     for (;;) {
@@ -628,7 +644,7 @@ async function tryStart(opts: Required<Omit<StartEtcdOptions, 'tls'>> & Pick<Sta
 }
 
 /**
- * Start a fresh etcd cluster of 1 or 3 members on 127.0.0.1 and wait until
+ * Start a fresh etcd cluster of 1, 3 or 5 members on 127.0.0.1 and wait until
  * every member is healthy. Retries once with new ports if a member exits
  * during startup (e.g. a port picked as free got taken in the meantime).
  */
@@ -641,6 +657,7 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluste
     logLevel: opts.logLevel ?? 'error',
     extraArgs: opts.extraArgs ?? [],
     tls: opts.tls,
+    users: opts.users ?? [],
   };
   try {
     return await tryStart(full);

@@ -25,6 +25,11 @@
  *   keep swallowing bytes until reset() or close()).
  * - reset(): destroy every current connection with RST on both sides. The
  *   proxy keeps listening; the blackhole state is unchanged.
+ * - delay(ms): from now on every chunk, in each direction, on existing and new
+ *   connections, is forwarded `ms` after it arrived (a slow link: latency added per
+ *   direction, so a request/response round trip gets 2 × ms more). Order is kept;
+ *   an end or close of one side reaches the other after the data queued before it.
+ *   delay(0) forwards what is queued at once, in order, and stops delaying.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
@@ -50,6 +55,9 @@ export interface Proxy extends AsyncDisposable {
   blackhole(): void;
   heal(opts?: { keepStale?: boolean }): void;
   reset(): void;
+  /** Latency added to each direction, in ms (0: none, the default). */
+  delay(ms: number): void;
+  readonly delayMs: number;
   close(): Promise<void>;
 }
 
@@ -90,26 +98,54 @@ export async function startProxy(target: string): Promise<Proxy> {
   const conns = new Set<Conn>();
   const stats: ProxyStats = { accepted: 0, active: 0, bytesUp: 0, bytesDown: 0, bytesDropped: 0 };
   let blackholed = false;
+  let delayMs = 0;
+  /** Per direction of every connection: what waits for its due time (see delay()). */
+  const lanes = new Set<Lane>();
 
-  /** Forward `from` → `to` unless the connection is black-holed. */
+  interface Lane {
+    queue: { due: number; what: Buffer | 'end' | 'close' }[];
+    timer: NodeJS.Timeout | undefined;
+    flush(all: boolean): void;
+  }
+
+  /** Forward `from` → `to` unless the connection is black-holed, `delayMs` late. */
   function wire(conn: Conn, from: Socket, to: Socket, dir: 'bytesUp' | 'bytesDown'): void {
-    from.on('data', (chunk: Buffer) => {
-      if (conn.stale) {
-        stats.bytesDropped += chunk.length;
-        return;
+    const deliver = (what: Buffer | 'end' | 'close'): void => {
+      if (what === 'end') {
+        if (!conn.stale) to.end();
+      } else if (what === 'close') {
+        if (!conn.stale) to.destroy();
+      } else if (conn.stale) {
+        stats.bytesDropped += what.length;
+      } else {
+        stats[dir] += what.length;
+        if (!to.write(what) && delayMs === 0) {
+          from.pause();
+          to.once('drain', () => from.resume());
+        }
       }
-      stats[dir] += chunk.length;
-      if (!to.write(chunk)) {
-        from.pause();
-        to.once('drain', () => from.resume());
-      }
-    });
-    from.on('end', () => {
-      if (!conn.stale) to.end();
-    });
-    from.on('close', () => {
-      if (!conn.stale) to.destroy();
-    });
+    };
+    const lane: Lane = {
+      queue: [],
+      timer: undefined,
+      flush(all) {
+        clearTimeout(lane.timer);
+        lane.timer = undefined;
+        const t = Date.now();
+        while (lane.queue.length > 0 && (all || lane.queue[0]!.due <= t)) deliver(lane.queue.shift()!.what);
+        if (lane.queue.length > 0) lane.timer = setTimeout(() => lane.flush(false), lane.queue[0]!.due - t);
+        else lanes.delete(lane);
+      },
+    };
+    const push = (what: Buffer | 'end' | 'close'): void => {
+      if (delayMs === 0 && lane.queue.length === 0) return deliver(what);
+      lanes.add(lane);
+      lane.queue.push({ due: Date.now() + delayMs, what });
+      if (lane.timer === undefined) lane.flush(false);
+    };
+    from.on('data', (chunk: Buffer) => push(chunk));
+    from.on('end', () => push('end'));
+    from.on('close', () => push('close'));
   }
 
   function drop(from: Socket): void {
@@ -197,8 +233,18 @@ export async function startProxy(target: string): Promise<Proxy> {
     reset() {
       resetAll();
     },
+    get delayMs() {
+      return delayMs;
+    },
+    delay(ms: number) {
+      if (!(ms >= 0)) throw new Error(`bad delay ${ms}`);
+      delayMs = ms;
+      if (ms === 0) for (const l of [...lanes]) l.flush(true);
+    },
     close() {
       closed ??= new Promise<void>((resolve) => {
+        for (const l of lanes) clearTimeout(l.timer);
+        lanes.clear();
         server.close(() => resolve());
         resetAll();
       });

@@ -1,0 +1,169 @@
+// Shared pieces of the sick-member tests (isolated-member, slow-member): hosts as
+// processes on one cluster, step-down accounting, the raft-leader sampler, and the
+// "healthy again after the fault" check.
+import type { EtcdCluster } from './etcd.js';
+import { leadersOf, spawnHost, type Host } from './host.js';
+import { waitFor } from './wait.js';
+import { ms } from './history.js';
+
+export const now = (): bigint => process.hrtime.bigint();
+export const sleep = (m: number): Promise<void> => new Promise((r) => setTimeout(r, m));
+export const uniquePrefix = (tag: string): string => `${tag}${Math.random().toString(36).slice(2, 8)}/`;
+
+/** `n` hosts (processes) registering `names`, each with its own endpoint list (default the cluster's). */
+export async function hostsOn(
+  endpoints: string[] | ((i: number) => string[]),
+  prefix: string,
+  names: string[],
+  ttl: number,
+  n = 3,
+): Promise<Host[]> {
+  const hs: Host[] = [];
+  for (let i = 0; i < n; i++) {
+    const eps = typeof endpoints === 'function' ? endpoints(i) : endpoints;
+    const h = await spawnHost({ endpoints: eps, id: `h${i}`, ttl, prefix, names, fn: { kind: 'work' } });
+    hs.push(h);
+    await h.waitEvent((e) => e.type === 'session', 20_000, 'session');
+  }
+  return hs;
+}
+
+/** One leader per name, every live host queued for every name. */
+export async function settled(cluster: EtcdCluster, hs: Host[], names: string[]): Promise<void> {
+  await waitFor(
+    async () => {
+      for (const n of names) if (leadersOf(hs, n).length !== 1) return undefined;
+      const keys = await cluster.keys(hs[0]!.config.prefix!);
+      return keys.length === names.length * hs.filter((h) => h.alive).length || undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 20, message: 'one leader per name, every host queued' },
+  );
+}
+
+/** Index of the raft leader (waits for one). */
+export async function raftLeader(cluster: EtcdCluster): Promise<number> {
+  const r = await waitFor(async () => {
+    const i = await cluster.leaderIndex();
+    return i >= 0 ? { i } : undefined; // (index 0 is falsy)
+  }, { timeoutMs: 20_000, message: 'a raft leader' });
+  return r.i;
+}
+
+/** Step-downs ('stop' events) of live hosts after `since`, as `host name reason` lines. */
+export function stopsSince(hs: Host[], since: bigint, until?: bigint): string[] {
+  return hs
+    .filter((h) => h.alive)
+    .flatMap((h) =>
+      h.events
+        .filter((e) => e.type === 'stop' && BigInt(e.t) > since && (until === undefined || BigInt(e.t) <= until))
+        .map((e) => `${h.id} ${e.name} ${e.reason}`),
+    );
+}
+
+/** Waits until every live host reports health().ok with its watch connected; returns ms since `from`. */
+export async function allHealthy(hs: Host[], from: bigint, timeoutMs: number): Promise<number> {
+  const alive = hs.filter((h) => h.alive);
+  await waitFor(
+    async () => {
+      for (const h of alive) {
+        const health = await h.request<{ ok: boolean; watchConnected: boolean }>({ op: 'health' });
+        if (!health.ok || !health.watchConnected) return undefined;
+      }
+      return true;
+    },
+    { timeoutMs, intervalMs: 20, message: 'every host healthy with its watch connected' },
+  );
+  return ms(now() - from);
+}
+
+/**
+ * Samples, every ~50 ms, whether some member outside `excluded()` is the raft leader;
+ * stop() returns the leaderless intervals (ms) seen, longest first.
+ */
+export function leaderSampler(cluster: EtcdCluster, excluded: () => ReadonlySet<number>): { stop(): Promise<number[]> } {
+  let running = true;
+  const gaps: number[] = [];
+  const loop = (async () => {
+    let since: bigint | undefined;
+    while (running) {
+      const ex = excluded();
+      const leads = await Promise.all(
+        cluster.members.map(async (m, i) => {
+          if (ex.has(i) || !m.isRunning) return false;
+          try {
+            return /^etcd_server_is_leader 1$/m.test(await cluster.metrics(i));
+          } catch {
+            return false;
+          }
+        }),
+      );
+      const t = now();
+      if (leads.some(Boolean)) {
+        if (since !== undefined) gaps.push(ms(t - since));
+        since = undefined;
+      } else since ??= t;
+      await sleep(50);
+    }
+    if (since !== undefined) gaps.push(ms(now() - since));
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return gaps.sort((a, b) => b - a);
+    },
+  };
+}
+
+export interface HealthFigures {
+  /** Samples of a live host whose health().ok was false, as `host +ms` lines. */
+  notOk: string[];
+  /** Largest lastKeepaliveAgoMs seen (ms since the send of the last acknowledged keepalive). */
+  maxKeepaliveAgoMs: number;
+  /** Longest stretch (ms) any host reported its watch disconnected. */
+  maxWatchDownMs: number;
+}
+
+/**
+ * Polls health() of every live host every ~100 ms until stop(): whether it stayed ok,
+ * how stale its keepalives got, how long its watch was down. Hosts that die (or do not
+ * answer) are left out from then on.
+ */
+export function healthSampler(hs: Host[]): { stop(): Promise<HealthFigures> } {
+  let running = true;
+  const t0 = now();
+  const fig: HealthFigures = { notOk: [], maxKeepaliveAgoMs: 0, maxWatchDownMs: 0 };
+  const downSince = new Map<Host, bigint>();
+  const loop = (async () => {
+    while (running) {
+      await Promise.all(
+        hs.map(async (h) => {
+          if (!h.alive) return;
+          let health: { ok: boolean; watchConnected: boolean; lastKeepaliveAgoMs?: number };
+          try {
+            health = await h.request({ op: 'health' });
+          } catch {
+            return; // died meanwhile
+          }
+          if (!h.alive) return;
+          const t = now();
+          if (!health.ok) fig.notOk.push(`${h.id} +${ms(t - t0).toFixed(0)} ms`);
+          fig.maxKeepaliveAgoMs = Math.max(fig.maxKeepaliveAgoMs, health.lastKeepaliveAgoMs ?? 0);
+          if (!health.watchConnected) {
+            const since = downSince.get(h) ?? t;
+            downSince.set(h, since);
+            fig.maxWatchDownMs = Math.max(fig.maxWatchDownMs, ms(t - since));
+          } else downSince.delete(h);
+        }),
+      );
+      await sleep(100);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return fig;
+    },
+  };
+}
