@@ -1,4 +1,6 @@
-// The long form of the safety suite (issue 3): random faults for a set time against a
+// The long form of the safety suite (issue 3): random faults (host cut off, paused,
+// killed, terminated; etcd member killed, frozen, cut off from its peers, slowed; quorum
+// lost; keys deleted by an operator) for a set time against a
 // real 3-node etcd and a few hosts as processes, each registering the same names with a
 // fenced fn; then the history checker judges every host's history and a table is printed.
 //
@@ -13,6 +15,7 @@ import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
 import { leadersOf, spawnHost, type Host, type HostConfig } from './helpers/host.js';
 import { checkHistories, historyOf, ms, type FaultWindow, type HistoryReport, type ProcessHistory } from './helpers/history.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
+import { memberUsers, partitionable, type Partitioner } from './helpers/partition.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 interface Options {
@@ -51,8 +54,20 @@ function prng(seed: number): () => number {
   };
 }
 
-type Kind = 'blackhole' | 'pause' | 'kill-host' | 'sigterm' | 'kill-member' | 'freeze-member' | 'quorum-loss' | 'delete-key' | 'del-prefix-name' | 'del-prefix-all';
-const KINDS: Kind[] = ['blackhole', 'pause', 'kill-host', 'sigterm', 'kill-member', 'freeze-member', 'quorum-loss', 'delete-key', 'del-prefix-name', 'del-prefix-all'];
+type Kind =
+  | 'blackhole'
+  | 'pause'
+  | 'kill-host'
+  | 'sigterm'
+  | 'kill-member'
+  | 'freeze-member'
+  | 'cut-member'
+  | 'slow-member'
+  | 'quorum-loss'
+  | 'delete-key'
+  | 'del-prefix-name'
+  | 'del-prefix-all';
+const KINDS: Kind[] = ['blackhole', 'pause', 'kill-host', 'sigterm', 'kill-member', 'freeze-member', 'cut-member', 'slow-member', 'quorum-loss', 'delete-key', 'del-prefix-name', 'del-prefix-all'];
 const WEIGHTS: Record<Kind, number> = {
   blackhole: 3,
   pause: 3,
@@ -60,6 +75,8 @@ const WEIGHTS: Record<Kind, number> = {
   sigterm: 1,
   'kill-member': 2,
   'freeze-member': 2,
+  'cut-member': 2,
+  'slow-member': 1,
   'quorum-loss': 1,
   'delete-key': 1,
   'del-prefix-name': 1,
@@ -100,7 +117,14 @@ async function main(): Promise<number> {
   const log = (line: string): void => void process.stderr.write(`${clock()}  ${line}\n`);
 
   log(`chaos: ${opts.seconds} s, ${opts.hosts} hosts × ${names.length} names, ttl ${opts.ttl} s, seed ${opts.seed}`);
-  const cluster: EtcdCluster = await startEtcd({ members: 3 });
+  // Members run as their own unix users so that one can be cut off from its peers with
+  // iptables (cut-member); that needs root. Without it the run says so and goes on
+  // without that fault kind.
+  const root = process.getuid?.() === 0;
+  const users = root ? memberUsers(3) : undefined;
+  if (!root) log('not root: no cut-member faults (members cut off from their peers need iptables and unix users)');
+  const cluster: EtcdCluster = await startEtcd({ members: 3, ...(users ? { users } : {}) });
+  const net: Partitioner | undefined = users ? await partitionable(cluster, users) : undefined;
   const slots: Slot[] = [];
   const faults: FaultWindow[] = [];
   const deletes: { name: string; at: bigint }[] = [];
@@ -291,6 +315,44 @@ async function main(): Promise<number> {
             }
             break;
           }
+          case 'cut-member': {
+            // Cut off from its peers while every host still reaches it: it loses its raft
+            // leader (or, if it led, its followers) and answers nothing that needs one.
+            if (!net) return;
+            const leaderIdx = await cluster.leaderIndex();
+            const i = rand() < 0.3 && leaderIdx >= 0 ? leaderIdx : Math.floor(rand() * 3);
+            const m = cluster.members[i]!;
+            if (!m.isRunning) return;
+            const d = between(1000, 4 * ttlMs);
+            log(`cut etcd ${m.name}${i === leaderIdx ? ' (raft leader)' : ''} off its peers for ${d.toFixed(0)} ms`);
+            const window: FaultWindow = { kind, from };
+            faults.push(window);
+            net.cut(i);
+            try {
+              await sleep(d);
+            } finally {
+              net.heal(i);
+              window.to = now();
+            }
+            break;
+          }
+          case 'slow-member': {
+            // Every host's link to one member gets 1–1.5 s of latency each way.
+            const i = Math.floor(rand() * 3);
+            const latency = between(1000, 1500);
+            const d = between(1000, 4 * ttlMs);
+            log(`slow etcd ${cluster.members[i]!.name}: +${latency.toFixed(0)} ms each way for ${d.toFixed(0)} ms`);
+            const window: FaultWindow = { kind, from };
+            faults.push(window);
+            for (const slot of slots) slot.proxies[i]!.delay(latency);
+            try {
+              await sleep(d);
+            } finally {
+              for (const slot of slots) slot.proxies[i]!.delay(0);
+              window.to = now();
+            }
+            break;
+          }
           case 'del-prefix-name':
           case 'del-prefix-all': {
             // What an operator does to clear a queue (one revision, one delete per key):
@@ -368,6 +430,7 @@ async function main(): Promise<number> {
     stopping = true;
     await Promise.all(slots.map((s) => s.host.stop().catch(() => {})));
     await Promise.all(slots.flatMap((s) => s.proxies.map((p) => p.close())));
+    await net?.close();
     await cluster.close();
   }
   return exitCode;
