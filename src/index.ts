@@ -24,3 +24,4 @@ export {
 export type { SignalOption } from './abort.js';
 import { locked } from './locker.js';
 export default locked;
+export { DIAGNOSTICS_CHANNELS, type LeadershipMessage, type SessionMessage, type ErrorMessage } from './diagnostics.js';

@@ -4,6 +4,7 @@ import { Etcd3, isRecoverableError } from 'etcd3';
 import { checkSignal, untilAborted, type SignalOption } from './abort.js';
 import { CampaignBatcher } from './campaign.js';
 import type { Clock } from './clock.js';
+import { publishError, publishSession } from './diagnostics.js';
 import { safeEmit } from './emit.js';
 import { AbortedError, EtcdUnavailableError, LockCancelledError, LockerClosedError, NotLeaderError, describe, type LeaseLostError } from './errors.js';
 import { EtcdStore } from './etcd-store.js';
@@ -193,6 +194,7 @@ export class Locker extends EventEmitter<LockerEvents> {
   /** @internal */
   report(err: Error): void {
     this.lastError = err;
+    publishError(() => ({ id: this.opts.id, error: err }));
     if (this.listenerCount('error') > 0) {
       safeEmit(this, 'error', [err], () => {});
     } else if (!this.warned) {
@@ -522,6 +524,7 @@ export class Locker extends EventEmitter<LockerEvents> {
       void this.gate.revoke(old, this.requestTimeoutMs(), 2).then(() => this.lostSessions.delete(old));
     }
     // Outside any try: a throwing listener is reported, not taken for a failed grant.
+    publishSession(() => ({ id: this.opts.id, event: 'granted', leaseId: session!.leaseId }));
     safeEmit(this, 'session', [session.leaseId], (e) => this.report(asError(e)));
     this.becameReady();
   }
@@ -532,6 +535,7 @@ export class Locker extends EventEmitter<LockerEvents> {
     this.recorder.leaseLost();
     this.lostSessions.add(session);
     for (const s of [...this.names.values()]) s.sessionLost(session);
+    publishSession(() => ({ id: this.opts.id, event: 'lost', leaseId: session.leaseId, error: err }));
     safeEmit(this, 'lost', [err], (e) => this.report(asError(e)));
     // Once every fn on it has settled, try to revoke (etcd may answer already).
     void this.gate.revoke(session, Math.min(1000, this.opts.renewDeadlineMs)).then(() => undefined);

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { ComparatorBuilder, Etcd3 } from 'etcd3';
 import type { Clock, Timer } from './clock.js';
+import { publishLeadership } from './diagnostics.js';
 import { campaign, resign, type ElectionContext } from './election.js';
 import { safeEmit } from './emit.js';
 import { EtcdUnavailableError, LeaderFunctionError, LockerClosedError, NotLeaderError, describe } from './errors.js';
@@ -402,6 +403,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     const st: State = { kind: 'leading', claim, run };
     this.enter(st);
     this.host.recorder.started(this.name);
+    publishLeadership(() => ({ id: this.host.nodeId, name: this.name, event: 'start', token: leadership.token }));
     this.host.gate.hold(claim.session, run.settled);
     this.campaignBackoff = undefined;
     this.answer({ acquired: true, singleton: this });
@@ -465,6 +467,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     this.enter(st);
     s.run.leadership.end(new NotLeaderError(this.name, reason));
     this.host.recorder.stopped(this.name, reason);
+    publishLeadership(() => ({ id: this.host.nodeId, name: this.name, event: 'stop', token: s.run.leadership.token, reason }));
     this.emitSafe('stop', reason, s.run.leadership);
     if (s.run.done) return this.drained(st);
     const timer = this.host.clock.setTimeout(() => {

@@ -3,7 +3,8 @@
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter, on, once } from 'node:events';
-import locked, { AbortedError, isAbortedError, isLockerClosedError, Locker } from '../src/index.js';
+import diagnostics_channel from 'node:diagnostics_channel';
+import locked, { AbortedError, DIAGNOSTICS_CHANNELS, isAbortedError, isLockerClosedError, Locker, type LeadershipMessage, type SessionMessage } from '../src/index.js';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
 import { ms } from './helpers/history.js';
@@ -126,6 +127,38 @@ describe('{ signal } on calls that wait', () => {
       assert.deepEqual(Object.keys(locker.singletons()), []);
     } finally {
       await locker.close();
+    }
+  });
+});
+
+describe('diagnostics_channel', () => {
+  test('leadership starts and stops, sessions granted, and errors are published for subscribers', async () => {
+    const prefix = uniquePrefix();
+    const leaderships: LeadershipMessage[] = [];
+    const sessions: SessionMessage[] = [];
+    const onLeadership = (m: unknown): void => void leaderships.push(m as LeadershipMessage);
+    const onSession = (m: unknown): void => void sessions.push(m as SessionMessage);
+    diagnostics_channel.subscribe(DIAGNOSTICS_CHANNELS.leadership, onLeadership);
+    diagnostics_channel.subscribe(DIAGNOSTICS_CHANNELS.session, onSession);
+    const a = locked(cluster.endpoints, { ttl: 2, prefix, id: 'diag-a', handleSignals: false });
+    const b = locked(cluster.endpoints, { ttl: 2, prefix, id: 'diag-b', handleSignals: false });
+    try {
+      const untilStopped = (_remove: unknown, l: { signal: AbortSignal }): Promise<void> => new Promise((r) => l.signal.addEventListener('abort', () => r()));
+      const sa = a('job', untilStopped);
+      await once(sa, 'start');
+      b('job', untilStopped);
+      await waitFor(() => sessions.filter((m) => m.event === 'granted').length >= 2 || undefined, { timeoutMs: 10_000, message: 'two sessions' });
+      await sa.remove();
+      await waitFor(() => leaderships.some((m) => m.id === 'diag-b' && m.event === 'start') || undefined, { timeoutMs: 10_000, message: 'b starts' });
+      const mine = leaderships.filter((m) => m.name === 'job').map((m) => `${m.id} ${m.event}${m.reason ? ` ${m.reason}` : ''}`);
+      assert.deepEqual(mine, ['diag-a start', 'diag-a stop removed', 'diag-b start']);
+      const tokens = leaderships.filter((m) => m.name === 'job').map((m) => m.token);
+      assert.ok(tokens.every((t) => /^\d+$/.test(t)) && tokens[0] === tokens[1] && BigInt(tokens[2]!) > BigInt(tokens[0]!), tokens.join(' '));
+      assert.deepEqual(new Set(sessions.map((m) => m.id)), new Set(['diag-a', 'diag-b']));
+    } finally {
+      diagnostics_channel.unsubscribe(DIAGNOSTICS_CHANNELS.leadership, onLeadership);
+      diagnostics_channel.unsubscribe(DIAGNOSTICS_CHANNELS.session, onSession);
+      await Promise.all([a.close(), b.close()]);
     }
   });
 });
