@@ -145,7 +145,7 @@ export class Locker extends EventEmitter<LockerEvents> {
     this.keepaliveStore = timedKeepalive(this.store, this.opts.clock, (ms) => this.recorder.keepaliveRtt(ms));
     this.batcher = new CampaignBatcher(this.store, () => this.requestTimeoutMs());
     this.view = new PrefixView(this.store, this.opts.prefix, this.opts.clock, () => this.requestTimeoutMs(), {
-      changed: (names) => this.changed(names),
+      changed: (names, reread) => this.changed(reread ? new Set([...names, ...this.names.keys(), ...this.watchers.keys()]) : names),
       trouble: (err) => this.report(err),
       connected: (up) => {
         this.watchConnected = up;

@@ -21,8 +21,13 @@ import { Queue, type Candidate, type KeyEvent } from './queue.js';
 import type { PrefixWatchHandle, Store } from './store.js';
 
 export interface ViewListener {
-  /** Queues of these names changed (or may have: after a re-read every known name is listed). */
-  changed(names: ReadonlySet<string>): void;
+  /**
+   * Queues of these names changed (or may have). `reread`: a snapshot replaced the view;
+   * `names` then lists every name the view knew before or knows now, but a name whose
+   * events were lost with the old watch may be in neither (a campaign we wrote and an
+   * operator deleted while the watch was down): listeners judge everything they hold.
+   */
+  changed(names: ReadonlySet<string>, reread: boolean): void;
   /** etcd trouble while (re)starting the watch or reading the prefix; the view keeps trying. */
   trouble(err: Error): void;
   /** Connection state of the watch stream. */
@@ -196,7 +201,7 @@ export class PrefixView {
     this.pending = undefined;
     for (const evs of buffered) this.apply(evs, changed);
     for (const w of this.readyWaiters.splice(0)) w();
-    this.listener.changed(changed);
+    this.listener.changed(changed, true);
   }
 
   private onEvents(events: KeyEvent[]): void {
@@ -206,7 +211,7 @@ export class PrefixView {
     }
     const changed = new Set<string>();
     this.apply(events, changed);
-    if (changed.size > 0) this.listener.changed(changed);
+    if (changed.size > 0) this.listener.changed(changed, false);
   }
 
   /** Applies one watch response whole; `revision` moves only after all its events. */
