@@ -84,6 +84,22 @@ export class AbortedError extends LockedError {
   }
 }
 
+/** A singleton's health check (`healthy` option, `locked run --check`) failed: this host is no candidate until it passes. */
+export class HealthCheckError extends LockedError {
+  override readonly name = 'HealthCheckError';
+  constructor(
+    readonly singleton: string,
+    /** Failures in a row so far. */
+    readonly failures: number,
+    /** Why this one failed. */
+    readonly reason: string,
+    /** What the host does about it. */
+    consequence: string,
+  ) {
+    super(`health check of '${singleton}' failed (${reason}${failures > 1 ? `, ${failures} times in a row` : ''}): ${consequence}`);
+  }
+}
+
 const has = (e: unknown, name: string): boolean =>
   typeof e === 'object' && e !== null && brand in e && (e as { name?: unknown }).name === name;
 
@@ -92,6 +108,7 @@ export const isLockerClosedError = (e: unknown): e is LockerClosedError => has(e
 export const isLeaderFunctionError = (e: unknown): e is LeaderFunctionError => has(e, 'LeaderFunctionError');
 export const isEtcdUnavailableError = (e: unknown): e is EtcdUnavailableError => has(e, 'EtcdUnavailableError');
 export const isAbortedError = (e: unknown): e is AbortedError => has(e, 'AbortedError');
+export const isHealthCheckError = (e: unknown): e is HealthCheckError => has(e, 'HealthCheckError');
 export const isLockCancelledError = (e: unknown): e is LockCancelledError => has(e, 'LockCancelledError');
 export const isNotLeaderError = (e: unknown): e is NotLeaderError => has(e, 'NotLeaderError');
 

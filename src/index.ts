@@ -13,6 +13,7 @@ export {
   NotLeaderError,
   LockCancelledError,
   AbortedError,
+  HealthCheckError,
   isLeaseLostError,
   isLockerClosedError,
   isLeaderFunctionError,
@@ -20,8 +21,10 @@ export {
   isNotLeaderError,
   isLockCancelledError,
   isAbortedError,
+  isHealthCheckError,
 } from './errors.js';
 export type { SignalOption } from './abort.js';
+export type { SingletonOptions } from './health-check.js';
+export { DIAGNOSTICS_CHANNELS, type LeadershipMessage, type SessionMessage, type ErrorMessage } from './diagnostics.js';
 import { locked } from './locker.js';
 export default locked;
-export { DIAGNOSTICS_CHANNELS, type LeadershipMessage, type SessionMessage, type ErrorMessage } from './diagnostics.js';

@@ -5,6 +5,7 @@ import { checkSignal, untilAborted, type SignalOption } from './abort.js';
 import { CampaignBatcher } from './campaign.js';
 import type { Clock } from './clock.js';
 import { publishError, publishSession } from './diagnostics.js';
+import { resolveSingletonOptions, type SingletonOptions } from './health-check.js';
 import { safeEmit } from './emit.js';
 import { AbortedError, EtcdUnavailableError, LockCancelledError, LockerClosedError, NotLeaderError, describe, type LeaseLostError } from './errors.js';
 import { EtcdStore } from './etcd-store.js';
@@ -68,8 +69,8 @@ export interface Health {
  * `locker.register(name, fn)`).
  */
 export interface Locker {
-  /** Registers `fn` under `name`: this host campaigns, and runs fn whenever elected. */
-  (name: string, fn: SingletonFunction): Singleton;
+  /** Registers `fn` under `name`: this host campaigns, and runs fn whenever elected (`healthy`: only while a check passes). */
+  (name: string, fn: SingletonFunction, options?: SingletonOptions): Singleton;
 }
 
 /** gRPC keepalive lets a connection that went silent (no RST) be noticed and replaced. etcd refuses pings more often than every 5 s. */
@@ -234,8 +235,8 @@ export class Locker extends EventEmitter<LockerEvents> {
   }
 
   /** Registers `fn` under `name`: this host campaigns, and runs fn whenever elected. Same as `locker(name, fn)`. */
-  register(name: string, fn: SingletonFunction): Singleton {
-    const s = this.add(name, fn, 'queue');
+  register(name: string, fn: SingletonFunction, options?: SingletonOptions): Singleton {
+    const s = this.add(name, fn, 'queue', options);
     s.start();
     return s;
   }
@@ -324,12 +325,13 @@ export class Locker extends EventEmitter<LockerEvents> {
     });
   }
 
-  private add(name: string, fn: SingletonFunction, mode: 'queue' | 'try' | 'lock'): Singleton {
+  private add(name: string, fn: SingletonFunction, mode: 'queue' | 'try' | 'lock', options?: SingletonOptions): Singleton {
     validateName(name);
     if (typeof fn !== 'function') throw new TypeError(`fn for '${name}' must be a function, got ${typeof fn}`);
+    const resolved = resolveSingletonOptions(name, options);
     if (this.closing) throw new LockerClosedError(`register '${name}'`);
     if (this.names.has(name)) throw new Error(`singleton '${name}' is already registered on this locker (id ${this.nodeId})`);
-    const s = new Singleton(name, fn, this, mode);
+    const s = new Singleton(name, fn, this, mode, resolved);
     this.names.set(name, s);
     this.ensureStarted(true);
     return s;
@@ -593,9 +595,9 @@ export function locked(hosts: string | string[], options?: LockerOptions): Locke
  */
 function callable(core: Locker): Locker {
   const bound = new Map<PropertyKey, unknown>();
-  const target = ((name: string, fn: SingletonFunction) => core.register(name, fn)) as unknown as Locker;
+  const target = ((name: string, fn: SingletonFunction, options?: SingletonOptions) => core.register(name, fn, options)) as unknown as Locker;
   const proxy: Locker = new Proxy(target, {
-    apply: (_t, _this, args: unknown[]) => core.register(args[0] as string, args[1] as SingletonFunction),
+    apply: (_t, _this, args: unknown[]) => core.register(args[0] as string, args[1] as SingletonFunction, args[2] as SingletonOptions | undefined),
     get: (_t, p) => {
       const v: unknown = Reflect.get(core, p, core);
       if (typeof v !== 'function' || p === 'constructor') return v;

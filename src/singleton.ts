@@ -3,9 +3,10 @@ import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { ComparatorBuilder, Etcd3 } from 'etcd3';
 import type { Clock, Timer } from './clock.js';
 import { publishLeadership } from './diagnostics.js';
+import { HealthCheck } from './health-check.js';
 import { campaign, resign, type ElectionContext } from './election.js';
 import { safeEmit } from './emit.js';
-import { EtcdUnavailableError, LeaderFunctionError, LockerClosedError, NotLeaderError, describe } from './errors.js';
+import { EtcdUnavailableError, HealthCheckError, LeaderFunctionError, LockerClosedError, NotLeaderError, describe } from './errors.js';
 import type { MetricsRecorder } from './metrics.js';
 import type { ReleaseGate } from './release.js';
 import type { Session } from './session.js';
@@ -22,6 +23,8 @@ export type StopReason =
   | 'deposed'
   /** fn threw or rejected: we step down and queue again after a backoff. */
   | 'error'
+  /** The singleton's health check failed twice in a row and a standby queues: handed over; we queue again once the check passes. */
+  | 'unhealthy'
   /** The locker was closed. */
   | 'closed';
 
@@ -153,6 +156,10 @@ export class Singleton extends EventEmitter<SingletonEvents> {
   private campaignBackoff: IBackoff<unknown> | undefined;
   /** Pending `tryLock()` answer. */
   private tryAnswer: ((r: TryLockResult | Error) => void) | undefined;
+  /** The `healthy` option's check, if any. */
+  private readonly check: HealthCheck | undefined;
+  /** The leader said once that it keeps leading unhealthy (nobody else queues). */
+  private saidKeepsLeading = false;
   /** Settles when the name has left for good (retired); made when first asked for (most names never are). */
   private leftPromise: Promise<void> | undefined;
   private leave: (() => void) | undefined;
@@ -168,8 +175,18 @@ export class Singleton extends EventEmitter<SingletonEvents> {
      * soon as it settles (`lock`).
      */
     readonly mode: 'queue' | 'try' | 'lock' = 'queue',
+    options?: { healthy?: () => boolean | Promise<boolean>; checkIntervalMs: number },
   ) {
     super();
+    if (options?.healthy) {
+      this.check = new HealthCheck(options.healthy, options.checkIntervalMs, host.clock, (failures, why) => this.healthChanged(failures, why));
+      this.check.start();
+    }
+  }
+
+  /** A candidate campaigns: always, or once its health check has passed and while it passes. */
+  private get candidate(): boolean {
+    return this.check === undefined || (this.check.checked && this.check.failures === 0);
   }
 
   private get left(): Promise<void> {
@@ -243,6 +260,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
   /** Campaigns if idle and the locker has a session. Idempotent. @internal */
   start(): void {
     if (this.state.kind !== 'idle') return;
+    if (!this.candidate) return; // campaigns again when the health check passes
     const session = this.host.session();
     if (!session) return;
     const st: State = { kind: 'campaigning', session, then: undefined };
@@ -268,6 +286,10 @@ export class Singleton extends EventEmitter<SingletonEvents> {
       else if (this.mode === 'try') this.fail(new Error(`the key ${claim.key} was deleted before it led`), 'retire');
       else this.enter({ kind: 'idle' }), this.start();
       return;
+    }
+    if (!this.candidate) {
+      if (s.kind === 'queued') return this.standAside(s);
+      if (this.check!.failures >= 2) return this.handOverUnhealthy(s);
     }
     if (verdict === 'first' && s.kind === 'queued') {
       if (!claim.session.alive()) {
@@ -573,7 +595,42 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     this.proceed(then);
   }
 
+  // ——— health-gated candidacy (health-check.ts runs the check) ———
+
+  private healthChanged(failures: number, why: string | undefined): void {
+    const s = this.state;
+    if (failures === 0) {
+      this.saidKeepsLeading = false;
+      return this.start();
+    }
+    if (failures === 1) this.report(new HealthCheckError(this.name, failures, why!, 'this host is no candidate until it passes'));
+    if (s.kind === 'queued') return this.standAside(s);
+    if (s.kind === 'leading' && failures >= 2) return this.handOverUnhealthy(s);
+    // campaigning: judged once queued; idle and backoff: start() waits for a pass;
+    // draining and resigning: go on, then start() waits.
+  }
+
+  /** An unhealthy standby leaves the queue (its key is deleted), and campaigns again once healthy. */
+  private standAside(s: Extract<State, { kind: 'queued' }>): void {
+    this.enter({ kind: 'resigning', then: 'campaign' });
+    void this.resignKey(s.claim, Promise.resolve());
+  }
+
+  /**
+   * A leader whose check failed twice in a row hands over gracefully (fn drained first,
+   * then the key deleted) if anyone else queues — unhealthy hosts do not, so a queued
+   * standby passed its own check. With nobody else it keeps leading and says so: an
+   * unhealthy leader is better than none.
+   */
+  private handOverUnhealthy(s: Extract<State, { kind: 'leading' }>): void {
+    if (this.host.view.queue(this.name).length > 1) return this.stopLeading(s, 'unhealthy', 'campaign', false);
+    if (this.saidKeepsLeading) return;
+    this.saidKeepsLeading = true;
+    this.report(new HealthCheckError(this.name, this.check!.failures, this.check!.lastFailure ?? 'unknown', 'no other candidate queues, so this host keeps leading'));
+  }
+
   private retire(answer?: Error): void {
+    this.check?.stop();
     if (answer) this.answer(answer);
     else if (this.tryAnswer) this.answer(new LockerClosedError(`try-lock '${this.name}'`));
     this.enter({ kind: 'retired' });

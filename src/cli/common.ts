@@ -67,7 +67,7 @@ const PROGRAM = { ttl: { type: 'string' }, grace: { type: 'string' } } as const;
 
 export const COMMANDS = {
   run: {
-    options: { ...COMMON, ...GENERAL, ...PROGRAM, try: { type: 'boolean' }, wait: { type: 'string' }, sighup: { type: 'string' }, listen: { type: 'string' } },
+    options: { ...COMMON, ...GENERAL, ...PROGRAM, try: { type: 'boolean' }, wait: { type: 'string' }, sighup: { type: 'string' }, listen: { type: 'string' }, check: { type: 'string' }, 'check-interval': { type: 'string' } },
   },
   once: { options: { ...COMMON, ...GENERAL, ...PROGRAM, 'max-attempts': { type: 'string' }, json: { type: 'boolean' } } },
   status: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' }, watch: { type: 'boolean', short: 'w' } } },
@@ -124,7 +124,7 @@ Exit status: 0 ok, 1 no leader (leader, failover) or job failed (once), 2 usage
 error, 3 etcd unreachable or refused, 75 busy (run --try, run --wait);
 'run' exits with the status of its program, and with 125 for its own failures.`,
 
-  run: `Usage: locked run NAME [--ttl D] [--grace D] [--try | --wait D] [--listen HOST:PORT] [options] -- CMD [ARGS...]
+  run: `Usage: locked run NAME [--ttl D] [--grace D] [--try | --wait D] [--check CMD] [--listen HOST:PORT] [options] -- CMD [ARGS...]
 
 Campaigns for NAME and, while this process leads it, runs CMD in a process group of
 its own with LOCKED_NAME, LOCKED_ID, LOCKED_TOKEN (fencing token),
@@ -154,6 +154,13 @@ LOCKED_PASSWORD); its stdin is /dev/null.
                          run CMD once as the leader (no queueing, never again after)
   --wait D               exit 75 if not elected within D (leaves the queue)
   --sighup forward|stop  what SIGHUP does (default forward)
+  --check CMD            health check, run with /bin/sh -c every --check-interval
+                         (default 5s; exit 0 = healthy, a timeout fails): campaign
+                         only while it passes (leave the queue when it fails); a
+                         leader whose check fails twice in a row hands over to a
+                         queued standby (CMD gets SIGTERM), or keeps leading if
+                         nobody else queues, saying so
+  --check-interval D     time between checks, and each check's time limit
   --listen HOST:PORT     serve HTTP probes and metrics there (HOST required; port 0
                          picks a free one, printed as 'listening on http://…'):
                          /healthz  200, or 503 while the program still runs past its

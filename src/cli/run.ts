@@ -1,9 +1,10 @@
 // `locked run NAME -- CMD`: any program as a cluster-wide singleton. The library does
 // the election; this file turns leaderships into child processes and back.
+import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import { locked, type Locker } from '../locker.js';
 import type { Leadership, SingletonFunction, StopReason } from '../singleton.js';
-import { NotLeaderError, describe } from '../errors.js';
+import { NotLeaderError, describe, isHealthCheckError } from '../errors.js';
 import { validateName } from '../keys.js';
 import { Child } from './child.js';
 import { EXIT, UsageError, authFailure, clean, say, type Connection, type Parsed } from './common.js';
@@ -23,6 +24,9 @@ export interface RunPlan {
   waitMs: number | undefined;
   /** What SIGHUP does: pass it to the program (a reload), or stop like SIGTERM. */
   sighup: 'forward' | 'stop';
+  /** --check: a shell command run every checkIntervalMs; campaign only while it exits 0. */
+  check: string | undefined;
+  checkIntervalMs: number;
   /** --listen: serve /healthz, /readyz, /leader and /metrics on this address. */
   listen: ListenAddress | undefined;
 }
@@ -53,6 +57,12 @@ export function planRun(parsed: Parsed): RunPlan {
   const waitMs = values.wait === undefined ? undefined : duration('--wait', values.wait, 0, 'run');
   const sighup = values.sighup ?? 'forward';
   if (sighup !== 'forward' && sighup !== 'stop') throw new UsageError(`--sighup must be 'forward' or 'stop', got '${sighup}'`, 'run');
+  const check = values.check;
+  if (check !== undefined && check.trim() === '') throw new UsageError('--check needs a command', 'run');
+  if (check !== undefined && values.try) throw new UsageError('--check and --try exclude each other (--try runs at most once, it never waits to be healthy)', 'run');
+  const checkIntervalMs = duration('--check-interval', values['check-interval'], 5_000, 'run');
+  if (checkIntervalMs < 100) throw new UsageError(`--check-interval must be at least 100ms, got '${values['check-interval']}'`, 'run');
+  if (values['check-interval'] !== undefined && check === undefined) throw new UsageError('--check-interval needs --check', 'run');
   return {
     name,
     command: cmd[0]!,
@@ -63,6 +73,8 @@ export function planRun(parsed: Parsed): RunPlan {
     try: values.try === true,
     waitMs,
     sighup,
+    check,
+    checkIntervalMs,
     listen: listenFlag(values.listen),
   };
 }
@@ -129,6 +141,8 @@ export async function runCommand(plan: RunPlan, conn: Connection, timeoutMs?: nu
     // A user or a prefix etcd refuses stays refused: retrying would only hide it.
     const refused = authFailure(err, conn);
     if (refused) return fatal(refused.message);
+    // The --check verdicts are this host's own business, not etcd trouble: each is said.
+    if (isHealthCheckError(err)) return say(err.message);
     // Once per outage: the locker retries on its own, a line per retry helps nobody.
     if (waiting) return;
     waiting = true;
@@ -287,7 +301,7 @@ export async function runCommand(plan: RunPlan, conn: Connection, timeoutMs?: nu
       () => {}, // closed by a signal before etcd answered
     );
   } else {
-    locker(name, fn);
+    locker(name, fn, plan.check === undefined ? undefined : { healthy: shellCheck(plan.check, plan.checkIntervalMs, name, plan.id), checkInterval: plan.checkIntervalMs });
   }
   if (plan.waitMs !== undefined) {
     const waitMs = plan.waitMs;
@@ -317,4 +331,25 @@ export async function runCommand(plan: RunPlan, conn: Connection, timeoutMs?: nu
     () => {}, // closed before etcd ever answered
   );
   return finished;
+}
+
+/**
+ * --check: `/bin/sh -c CMD` with LOCKED_NAME and LOCKED_ID, healthy when it exits 0. Killed
+ * (SIGKILL) if it outlasts the interval, which the library counts as a failure anyway.
+ */
+function shellCheck(command: string, intervalMs: number, name: string, id: string): () => Promise<boolean> {
+  return () =>
+    new Promise<boolean>((resolve, reject) => {
+      const p = spawn('/bin/sh', ['-c', command], {
+        stdio: 'ignore',
+        env: { ...process.env, LOCKED_NAME: name, LOCKED_ID: id },
+        timeout: intervalMs,
+        killSignal: 'SIGKILL',
+      });
+      p.on('error', reject);
+      p.on('exit', (code, signal) => {
+        if (code === 0) resolve(true);
+        else reject(new Error(signal ? `--check killed by ${signal}` : `--check exited with status ${code}`));
+      });
+    });
 }
