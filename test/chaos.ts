@@ -127,7 +127,7 @@ async function main(): Promise<number> {
   const net: Partitioner | undefined = users ? await partitionable(cluster, users) : undefined;
   const slots: Slot[] = [];
   const faults: FaultWindow[] = [];
-  const deletes: { name: string; at: bigint }[] = [];
+  const deletes: { name: string; at: bigint; until?: bigint }[] = [];
   const counts = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<Kind, number>;
   const cuts: { host: string; from: bigint; to?: bigint }[] = [];
   const unexpected: string[] = [];
@@ -292,7 +292,7 @@ async function main(): Promise<number> {
             log(`etcdctl del ${key} (leader of ${name}: ${slot.id}#${slot.incarnation})`);
             const at = now();
             const r = await cluster.etcdctl(['del', key], { timeoutMs: 5000 });
-            if (r.code === 0) deletes.push({ name, at });
+            if (r.code === 0) deletes.push({ name, at, until: now() });
             break;
           }
           case 'freeze-member': {
@@ -362,7 +362,7 @@ async function main(): Promise<number> {
             log(`etcdctl del --prefix ${range}`);
             const at = now();
             const r = await cluster.etcdctl(['del', '--prefix', range], { timeoutMs: 5000 });
-            if (r.code === 0) for (const n of one ? [one] : names) deletes.push({ name: n, at });
+            if (r.code === 0) for (const n of one ? [one] : names) deletes.push({ name: n, at, until: now() });
             break;
           }
           default:

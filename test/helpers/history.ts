@@ -134,7 +134,11 @@ export interface CheckOptions {
   endOfRun: bigint;
   faults?: readonly FaultWindow[];
   /** Keys deleted by the test (operator, failover): the deposed leader may overlap the next one briefly. */
-  deletes?: readonly { name: string; at: bigint }[];
+  /**
+   * Keys deleted by someone else (operator, forced failover): `at` when the delete was
+   * issued, `until` (if known) when its command returned — it took effect in between.
+   */
+  deletes?: readonly { name: string; at: bigint; until?: bigint }[];
   /** A woken or deposed leader must stop within this long of the wake or the delete (default 1000 ms). */
   graceMs?: number;
   /**
@@ -305,7 +309,7 @@ export function checkHistories(histories: readonly ProcessHistory[], opts: Check
           // not hear of it and stopped at its step-down deadline instead.
           (seg.l.reason === 'deposed' || seg.l.reason === 'lost') &&
           // The other leadership began after the delete, and this one stopped soon after it.
-          deletes.some((d) => d.name === name && d.at >= seg.l.start && d.at <= other.s && seg.l.end - d.at <= graceNs);
+          deletes.some((d) => d.name === name && (d.until ?? d.at) >= seg.l.start && d.at <= other.s && seg.l.end - max(d.at, seg.l.start) <= graceNs);
         if (woke(x) || woke(y)) wakeOverlaps.push(o);
         else if (deposed(x, y) || deposed(y, x)) deposeOverlaps.push(o);
         else overlaps.push(o);
