@@ -76,7 +76,14 @@ async function healAndCheck(t: TestContext, hs: Host[], is: number[], label: str
     `${label}: after the heal (${AFTER_HEAL_MS} ms, pre-vote ${PRE_VOTE ? 'on' : 'off'}): raft leaderless ${gaps.length ? gaps.map((g) => `${g.toFixed(0)} ms`).join(', ') : 'never'}; step-downs: ${stops.length}${stops.length ? ` (${stops.join('; ')})` : ''}`,
   );
   for (const i of is) await waitFor(async () => cluster.members[i]!.healthy(), { timeoutMs: 10_000, message: `m${i} healthy after the heal` });
-  if (PRE_VOTE) assert.deepEqual(stops, [], `${label}: step-downs after the heal`);
+  // A host must step down when no keepalive is acknowledged within renewDeadline (⅔ ttl)
+  // of the last acknowledged one's send, which can be up to ttl/3 before a leaderless spell
+  // begins: a spell of etcd's own longer than ⅓ ttl may rightly cost step-downs (it does
+  // without --pre-vote, and can under CPU starvation). Shorter ones must cost none.
+  const longest = Math.max(0, ...gaps);
+  const allowedMs = (TTL * 1000) / 3;
+  if (PRE_VOTE && longest < allowedMs) assert.deepEqual(stops, [], `${label}: step-downs after the heal although etcd was never leaderless for ${allowedMs.toFixed(0)} ms`);
+  else if (stops.length) t.diagnostic(`${label}: etcd itself had no raft leader for ${longest.toFixed(0)} ms after the heal (≥ ttl/3): the step-downs are the rule at work`);
   return stops;
 }
 
