@@ -3,16 +3,15 @@
 // --grace. Real etcd, `locked` as a process, programs that ignore SIGTERM.
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
+import { LockedProcesses } from './helpers/cli.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { waitFor } from './helpers/wait.js';
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 /** Writes its pid to $PIDS, starts a grandchild in its own group that ignores SIGTERM (pid to $PIDS too), exits on SIGTERM. */
 const PARENT_OF_STUBBORN = `
@@ -30,14 +29,14 @@ const STUBBORN = `require('fs').appendFileSync(process.env.PIDS, process.pid + '
 
 let cluster: EtcdCluster;
 let dir: string;
-const procs = new Set<ChildProcess>();
+const procs = new LockedProcesses();
 const pids: number[] = [];
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'locked-group-'));
   cluster = await startEtcd({ members: 1 });
 });
 after(async () => {
-  for (const p of procs) p.kill('SIGKILL');
+  procs.killAll();
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -58,16 +57,8 @@ const alive = (pid: number): boolean => {
   }
 };
 
-function locked(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
-  const p = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  (p as ChildProcess & { err: () => string }).err = () => err;
-  procs.add(p);
-  p.once('exit', () => procs.delete(p));
-  return p;
-}
-const stderrOf = (p: ChildProcess): string => (p as ChildProcess & { err?: () => string }).err?.() ?? '';
+const locked = (args: string[], env: NodeJS.ProcessEnv): ChildProcess => procs.spawn(args, env);
+const stderrOf = (p: ChildProcess): string => procs.stderr(p);
 const readPids = (f: string): number[] => (existsSync(f) ? readFileSync(f, 'utf8').split(/\s+/).filter(Boolean).map(Number) : []);
 const uniquePrefix = (): string => `grp${Math.random().toString(36).slice(2, 8)}/`;
 

@@ -8,21 +8,20 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import locked, { isHealthCheckError, type Leadership, type Locker } from '../src/index.js';
+import { LockedProcesses, MAIN } from './helpers/cli.js';
 import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
 import { waitFor } from './helpers/wait.js';
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 let cluster: EtcdCluster;
 let dir: string;
-const procs = new Set<ChildProcess>();
+const procs = new LockedProcesses();
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'locked-check-'));
   cluster = await startEtcd({ members: 1 });
 });
 after(async () => {
-  for (const p of procs) p.kill('SIGKILL');
+  procs.killAll();
   await cluster?.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -123,17 +122,7 @@ describe('healthy: health-gated candidacy', () => {
 describe('locked run --check', () => {
   function run(id: string, prefix: string, flag: string, out: string): ChildProcess {
     const program = `require('fs').appendFileSync(${JSON.stringify(out)}, ${JSON.stringify(id)} + ' start ' + Date.now() + '\\n'); process.on('SIGTERM', () => { require('fs').appendFileSync(${JSON.stringify(out)}, ${JSON.stringify(id)} + ' end ' + Date.now() + '\\n'); process.exit(0); }); setInterval(() => {}, 1000);`;
-    const p = spawn(
-      process.execPath,
-      [MAIN, 'run', 'job', '--endpoints', cluster.endpointsString, '--prefix', prefix, '--id', id, '--ttl', '3', '--check', `test -e ${flag}`, '--check-interval', '200ms', '--', process.execPath, '-e', program],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let err = '';
-    p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    (p as ChildProcess & { err: () => string }).err = () => err;
-    procs.add(p);
-    p.once('exit', () => procs.delete(p));
-    return p;
+    return procs.spawn(['run', 'job', '--endpoints', cluster.endpointsString, '--prefix', prefix, '--id', id, '--ttl', '3', '--check', `test -e ${flag}`, '--check-interval', '200ms', '--', process.execPath, '-e', program]);
   }
   const lines = (f: string): string[] => (existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean) : []);
 
@@ -146,7 +135,7 @@ describe('locked run --check', () => {
     const a = run('a', prefix, okA, out);
     const b = run('b', prefix, okB, out);
     await waitFor(() => (lines(out).some((l) => l.startsWith('a start')) ? true : undefined), { timeoutMs: 20_000, message: 'a runs the program' });
-    await waitFor(() => (/health check of 'job' failed \(the check failed: --check exited with status 1\)/.test((b as ChildProcess & { err: () => string }).err()) ? true : undefined), {
+    await waitFor(() => (/health check of 'job' failed \(the check failed: --check exited with status 1\)/.test(procs.stderr(b)) ? true : undefined), {
       timeoutMs: 10_000,
       message: 'b says its check fails',
     });
@@ -167,7 +156,7 @@ describe('locked run --check', () => {
     const bStart = Number(ev.find(([id, what]) => id === 'b' && what === 'start')?.[2]);
     t.diagnostic(`b's program started ${bStart - aEnd} ms after a's ended`);
     assert.ok(aEnd > 0 && bStart >= aEnd, `a's program ended (${aEnd}) before b's started (${bStart})`);
-    assert.match((a as ChildProcess & { err: () => string }).err(), /ended \(unhealthy\)/);
+    assert.match(procs.stderr(a), /ended \(unhealthy\)/);
     for (const p of [a, b]) p.kill('SIGTERM');
     await Promise.all([a, b].map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)))));
   });

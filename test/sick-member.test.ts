@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
 import { checkHistories, describeReport, historyOf, ms, timeline } from './helpers/history.js';
 import { leadersOf, spawnHost, type Host } from './helpers/host.js';
+import { settled } from './helpers/sick.js';
 import { waitFor } from './helpers/wait.js';
 
 const TTL = 4;
@@ -32,17 +33,6 @@ async function hostsOn(prefix: string, names: string[], n = 3): Promise<Host[]> 
   return hs;
 }
 
-async function settled(hs: Host[], names: string[]): Promise<void> {
-  await waitFor(
-    async () => {
-      for (const n of names) if (leadersOf(hs, n).length !== 1) return undefined;
-      const keys = await cluster.keys(hs[0]!.config.prefix!);
-      return keys.length === names.length * hs.filter((h) => h.alive).length || undefined;
-    },
-    { timeoutMs: 30_000, intervalMs: 20, message: 'one leader per name, every host queued' },
-  );
-}
-
 /** A follower member's index (not the raft leader). */
 async function follower(): Promise<number> {
   const leader = await waitFor(async () => {
@@ -59,7 +49,7 @@ describe('a frozen etcd member (SIGSTOP)', () => {
     const t0 = now();
     const hs = await hostsOn(prefix, names);
     try {
-      await settled(hs, names);
+      await settled(cluster, hs, names);
       const sick = cluster.members[await follower()]!;
       const frozenAt = now();
       process.kill(sick.pid!, 'SIGSTOP');
