@@ -100,6 +100,21 @@ export class HealthCheckError extends LockedError {
   }
 }
 
+/** A graceful hand-over (`failover` without force, `drain`) did not happen as asked. */
+export class HandOverError extends LockedError {
+  override readonly name = 'HandOverError';
+  constructor(
+    readonly singleton: string,
+    /** What went wrong: 'not-queued' (the target does not queue for the name), 'timeout' (the leader did not act), 'other' (someone else leads now). */
+    readonly kind: 'not-queued' | 'timeout' | 'other',
+    message: string,
+    /** Node id leading when the call gave up. */
+    readonly leader: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
 const has = (e: unknown, name: string): boolean =>
   typeof e === 'object' && e !== null && brand in e && (e as { name?: unknown }).name === name;
 
@@ -110,6 +125,7 @@ export const isEtcdUnavailableError = (e: unknown): e is EtcdUnavailableError =>
 export const isAbortedError = (e: unknown): e is AbortedError => has(e, 'AbortedError');
 export const isHealthCheckError = (e: unknown): e is HealthCheckError => has(e, 'HealthCheckError');
 export const isLockCancelledError = (e: unknown): e is LockCancelledError => has(e, 'LockCancelledError');
+export const isHandOverError = (e: unknown): e is HandOverError => has(e, 'HandOverError');
 export const isNotLeaderError = (e: unknown): e is NotLeaderError => has(e, 'NotLeaderError');
 
 export function describe(e: unknown): string {

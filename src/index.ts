@@ -3,6 +3,8 @@ export { Singleton, type Leadership, type SingletonFunction, type SingletonEvent
 export type { LeaderInfo, NameStatus, Observer, ObserverEvents } from './cluster.js';
 export type { OnceContext, OnceFunction, OnceOptions, OnceOutcome } from './once.js';
 export type { LockerOptions } from './options.js';
+export type { HostStatus, MoveRequest } from './placement.js';
+export type { FailoverOptions, DrainOptions } from './mover.js';
 export { renderPrometheus, PROMETHEUS_CONTENT_TYPE, KEEPALIVE_RTT_BUCKETS, type MetricsSnapshot, type NameMetrics, type HistogramSnapshot } from './metrics.js';
 export type { Clock } from './clock.js';
 export {
@@ -14,6 +16,7 @@ export {
   LockCancelledError,
   AbortedError,
   HealthCheckError,
+  HandOverError,
   isLeaseLostError,
   isLockerClosedError,
   isLeaderFunctionError,
@@ -22,6 +25,7 @@ export {
   isLockCancelledError,
   isAbortedError,
   isHealthCheckError,
+  isHandOverError,
 } from './errors.js';
 export type { SignalOption } from './abort.js';
 export type { SingletonOptions } from './health-check.js';

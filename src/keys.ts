@@ -45,3 +45,17 @@ export function prefixEnd(prefix: string): Buffer {
   }
   return Buffer.from([0]);
 }
+
+// CONTROL RECORDS live under `<prefix>/`: a key there has no name before its first '/'
+// (names are never empty), so it is outside every name's range `<prefix><name>/` — no
+// election, ours or `etcdctl elect`'s, ever counts it as a candidate.
+export const controlPrefix = (prefix: string): string => `${prefix}/`;
+/** This host's presence (under its session's lease): `{ "lease": hex, "draining": bool }`. */
+export const hostKey = (prefix: string, nodeId: string): string => `${prefix}/hosts/${nodeId}`;
+/** A drain order for a node id (no lease: it holds until undrain, like a cordon). */
+export const drainKey = (prefix: string, nodeId: string): string => `${prefix}/drain/${nodeId}`;
+/** A request to hand one leadership over gracefully: `{ "from": key, "to"?: nodeId }`. */
+export const moveKey = (prefix: string, name: string): string => `${prefix}/move/${name}`;
+
+/** The lease hex of an election key (its last segment). */
+export const keyLeaseHex = (key: string): string => key.slice(key.lastIndexOf('/') + 1);

@@ -12,7 +12,9 @@ import { EtcdStore } from './etcd-store.js';
 import { Members, withRequireLeader } from './members.js';
 import { MetricsRecorder, timedKeepalive, type MetricsSnapshot } from './metrics.js';
 import { validateName } from './keys.js';
-import { readLeader } from './reads.js';
+import { readLeader, readPrefix } from './reads.js';
+import { Mover, requestHandOver, type DrainOptions, type FailoverOptions } from './mover.js';
+import { hostsStatus, parseControl, type HostStatus } from './placement.js';
 import { resolveOptions, type LockerOptions, type ResolvedOptions } from './options.js';
 import { ReleaseGate } from './release.js';
 import { Session } from './session.js';
@@ -104,6 +106,8 @@ export class Locker extends EventEmitter<LockerEvents> {
   /** @internal */
   readonly recorder = new MetricsRecorder();
   private readonly names = new Map<string, Singleton>();
+  /** Balance, drain and requested hand-overs (mover.ts drives placement.ts). */
+  private readonly mover: Mover;
   /** Observers of single names (cluster.ts), fed by the same view. */
   private readonly watchers = new Map<string, Set<() => void>>();
   private current: Session | undefined;
@@ -151,6 +155,26 @@ export class Locker extends EventEmitter<LockerEvents> {
       connected: (up) => {
         this.watchConnected = up;
       },
+      control: () => this.mover.controlChanged(),
+    });
+    const self = this;
+    this.mover = new Mover({
+      view: this.view,
+      client: this.client,
+      prefix: this.opts.prefix,
+      nodeId: this.opts.id,
+      clock: this.opts.clock,
+      ttl: this.opts.ttl,
+      balanceConcurrency: this.opts.balanceConcurrency,
+      writes: store === undefined,
+      session: () => self.session(),
+      requestTimeoutMs: () => self.requestTimeoutMs(),
+      handOver: (name) => self.names.get(name)?.handOver() ?? false,
+      movable: (name) => self.names.get(name)?.mode === 'queue',
+      judge: (names) => {
+        for (const name of names === 'all' ? [...self.names.keys()] : names) self.names.get(name)?.judge();
+      },
+      report: (err) => self.report(err),
     });
     if (this.opts.handleSignals) this.unhook = onShutdown(() => this.close());
     // The instance itself is callable (`locker(name, fn)`): see callable().
@@ -187,6 +211,14 @@ export class Locker extends EventEmitter<LockerEvents> {
     // Nothing starts on it unless alive() (Singleton.judge); if it is lost, its names
     // campaign again on the next one.
     return this.view.current && this.current && !this.current.ended ? this.current : undefined;
+  }
+  /** @internal */
+  standsAside(name: string, key: string): boolean {
+    return this.mover.standsAside(name, key);
+  }
+  /** @internal */
+  handsOver(name: string, key: string): boolean {
+    return this.mover.handsOver(name, key);
   }
   /** @internal */
   unregister(s: Singleton): void {
@@ -347,8 +379,23 @@ export class Locker extends EventEmitter<LockerEvents> {
     return observe(this, name);
   }
 
-  /** Every name under the prefix, cluster-wide: leader, token and queue. */
-  status(options: SignalOption = {}): Promise<NameStatus[]> {
+  /**
+   * Every name under the prefix, cluster-wide: leader, token and queue. With
+   * `{ hosts: true }`: every host instead — names led and queued, draining, fair share.
+   */
+  status(options?: SignalOption & { hosts?: false }): Promise<NameStatus[]>;
+  status(options: SignalOption & { hosts: true }): Promise<HostStatus[]>;
+  status(options: SignalOption & { hosts?: boolean } = {}): Promise<NameStatus[] | HostStatus[]> {
+    if (options.hosts) {
+      return this.read('status({ hosts: true })', options, async () => {
+        try {
+          const snap = await readPrefix(this.client, this.prefix, this.requestTimeoutMs());
+          return hostsStatus(snap.queues, parseControl(this.prefix, snap.control ?? new Map()));
+        } catch (err) {
+          throw new EtcdUnavailableError(`status read of prefix '${this.prefix}'`, err);
+        }
+      });
+    }
     return this.read('status()', options, () => clusterStatus(this));
   }
 
@@ -363,9 +410,44 @@ export class Locker extends EventEmitter<LockerEvents> {
     }
   }
 
-  /** Forces the leader of `name` to hand over; resolves with the new leader's id, if any. */
-  failover(name: string): Promise<string | undefined> {
-    return failover(this, name);
+  /**
+   * Asks the leader of `name` to hand over gracefully — it stops and drains fn, then
+   * deletes its key, so old and new never overlap — to `to` if given (it must queue for
+   * the name), else to whoever is next. Resolves with the new leader's id (the same
+   * leader when nobody else queues; undefined when nobody leads). Rejects with a
+   * HandOverError if the leader does not act within `timeoutMs` or the name went
+   * elsewhere. `{ force: true }` deletes the leader's key instead, without waiting for it.
+   */
+  failover(name: string, options: FailoverOptions = {}): Promise<string | undefined> {
+    return this.read(`failover('${name}')`, options, async () => {
+      if (options.force) {
+        if (options.to !== undefined) throw new TypeError("failover: 'to' cannot be combined with 'force' (a forced failover goes to whoever is next)");
+        return failover(this, name);
+      }
+      const timeoutMs = options.timeoutMs ?? Math.max(10_000, 3 * this.opts.ttl * 1000);
+      return requestHandOver(this.client, this.prefix, name, this.opts.id, { ...(options.to !== undefined ? { to: options.to } : {}), timeoutMs, requestTimeoutMs: this.requestTimeoutMs() });
+    });
+  }
+
+  /**
+   * Drains this host (or, with `nodeId`, another one, as `locked drain` does): writes a
+   * drain order, after which the host hands every leadership gracefully to an eligible
+   * candidate and takes a name only when no other candidate can. Resolves once it leads
+   * nothing that another host could take. Holds until `undrain()`, across restarts of a
+   * host with the same id.
+   */
+  async drain(options: DrainOptions & { nodeId?: string } = {}): Promise<void> {
+    const id = options.nodeId ?? this.opts.id;
+    await this.read(`drain('${id}')`, options, async () => {
+      await this.mover.order(id, true);
+      await this.mover.drained(id, options);
+    });
+  }
+
+  /** Ends a drain (of this host, or of `nodeId`): it takes names again and balancing gives it its share. */
+  async undrain(options: SignalOption & { nodeId?: string } = {}): Promise<void> {
+    const id = options.nodeId ?? this.opts.id;
+    await this.read(`undrain('${id}')`, options, () => this.mover.order(id, false));
   }
 
   /** True while anyone, anywhere, leads `name`. */
@@ -459,6 +541,7 @@ export class Locker extends EventEmitter<LockerEvents> {
 
   private async shutdown(): Promise<void> {
     this.unhook?.();
+    this.mover.close();
     this.lifetime.abort();
     for (const w of this.readyWaiters.splice(0)) w.reject(new LockerClosedError('wait for ready'));
     // Stop every fn first, then revoke: the revoke lets standbys in, so it must come
@@ -520,6 +603,7 @@ export class Locker extends EventEmitter<LockerEvents> {
     }
     this.current = session;
     this.warned = false;
+    this.mover.sessionGranted(session);
     // etcd answers again: revoke the leases of lost sessions whose fns have settled (their
     // keys would make our names wait a full TTL).
     for (const old of this.lostSessions) {
@@ -563,6 +647,7 @@ export class Locker extends EventEmitter<LockerEvents> {
       const ws = this.watchers.get(name);
       if (ws) for (const fn of [...ws]) fn();
     }
+    this.mover.viewChanged(names);
   }
 
   /** Waits `ms`, or less if the locker closes. Leaves no listener behind (outages can be long). */

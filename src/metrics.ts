@@ -9,7 +9,7 @@ import type { Store } from './store.js';
 /** Upper bounds (seconds) of the keepalive round-trip histogram buckets; `+Inf` is implied. */
 export const KEEPALIVE_RTT_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
-const STOP_REASONS: readonly StopReason[] = ['removed', 'lost', 'deposed', 'error', 'unhealthy', 'closed'];
+const STOP_REASONS: readonly StopReason[] = ['removed', 'lost', 'deposed', 'error', 'unhealthy', 'handover', 'closed'];
 
 /** A cumulative histogram, as Prometheus has it. */
 export interface HistogramSnapshot {
@@ -62,7 +62,7 @@ export class MetricsRecorder {
   private of(name: string): Counts {
     let c = this.counts.get(name);
     if (!c) {
-      c = { started: 0, stopped: { removed: 0, lost: 0, deposed: 0, error: 0, unhealthy: 0, closed: 0 } };
+      c = { started: 0, stopped: { removed: 0, lost: 0, deposed: 0, error: 0, unhealthy: 0, handover: 0, closed: 0 } };
       this.counts.set(name, c);
     }
     return c;
@@ -99,7 +99,7 @@ export class MetricsRecorder {
         leader: l?.leader ?? false,
         queuePosition: l?.queuePosition,
         leadershipsStarted: c?.started ?? 0,
-        leadershipsStopped: { ...(c?.stopped ?? { removed: 0, lost: 0, deposed: 0, error: 0, unhealthy: 0, closed: 0 }) },
+        leadershipsStopped: { ...(c?.stopped ?? { removed: 0, lost: 0, deposed: 0, error: 0, unhealthy: 0, handover: 0, closed: 0 }) },
       };
     }
     return {

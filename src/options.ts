@@ -34,6 +34,12 @@ export interface LockerOptions {
    * Default: ttl.
    */
   stopTimeout?: number;
+  /**
+   * Spread leaderships over the hosts (default true): a host leading two or more names
+   * more than a candidate of one of them hands it over gracefully (README: Balance).
+   * `{ concurrency }` bounds the moves one host makes at once (default 16).
+   */
+  balance?: boolean | { concurrency?: number };
   /** Passed to the etcd3 client: TLS `credentials`, `auth`, `grpcOptions`, `defaultCallOptions`… */
   etcd?: Omit<IOptions, 'hosts'>;
   /** Injected clock (tests). */
@@ -49,6 +55,8 @@ export interface ResolvedOptions {
   prefix: string;
   handleSignals: boolean;
   stopTimeoutMs: number;
+  /** Moves at once per host; 0 = balancing off (drain and requested moves still work). */
+  balanceConcurrency: number;
   etcd: Omit<IOptions, 'hosts'>;
   clock: Clock;
 }
@@ -69,7 +77,7 @@ export function parseHosts(hosts: unknown): string[] {
   return out.map((h) => (/^https?:\/\//.test(h) ? h : `http://${h}`));
 }
 
-const KNOWN: readonly (keyof LockerOptions)[] = ['id', 'ttl', 'renewDeadline', 'keepaliveInterval', 'prefix', 'handleSignals', 'stopTimeout', 'etcd', 'clock'];
+const KNOWN: readonly (keyof LockerOptions)[] = ['id', 'ttl', 'renewDeadline', 'keepaliveInterval', 'prefix', 'handleSignals', 'stopTimeout', 'balance', 'etcd', 'clock'];
 
 /** One place validates every option and the relations between the timings. */
 export function resolveOptions(hosts: unknown, options: LockerOptions = {}): ResolvedOptions {
@@ -108,6 +116,14 @@ export function resolveOptions(hosts: unknown, options: LockerOptions = {}): Res
   if (typeof stopTimeout !== 'number' || !(stopTimeout >= 0) || !Number.isFinite(stopTimeout)) {
     throw new RangeError(`options.stopTimeout must be a finite number of seconds ≥ 0, got ${describeValue(stopTimeout)}`);
   }
+  const balance = options.balance ?? true;
+  let balanceConcurrency: number;
+  if (typeof balance === 'boolean') balanceConcurrency = balance ? 16 : 0;
+  else if (typeof balance === 'object' && balance !== null) {
+    const c = balance.concurrency ?? 16;
+    if (!Number.isInteger(c) || c < 1) throw new RangeError(`options.balance.concurrency must be an integer ≥ 1, got ${describeValue(c)}`);
+    balanceConcurrency = c;
+  } else throw new TypeError(`options.balance must be a boolean or { concurrency }, got ${describeValue(balance)}`);
   return {
     hosts: parsedHosts,
     id,
@@ -117,6 +133,7 @@ export function resolveOptions(hosts: unknown, options: LockerOptions = {}): Res
     prefix,
     handleSignals: options.handleSignals ?? true,
     stopTimeoutMs: stopTimeout * 1000,
+    balanceConcurrency,
     etcd: options.etcd ?? {},
     clock: options.clock ?? systemClock,
   };

@@ -1,7 +1,7 @@
 // The reads of election state that several operations share: the leader of one name,
 // and every name's queue under a prefix in one consistent snapshot.
 import type { Etcd3, IRangeResponse } from 'etcd3';
-import { nameOf, namePrefix, prefixEnd } from './keys.js';
+import { controlPrefix, nameOf, namePrefix, prefixEnd } from './keys.js';
 import { byCreate, candidateOf, type Candidate } from './queue.js';
 import type { PrefixSnapshot } from './store.js';
 
@@ -26,6 +26,8 @@ const PAGE = 5_000;
 export async function readPrefix(client: Etcd3, prefix: string, timeoutMs: number): Promise<PrefixSnapshot> {
   const end = prefixEnd(prefix);
   const queues = new Map<string, Candidate[]>();
+  const control = new Map<string, string>();
+  const controlStart = controlPrefix(prefix);
   let from = Buffer.from(prefix);
   let revision: string | undefined;
   for (;;) {
@@ -35,8 +37,12 @@ export async function readPrefix(client: Etcd3, prefix: string, timeoutMs: numbe
     );
     revision ??= res.header.revision;
     for (const kv of res.kvs) {
-      const name = nameOf(prefix, kv.key.toString());
-      if (name === undefined) continue;
+      const key = kv.key.toString();
+      const name = nameOf(prefix, key);
+      if (name === undefined) {
+        if (key.startsWith(controlStart)) control.set(key, kv.value.toString());
+        continue;
+      }
       const list = queues.get(name);
       if (list) list.push(candidateOf(kv));
       else queues.set(name, [candidateOf(kv)]);
@@ -46,5 +52,5 @@ export async function readPrefix(client: Etcd3, prefix: string, timeoutMs: numbe
     from = Buffer.concat([last.key, Buffer.from([0])]);
   }
   for (const list of queues.values()) list.sort(byCreate);
-  return { revision: BigInt(revision), queues };
+  return { revision: BigInt(revision), queues, control };
 }

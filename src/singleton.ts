@@ -25,6 +25,8 @@ export type StopReason =
   | 'error'
   /** The singleton's health check failed twice in a row and a standby queues: handed over; we queue again once the check passes. */
   | 'unhealthy'
+  /** Handed over gracefully to another host (balance, drain, or a `failover` request): we queue again at the back. */
+  | 'handover'
   /** The locker was closed. */
   | 'closed';
 
@@ -84,6 +86,10 @@ export interface SingletonHost extends ElectionContext {
   session(): Session | undefined;
   report(err: Error): void;
   unregister(s: Singleton): void;
+  /** Should our queued key of `name` step out of the way (placement.ts)? */
+  standsAside(name: string, key: string): boolean;
+  /** Should our leadership of `name` (key `key`) be handed over now (placement.ts)? */
+  handsOver(name: string, key: string): boolean;
 }
 
 /** Our key in etcd: what a campaign wrote. */
@@ -291,6 +297,10 @@ export class Singleton extends EventEmitter<SingletonEvents> {
       if (s.kind === 'queued') return this.standAside(s);
       if (this.check!.failures >= 2) return this.handOverUnhealthy(s);
     }
+    // Placement (placement.ts): a standby steps out of the way of a requested move or, on
+    // a draining host, of an eligible candidate; a leader hands over when its move is ready.
+    if (s.kind === 'queued' && this.mode !== 'try' && this.host.standsAside(this.name, claim.key)) return this.standAside(s);
+    if (s.kind === 'leading' && this.mode === 'queue' && this.host.handsOver(this.name, claim.key)) return void this.handOver();
     if (verdict === 'first' && s.kind === 'queued') {
       if (!claim.session.alive()) {
         // Past the step-down deadline (e.g. the process was paused): never start on a
@@ -300,6 +310,18 @@ export class Singleton extends EventEmitter<SingletonEvents> {
       }
       this.lead(claim);
     }
+  }
+
+  /**
+   * Hands the leadership over gracefully: fn's signal aborts ('handover'), fn drains, then
+   * our key is deleted and we queue again at the back, so whoever is next starts after us.
+   * False if this host does not lead the name. @internal
+   */
+  handOver(): boolean {
+    const s = this.state;
+    if (s.kind !== 'leading' || this.mode !== 'queue') return false;
+    this.stopLeading(s, 'handover', 'campaign', false);
+    return true;
   }
 
   /** `session` is gone: every leadership on it stops now, synchronously. @internal */

@@ -28,6 +28,8 @@ export interface PrefixSnapshot {
   revision: bigint;
   /** Candidates by name, leader first. Keys without '/' after the name (run-once records) are left out. */
   queues: Map<string, Candidate[]>;
+  /** Control records (keys under `<prefix>/`: hosts, drain orders, move requests), key → value. */
+  control?: Map<string, string>;
 }
 
 export interface WatchHandlers {

@@ -16,7 +16,7 @@
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Clock } from './clock.js';
 import { EtcdUnavailableError } from './errors.js';
-import { nameOf } from './keys.js';
+import { controlPrefix, nameOf } from './keys.js';
 import { Queue, type Candidate, type KeyEvent } from './queue.js';
 import type { PrefixWatchHandle, Store } from './store.js';
 
@@ -32,6 +32,8 @@ export interface ViewListener {
   trouble(err: Error): void;
   /** Connection state of the watch stream. */
   connected(up: boolean): void;
+  /** Control records under `<prefix>/` changed (or may have, after a re-read). */
+  control?(): void;
 }
 
 interface Pending {
@@ -41,6 +43,9 @@ interface Pending {
 
 export class PrefixView {
   private queues = new Map<string, Queue>();
+  /** Control records (hosts, drain orders, move requests): key → value. */
+  private controls = new Map<string, string>();
+  private readonly controlStart: string;
   /** Everything at or below this revision is in the view; undefined before the first snapshot. */
   private revision: bigint | undefined;
   /** Set while a snapshot is being read: events wait in its buffer. */
@@ -59,7 +64,14 @@ export class PrefixView {
     private readonly clock: Clock,
     private readonly timeoutMs: () => number,
     private readonly listener: ViewListener,
-  ) {}
+  ) {
+    this.controlStart = controlPrefix(prefix);
+  }
+
+  /** Control records under `<prefix>/`, key → value, at the view's revision. */
+  get control(): ReadonlyMap<string, string> {
+    return this.controls;
+  }
 
   /** Starts watching and reading (idempotent). */
   start(): void {
@@ -178,7 +190,7 @@ export class PrefixView {
       try {
         const snap = await this.store.readPrefix(this.prefix, this.timeoutMs());
         if (this.closed || p.epoch !== this.epoch) return; // a newer re-read owns the view
-        this.install(snap.queues, snap.revision, p.buffer);
+        this.install(snap.queues, snap.control ?? new Map(), snap.revision, p.buffer);
         return;
       } catch (err) {
         if (this.closed || p.epoch !== this.epoch) return;
@@ -189,7 +201,7 @@ export class PrefixView {
     }
   }
 
-  private install(queues: Map<string, Candidate[]>, revision: bigint, buffered: KeyEvent[][]): void {
+  private install(queues: Map<string, Candidate[]>, control: Map<string, string>, revision: bigint, buffered: KeyEvent[][]): void {
     const changed = new Set<string>(this.queues.keys());
     const next = new Map<string, Queue>();
     for (const [name, cs] of queues) {
@@ -197,11 +209,13 @@ export class PrefixView {
       changed.add(name);
     }
     this.queues = next;
+    this.controls = control;
     this.revision = revision;
     this.pending = undefined;
     for (const evs of buffered) this.apply(evs, changed);
     for (const w of this.readyWaiters.splice(0)) w();
     this.listener.changed(changed, true);
+    this.listener.control?.();
   }
 
   private onEvents(events: KeyEvent[]): void {
@@ -210,21 +224,30 @@ export class PrefixView {
       return;
     }
     const changed = new Set<string>();
-    this.apply(events, changed);
+    const control = this.apply(events, changed);
     if (changed.size > 0) this.listener.changed(changed, false);
+    if (control) this.listener.control?.();
   }
 
-  /** Applies one watch response whole; `revision` moves only after all its events. */
-  private apply(events: readonly KeyEvent[], changed: Set<string>): void {
+  /** Applies one watch response whole; `revision` moves only after all its events. True if a control record changed. */
+  private apply(events: readonly KeyEvent[], changed: Set<string>): boolean {
     const base = this.revision!;
     let top = base;
+    let control = false;
     for (const ev of events) {
       // Already in the snapshot. Compared with the revision before this response, so
       // the other events of a revision are not skipped for sharing it.
       if (ev.modRevision <= base) continue;
       if (ev.modRevision > top) top = ev.modRevision;
       const name = nameOf(this.prefix, ev.key);
-      if (name === undefined) continue;
+      if (name === undefined) {
+        if (ev.key.startsWith(this.controlStart)) {
+          if (ev.type === 'delete') this.controls.delete(ev.key);
+          else this.controls.set(ev.key, ev.value);
+          control = true;
+        }
+        continue;
+      }
       let q = this.queues.get(name);
       if (!q) {
         if (ev.type === 'delete') continue;
@@ -235,6 +258,7 @@ export class PrefixView {
       if (q.size === 0) this.queues.delete(name);
     }
     this.revision = top;
+    return control;
   }
 
   private sleep(ms: number): Promise<void> {

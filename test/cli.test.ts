@@ -286,7 +286,7 @@ describe('locked command', () => {
       await waitFor(() => lines()[0]?.[0]?.leader === 'A', { timeoutMs: 10_000, message: 'status --watch shows A' });
       const r = await cli(['failover', 'job', '--endpoints', cluster.endpointsString, '--prefix', prefix]);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /^B leads 'job' now \(was A; hand-over took \d+ ms\)$/m);
+      assert.match(r.stdout, /^B leads 'job' now \(was A; handed over in \d+ ms\)$/m);
       const second = await waitEvent(out, (e) => e.ev === 'start' && e.id === 'B', 'B child starts');
       await waitEvent(out, (e) => e.ev === 'SIGTERM' && e.pid === first.pid, "A's child gets SIGTERM");
       assert.ok(BigInt(second.token!) > BigInt(first.token!), `token ${second.token} > ${first.token}`);

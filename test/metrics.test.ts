@@ -77,7 +77,7 @@ describe('locker.metrics()', () => {
         leader: true,
         queuePosition: 0,
         leadershipsStarted: 1,
-        leadershipsStopped: { removed: 0, lost: 0, deposed: 0, error: 0, unhealthy: 0, closed: 0 },
+        leadershipsStopped: { removed: 0, lost: 0, deposed: 0, error: 0, unhealthy: 0, handover: 0, closed: 0 },
       });
       assert.equal(b.metrics().names['job']?.leader, false);
 
@@ -94,7 +94,7 @@ describe('locker.metrics()', () => {
         leader: true,
         queuePosition: 0,
         leadershipsStarted: 1,
-        leadershipsStopped: { removed: 0, lost: 0, deposed: 0, error: 0, unhealthy: 0, closed: 0 },
+        leadershipsStopped: { removed: 0, lost: 0, deposed: 0, error: 0, unhealthy: 0, handover: 0, closed: 0 },
       });
       assert.equal(ma.leaseLosses, 0);
 
@@ -128,7 +128,7 @@ describe('locker.metrics()', () => {
     const snap: MetricsSnapshot = {
       id: 'x',
       names: {
-        'we"ird\\name\nx': { leader: true, queuePosition: 0, leadershipsStarted: 2, leadershipsStopped: { removed: 0, lost: 1, deposed: 0, error: 0, unhealthy: 0, closed: 0 } },
+        'we"ird\\name\nx': { leader: true, queuePosition: 0, leadershipsStarted: 2, leadershipsStopped: { removed: 0, lost: 1, deposed: 0, error: 0, unhealthy: 0, handover: 0, closed: 0 } },
       },
       leaseLosses: 1,
       keepaliveRtt: { buckets: [0.01, 0.1], counts: [1, 2], sum: 0.055, count: 3 },

@@ -83,7 +83,8 @@ describe('operator actions', () => {
       const at = now();
       const r = await cluster.etcdctl(['del', '--prefix', whole ? prefix : `${prefix}x/`]);
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout.trim(), whole ? '6' : '3', 'one revision, several deletes');
+      // The whole prefix also holds the three hosts' records (`<prefix>/hosts/<id>`).
+      assert.equal(r.stdout.trim(), whole ? '9' : '3', 'one revision, several deletes');
       deletes.push({ name: 'x', at });
       if (whole) deletes.push({ name: 'y', at });
       // Every host learns its key is gone: the leader stops ('deposed'), all queue again.

@@ -70,12 +70,14 @@ export const COMMANDS = {
     options: { ...COMMON, ...GENERAL, ...PROGRAM, try: { type: 'boolean' }, wait: { type: 'string' }, sighup: { type: 'string' }, listen: { type: 'string' }, check: { type: 'string' }, 'check-interval': { type: 'string' } },
   },
   once: { options: { ...COMMON, ...GENERAL, ...PROGRAM, 'max-attempts': { type: 'string' }, json: { type: 'boolean' } } },
-  status: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' }, watch: { type: 'boolean', short: 'w' } } },
+  status: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' }, watch: { type: 'boolean', short: 'w' }, hosts: { type: 'boolean' } } },
   leader: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' } } },
-  failover: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' } } },
+  failover: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' }, to: { type: 'string' }, force: { type: 'boolean' } } },
+  drain: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' } } },
+  undrain: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' } } },
 } as const;
 
-const COMMAND_LIST = 'run, once, status, leader or failover';
+const COMMAND_LIST = 'run, once, status, leader, failover, drain or undrain';
 
 export type CommandName = keyof typeof COMMANDS;
 
@@ -111,16 +113,22 @@ Commands:
   once NAME [--max-attempts N] -- CMD [ARGS...]
                          run CMD once across every host that asks (a migration, a
                          cron entry on every host); retried elsewhere on failure
-  status [--json] [--watch]
-                         every name under the prefix: leader, token, candidates
+  status [--json] [--watch] [--hosts]
+                         every name under the prefix: leader, token, candidates;
+                         --hosts: every host: names led and queued, fair share, drain
   leader NAME [--json]   print the node id of NAME's leader (exit 1 if none)
-  failover NAME [--json] force NAME's leader to hand over to the next candidate
+  failover NAME [--to ID] [--force]
+                         ask NAME's leader to hand over gracefully (to ID)
+  drain ID               move every leadership of host ID away gracefully, then
+                         keep it a standby (until undrain): before a deploy
+  undrain ID             end the drain of host ID
 
 ${COMMON_HELP}
 ${GENERAL_HELP}
 
 'locked <command> --help' describes one command.
-Exit status: 0 ok, 1 no leader (leader, failover) or job failed (once), 2 usage
+Exit status: 0 ok, 1 no leader (leader, failover), hand-over refused or late
+(failover), job failed (once), 2 usage
 error, 3 etcd unreachable or refused, 75 busy (run --try, run --wait);
 'run' exits with the status of its program, and with 125 for its own failures.`,
 
@@ -198,12 +206,16 @@ prefix etcd refuses).
 ${COMMON_HELP}
 ${GENERAL_HELP}`,
 
-  status: `Usage: locked status [--json] [--watch] [options]
+  status: `Usage: locked status [--json] [--watch] [--hosts] [options]
 
 Every name under the prefix, read from etcd: leader, fencing token and candidates in
-queue order (leader first).
+queue order (leader first); then every host's leaderships against its fair share.
 
-  --json                 JSON: [{ name, leader, token, candidates }]
+  --hosts                every host instead: names led and queued, fair share and
+                         how far it is from it, draining or not
+
+  --json                 JSON: [{ name, leader, token, candidates }]; with --hosts:
+                         [{ id, lease, leads, queued, draining, share, offBy }]
   -w, --watch            redraw on every change (with --json: one JSON array a line);
                          AGE is how long the leader has led as seen by this watch
                          ('≥' for leaders already in place when it started)
@@ -220,20 +232,50 @@ Prints the node id of NAME's leader; exits 1 when nobody campaigns for NAME.
 ${COMMON_HELP}
 ${GENERAL_HELP}`,
 
-  failover: `Usage: locked failover NAME [--json] [options]
+  failover: `Usage: locked failover NAME [--to ID] [--force] [--json] [options]
 
-Forces NAME's leader to hand over: deletes its election key, so it stops (its
-program gets SIGTERM) and queues again at the back, and the next candidate leads.
-Prints who leads now and how long it took; exits 1 when nobody leads NAME.
+Asks NAME's leader to hand over gracefully: it stops its work (its program gets
+SIGTERM and is waited for), then deletes its election key and queues again at the
+back; the next candidate — with --to, host ID — starts only after that. Prints who
+leads now and how long it took. Exits 1 when nobody leads NAME, when ID does not
+queue for it, or when the leader does not act within --timeout (default 9s; it may
+be cut off from etcd).
 
+  --to ID                the host that must lead next (it must queue for NAME)
+  --force                delete the leader's key instead of asking it: it stops
+                         when it sees the delete, the next one starts at the same
+                         time (overlap of a few ms; fence writes). The last resort
+                         for a leader that does not answer
   --json                 { name, was, leader, ms }
+
+${COMMON_HELP}
+${GENERAL_HELP}`,
+
+  drain: `Usage: locked drain ID [--json] [options]
+
+Drains host ID (its node id, as 'locked status --hosts' lists it): writes a drain
+order under the prefix; the host hands every leadership gracefully to another
+candidate and from then on takes a name only when no other candidate can. Waits
+until ID leads nothing another host could take (--timeout, default 2m), printing
+each move. The order holds — across restarts of a host with that id — until
+'locked undrain ID'.
+
+  --json                 one { name, leader } line per move, then { drained, leads }
+
+${COMMON_HELP}
+${GENERAL_HELP}`,
+
+  undrain: `Usage: locked undrain ID [options]
+
+Ends the drain of host ID: it campaigns as usual again and balancing gives it its
+share of the names.
 
 ${COMMON_HELP}
 ${GENERAL_HELP}`,
 };
 
 type AnyOption = { [C in CommandName]: keyof (typeof COMMANDS)[C]['options'] }[CommandName];
-type BooleanOption = 'help' | 'json' | 'watch' | 'try' | 'version';
+type BooleanOption = 'help' | 'json' | 'watch' | 'try' | 'version' | 'hosts' | 'force';
 
 export type Values = { [K in AnyOption]?: K extends BooleanOption ? boolean : string };
 

@@ -4,7 +4,7 @@ import { EXIT, EtcdError, USAGE, UsageError, connection, parseCommandLine, say, 
 import { checkEndpoints, duration, packageVersion } from './flags.js';
 import { onceCommand, planOnce } from './once.js';
 import { planRun, runCommand } from './run.js';
-import { DEFAULT_COMMAND_DEADLINE_MS, failoverCommand, leaderCommand, statusCommand, viewLocker } from './view.js';
+import { DEFAULT_COMMAND_DEADLINE_MS, drainCommand, failoverCommand, leaderCommand, statusCommand, viewLocker } from './view.js';
 
 // grpc-js passes an IP endpoint (10.0.0.1:2379) as the TLS server name, which Node
 // reports as deprecated (DEP0123) on every TLS connection to an IP: noise the user can do
@@ -52,15 +52,20 @@ async function main(argv: string[]): Promise<number> {
     }
     const conn = connection(values);
     const locker = viewLocker(conn, values.id);
-    const ctx = { locker, conn, timeoutMs: timeout ?? DEFAULT_COMMAND_DEADLINE_MS, json: values.json === true };
+    // A drain waits for every leadership of the host to move, each after its work stopped.
+    const ctx = { locker, conn, timeoutMs: timeout ?? (command === 'drain' ? 120_000 : DEFAULT_COMMAND_DEADLINE_MS), json: values.json === true };
     try {
       switch (command) {
         case 'status':
-          return await statusCommand(ctx, parsed.positionals, values.watch === true);
+          return await statusCommand(ctx, parsed.positionals, values.watch === true, values.hosts === true);
         case 'leader':
           return await leaderCommand(ctx, parsed.positionals);
         case 'failover':
-          return await failoverCommand(ctx, parsed.positionals);
+          return await failoverCommand(ctx, parsed.positionals, { ...(values.to !== undefined ? { to: values.to } : {}), force: values.force === true });
+        case 'drain':
+          return await drainCommand(ctx, parsed.positionals, true);
+        case 'undrain':
+          return await drainCommand(ctx, parsed.positionals, false);
       }
     } finally {
       // Bounded: an unreachable etcd must not turn an answered question into a hang.

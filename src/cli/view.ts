@@ -3,6 +3,8 @@
 import { performance } from 'node:perf_hooks';
 import type { IWatchResponse } from 'etcd3';
 import type { NameStatus } from '../cluster.js';
+import { isHandOverError } from '../errors.js';
+import type { HostStatus } from '../placement.js';
 import { locked, type Locker } from '../locker.js';
 import { validateName } from '../keys.js';
 import { EXIT, UsageError, etcdFailure, say, type Connection } from './common.js';
@@ -43,16 +45,25 @@ async function ask<T>(ctx: ViewContext, work: Promise<T>): Promise<T> {
 }
 
 function nameArg(positionals: string[], command: 'leader' | 'failover'): string {
-  if (positionals.length === 0) throw new UsageError('missing NAME', command);
-  if (positionals.length > 1) throw new UsageError(`expected one NAME, got ${positionals.length}: ${positionals.join(' ')}`, command);
-  const name = positionals[0]!;
+  return oneArg(positionals, command, 'NAME', validateName);
+}
+
+function oneArg(positionals: string[], command: 'leader' | 'failover' | 'drain' | 'undrain', what: string, validate: (v: string) => void): string {
+  if (positionals.length === 0) throw new UsageError(`missing ${what}`, command);
+  if (positionals.length > 1) throw new UsageError(`expected one ${what}, got ${positionals.length}: ${positionals.join(' ')}`, command);
+  const value = positionals[0]!;
   try {
-    validateName(name);
+    validate(value);
   } catch (err) {
     throw new UsageError((err as Error).message, command);
   }
-  return name;
+  return value;
 }
+
+const nodeIdArg = (positionals: string[], command: 'drain' | 'undrain'): string =>
+  oneArg(positionals, command, 'ID', (id) => {
+    if (id.length === 0) throw new TypeError('ID must not be empty');
+  });
 
 export async function leaderCommand(ctx: ViewContext, positionals: string[]): Promise<number> {
   const name = nameArg(positionals, 'leader');
@@ -72,8 +83,9 @@ export async function leaderCommand(ctx: ViewContext, positionals: string[]): Pr
   return EXIT.ok;
 }
 
-export async function failoverCommand(ctx: ViewContext, positionals: string[]): Promise<number> {
+export async function failoverCommand(ctx: ViewContext, positionals: string[], options: { to?: string; force?: boolean }): Promise<number> {
   const name = nameArg(positionals, 'failover');
+  if (options.force && options.to !== undefined) throw new UsageError('--to cannot be combined with --force (a forced failover goes to whoever is next)', 'failover');
   const was = await ask(ctx, ctx.locker.leader(name));
   if (was === undefined) {
     if (ctx.json) process.stdout.write(`${JSON.stringify({ name, was: null, leader: null, ms: null })}\n`);
@@ -81,23 +93,83 @@ export async function failoverCommand(ctx: ViewContext, positionals: string[]): 
     return EXIT.none;
   }
   const t0 = performance.now();
-  const now = await ask(ctx, ctx.locker.failover(name));
+  let now: string | undefined;
+  try {
+    // The leader gets the whole --timeout to stop its work; etcd's answers get a little more.
+    const call = ctx.locker.failover(name, { ...(options.to !== undefined ? { to: options.to } : {}), force: options.force === true, timeoutMs: ctx.timeoutMs });
+    now = await ask({ ...ctx, timeoutMs: ctx.timeoutMs + 3_000 }, call.catch((e: unknown) => Promise.reject(isHandOverError(e) ? new HandOverRefusal(e.message) : e)));
+  } catch (err) {
+    if (err instanceof HandOverRefusal) {
+      say(err.message);
+      return EXIT.none;
+    }
+    throw err;
+  }
   const ms = Math.round(performance.now() - t0);
+  const how = options.force ? 'deposed' : 'handed over';
   process.stdout.write(
     ctx.json
       ? `${JSON.stringify({ name, was, leader: now ?? null, ms })}\n`
       : now === undefined
         ? `${was} was deposed from '${name}' in ${ms} ms; no other candidate, so it leads again once it re-queues\n`
-        : `${now} leads '${name}' now (was ${was}; hand-over took ${ms} ms)\n`,
+        : now === was
+          ? `${was} keeps '${name}': nobody else queues for it\n`
+          : `${now} leads '${name}' now (was ${was}; ${how} in ${ms} ms)\n`,
   );
   return EXIT.ok;
 }
 
-export async function statusCommand(ctx: ViewContext, positionals: string[], watch: boolean): Promise<number> {
+/** A hand-over that did not happen as asked: reported as such, not as an etcd failure. */
+class HandOverRefusal extends Error {}
+
+export async function drainCommand(ctx: ViewContext, positionals: string[], on: boolean): Promise<number> {
+  const id = nodeIdArg(positionals, on ? 'drain' : 'undrain');
+  if (!on) {
+    await ask(ctx, ctx.locker.undrain({ nodeId: id }));
+    if (ctx.json) process.stdout.write(`${JSON.stringify({ undrained: id })}\n`);
+    else say(`'${id}' is no longer draining`);
+    return EXIT.ok;
+  }
+  const t0 = performance.now();
+  let moves = 0;
+  await ask(
+    ctx,
+    ctx.locker.drain({
+      nodeId: id,
+      onMove: (name, to) => {
+        moves++;
+        if (ctx.json) process.stdout.write(`${JSON.stringify({ name, leader: to ?? null })}\n`);
+        else process.stdout.write(`moved '${name}' to ${to ?? 'nobody'}\n`);
+      },
+    }),
+  );
+  const hosts = await ask(ctx, ctx.locker.status({ hosts: true }));
+  const leads = hosts.find((h) => h.id === id)?.leads ?? [];
+  const ms = Math.round(performance.now() - t0);
+  if (ctx.json) process.stdout.write(`${JSON.stringify({ drained: id, moves, ms, leads })}\n`);
+  else {
+    process.stdout.write(`'${id}' is drained: ${moves} leadership(s) moved in ${ms} ms`);
+    process.stdout.write(leads.length ? `; it still leads ${leads.join(', ')} (nobody else queues)\n` : '\n');
+  }
+  return EXIT.ok;
+}
+
+export async function statusCommand(ctx: ViewContext, positionals: string[], watch: boolean, hosts = false): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`, 'status');
+  if (hosts) {
+    if (watch) throw new UsageError('--hosts cannot be combined with --watch', 'status');
+    const list = await ask(ctx, ctx.locker.status({ hosts: true }));
+    process.stdout.write(ctx.json ? `${JSON.stringify(list, null, 2)}\n` : hostTable(list));
+    return EXIT.ok;
+  }
   if (!watch) {
     const status = await ask(ctx, ctx.locker.status());
-    process.stdout.write(ctx.json ? `${JSON.stringify(status, null, 2)}\n` : table(status));
+    if (ctx.json) {
+      process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+      return EXIT.ok;
+    }
+    const list = await ask(ctx, ctx.locker.status({ hosts: true }));
+    process.stdout.write(table(status) + (list.length > 0 && status.length > 0 ? `\n${shares(list)}` : ''));
     return EXIT.ok;
   }
   return watchStatus(ctx);
@@ -219,4 +291,28 @@ export function table(status: NameStatus[], ages?: Map<string, string>): string 
 function candidates(ids: string[]): string {
   const shown = ids.slice(0, 5).join(',');
   return ids.length > 5 ? `${shown},… (${ids.length})` : `${shown} (${ids.length})`;
+}
+
+/** `status --hosts`: one row per host. */
+export function hostTable(hosts: HostStatus[]): string {
+  if (hosts.length === 0) return 'no hosts under this prefix\n';
+  const head = ['HOST', 'LEADS', 'QUEUED', 'SHARE', 'OFF', 'DRAINING', 'NAMES LED'];
+  const rows = hosts.map((h) => [
+    h.id,
+    String(h.leads.length),
+    String(h.queued.length),
+    h.share.toFixed(1),
+    h.offBy > 0 ? `+${h.offBy}` : String(h.offBy),
+    h.draining ? 'yes' : 'no',
+    h.leads.length > 5 ? `${h.leads.slice(0, 5).join(',')},…` : h.leads.join(',') || '-',
+  ]);
+  const widths = head.map((x, i) => Math.max(x.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  return `${[head, ...rows].map(line).join('\n')}\n`;
+}
+
+/** The footer of plain `status`: each host's leaderships against its fair share. */
+function shares(hosts: HostStatus[]): string {
+  const parts = hosts.map((h) => `${h.id} ${h.leads.length}/${h.share.toFixed(1)}${h.draining ? ' (draining)' : ''}`);
+  return `leaderships/fair share: ${parts.join(', ')}\n`;
 }

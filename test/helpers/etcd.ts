@@ -133,6 +133,7 @@ export interface EtcdCluster extends AsyncDisposable {
    */
   leases(): Promise<string[]>;
   /** Keys under `prefix` (`get --prefix --keys-only`), sorted by etcd. */
+  /** Keys under `prefix`, without the lockers' control records (`<prefix>/hosts/…`, `<prefix>/drain/…`, `<prefix>/move/…`). */
   keys(prefix: string): Promise<string[]>;
   /** Value of `key`, or undefined. */
   get(key: string): Promise<string | undefined>;
@@ -505,7 +506,7 @@ class Cluster implements EtcdCluster {
   async keys(prefix: string): Promise<string[]> {
     const out = await this.ctlOk(['get', prefix, '--prefix', '--keys-only', '-w', 'json']);
     const parsed = JSON.parse(out) as { kvs?: Array<{ key: string }> };
-    return (parsed.kvs ?? []).map((kv) => Buffer.from(kv.key, 'base64').toString('utf8'));
+    return (parsed.kvs ?? []).map((kv) => Buffer.from(kv.key, 'base64').toString('utf8')).filter((k) => !k.startsWith(`${prefix}/`));
   }
 
   async get(key: string): Promise<string | undefined> {

@@ -1,0 +1,366 @@
+// Drives placement.ts on a locker: keeps the control records parsed, this host's record
+// under its lease, the balance passes and their moves in flight, drains, and the
+// requester side of a graceful failover. The rules themselves are in placement.ts.
+import type { Etcd3 } from 'etcd3';
+import { untilAborted } from './abort.js';
+import type { Clock, Timer } from './clock.js';
+import { EtcdUnavailableError, HandOverError } from './errors.js';
+import { drainKey, hostKey, moveKey, validateName } from './keys.js';
+import { EMPTY_CONTROL, handsOver, hostsStatus, parseControl, planMoves, standsAside, type ControlRecords, type HostStatus, type MoveRequest } from './placement.js';
+import { nameRange } from './reads.js';
+import { byCreate, candidateOf, type Candidate } from './queue.js';
+import type { Session } from './session.js';
+import type { PrefixView } from './view.js';
+
+export interface FailoverOptions {
+  /** Node id that must lead next (it must queue for the name). Default: whoever is next in line. */
+  to?: string;
+  /** Delete the leader's key instead of asking it (the pre-0.3 behaviour): for a leader that does not answer. */
+  force?: boolean;
+  /** How long the leader has to hand over (ms). Default max(10 s, 3 × ttl). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface DrainOptions {
+  /** Called for each leadership that moved away: name and the node id leading it now. */
+  onMove?: (name: string, to: string | undefined) => void;
+  signal?: AbortSignal;
+}
+
+/** What the mover needs from its locker. @internal */
+export interface MoverHost {
+  readonly view: PrefixView;
+  readonly client: Etcd3;
+  readonly prefix: string;
+  readonly nodeId: string;
+  readonly clock: Clock;
+  readonly ttl: number;
+  readonly balanceConcurrency: number;
+  /** False on an injected store (the simulation): no control writes through the etcd3 client. */
+  readonly writes: boolean;
+  session(): Session | undefined;
+  requestTimeoutMs(): number;
+  /** Hands a name over if this host leads it (Singleton.handOver). */
+  handOver(name: string): boolean;
+  /** True if this host runs `name` as a queue-mode singleton (the kind that is moved). */
+  movable(name: string): boolean;
+  /** Names registered here, to judge again after control records changed. */
+  judge(names: Iterable<string> | 'all'): void;
+  report(err: Error): void;
+}
+
+interface InFlight {
+  readonly from: string;
+  readonly to: string;
+  /** The request value we wrote, if the target was not next in line. */
+  written: string | undefined;
+  readonly timer: Timer;
+}
+
+const deadline = (ms: number): { deadline: Date } => ({ deadline: new Date(Date.now() + ms) });
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class Mover {
+  private rec: ControlRecords = EMPTY_CONTROL;
+  private readonly inFlight = new Map<string, InFlight>();
+  private passTimer: Timer | undefined;
+  private recordFor: Session | undefined;
+  private waiters = new Set<() => void>();
+  private closed = false;
+  private putting = false;
+
+  constructor(private readonly host: MoverHost) {}
+
+  // ——— the rules, on the current view ———
+
+  standsAside(name: string, key: string): boolean {
+    return standsAside(this.host.view.queue(name), key, this.host.nodeId, this.rec, this.rec.moves.get(name));
+  }
+
+  handsOver(name: string, key: string): boolean {
+    return handsOver(this.host.view.queue(name), key, this.rec.moves.get(name));
+  }
+
+  get draining(): boolean {
+    return this.rec.draining.has(this.host.nodeId);
+  }
+
+  // ——— driven by the locker ———
+
+  /** Control records changed: re-parse, judge the names they concern, plan again. */
+  controlChanged(): void {
+    // An operator's `del --prefix` takes our record too: without it our keys look foreign.
+    const mine = this.recordFor;
+    if (mine && !mine.ended && !this.putting && this.host.view.current && !this.host.view.control.has(hostKey(this.host.prefix, this.host.nodeId))) {
+      void this.putRecord(mine);
+    }
+    const before = this.rec;
+    this.rec = parseControl(this.host.prefix, this.host.view.control);
+    const drainChanged = before.draining.size !== this.rec.draining.size || [...before.draining].some((d) => !this.rec.draining.has(d));
+    if (drainChanged) this.host.judge('all');
+    else {
+      const names = new Set<string>([...this.rec.moves.keys(), ...before.moves.keys()]);
+      if (names.size > 0) this.host.judge(names);
+    }
+    this.schedule();
+    this.wake();
+  }
+
+  /** Queues changed: finish the moves that happened, plan again. */
+  viewChanged(names: ReadonlySet<string>): void {
+    if (this.inFlight.size > 0) {
+      for (const name of names) {
+        const m = this.inFlight.get(name);
+        if (m && this.host.view.head(name)?.key !== m.from) this.finish(name);
+      }
+    }
+    this.schedule();
+    this.wake();
+  }
+
+  /** A new session: publish this host's record under its lease (the sign that its keys are ours). */
+  sessionGranted(session: Session): void {
+    if (!this.host.writes) return;
+    this.recordFor = session;
+    void this.putRecord(session);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.passTimer) this.host.clock.clearTimeout(this.passTimer);
+    for (const m of this.inFlight.values()) this.host.clock.clearTimeout(m.timer);
+    this.inFlight.clear();
+    for (const w of [...this.waiters]) w();
+  }
+
+  private async putRecord(session: Session): Promise<void> {
+    this.putting = true;
+    try {
+      await this.putRecordNow(session);
+    } finally {
+      this.putting = false;
+    }
+  }
+
+  private async putRecordNow(session: Session): Promise<void> {
+    let wait = 50;
+    while (!this.closed && this.recordFor === session && !session.ended) {
+      try {
+        const value = JSON.stringify({ lease: session.hex });
+        await this.host.client.kv.put({ key: Buffer.from(hostKey(this.host.prefix, this.host.nodeId)), value: Buffer.from(value), lease: session.leaseId }, deadline(this.host.requestTimeoutMs()));
+        return;
+      } catch (err) {
+        if (this.closed || session.ended) return;
+        this.host.report(new EtcdUnavailableError(`write of the host record of '${this.host.nodeId}'`, err));
+        await sleep(wait);
+        wait = Math.min(wait * 2, 2000);
+      }
+    }
+  }
+
+  /** Plans soon (once per burst of events): a pass reads every queue. */
+  private schedule(): void {
+    if (this.closed || this.passTimer) return;
+    this.passTimer = this.host.clock.setTimeout(() => {
+      this.passTimer = undefined;
+      this.pass();
+    }, 50);
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  private pass(): void {
+    const session = this.host.session();
+    if (this.closed || !this.host.writes || !session || !this.host.view.current) return;
+    if (!this.draining && this.host.balanceConcurrency === 0) return;
+    const limit = (this.host.balanceConcurrency || 16) - this.inFlight.size;
+    const view = this.host.view;
+    const queues = (function* () {
+      for (const name of view.names()) yield [name, view.queue(name)] as [string, readonly Candidate[]];
+    })();
+    const moves = planMoves({
+      queues,
+      rec: this.rec,
+      self: this.host.nodeId,
+      balance: this.host.balanceConcurrency > 0,
+      inFlight: new Set(this.inFlight.keys()),
+      limit,
+      movable: (name) => this.host.movable(name),
+    });
+    for (const m of moves) this.start(m.name, m.from, m.to, m.position, session);
+  }
+
+  private start(name: string, from: string, to: string, position: number, session: Session): void {
+    const timer = this.host.clock.setTimeout(() => this.finish(name), Math.max(5_000, 3 * this.host.ttl * 1000));
+    const m: InFlight = { from, to, written: undefined, timer };
+    this.inFlight.set(name, m);
+    if (position === 1) {
+      if (!this.host.handOver(name)) this.finish(name);
+      return;
+    }
+    // Candidates between us and the target step aside once they see the request.
+    const value = JSON.stringify({ from, to, by: this.host.nodeId } satisfies MoveRequest);
+    m.written = value;
+    this.host.client.kv
+      .put({ key: Buffer.from(moveKey(this.host.prefix, name)), value: Buffer.from(value), lease: session.leaseId }, deadline(this.host.requestTimeoutMs()))
+      .catch((err: unknown) => {
+        this.host.report(new EtcdUnavailableError(`write of the move request of '${name}'`, err));
+        this.finish(name);
+      });
+  }
+
+  private finish(name: string): void {
+    const m = this.inFlight.get(name);
+    if (!m) return;
+    this.inFlight.delete(name);
+    this.host.clock.clearTimeout(m.timer);
+    if (m.written !== undefined) void deleteIfUnchanged(this.host.client, moveKey(this.host.prefix, name), m.written, this.host.requestTimeoutMs());
+    this.schedule();
+  }
+
+  // ——— drain ———
+
+  /** Writes a drain order for `nodeId` (no lease: it holds until undrain). */
+  async order(nodeId: string, on: boolean): Promise<void> {
+    const key = Buffer.from(drainKey(this.host.prefix, nodeId));
+    try {
+      if (on) await this.host.client.kv.put({ key, value: Buffer.from(JSON.stringify({ at: new Date().toISOString() })) }, deadline(this.host.requestTimeoutMs()));
+      else await this.host.client.kv.deleteRange({ key }, deadline(this.host.requestTimeoutMs()));
+    } catch (err) {
+      throw new EtcdUnavailableError(`${on ? 'write' : 'delete'} of the drain order of '${nodeId}'`, err);
+    }
+  }
+
+  /**
+   * Resolves once `nodeId` is draining in the view and leads no name that an eligible
+   * candidate queues for. `onMove` hears of each leadership that left it.
+   */
+  async drained(nodeId: string, options: DrainOptions): Promise<void> {
+    const view = this.host.view;
+    view.start();
+    await view.ready();
+    const led = new Set<string>();
+    const check = (): boolean => {
+      if (!view.current || !this.rec.draining.has(nodeId)) return false;
+      let done = true;
+      const now = new Set<string>();
+      for (const name of view.names()) {
+        const q = view.queue(name);
+        if (q[0]?.value !== nodeId) continue;
+        now.add(name);
+        if (q.some((c) => c.value !== nodeId && !this.rec.draining.has(c.value))) done = false;
+      }
+      for (const name of led) if (!now.has(name)) options.onMove?.(name, view.head(name)?.value);
+      led.clear();
+      for (const n of now) led.add(n);
+      return done;
+    };
+    await untilAborted(
+      () =>
+        new Promise<void>((resolve) => {
+          const w = (): void => {
+            if (this.closed || check()) {
+              this.waiters.delete(w);
+              resolve();
+            }
+          };
+          this.waiters.add(w);
+          w();
+        }),
+      options.signal,
+      `drain of '${nodeId}'`,
+    );
+  }
+
+  // ——— status ———
+
+  hosts(queues: Iterable<[string, readonly Candidate[]]>, control: ReadonlyMap<string, string>): HostStatus[] {
+    return hostsStatus(queues, parseControl(this.host.prefix, control));
+  }
+}
+
+/** Deletes `key` only while it still holds `value` (a newer request is someone else's). */
+async function deleteIfUnchanged(client: Etcd3, key: string, value: string, timeoutMs: number): Promise<void> {
+  const k = Buffer.from(key);
+  try {
+    await client.kv.txn({ compare: [{ key: k, target: 'Value', result: 'Equal', value: Buffer.from(value) }], success: [{ request_delete_range: { key: k } }] }, deadline(timeoutMs));
+  } catch {
+    // Left behind it is void: a request names the leadership it concerns, which is gone.
+  }
+}
+
+/**
+ * The requester's side of a graceful failover: writes `<prefix>/move/<name>` naming the
+ * current leader's key (and the target), then waits until that key is gone. The leader
+ * drains fn before it deletes its key, so the next leader starts after it stopped.
+ */
+export async function requestHandOver(
+  client: Etcd3,
+  prefix: string,
+  name: string,
+  by: string,
+  options: { to?: string; timeoutMs: number; requestTimeoutMs: number },
+): Promise<string | undefined> {
+  validateName(name);
+  const { to, timeoutMs, requestTimeoutMs } = options;
+  const readQueue = async (): Promise<Candidate[]> => {
+    const res = await client.kv.range(nameRange(prefix, name), deadline(requestTimeoutMs));
+    return res.kvs.map(candidateOf).sort(byCreate);
+  };
+  let queue: Candidate[];
+  try {
+    queue = await readQueue();
+  } catch (err) {
+    throw new EtcdUnavailableError(`read of the queue of '${name}'`, err);
+  }
+  const head = queue[0];
+  if (!head) return undefined;
+  if (to !== undefined) {
+    if (head.value === to) return to;
+    if (!queue.some((c) => c.value === to)) {
+      throw new HandOverError(name, 'not-queued', `cannot hand '${name}' to '${to}': it does not queue for the name (candidates: ${queue.map((c) => c.value).join(', ')})`, head.value);
+    }
+  } else if (queue.length < 2) {
+    return head.value; // nobody else queues: the name stays where it is
+  }
+  const value = JSON.stringify({ from: head.key, ...(to !== undefined ? { to } : {}), by } satisfies MoveRequest);
+  const key = moveKey(prefix, name);
+  try {
+    await client.kv.put({ key: Buffer.from(key), value: Buffer.from(value) }, deadline(requestTimeoutMs));
+  } catch (err) {
+    throw new EtcdUnavailableError(`write of the move request of '${name}'`, err);
+  }
+  const until = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      let now: Candidate | undefined;
+      try {
+        now = (await readQueue())[0];
+      } catch {
+        now = head; // unanswered read: try again until the deadline
+      }
+      if (now?.key !== head.key) {
+        if (to !== undefined && now?.value !== to) {
+          throw new HandOverError(name, 'other', `'${name}' went to '${now?.value ?? 'nobody'}' instead of '${to}' (the target left the queue meanwhile?)`, now?.value);
+        }
+        return now?.value;
+      }
+      if (Date.now() >= until) {
+        throw new HandOverError(
+          name,
+          'timeout',
+          `the leader '${head.value}' of '${name}' did not hand over within ${timeoutMs} ms (cut off from etcd, or an older locked that does not read move requests?); ` +
+            `force it with failover --force, which deletes its key without waiting for its work to stop`,
+          head.value,
+        );
+      }
+      await sleep(50);
+    }
+  } finally {
+    await deleteIfUnchanged(client, key, value, requestTimeoutMs);
+  }
+}
+

@@ -1,0 +1,249 @@
+// WHERE LEADERSHIPS SHOULD BE: balance, drain and requested hand-overs, decided from the
+// prefix alone. Every locker sees every queue and every control record under its prefix,
+// so each computes the same picture; this file is the only place that turns it into
+// "this leader hands over now" or "this standby steps out of the way".
+//
+// - A host is one of ours when its record `<prefix>/hosts/<id>` names the lease of the
+//   candidate's key. Keys of anything else (`etcdctl elect`, Go services, older lockers)
+//   are foreign: a name with a foreign candidate is never moved by balancing.
+// - Fair share of host h: Σ over the names h queues for of 1 / (eligible candidates of the
+//   name). With every host on every name that is N / H.
+// - Balancing moves a name from its leader h to a candidate g only when h leads more than
+//   its fair share, g less than its own, and load(g) ≤ load(h) − 2: every move lowers
+//   Σ load², so moves end and never ping-pong; hosts at their share never move anything,
+//   so concurrent deciders rarely overshoot. With every host on every name it stops at
+//   ⌊N/H⌋..⌈N/H⌉ per host.
+// - A move is always graceful: the leader's fn is aborted and drained, then its key is
+//   deleted; the receiver starts after. To reach a candidate that is not next in line, the
+//   leader writes `<prefix>/move/<name>` = { from, to }; the candidates queued between
+//   them re-queue at the back, then the leader hands over.
+import { controlPrefix, keyLeaseHex } from './keys.js';
+import type { Candidate } from './queue.js';
+
+export interface MoveRequest {
+  /** Election key of the leadership to hand over; the request is void once it is gone. */
+  readonly from: string;
+  /** Node id that must lead next; without it, whoever is next in line. */
+  readonly to?: string;
+  /** Who asked (node id or `cli`), for status and logs. */
+  readonly by?: string;
+}
+
+/** Per-host picture, as `status({ hosts: true })` and `locked status --hosts` show it. */
+export interface HostStatus {
+  /** Node id. */
+  id: string;
+  /** Lease (hex) of its current session; undefined for a drain order of a host that is not running. */
+  lease: string | undefined;
+  /** Names it leads. */
+  leads: string[];
+  /** Names it queues for without leading. */
+  queued: string[];
+  draining: boolean;
+  /** Its fair share of the names it queues for (see README: Balance). */
+  share: number;
+  /** Leaderships above (+) or below (−) the fair share, rounded to whole names. */
+  offBy: number;
+}
+
+export interface ControlRecords {
+  /** Lease hex → node id, from the hosts' records. */
+  readonly hostByLease: ReadonlyMap<string, string>;
+  /** Node id → lease hex. */
+  readonly leaseByHost: ReadonlyMap<string, string>;
+  /** Node ids with a drain order. */
+  readonly draining: ReadonlySet<string>;
+  /** Name → move request. */
+  readonly moves: ReadonlyMap<string, MoveRequest>;
+}
+
+export const EMPTY_CONTROL: ControlRecords = { hostByLease: new Map(), leaseByHost: new Map(), draining: new Set(), moves: new Map() };
+
+/** Parses the control records under `<prefix>/`; malformed ones are ignored (an operator's typo must not stop elections). */
+export function parseControl(prefix: string, control: ReadonlyMap<string, string>): ControlRecords {
+  const base = controlPrefix(prefix);
+  const hostByLease = new Map<string, string>();
+  const leaseByHost = new Map<string, string>();
+  const draining = new Set<string>();
+  const moves = new Map<string, MoveRequest>();
+  for (const [key, value] of control) {
+    const rest = key.slice(base.length);
+    const slash = rest.indexOf('/');
+    if (slash < 0) continue;
+    const kind = rest.slice(0, slash);
+    const id = rest.slice(slash + 1);
+    if (id.length === 0) continue;
+    const json = parse(value);
+    if (kind === 'hosts') {
+      const lease = json?.['lease'];
+      if (typeof lease === 'string' && lease.length > 0) {
+        hostByLease.set(lease, id);
+        leaseByHost.set(id, lease);
+      }
+    } else if (kind === 'drain') {
+      draining.add(id);
+    } else if (kind === 'move') {
+      const from = json?.['from'];
+      const to = json?.['to'];
+      const by = json?.['by'];
+      if (typeof from !== 'string') continue;
+      moves.set(id, { from, ...(typeof to === 'string' ? { to } : {}), ...(typeof by === 'string' ? { by } : {}) });
+    }
+  }
+  return { hostByLease, leaseByHost, draining, moves };
+}
+
+function parse(value: string): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(value);
+    return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The node id of a candidate if it is one of our lockers (its key's lease is in a host record). */
+export function ownerOf(c: Candidate, rec: ControlRecords): string | undefined {
+  const id = rec.hostByLease.get(keyLeaseHex(c.key));
+  return id !== undefined && id === c.value ? id : undefined;
+}
+
+/** A candidate that may be given a leadership: not draining (foreign candidates never drain). */
+const eligible = (c: Candidate, rec: ControlRecords): boolean => !rec.draining.has(c.value);
+
+/**
+ * Should the queued (not leading) candidate `key` of `name` step out of the way — delete
+ * its key and queue again at the back? Yes when a move request targets a host behind it,
+ * or when it is draining and an eligible candidate queues behind it.
+ */
+export function standsAside(queue: readonly Candidate[], key: string, self: string, rec: ControlRecords, move: MoveRequest | undefined): boolean {
+  const i = queue.findIndex((c) => c.key === key);
+  if (i < 0) return false;
+  if (move?.to !== undefined && queue[0]?.key === move.from && key !== move.from && self !== move.to) {
+    const j = queue.findIndex((c) => c.value === move.to);
+    if (j > i) return true;
+  }
+  if (rec.draining.has(self)) {
+    for (let j = i + 1; j < queue.length; j++) if (eligible(queue[j]!, rec)) return true;
+  }
+  return false;
+}
+
+/** Should the leader holding `key` hand over now? Yes when a move request for it is ready: its target is next in line. */
+export function handsOver(queue: readonly Candidate[], key: string, move: MoveRequest | undefined): boolean {
+  if (!move || move.from !== key || queue[0]?.key !== key) return false;
+  const next = queue[1];
+  if (!next) return false;
+  return move.to === undefined || next.value === move.to;
+}
+
+/** A move this host wants to make: hand `name` to `to` (queued at `position`). */
+export interface PlannedMove {
+  readonly name: string;
+  readonly from: string;
+  readonly to: string;
+  readonly position: number;
+}
+
+export interface PlanInput {
+  /** Every name's queue. */
+  readonly queues: Iterable<[string, readonly Candidate[]]>;
+  readonly rec: ControlRecords;
+  /** This host. */
+  readonly self: string;
+  readonly balance: boolean;
+  /** Names this host is moving already (not planned again, counted as gone). */
+  readonly inFlight: ReadonlySet<string>;
+  /** At most this many moves. */
+  readonly limit: number;
+  /** Names this host may move (runs them as queue-mode singletons). Default: all. */
+  readonly movable?: (name: string) => boolean;
+}
+
+/**
+ * The moves this host should start now, as a leader: every name it leads if it is
+ * draining (to the least-loaded eligible candidate); else, with balance on and while it
+ * leads more than its fair share, names whose queue holds only our hosts and a candidate
+ * below its own fair share and at least two leaderships below us.
+ */
+export function planMoves(input: PlanInput): PlannedMove[] {
+  const { rec, self, limit } = input;
+  if (limit <= 0) return [];
+  const draining = rec.draining.has(self);
+  if (!draining && !input.balance) return [];
+  const load = new Map<string, number>();
+  const share = new Map<string, number>();
+  const mine: [string, readonly Candidate[]][] = [];
+  const ids = new Set<string>();
+  for (const [name, queue] of input.queues) {
+    const head = queue[0];
+    if (!head) continue;
+    ids.clear();
+    for (const c of queue) if (eligible(c, rec)) ids.add(c.value);
+    for (const id of ids) share.set(id, (share.get(id) ?? 0) + 1 / ids.size);
+    const owner = ownerOf(head, rec) ?? head.value;
+    if (owner === self && input.inFlight.has(name)) continue; // counted as gone already
+    load.set(owner, (load.get(owner) ?? 0) + 1);
+    if (owner === self && (input.movable?.(name) ?? true)) mine.push([name, queue]);
+  }
+  const out: PlannedMove[] = [];
+  const shareOf = (id: string): number => share.get(id) ?? 0;
+  for (const [name, queue] of mine) {
+    if (out.length >= limit) break;
+    if (rec.moves.has(name)) continue; // someone asked already: that request rules
+    const myLoad = load.get(self) ?? 0;
+    // Balance gives names away only from above the fair share (a host below it keeps
+    // what it has even if a neighbour is lower still: that neighbour is fed from above).
+    if (!draining && myLoad <= shareOf(self) + 1e-9) break;
+    let best: { c: Candidate; load: number; position: number } | undefined;
+    let foreign = false;
+    for (let p = 1; p < queue.length; p++) {
+      const c = queue[p]!;
+      const owner = ownerOf(c, rec);
+      if (owner === undefined) foreign = true;
+      if (c.value === self || !eligible(c, rec)) continue;
+      const l = load.get(owner ?? c.value) ?? 0;
+      if (!draining && (owner === undefined || l >= shareOf(c.value) - 1e-9 || l > myLoad - 2)) continue;
+      if (!best || l < best.load) best = { c, load: l, position: p };
+    }
+    if (!best || (!draining && foreign)) continue;
+    out.push({ name, from: queue[0]!.key, to: best.c.value, position: best.position });
+    load.set(self, myLoad - 1);
+    load.set(best.c.value, best.load + 1);
+  }
+  return out;
+}
+
+/** Every host's leaderships, queue places, drain state and fair share. */
+export function hostsStatus(queues: Iterable<[string, readonly Candidate[]]>, rec: ControlRecords): HostStatus[] {
+  const hosts = new Map<string, HostStatus>();
+  const seen = new Set<string>();
+  const get = (id: string): HostStatus => {
+    let h = hosts.get(id);
+    if (!h) hosts.set(id, (h = { id, lease: rec.leaseByHost.get(id), leads: [], queued: [], draining: rec.draining.has(id), share: 0, offBy: 0 }));
+    return h;
+  };
+  for (const id of rec.leaseByHost.keys()) get(id);
+  for (const id of rec.draining) get(id);
+  for (const [name, queue] of queues) {
+    const ids = [...new Set(queue.map((c) => c.value))];
+    const able = ids.filter((id) => !rec.draining.has(id));
+    seen.clear();
+    queue.forEach((c, i) => {
+      if (seen.has(c.value)) return;
+      seen.add(c.value);
+      const h = get(c.value);
+      if (i === 0) h.leads.push(name);
+      else h.queued.push(name);
+    });
+    for (const id of able) get(id).share += 1 / able.length;
+  }
+  const out = [...hosts.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  for (const h of out) {
+    h.leads.sort();
+    h.queued.sort();
+    h.share = Math.round(h.share * 100) / 100;
+    h.offBy = h.leads.length - Math.round(h.share);
+  }
+  return out;
+}
