@@ -1,9 +1,10 @@
 // `npm run demo`: the main job of locked, narrated, on one machine.
 //
 // Starts a local 3-member etcd, then three hosts as separate processes (host.ts) that
-// register the same two singletons, and shows: who is elected (and the fencing token),
-// a SIGKILLed leader replaced by a standby (failover time), a graceful remove()
-// hand-over (its time), and a close that leaves nothing behind in etcd.
+// register the same six singletons, and shows: the jobs spread over the hosts (balance,
+// fencing tokens), a SIGKILLed leader replaced by standbys (failover time), a graceful
+// failover to a chosen host (hand-over time), a drain before a "deploy" and the undrain
+// after it, and a close that leaves nothing behind in etcd.
 //
 // LOCKED_ENDPOINTS=h1:2379,h2:2379 runs it against an etcd you already have (e.g.
 // docker-compose.etcd.yml) instead of starting one.
@@ -13,6 +14,7 @@ import { delimiter, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import locked, { type Locker } from '../src/index.js';
 import { startEtcd, type EtcdCluster } from '../test/helpers/etcd.js';
+import { hostTable } from '../src/cli/view.js';
 import { NAMES, type HostCommand, type HostMessage } from './protocol.js';
 
 // ——— terminal ———
@@ -40,7 +42,6 @@ function duration(millis: number): string {
   return millis < 10 ? `${millis.toFixed(1)} ms` : `${Math.round(millis)} ms`;
 }
 const pad = (s: string, n: number): string => s.padEnd(n);
-const ordinal = (i: number): string => ['1st', '2nd', '3rd'][i] ?? `${i + 1}th`;
 const hexLease = (decimal: string): string => BigInt(decimal).toString(16);
 
 // ——— etcd binaries ———
@@ -139,6 +140,8 @@ class Host {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private readonly listeners = new Set<() => void>();
   private stderr = '';
+  /** process.hrtime.bigint() when the demo SIGKILLed it: its jobs ended then. */
+  killedAt: bigint | undefined;
 
   constructor(
     readonly id: string,
@@ -204,6 +207,31 @@ const hosts: Host[] = [];
 process.on('exit', () => {
   for (const h of hosts) if (h.alive) h.child.kill('SIGKILL');
 });
+
+/**
+ * No job ran on two hosts at once: per name, every start comes after the stop (or the
+ * death) of the previous leadership. From the hosts' monotonic stamps.
+ */
+function checkNoOverlap(): void {
+  for (const name of NAMES) {
+    const spans: { id: string; start: bigint; end: bigint }[] = [];
+    for (const h of hosts) {
+      let open: bigint | undefined;
+      for (const m of h.messages) {
+        if (m.type === 'start' && m.name === name) open = BigInt(m.t);
+        if (m.type === 'stop' && m.name === name && open !== undefined) {
+          spans.push({ id: h.id, start: open, end: BigInt(m.t) });
+          open = undefined;
+        }
+      }
+      if (open !== undefined) spans.push({ id: h.id, start: open, end: h.alive ? BigInt(Number.MAX_SAFE_INTEGER) * 1000n : (h.killedAt ?? open) });
+    }
+    spans.sort((a, b) => (a.start < b.start ? -1 : 1));
+    for (let i = 1; i < spans.length; i++) {
+      if (spans[i - 1]!.end > spans[i]!.start) throw new Error(`'${name}' ran on ${spans[i - 1]!.id} and ${spans[i]!.id} at once`);
+    }
+  }
+}
 
 function startHost(id: string, endpoints: string[], prefix: string): Host {
   const script = new URL('./host.js', import.meta.url);
@@ -296,42 +324,49 @@ async function demo(): Promise<void> {
     throw new Error(`cannot reach etcd at ${endpoints.join(', ')}: ${err instanceof Error ? err.message : String(err)}`);
   }
   const leaseIds = async (): Promise<string[]> => (await observer.client.leaseClient.leaseLeases()).leases.map((l) => l.ID);
-  const queue = async (name: string): Promise<number> => (await observer.client.getAll().prefix(`${prefix}${name}/`).keys()).length;
 
   try {
     // 2. hosts
     step('Three hosts, one program (demo/host.ts), each its own process');
     code(`const locker = locked(endpoints, { id, ttl: 2 });`);
-    code(`locker('scheduler', job);  locker('report-mailer', job);`);
+    code(`for (const name of jobs) locker(name, job);   // ${NAMES.length} jobs`);
     explain('One etcd lease per host. Each job name is a queue of keys, one per');
     explain(`host, under ${prefix}<name>/, in the order etcd created them.`);
     explain('First in line leads.');
-    const names = ['alpha', 'bravo', 'carol'];
-    for (const [i, id] of names.entries()) {
+    const first = startHost('alpha', endpoints, prefix);
+    const alphaSession = await first.wait('session');
+    for (const name of NAMES) await first.wait('start', (m) => m.name === name);
+    indent(`alpha  pid ${pad(String(first.pid), 7)} lease ${hexLease(alphaSession.leaseId)}  alone: leads all ${NAMES.length} jobs`);
+    for (const id of ['bravo', 'carol']) {
       const host = startHost(id, endpoints, prefix);
       const session = await host.wait('session');
-      // Started one after the other, so the queue order is alpha, bravo, carol.
-      await until(`${id} in line for every job`, async () => (await Promise.all(NAMES.map(queue))).every((n) => n === i + 1));
-      indent(`${pad(id, 6)} pid ${pad(String(host.pid), 7)} lease ${hexLease(session.leaseId)}  ${ordinal(i)} in line for both`);
+      indent(`${pad(id, 6)} pid ${pad(String(host.pid), 7)} lease ${hexLease(session.leaseId)}  joins every queue`);
     }
     const [alpha, bravo, carol] = hosts as [Host, Host, Host];
 
-    // 3. elected
-    step('Who was elected');
-    const first = new Map<string, Msg<'start'>>();
-    for (const name of NAMES) {
-      const s = await alpha.wait('start', (m) => m.name === name);
-      first.set(name, s);
-      indent(`${pad(name, 14)} ${green(pad('alpha', 6))} fencing token ${s.token}`);
-    }
+    // 3. balance
+    step('Balance: the hosts share the jobs');
+    explain('Every host sees every queue, so each computes the same picture. A host');
+    explain('leading more than its fair share hands the surplus over gracefully:');
+    explain("its job's signal aborts, the job stops, then its key is deleted and");
+    explain('the receiver starts. Every host ends up with 2 of the 6.');
+    const tBalance = hr();
+    await until('2 jobs per host', async () => (await observer.status({ hosts: true })).every((h) => h.leads.length === 2), 15_000);
+    const spread = await observer.status({ hosts: true });
+    for (const h of spread) indent(`${pad(h.id, 6)} leads ${h.leads.map((n) => green(n)).join(', ')}`);
+    const moves = bravo.messages.filter((m) => m.type === 'start').length + carol.messages.filter((m) => m.type === 'start').length;
+    indent(`${moves} graceful hand-overs in ${duration(ms(tBalance, hr()))}; each job stopped before its next host started it.`);
+    checkNoOverlap();
+    code(`$ locked status --hosts`);
+    say(dim(hostTable(spread).replace(/^/gm, '     ').trimEnd()));
+    const status = await observer.status();
+    const sample = status.find((s) => s.name === NAMES[0])!;
+    indent(`${NAMES[0]}: leader ${green(sample.leader!)}, fencing token ${sample.token}`);
     explain("The token is the create revision of the leader's key. It only grows");
     explain('from one leadership to the next: send it along with your writes, and');
     explain('a resource can refuse one from an older leader.');
-    const seen = await observer.leader(NAMES[0]);
-    if (seen !== 'alpha') throw new Error(`locker.leader('${NAMES[0]}') says ${String(seen)}, expected alpha`);
-    indent(`Any process can ask: await locker.leader('${NAMES[0]}') → '${seen}'`);
-    indent(`etcd's own tool reads the same election (the keys follow its protocol):`);
     if (onPath(ETCDCTL)) {
+      indent(`etcd's own tool reads the same election (the keys follow its protocol):`);
       say(`   ${cyan(`$ etcdctl elect -l ${prefix}${NAMES[0]}`)}`);
       const before = new Set(await leaseIds());
       for (const line of await electList(endpoints, `${prefix}${NAMES[0]}`)) say(`     ${line}`);
@@ -343,56 +378,91 @@ async function demo(): Promise<void> {
         if (cluster) for (const ID of strays) await observer.client.leaseClient.leaseRevoke({ ID });
         explain(`(etcdctl leaves a 60 s lease of its own behind${cluster ? '; the demo revoked it' : ''}.)`);
       }
-    } else {
-      explain(`(etcdctl is not on PATH: skipped. It would print the leader's key`);
-      explain(` ${first.get(NAMES[0])?.key} and its value, alpha.)`);
     }
 
     // 4. crash
-    step('Crash: alpha is killed with SIGKILL');
+    const victim = hosts.find((h) => h.id === sample.leader)!;
+    const victimJobs = spread.find((h) => h.id === victim.id)!.leads;
+    const survivors = hosts.filter((h) => h !== victim);
+    step(`Crash: ${victim.id} is killed with SIGKILL`);
     explain('A crashed host cannot resign: its keys go only when its lease expires.');
     explain("So the hosts use ttl 2 s (etcd's minimum; the default is 10 s). The TTL");
     explain('is the price of crash detection: shorter = faster failover, but more');
     explain('keepalive traffic and less patience with a slow network or a GC pause.');
     const killedAt = hr();
-    alpha.child.kill('SIGKILL');
-    await alpha.exited;
-    indent(red(`kill -9 ${alpha.pid}`) + dim('  (alpha leads both jobs)'));
+    victim.killedAt = killedAt;
+    victim.child.kill('SIGKILL');
+    await victim.exited;
+    indent(red(`kill -9 ${victim.pid}`) + dim(`  (${victim.id} leads ${victimJobs.join(', ')})`));
     const failovers: number[] = [];
-    for (const name of NAMES) {
-      const s = await bravo.wait('start', (m) => m.name === name);
-      const took = ms(killedAt, s.t);
-      failovers.push(took);
-      indent(`${pad(name, 14)} ${green(pad('bravo', 6))} after ${bold(duration(took))}, token ${first.get(name)?.token} → ${s.token}`);
+    for (const name of victimJobs) {
+      const took = await Promise.race(
+        survivors.map(async (h) => {
+          const s = await h.wait('start', (m) => m.name === name && BigInt(m.t) > killedAt);
+          return { h, s };
+        }),
+      );
+      failovers.push(ms(killedAt, took.s.t));
+      indent(`${pad(name, 15)} ${green(pad(took.h.id, 6))} after ${bold(duration(ms(killedAt, took.s.t)))}, token → ${took.s.token}`);
     }
-    if (NAMES.some((n) => carol.started(n).length > 0)) throw new Error('carol started a job while bravo was next in line');
-    explain("etcd counts the TTL from alpha's last keepalive (sent every ttl/3) and");
+    explain(`etcd counts the TTL from ${victim.id}'s last keepalive (sent every ttl/3) and`);
     explain('reaps expired leases about every 0.5 s: expect 1.3 to 2.5 s here.');
-    explain("Both jobs moved at once: their keys hung off alpha's one lease.");
-    explain('carol stays 2nd in line; no job had two hosts running it.');
+    await until('3 jobs per survivor', async () => (await observer.status({ hosts: true })).filter((h) => h.leads.length > 0).every((h) => h.leads.length === 3));
+    indent(`Then balance evens it out: ${(await observer.status({ hosts: true })).filter((h) => h.leads.length > 0).map((h) => `${h.id} ${h.leads.length}`).join(', ')}.`);
+    checkNoOverlap();
 
-    // 5. graceful hand-over
-    const moved = NAMES[1];
-    step(`Graceful hand-over: bravo calls remove() on '${moved}'`);
-    code(`await locker.singletons()['${moved}'].remove();`);
-    bravo.send({ op: 'remove', name: moved });
-    const removed = await bravo.wait('removed', (m) => m.name === moved);
-    const stopped = await bravo.wait('stop', (m) => m.name === moved);
-    const next = await carol.wait('start', (m) => m.name === moved);
-    const handover = ms(removed.called, next.t);
-    const previous = bravo.started(moved)[0]?.token;
-    indent(`${pad(moved, 14)} ${green(pad('carol', 6))} after ${bold(duration(handover))}, token ${previous} → ${next.token}`);
-    if (stopped.reason !== 'removed') throw new Error(`bravo stopped '${moved}' with reason '${stopped.reason}', expected 'removed'`);
-    if (BigInt(stopped.t) > BigInt(next.t)) throw new Error(`carol started '${moved}' before bravo had stopped it`);
-    indent(`bravo stopped ('${stopped.reason}') ${duration(ms(stopped.t, next.t))} before carol started;`);
-    indent(`remove() resolved in ${duration(ms(removed.called, removed.resolved))}.`);
-    explain('No TTL to wait for: bravo deleted its key, and carol, watching it,');
-    explain('started at once. close() and SIGTERM hand over the same way.');
+    // 5. graceful, targeted failover
+    const [s1, s2] = survivors as [Host, Host];
+    const target = (await observer.status()).find((x) => x.name === NAMES[1])!;
+    const from = survivors.find((h) => h.id === target.leader)!;
+    const to = from === s1 ? s2 : s1;
+    step(`Graceful failover of '${NAMES[1]}' to a chosen host`);
+    code(`await locker.failover('${NAMES[1]}', { to: '${to.id}' });   // locked failover ${NAMES[1]} --to ${to.id}`);
+    const tAsk = hr();
+    const now = await observer.failover(NAMES[1], { to: to.id });
+    const asked = ms(tAsk, hr());
+    const stop = await from.wait('stop', (m) => m.name === NAMES[1] && BigInt(m.t) > tAsk);
+    const start = await to.wait('start', (m) => m.name === NAMES[1] && BigInt(m.t) > tAsk);
+    if (now !== to.id) throw new Error(`failover went to ${String(now)}, expected ${to.id}`);
+    if (BigInt(stop.t) > BigInt(start.t)) throw new Error(`${to.id} started before ${from.id} had stopped`);
+    const handover = ms(stop.t, start.t);
+    indent(`${pad(NAMES[1], 15)} ${green(pad(to.id, 6))} ${from.id} stopped ('${stop.reason}'), ${to.id} started ${bold(duration(handover))} later`);
+    indent(`(the call took ${duration(asked)}: ask, stop, hand over, confirm).`);
+    explain('The leader drains its job before it deletes its key, so the two never');
+    explain(`overlap. 'locked failover --force' still deletes the key outright, for a`);
+    explain('leader that does not answer.');
 
-    // 6. close
+    // 6. drain before a deploy
+    step(`Drain ${s1.id} before a deploy`);
+    code(`$ locked drain ${s1.id}      # or: await locker.drain() on ${s1.id} itself`);
+    const tDrain = hr();
+    const movedNames: string[] = [];
+    await observer.drain({ nodeId: s1.id, onMove: (name, leader) => movedNames.push(`${name} → ${leader ?? 'nobody'}`) });
+    indent(`moved ${movedNames.join(', ')} in ${bold(duration(ms(tDrain, hr())))}`);
+    const afterDrain = await observer.status({ hosts: true });
+    if ((afterDrain.find((h) => h.id === s1.id)?.leads.length ?? 0) !== 0) throw new Error(`${s1.id} still leads after drain`);
+    indent(`${s1.id} leads nothing and stays in every queue as a standby.`);
+    indent(`"Deploy": ${s1.id} closes and a new version starts, with the same id.`);
+    s1.send({ op: 'close' });
+    await s1.wait('closed');
+    await exitWithin(s1, 5_000);
+    const next = startHost(s1.id, endpoints, prefix);
+    await next.wait('session');
+    await until(`${s1.id} queues again`, async () => (await observer.status({ hosts: true })).find((h) => h.id === s1.id)?.queued.length === NAMES.length);
+    indent(`The drain order holds across the restart: the new ${s1.id} waits as a standby.`);
+    code(`$ locked undrain ${s1.id}`);
+    await observer.undrain({ nodeId: s1.id });
+    await until('3 jobs each again', async () => (await observer.status({ hosts: true })).filter((h) => h.leads.length > 0).length === 2 && (await observer.status({ hosts: true })).every((h) => h.leads.length === 0 || h.leads.length === 3));
+    const back = await observer.status({ hosts: true });
+    indent(`Balance gives it its share back: ${back.filter((h) => h.leads.length > 0).map((h) => `${h.id} ${h.leads.length}`).join(', ')}.`);
+    checkNoOverlap();
+    explain('No job was without a leader for longer than one hand-over, and none');
+    explain('ran on two hosts at once.');
+
+    // 7. close
     step('Close: every host calls locker.close()');
     explain('It stops every job, revokes the lease and closes the etcd client.');
-    const remaining = [bravo, carol];
+    const remaining = hosts.filter((h) => h.alive);
     for (const h of remaining) h.send({ op: 'close' });
     const tClose = hr();
     await Promise.all(remaining.map((h) => h.wait('closed')));
@@ -413,13 +483,14 @@ async function demo(): Promise<void> {
     if (leftover.length > 0) throw new Error(`leases left: ${leftover.map(hexLease).join(', ')}`);
     if (cluster && listed.length > 0) throw new Error(`leases left in etcd: ${listed.map(hexLease).join(', ')}`);
     indent(green(`Left in etcd: no key under ${prefix}, ${cluster ? 'no lease at all' : "none of the hosts' leases"}.`));
+    void alpha;
 
-    const figures = `failover ${failovers.map(duration).join(' / ')}, hand-over ${duration(handover)}`;
+    const figures = `failover ${failovers.map(duration).join(' / ')}, graceful hand-over ${duration(handover)}`;
     await observer.close();
     const pids = [...hosts.map((h) => h.pid), ...(cluster?.members.map((m) => m.pid) ?? [])];
     await cluster?.close();
-    const survivors = pids.filter(alive);
-    if (survivors.length > 0) throw new Error(`processes still running: ${survivors.join(', ')}`);
+    const running = pids.filter(alive);
+    if (running.length > 0) throw new Error(`processes still running: ${running.join(', ')}`);
     indent(cluster ? 'etcd stopped; no host or etcd process left running.' : 'No host process left running.');
     say(`\n${bold('Done')} in ${duration(ms(began, hr()))}: ${figures}.`);
   } finally {

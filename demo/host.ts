@@ -1,5 +1,5 @@
 // One host of the demo: the program every machine of a real deployment would run.
-// Each host registers the same two singletons; etcd elects one host per name, and
+// Each host registers the same six singletons; etcd elects one host per name, and
 // only that host runs the function.
 //
 //   node .build/demo/host.js <endpoints> <id> <prefix>

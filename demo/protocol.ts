@@ -2,7 +2,7 @@
 import type { StopReason } from '../src/index.js';
 
 /** The jobs that must run on exactly one host at a time. */
-export const NAMES = ['scheduler', 'report-mailer'] as const;
+export const NAMES = ['scheduler', 'report-mailer', 'billing-sync', 'cache-warmer', 'search-indexer', 'digest-sender'] as const;
 
 /** What a host tells the narrator. `t`, `called`, `resolved`: process.hrtime.bigint() as decimal strings. */
 export type HostMessage =

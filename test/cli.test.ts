@@ -302,6 +302,58 @@ describe('locked command', () => {
     }
   });
 
+  test('failover --to and --force, status --hosts, drain and undrain: programs move only after the old one stopped', async () => {
+    const prefix = uniquePrefix();
+    const out = outFile();
+    const a = run('job', prefix, 'A', out);
+    await waitEvent(out, (e) => e.ev === 'start' && e.id === 'A', 'A child starts');
+    const b = run('job', prefix, 'B', out);
+    const c = run('job', prefix, 'C', out);
+    const conn = ['--endpoints', cluster.endpointsString, '--prefix', prefix];
+    try {
+      await queued(prefix, 'job', ['A', 'B', 'C']);
+      // Graceful and targeted: C leads next although B is ahead of it; A's child is gone first.
+      const r = await cli(['failover', 'job', '--to', 'C', ...conn]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^C leads 'job' now \(was A; handed over in \d+ ms\)$/m);
+      const cStart = await waitEvent(out, (e) => e.ev === 'start' && e.id === 'C', 'C child starts');
+      const aTerm = events(out).find((e) => e.ev === 'SIGTERM' && e.id === 'A');
+      assert.ok(aTerm && aTerm.t <= cStart.t, "A's child ended before C's started");
+      const bad = await cli(['failover', 'job', '--to', 'Z', ...conn]);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /'Z': it does not queue for the name/);
+      noStack(bad.stderr);
+      assert.equal((await cli(['failover', 'job', '--to', 'A', '--force', ...conn])).code, 2, '--to with --force is a usage error');
+      // status --hosts: who leads what, fair share.
+      const hosts = await cli(['status', '--hosts', '--json', ...conn]);
+      assert.equal(hosts.code, 0, hosts.stderr);
+      const list = JSON.parse(hosts.stdout) as { id: string; leads: string[]; queued: string[]; draining: boolean; share: number }[];
+      assert.deepEqual(list.map((h) => [h.id, h.leads.length, h.queued.length, h.draining]), [['A', 0, 1, false], ['B', 0, 1, false], ['C', 1, 0, false]]);
+      assert.ok(Math.abs(list[0]!.share - 1 / 3) < 0.01, `share ${list[0]!.share}`);
+      const table = await cli(['status', '--hosts', ...conn]);
+      assert.match(table.stdout, /^HOST\s+LEADS\s+QUEUED\s+SHARE\s+OFF\s+DRAINING/m);
+      assert.match(table.stdout, /^C\s+1\s+0\s+0\.3\s+\+1\s+no\s+job$/m);
+      // Drain C from "another machine": its program stops, another host's starts, C stays queued.
+      const d = await cli(['drain', 'C', ...conn]);
+      assert.equal(d.code, 0, d.stderr);
+      assert.match(d.stdout, /^moved 'job' to [AB]$/m);
+      assert.match(d.stdout, /'C' is drained: 1 leadership\(s\) moved/);
+      await waitFor(async () => (await statusJson(prefix))[0]?.candidates.at(-1) === 'C', { timeoutMs: 10_000, message: 'C queues again, last' });
+      const drained = JSON.parse((await cli(['status', '--hosts', '--json', ...conn])).stdout) as { id: string; draining: boolean }[];
+      assert.equal(drained.find((h) => h.id === 'C')?.draining, true);
+      // A forced failover still deletes the key: C, draining, steps out of the way of the next.
+      const forced = await cli(['failover', 'job', '--force', ...conn]);
+      assert.equal(forced.code, 0, forced.stderr);
+      assert.match(forced.stdout, /leads 'job' now \(was [AB]; deposed in \d+ ms\)/);
+      assert.notEqual((await statusJson(prefix))[0]?.leader, 'C');
+      const u = await cli(['undrain', 'C', ...conn]);
+      assert.equal(u.code, 0, u.stderr);
+      assert.equal(JSON.parse((await cli(['status', '--hosts', '--json', ...conn])).stdout).find((h: { id: string }) => h.id === 'C').draining, false);
+    } finally {
+      await Promise.all([a.stop(), b.stop(), c.stop()]);
+    }
+  });
+
   test("SIGTERM to the leading run: forwarded to its child, released, and the standby's child starts long before the TTL", async (t) => {
     const prefix = uniquePrefix();
     const out = outFile();

@@ -101,17 +101,17 @@ describe('cluster view', () => {
     assert.throws(() => viewer.observe('job'), /closed/);
   });
 
-  test('failover(): the leader is deposed and re-queues at the back, the next candidate leads', async () => {
+  test('failover(): the leader hands over gracefully (or, forced, is deposed) and re-queues at the back, the next candidate leads', async () => {
     const prefix = uniquePrefix();
     const { lockers, singletons } = await candidates(['a', 'b', 'c'], 'job', prefix);
-    const [a, b] = singletons as [Singleton, Singleton];
+    const [a, b, c] = singletons as [Singleton, Singleton, Singleton];
     const oldToken = a.leadership!.token;
     const stopped = once<[StopReason]>(a, 'stop', { timeoutMs: 10_000 });
     const started = once(b, 'start', { timeoutMs: 10_000 });
     const operator = locker('operator', prefix);
 
     assert.equal(await operator.failover('job'), 'b');
-    assert.equal((await stopped)[0], 'deposed');
+    assert.equal((await stopped)[0], 'handover');
     await started;
     assert.ok(BigInt(b.leadership!.token) > BigInt(oldToken));
     assert.deepEqual(lockers[1]!.health().leading, ['job']);
@@ -121,21 +121,31 @@ describe('cluster view', () => {
       message: 'a queued again behind c',
     });
 
+    // Forced: the key is deleted; b learns it from the same event that makes c lead.
+    const deposed = once<[StopReason]>(b, 'stop', { timeoutMs: 10_000 });
+    const cStarted = once(c, 'start', { timeoutMs: 10_000 });
+    assert.equal(await operator.failover('job', { force: true }), 'c');
+    assert.equal((await deposed)[0], 'deposed');
+    await cStarted;
+    await assert.rejects(operator.failover('job', { force: true, to: 'a' }), /cannot be combined/);
+
     // Nobody campaigns: nothing to fail over.
     assert.equal(await operator.failover('nobody'), undefined);
     await assert.rejects(operator.failover('a/b'), /must not contain '\/'/);
   });
 
-  test('failover() with a single candidate: undefined, and that candidate leads again with a new token', async () => {
+  test('failover() with a single candidate: graceful keeps it where it is; forced gives undefined, and it leads again with a new token', async () => {
     const prefix = uniquePrefix();
     const { singletons } = await candidates(['solo'], 'job', prefix);
     const s = singletons[0]!;
     const oldToken = s.leadership!.token;
+    assert.equal(await locker('operator', prefix).failover('job'), 'solo');
+    assert.equal(s.leadership?.token, oldToken, 'nobody else queues: nothing moved');
     const restarted = waitFor(() => (s.leadership?.token !== oldToken ? s.leadership : undefined), {
       timeoutMs: 10_000,
       message: 'solo leads again',
     });
-    assert.equal(await locker('operator', prefix).failover('job'), undefined);
+    assert.equal(await locker('operator', prefix).failover('job', { force: true }), undefined);
     assert.ok(BigInt((await restarted).token) > BigInt(oldToken));
   });
 });

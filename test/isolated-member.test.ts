@@ -18,7 +18,7 @@ import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
 import { checkHistories, describeReport, historyOf, ms, timeline } from './helpers/history.js';
 import { leadersOf, type Host } from './helpers/host.js';
 import { memberUsers, partitionable, type Partitioner } from './helpers/partition.js';
-import { allHealthy, healthSampler, hostsOn, leaderSampler, now, raftLeader, settled, sleep, stopsSince, uniquePrefix } from './helpers/sick.js';
+import { allHealthy, healthSampler, hostsOn, isStepDown, leaderSampler, now, raftLeader, settled, sleep, stopsSince, uniquePrefix } from './helpers/sick.js';
 import { waitFor } from './helpers/wait.js';
 
 const TTL = 4;
@@ -188,7 +188,7 @@ describe(`an etcd member cut off from its peers (iptables), 3 members, ttl ${TTL
       t.diagnostic(`step-downs during the ${TTL * 2} s cut: ${stops.length}${stops.length ? ` (${stops.join('; ')})` : ''}`);
       const limit = TTL * 1000 + 1500;
       for (const n of NAMES) {
-        const mine = hs.flatMap((h) => h.events.filter((e) => e.type === 'stop' && e.name === n && BigInt(e.t) > cutAt));
+        const mine = hs.flatMap((h) => h.events.filter((e) => isStepDown(e) && e.name === n && BigInt(e.t) > cutAt));
         assert.ok(mine.length <= 1, `'${n}' stepped down ${mine.length} times: ${stops.join('; ')}`);
         if (mine.length === 0) continue;
         const next = hs

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
 import { checkHistories, describeReport, historyOf, ms, timeline } from './helpers/history.js';
 import { leadersOf, spawnHost, type Host } from './helpers/host.js';
-import { settled } from './helpers/sick.js';
+import { isStepDown, settled } from './helpers/sick.js';
 import { waitFor } from './helpers/wait.js';
 
 const TTL = 4;
@@ -78,7 +78,7 @@ describe('a frozen etcd member (SIGSTOP)', () => {
       const thawedAt = now();
       const alive = hs.filter((h) => h.alive);
       // No host stepped down for any reason but the kill.
-      const stops = alive.flatMap((h) => h.events.filter((e) => e.type === 'stop' && BigInt(e.t) > frozenAt).map((e) => `${h.id} ${e.name} ${e.reason}`));
+      const stops = alive.flatMap((h) => h.events.filter((e) => isStepDown(e) && BigInt(e.t) > frozenAt).map((e) => `${h.id} ${e.name} ${e.reason}`));
       assert.deepEqual(stops, [], 'step-downs during the freeze');
       // Back to healthy by itself within 3 s of the thaw.
       await waitFor(

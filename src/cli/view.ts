@@ -38,6 +38,8 @@ async function ask<T>(ctx: ViewContext, work: Promise<T>): Promise<T> {
   try {
     return await Promise.race([work, deadline]);
   } catch (err) {
+    // A hand-over that did not happen as asked is an answer, not an etcd failure.
+    if (isHandOverError(err)) throw err;
     throw etcdFailure(err, ctx.conn);
   } finally {
     clearTimeout(timer);
@@ -97,9 +99,9 @@ export async function failoverCommand(ctx: ViewContext, positionals: string[], o
   try {
     // The leader gets the whole --timeout to stop its work; etcd's answers get a little more.
     const call = ctx.locker.failover(name, { ...(options.to !== undefined ? { to: options.to } : {}), force: options.force === true, timeoutMs: ctx.timeoutMs });
-    now = await ask({ ...ctx, timeoutMs: ctx.timeoutMs + 3_000 }, call.catch((e: unknown) => Promise.reject(isHandOverError(e) ? new HandOverRefusal(e.message) : e)));
+    now = await ask({ ...ctx, timeoutMs: ctx.timeoutMs + 3_000 }, call);
   } catch (err) {
-    if (err instanceof HandOverRefusal) {
+    if (isHandOverError(err)) {
       say(err.message);
       return EXIT.none;
     }
@@ -118,9 +120,6 @@ export async function failoverCommand(ctx: ViewContext, positionals: string[], o
   );
   return EXIT.ok;
 }
-
-/** A hand-over that did not happen as asked: reported as such, not as an etcd failure. */
-class HandOverRefusal extends Error {}
 
 export async function drainCommand(ctx: ViewContext, positionals: string[], on: boolean): Promise<number> {
   const id = nodeIdArg(positionals, on ? 'drain' : 'undrain');

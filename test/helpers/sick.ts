@@ -2,7 +2,7 @@
 // processes on one cluster, step-down accounting, the raft-leader sampler, and the
 // "healthy again after the fault" check.
 import type { EtcdCluster } from './etcd.js';
-import { leadersOf, spawnHost, type Host } from './host.js';
+import { leadersOf, spawnHost, type Host, type HostEvent } from './host.js';
 import { waitFor } from './wait.js';
 import { ms } from './history.js';
 
@@ -49,16 +49,23 @@ export async function raftLeader(cluster: EtcdCluster): Promise<number> {
   return r.i;
 }
 
-/** Step-downs ('stop' events) of live hosts after `since`, as `host name reason` lines. */
+/**
+ * Step-downs ('stop' events) of live hosts after `since`, as `host name reason` lines.
+ * Balance moves ('handover': graceful, the receiver starts after the old fn settled —
+ * after a crash failover the survivors even out) are deliberate, not step-downs.
+ */
 export function stopsSince(hs: Host[], since: bigint, until?: bigint): string[] {
   return hs
     .filter((h) => h.alive)
     .flatMap((h) =>
       h.events
-        .filter((e) => e.type === 'stop' && BigInt(e.t) > since && (until === undefined || BigInt(e.t) <= until))
+        .filter((e) => isStepDown(e) && BigInt(e.t) > since && (until === undefined || BigInt(e.t) <= until))
         .map((e) => `${h.id} ${e.name} ${e.reason}`),
     );
 }
+
+/** A leadership that ended for any reason but a deliberate graceful move (balance, drain, failover request). */
+export const isStepDown = (e: HostEvent): boolean => e.type === 'stop' && e.reason !== 'handover';
 
 /** Waits until every live host reports health().ok with its watch connected; returns ms since `from`. */
 export async function allHealthy(hs: Host[], from: bigint, timeoutMs: number): Promise<number> {
