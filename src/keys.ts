@@ -57,5 +57,8 @@ export const drainKey = (prefix: string, nodeId: string): string => `${prefix}/d
 /** A request to hand one leadership over gracefully: `{ "from": key, "to"?: nodeId }`. */
 export const moveKey = (prefix: string, name: string): string => `${prefix}/move/${name}`;
 
+/** A request to make a host the first standby of a name (standby balance): `{ "from": leader key, "to": nodeId }`. */
+export const nextKey = (prefix: string, name: string): string => `${prefix}/next/${name}`;
+
 /** The lease hex of an election key (its last segment). */
 export const keyLeaseHex = (key: string): string => key.slice(key.lastIndexOf('/') + 1);

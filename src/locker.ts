@@ -170,6 +170,7 @@ export class Locker extends EventEmitter<LockerEvents> {
       session: () => self.session(),
       requestTimeoutMs: () => self.requestTimeoutMs(),
       handOver: (name) => self.names.get(name)?.handOver() ?? false,
+      stepBack: (name) => self.names.get(name)?.stepBack() ?? false,
       movable: (name) => self.names.get(name)?.mode === 'queue',
       judge: (names) => {
         for (const name of names === 'all' ? [...self.names.keys()] : names) self.names.get(name)?.judge();

@@ -5,8 +5,8 @@ import type { Etcd3 } from 'etcd3';
 import { untilAborted } from './abort.js';
 import type { Clock, Timer } from './clock.js';
 import { EtcdUnavailableError, HandOverError } from './errors.js';
-import { drainKey, hostKey, moveKey, validateName } from './keys.js';
-import { EMPTY_CONTROL, handsOver, hostsStatus, parseControl, planMoves, standsAside, type ControlRecords, type HostStatus, type MoveRequest } from './placement.js';
+import { drainKey, hostKey, moveKey, nextKey, validateName } from './keys.js';
+import { EMPTY_CONTROL, handsOver, hostsStatus, parseControl, planMoves, planPromotions, standsAside, type ControlRecords, type HostStatus, type MoveRequest } from './placement.js';
 import { nameRange } from './reads.js';
 import { byCreate, candidateOf, type Candidate } from './queue.js';
 import type { Session } from './session.js';
@@ -43,6 +43,8 @@ export interface MoverHost {
   requestTimeoutMs(): number;
   /** Hands a name over if this host leads it (Singleton.handOver). */
   handOver(name: string): boolean;
+  /** Re-queues at the back if this host is queued (not leading) for `name` (Singleton.stepBack). */
+  stepBack(name: string): boolean;
   /** True if this host runs `name` as a queue-mode singleton (the kind that is moved). */
   movable(name: string): boolean;
   /** Names registered here, to judge again after control records changed. */
@@ -58,24 +60,32 @@ interface InFlight {
   readonly timer: Timer;
 }
 
+/** Leaderships must stand still this long before standbys are balanced. */
+const QUIET_MS = 500;
+
 const deadline = (ms: number): { deadline: Date } => ({ deadline: new Date(Date.now() + ms) });
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class Mover {
   private rec: ControlRecords = EMPTY_CONTROL;
   private readonly inFlight = new Map<string, InFlight>();
+  /** Promotions of another first standby we asked for (planPromotions), by name. */
+  private readonly stepping = new Map<string, { readonly key: string; written: string | undefined; readonly timer: Timer }>();
   private passTimer: Timer | undefined;
   private recordFor: Session | undefined;
   private waiters = new Set<() => void>();
   private closed = false;
   private putting = false;
+  private loadsSig = '';
+  private quietSince = 0;
+  private quietTimer: Timer | undefined;
 
   constructor(private readonly host: MoverHost) {}
 
   // ——— the rules, on the current view ———
 
   standsAside(name: string, key: string): boolean {
-    return standsAside(this.host.view.queue(name), key, this.host.nodeId, this.rec, this.rec.moves.get(name));
+    return standsAside(this.host.view.queue(name), key, this.host.nodeId, this.rec, this.rec.moves.get(name), this.rec.nexts.get(name));
   }
 
   handsOver(name: string, key: string): boolean {
@@ -100,7 +110,7 @@ export class Mover {
     const drainChanged = before.draining.size !== this.rec.draining.size || [...before.draining].some((d) => !this.rec.draining.has(d));
     if (drainChanged) this.host.judge('all');
     else {
-      const names = new Set<string>([...this.rec.moves.keys(), ...before.moves.keys()]);
+      const names = new Set<string>([...this.rec.moves.keys(), ...before.moves.keys(), ...this.rec.nexts.keys()]);
       if (names.size > 0) this.host.judge(names);
     }
     this.schedule();
@@ -109,6 +119,13 @@ export class Mover {
 
   /** Queues changed: finish the moves that happened, plan again. */
   viewChanged(names: ReadonlySet<string>): void {
+    if (this.stepping.size > 0) {
+      for (const name of names) {
+        const st = this.stepping.get(name);
+        // Done once our key is no longer the first standby (we re-queued, or it changed otherwise).
+        if (st && this.host.view.queue(name)[1]?.key !== st.key) this.finishStep(name);
+      }
+    }
     if (this.inFlight.size > 0) {
       for (const name of names) {
         const m = this.inFlight.get(name);
@@ -129,8 +146,11 @@ export class Mover {
   close(): void {
     this.closed = true;
     if (this.passTimer) this.host.clock.clearTimeout(this.passTimer);
+    if (this.quietTimer) this.host.clock.clearTimeout(this.quietTimer);
     for (const m of this.inFlight.values()) this.host.clock.clearTimeout(m.timer);
     this.inFlight.clear();
+    for (const st of this.stepping.values()) this.host.clock.clearTimeout(st.timer);
+    this.stepping.clear();
     for (const w of [...this.waiters]) w();
   }
 
@@ -186,11 +206,81 @@ export class Mover {
       rec: this.rec,
       self: this.host.nodeId,
       balance: this.host.balanceConcurrency > 0,
-      inFlight: new Set(this.inFlight.keys()),
+      inFlight: new Map([...this.inFlight].map(([name, m]) => [name, m.to])),
       limit,
       movable: (name) => this.host.movable(name),
     });
     for (const m of moves) this.start(m.name, m.from, m.to, m.position, session);
+    if (this.host.balanceConcurrency === 0 || this.draining || moves.length > 0) return;
+    // Standbys move only once leaderships stand still: a standby that steps back while a
+    // leader hands a name to it would send the name to whoever is behind it instead.
+    if (!this.leadershipsQuiet()) return;
+    const promotions = planPromotions({
+      queues: (function* () {
+        for (const name of view.names()) yield [name, view.queue(name)] as [string, readonly Candidate[]];
+      })(),
+      rec: this.rec,
+      self: this.host.nodeId,
+      inFlight: new Map(),
+      stepping: new Set(this.stepping.keys()),
+      limit: this.host.balanceConcurrency - this.stepping.size,
+      movable: (name) => this.host.movable(name),
+    });
+    for (const p of promotions) this.promote(p.name, p.from, p.to, p.position, session);
+  }
+
+  /** True once no move is under way and who-leads-how-many has not changed for QUIET_MS; else plans again then. */
+  private leadershipsQuiet(): boolean {
+    const counts = new Map<string, number>();
+    for (const name of this.host.view.names()) {
+      const v = this.host.view.head(name)?.value;
+      if (v !== undefined) counts.set(v, (counts.get(v) ?? 0) + 1);
+    }
+    const sig = [...counts].sort((a, b) => (a[0] < b[0] ? -1 : 1)).join(';');
+    const now = this.host.clock.now();
+    if (sig !== this.loadsSig || this.inFlight.size > 0 || this.rec.moves.size > 0) {
+      this.loadsSig = sig;
+      this.quietSince = now;
+    }
+    if (now - this.quietSince >= QUIET_MS) return true;
+    if (!this.quietTimer) {
+      this.quietTimer = this.host.clock.setTimeout(() => {
+        this.quietTimer = undefined;
+        this.schedule();
+      }, QUIET_MS);
+    }
+    return false;
+  }
+
+  /** Makes `to` the first standby of `name` in our place: directly if it is right behind us, else by a request. */
+  private promote(name: string, from: string, to: string, position: number, session: Session): void {
+    const key = this.host.view.queue(name)[1]?.key;
+    if (key === undefined) return;
+    const timer = this.host.clock.setTimeout(() => this.finishStep(name), Math.max(5_000, 3 * this.host.ttl * 1000));
+    const st = { key, written: undefined as string | undefined, timer };
+    this.stepping.set(name, st);
+    if (position === 2) {
+      if (!this.host.stepBack(name)) this.finishStep(name);
+      return;
+    }
+    const value = JSON.stringify({ from, to, by: this.host.nodeId } satisfies MoveRequest);
+    st.written = value;
+    this.host.client.kv
+      .put({ key: Buffer.from(nextKey(this.host.prefix, name)), value: Buffer.from(value), lease: session.leaseId }, deadline(this.host.requestTimeoutMs()))
+      .then(() => this.host.judge([name]))
+      .catch((err: unknown) => {
+        this.host.report(new EtcdUnavailableError(`write of the standby request of '${name}'`, err));
+        this.finishStep(name);
+      });
+  }
+
+  private finishStep(name: string): void {
+    const st = this.stepping.get(name);
+    if (!st) return;
+    this.stepping.delete(name);
+    this.host.clock.clearTimeout(st.timer);
+    if (st.written !== undefined) void deleteIfUnchanged(this.host.client, nextKey(this.host.prefix, name), st.written, this.host.requestTimeoutMs());
+    this.schedule();
   }
 
   private start(name: string, from: string, to: string, position: number, session: Session): void {

@@ -39,6 +39,8 @@ export interface HostStatus {
   leads: string[];
   /** Names it queues for without leading. */
   queued: string[];
+  /** Names it is next in line for (the first standby): where its leadership would go if the leader died now. */
+  next: number;
   draining: boolean;
   /** Its fair share of the names it queues for (see README: Balance). */
   share: number;
@@ -55,9 +57,11 @@ export interface ControlRecords {
   readonly draining: ReadonlySet<string>;
   /** Name → move request. */
   readonly moves: ReadonlyMap<string, MoveRequest>;
+  /** Name → request to make `to` the first standby (the leader stays). */
+  readonly nexts: ReadonlyMap<string, MoveRequest>;
 }
 
-export const EMPTY_CONTROL: ControlRecords = { hostByLease: new Map(), leaseByHost: new Map(), draining: new Set(), moves: new Map() };
+export const EMPTY_CONTROL: ControlRecords = { hostByLease: new Map(), leaseByHost: new Map(), draining: new Set(), moves: new Map(), nexts: new Map() };
 
 /** Parses the control records under `<prefix>/`; malformed ones are ignored (an operator's typo must not stop elections). */
 export function parseControl(prefix: string, control: ReadonlyMap<string, string>): ControlRecords {
@@ -66,6 +70,7 @@ export function parseControl(prefix: string, control: ReadonlyMap<string, string
   const leaseByHost = new Map<string, string>();
   const draining = new Set<string>();
   const moves = new Map<string, MoveRequest>();
+  const nexts = new Map<string, MoveRequest>();
   for (const [key, value] of control) {
     const rest = key.slice(base.length);
     const slash = rest.indexOf('/');
@@ -82,15 +87,17 @@ export function parseControl(prefix: string, control: ReadonlyMap<string, string
       }
     } else if (kind === 'drain') {
       draining.add(id);
-    } else if (kind === 'move') {
+    } else if (kind === 'move' || kind === 'next') {
       const from = json?.['from'];
       const to = json?.['to'];
       const by = json?.['by'];
       if (typeof from !== 'string') continue;
-      moves.set(id, { from, ...(typeof to === 'string' ? { to } : {}), ...(typeof by === 'string' ? { by } : {}) });
+      const req = { from, ...(typeof to === 'string' ? { to } : {}), ...(typeof by === 'string' ? { by } : {}) };
+      if (kind === 'move') moves.set(id, req);
+      else if (req.to !== undefined) nexts.set(id, req);
     }
   }
-  return { hostByLease, leaseByHost, draining, moves };
+  return { hostByLease, leaseByHost, draining, moves, nexts };
 }
 
 function parse(value: string): Record<string, unknown> | undefined {
@@ -113,15 +120,25 @@ const eligible = (c: Candidate, rec: ControlRecords): boolean => !rec.draining.h
 
 /**
  * Should the queued (not leading) candidate `key` of `name` step out of the way — delete
- * its key and queue again at the back? Yes when a move request targets a host behind it,
- * or when it is draining and an eligible candidate queues behind it.
+ * its key and queue again at the back? Yes when a move request (or a request for a new
+ * first standby) targets a host behind it, or when it is draining and an eligible
+ * candidate queues behind it.
  */
-export function standsAside(queue: readonly Candidate[], key: string, self: string, rec: ControlRecords, move: MoveRequest | undefined): boolean {
+export function standsAside(
+  queue: readonly Candidate[],
+  key: string,
+  self: string,
+  rec: ControlRecords,
+  move: MoveRequest | undefined,
+  next?: MoveRequest,
+): boolean {
   const i = queue.findIndex((c) => c.key === key);
   if (i < 0) return false;
-  if (move?.to !== undefined && queue[0]?.key === move.from && key !== move.from && self !== move.to) {
-    const j = queue.findIndex((c) => c.value === move.to);
-    if (j > i) return true;
+  for (const req of [move, next]) {
+    if (req?.to !== undefined && queue[0]?.key === req.from && key !== req.from && self !== req.to) {
+      const j = queue.findIndex((c) => c.value === req.to);
+      if (j > i) return true;
+    }
   }
   if (rec.draining.has(self)) {
     for (let j = i + 1; j < queue.length; j++) if (eligible(queue[j]!, rec)) return true;
@@ -152,8 +169,8 @@ export interface PlanInput {
   /** This host. */
   readonly self: string;
   readonly balance: boolean;
-  /** Names this host is moving already (not planned again, counted as gone). */
-  readonly inFlight: ReadonlySet<string>;
+  /** Names this host is moving already, with their target (not planned again; counted as the target's). */
+  readonly inFlight: ReadonlyMap<string, string | undefined>;
   /** At most this many moves. */
   readonly limit: number;
   /** Names this host may move (runs them as queue-mode singletons). Default: all. */
@@ -180,17 +197,50 @@ export function planMoves(input: PlanInput): PlannedMove[] {
     if (!head) continue;
     ids.clear();
     for (const c of queue) if (eligible(c, rec)) ids.add(c.value);
+    // Our own names count even while our key is briefly out of the queue (a hand-over
+    // re-queues, a standby steps aside): else our share would dip with every move in
+    // flight and we would give away more than the surplus.
+    if (!draining && !ids.has(self) && (input.movable?.(name) ?? false)) ids.add(self);
     for (const id of ids) share.set(id, (share.get(id) ?? 0) + 1 / ids.size);
-    const owner = ownerOf(head, rec) ?? head.value;
-    if (owner === self && input.inFlight.has(name)) continue; // counted as gone already
+    let owner = ownerOf(head, rec) ?? head.value;
+    // A move in flight counts as landed — ours, and anyone's whose request we see — so
+    // that no host fills a deficit that moves under way fill already.
+    const pending = rec.moves.get(name);
+    if (owner === self && input.inFlight.has(name)) owner = input.inFlight.get(name) ?? '';
+    else if (pending?.to !== undefined && pending.from === head.key) owner = pending.to;
     load.set(owner, (load.get(owner) ?? 0) + 1);
     if (owner === self && (input.movable?.(name) ?? true)) mine.push([name, queue]);
   }
   const out: PlannedMove[] = [];
   const shareOf = (id: string): number => share.get(id) ?? 0;
+  // Every host with a surplus sees the same deficits: each fills its part of a deficit,
+  // in proportion to its surplus, so that concurrent senders do not all fill it whole.
+  const quota = new Map<string, number>();
+  if (!draining) {
+    let total = 0;
+    let top: string | undefined;
+    let topSurplus = 0;
+    for (const id of new Set([...share.keys(), ...load.keys()])) {
+      const surplus = (load.get(id) ?? 0) - shareOf(id);
+      if (surplus <= 1e-9) continue;
+      total += surplus;
+      if (surplus > topSurplus + 1e-9 || (Math.abs(surplus - topSurplus) <= 1e-9 && top !== undefined && id < top)) [top, topSurplus] = [id, surplus];
+    }
+    const mySurplus = Math.max(0, (load.get(self) ?? 0) - shareOf(self));
+    let any = 0;
+    for (const [id, sh] of share) {
+      const deficit = sh - (load.get(id) ?? 0);
+      if (deficit <= 1e-9 || total <= 0) continue;
+      const q = Math.floor((deficit * mySurplus) / total + 1e-9);
+      quota.set(id, q);
+      any += q;
+    }
+    // Rounding down may leave every part at 0: the host with the largest surplus moves one.
+    if (any === 0 && top === self) for (const id of quota.keys()) quota.set(id, 1);
+  }
   for (const [name, queue] of mine) {
     if (out.length >= limit) break;
-    if (rec.moves.has(name)) continue; // someone asked already: that request rules
+    if (rec.moves.has(name) || rec.nexts.has(name)) continue; // someone asked already: that request rules
     const myLoad = load.get(self) ?? 0;
     // Balance gives names away only from above the fair share (a host below it keeps
     // what it has even if a neighbour is lower still: that neighbour is fed from above).
@@ -203,13 +253,63 @@ export function planMoves(input: PlanInput): PlannedMove[] {
       if (owner === undefined) foreign = true;
       if (c.value === self || !eligible(c, rec)) continue;
       const l = load.get(owner ?? c.value) ?? 0;
-      if (!draining && (owner === undefined || l >= shareOf(c.value) - 1e-9 || l > myLoad - 2)) continue;
+      if (!draining && (owner === undefined || l >= shareOf(c.value) - 1e-9 || l > myLoad - 2 || (quota.get(c.value) ?? 0) <= 0)) continue;
       if (!best || l < best.load) best = { c, load: l, position: p };
     }
     if (!best || (!draining && foreign)) continue;
     out.push({ name, from: queue[0]!.key, to: best.c.value, position: best.position });
     load.set(self, myLoad - 1);
     load.set(best.c.value, best.load + 1);
+    if (!draining) quota.set(best.c.value, (quota.get(best.c.value) ?? 0) - 1);
+  }
+  return out;
+}
+
+/**
+ * Standbys balance too, so that a crash spreads: the first standby of a name (queue[1])
+ * takes it when the leader dies, so for each leader its names' first standbys should be
+ * spread over the other hosts. A host that is first standby of a name asks for a
+ * candidate behind it that is first standby of at least two fewer of that leader's names
+ * to take its place: it writes `<prefix>/next/<name>` = { from: leader key, to }, and
+ * every standby between them — itself first — re-queues at the back. Each promotion
+ * lowers Σ (per leader and standby)², so they end. Names with a foreign candidate are
+ * left alone.
+ */
+export function planPromotions(input: Omit<PlanInput, 'balance'> & { readonly stepping: ReadonlySet<string> }): PlannedMove[] {
+  const { rec, self, limit } = input;
+  if (limit <= 0 || rec.draining.has(self)) return [];
+  // Counted per leader: where each leader's names would go if it died now.
+  const standby = new Map<string, number>();
+  const pair = (leader: string, next: string): string => `${leader}\u0000${next}`;
+  const mine: [string, readonly Candidate[], string][] = [];
+  for (const [name, queue] of input.queues) {
+    const head = queue[0];
+    const next = queue[1];
+    if (!head || !next) continue;
+    const leader = ownerOf(head, rec);
+    const owner = ownerOf(next, rec);
+    if (leader === undefined || owner === undefined) continue;
+    if (owner === self && input.stepping.has(name)) continue; // counted as gone already
+    standby.set(pair(leader, owner), (standby.get(pair(leader, owner)) ?? 0) + 1);
+    if (owner === self && queue.length > 2 && (input.movable?.(name) ?? true) && !rec.moves.has(name) && !rec.nexts.has(name)) mine.push([name, queue, leader]);
+  }
+  const out: PlannedMove[] = [];
+  for (const [name, queue, leader] of mine) {
+    if (out.length >= limit) break;
+    if (queue.some((c) => ownerOf(c, rec) === undefined)) continue;
+    const myLoad = standby.get(pair(leader, self)) ?? 0;
+    let best: { c: Candidate; load: number; position: number } | undefined;
+    for (let p = 2; p < queue.length; p++) {
+      const c = queue[p]!;
+      if (c.value === self || c.value === leader || !eligible(c, rec)) continue;
+      const l = standby.get(pair(leader, c.value)) ?? 0;
+      if (l > myLoad - 2) continue;
+      if (!best || l < best.load) best = { c, load: l, position: p };
+    }
+    if (!best) continue;
+    out.push({ name, from: queue[0]!.key, to: best.c.value, position: best.position });
+    standby.set(pair(leader, self), myLoad - 1);
+    standby.set(pair(leader, best.c.value), best.load + 1);
   }
   return out;
 }
@@ -220,7 +320,7 @@ export function hostsStatus(queues: Iterable<[string, readonly Candidate[]]>, re
   const seen = new Set<string>();
   const get = (id: string): HostStatus => {
     let h = hosts.get(id);
-    if (!h) hosts.set(id, (h = { id, lease: rec.leaseByHost.get(id), leads: [], queued: [], draining: rec.draining.has(id), share: 0, offBy: 0 }));
+    if (!h) hosts.set(id, (h = { id, lease: rec.leaseByHost.get(id), leads: [], queued: [], next: 0, draining: rec.draining.has(id), share: 0, offBy: 0 }));
     return h;
   };
   for (const id of rec.leaseByHost.keys()) get(id);
@@ -235,6 +335,7 @@ export function hostsStatus(queues: Iterable<[string, readonly Candidate[]]>, re
       const h = get(c.value);
       if (i === 0) h.leads.push(name);
       else h.queued.push(name);
+      if (i === 1) h.next++;
     });
     for (const id of able) get(id).share += 1 / able.length;
   }

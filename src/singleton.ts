@@ -324,6 +324,14 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     return true;
   }
 
+  /** Steps back to the end of the queue if queued and not leading (standby balance). @internal */
+  stepBack(): boolean {
+    const s = this.state;
+    if (s.kind !== 'queued' || this.mode !== 'queue') return false;
+    this.standAside(s);
+    return true;
+  }
+
   /** `session` is gone: every leadership on it stops now, synchronously. @internal */
   sessionLost(session: Session): void {
     const s = this.state;
