@@ -229,7 +229,10 @@ class OnceJob {
   /** The singleton's fn: claim an attempt, run fn, record the outcome. */
   private async lead(l: Leadership): Promise<void> {
     const claim = await this.claim(l);
-    if (!claim || this.settled) return;
+    // The leadership may have ended while the claim was in flight: never start fn on an
+    // aborted signal (a job that does not check it would run beside the next runner).
+    // The claimed attempt counts as cut short; the next runner carries on.
+    if (!claim || this.settled || l.signal.aborted) return;
     let failure: { error: unknown } | undefined;
     try {
       await this.fn({ signal: l.signal, token: l.token, attempt: claim.attempts, fence: () => l.fence() });
