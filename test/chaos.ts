@@ -7,14 +7,28 @@
 //   npm run chaos -- --seconds 60 [--hosts 4] [--names 3] [--ttl 2] [--seed 42]
 //   npm run chaos -- --sim [--seconds 60] [--seed 42]   (the deterministic simulation, long form)
 //
+// Every host also calls locker.runOnce for one job per round (job1, job2, …: a job that
+// honours its signal), and a fault deletes a job's record while it runs; the run-once
+// rules are checked too (see checkOnce).
+//
+// Evidence that etcd ended a lease early: with every 'deposed' stop a host reports what
+// it knew of the lease of that key (send time of the last keepalive etcd answered with
+// TTL > 0, as seen on the etcd3 client; whether the library still held the lease; any
+// revoke it sent — test/fixtures/host.ts, `probes`), and this process asks every etcd
+// member for that lease's TimeToLive at once. A lease reported gone before that send
+// time + ttl, which no host revoked, under a key no operator delete can explain, was
+// ended early by etcd (see leaseVerdict).
+//
 // Exit code 0 only when there was no overlap, no fencing violation, no crash, no odd
-// history, and every name had exactly one leader again after the last fault healed.
+// history, no broken run-once rule, and every name had exactly one leader again after
+// the last fault healed.
 // Every host talks to etcd through its own TCP proxies (one per member), so a host can
 // be cut off without touching the others, and an etcd member kill affects all alike.
 import { execFileSync } from 'node:child_process';
+import { Etcd3 } from 'etcd3';
 import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { leadersOf, spawnHost, type Host, type HostConfig } from './helpers/host.js';
-import { checkHistories, historyOf, ms, type FaultWindow, type HistoryReport, type ProcessHistory } from './helpers/history.js';
+import { leadersOf, spawnHost, type Host, type HostConfig, type HostEvent } from './helpers/host.js';
+import { checkHistories, historyOf, ms, type FaultWindow, type HistoryReport, type Overlap, type ProcessHistory } from './helpers/history.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { memberUsers, partitionable, type Partitioner } from './helpers/partition.js';
 import { sleep, waitFor } from './helpers/wait.js';
@@ -67,8 +81,23 @@ type Kind =
   | 'quorum-loss'
   | 'delete-key'
   | 'del-prefix-name'
-  | 'del-prefix-all';
-const KINDS: Kind[] = ['blackhole', 'pause', 'kill-host', 'sigterm', 'kill-member', 'freeze-member', 'cut-member', 'slow-member', 'quorum-loss', 'delete-key', 'del-prefix-name', 'del-prefix-all'];
+  | 'del-prefix-all'
+  | 'delete-once-record';
+const KINDS: Kind[] = [
+  'blackhole',
+  'pause',
+  'kill-host',
+  'sigterm',
+  'kill-member',
+  'freeze-member',
+  'cut-member',
+  'slow-member',
+  'quorum-loss',
+  'delete-key',
+  'del-prefix-name',
+  'del-prefix-all',
+  'delete-once-record',
+];
 const WEIGHTS: Record<Kind, number> = {
   blackhole: 3,
   pause: 3,
@@ -82,6 +111,7 @@ const WEIGHTS: Record<Kind, number> = {
   'delete-key': 1,
   'del-prefix-name': 1,
   'del-prefix-all': 0.5,
+  'delete-once-record': 1.5,
 };
 const HOST_KINDS = new Set<Kind>(['blackhole', 'pause', 'kill-host', 'sigterm']);
 
@@ -100,6 +130,47 @@ interface Slot {
 
 const now = (): bigint => process.hrtime.bigint();
 
+/** An operator's delete (a key or a prefix), for the lease evidence; `revision` from `etcdctl -w json` when it answered. */
+interface OperatorDelete {
+  at: bigint;
+  until?: bigint;
+  key?: string;
+  prefix?: string;
+  revision?: bigint;
+}
+
+/** One member's answer to LeaseTimeToLive, stamped when it arrived. */
+interface LeaseAnswer {
+  member: number;
+  at: bigint;
+  ttl: number;
+}
+
+/** The TimeToLive of a deposed key's lease, asked of every member the moment the stop arrived. */
+interface LeaseQuery {
+  sent: bigint;
+  answers: LeaseAnswer[];
+  errors: string[];
+}
+
+/** A delete of a run-once record `<prefix><name>` (the fault, or `del --prefix` of everything). */
+interface RecordDelete {
+  name: string;
+  at: bigint;
+  /** When etcdctl answered; undefined: it failed, and may still have landed at any time after `at`. */
+  until?: bigint;
+  by: 'fault' | 'del-prefix-all';
+}
+
+/** One run-once job: every live host calls locker.runOnce(name) for it. */
+interface OnceRound {
+  name: string;
+  from: bigint;
+  asked: { label: string; host: Host }[];
+}
+
+const eventKey = (label: string, name: string, token: string): string => `${label} ${name} ${token}`;
+
 async function main(): Promise<number> {
   if (process.argv.includes('--sim')) {
     // The long form of the deterministic simulation (test/sim/): no etcd, virtual time.
@@ -108,6 +179,8 @@ async function main(): Promise<number> {
   }
   const opts = parseArgs(process.argv.slice(2));
   const rand = prng(opts.seed);
+  // The run-once rounds draw from their own stream: the fault schedule of a seed stays as it was.
+  const onceRand = prng(opts.seed ^ 0x5bd1e995);
   const between = (lo: number, hi: number): number => lo + rand() * (hi - lo);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const ttlMs = opts.ttl * 1000;
@@ -126,9 +199,40 @@ async function main(): Promise<number> {
   if (!root) log('not root: no cut-member faults (members cut off from their peers need iptables and unix users)');
   const cluster: EtcdCluster = await startEtcd({ members: 3, ...(users ? { users } : {}) });
   const net: Partitioner | undefined = users ? await partitionable(cluster, users) : undefined;
+  // One client per member, straight to it on loopback (not through any host's proxies).
+  const ttlClients = cluster.endpoints.map((e) => new Etcd3({ hosts: `http://${e}` }));
+  /** Asks every member for the TimeToLive of lease `id` (decimal); each answer is stamped. */
+  const queryLease = (id: string): LeaseQuery => {
+    const q: LeaseQuery = { sent: now(), answers: [], errors: [] };
+    const p = Promise.all(
+      ttlClients.map((c, member) =>
+        c.leaseClient.leaseTimeToLive({ ID: id, keys: false }, { deadline: new Date(Date.now() + 1500) }).then(
+          (res) => void q.answers.push({ member, at: now(), ttl: Number(res.TTL) }),
+          (err: unknown) => void q.errors.push(`m${member}: ${(err as Error).message}`),
+        ),
+      ),
+    ).then(() => undefined);
+    queriesInFlight.add(p);
+    void p.finally(() => queriesInFlight.delete(p));
+    return q;
+  };
+  /** The probes of one host process: a deposed key's lease is looked up in etcd at once. */
+  const probe = (host: Host, label: string): void => {
+    host.onEvent((ev) => {
+      if (ev.type === 'stop' && ev.reason === 'deposed' && ev.lease && ev.name !== undefined && ev.token !== undefined) {
+        leaseQueries.set(eventKey(label, ev.name, ev.token), queryLease(ev.lease.id));
+      }
+    });
+  };
   const slots: Slot[] = [];
   const faults: FaultWindow[] = [];
   const deletes: { name: string; at: bigint; until?: bigint }[] = [];
+  const operatorDeletes: OperatorDelete[] = [];
+  const recordDeletes: RecordDelete[] = [];
+  const leaseQueries = new Map<string, LeaseQuery>();
+  const queriesInFlight = new Set<Promise<void>>();
+  const onceRounds: OnceRound[] = [];
+  let currentRound: OnceRound | undefined;
   /** When a frozen raft leader was resumed (see etcdRevokesLiveLeases). */
   const leaderThaws: bigint[] = [];
   const counts = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<Kind, number>;
@@ -152,7 +256,20 @@ async function main(): Promise<number> {
     fn: { kind: 'fenced', everyMs: 100 },
     // Listeners with bugs: the locker reports their throws and goes on.
     throwingListeners: true,
+    // Lease evidence on 'deposed' stops, revokes, run-once leaderships.
+    probes: true,
   });
+
+  /** This process joins run-once round `round` (a job that honours its signal). */
+  const askOnce = (slot: Slot, round: OnceRound, jobMs: number): void => {
+    const host = slot.host;
+    if (!host.alive) return;
+    round.asked.push({ label: `${slot.id}#${slot.incarnation}`, host });
+    host.request({ op: 'once', name: round.name, job: { kind: 'until-abort', ms: jobMs }, maxAttempts: 5 }).catch(() => {
+      // The process died meanwhile: its history says what it did.
+    });
+  };
+  let roundJobMs = 0;
 
   const watchExit = (slot: Slot, host: Host): void => {
     void host.exited.then(({ code, signal }) => {
@@ -167,7 +284,9 @@ async function main(): Promise<number> {
     slot.incarnation++;
     slot.expectExit = false;
     slot.host = await spawnHost(config(slot));
+    probe(slot.host, `${slot.id}#${slot.incarnation}`);
     watchExit(slot, slot.host);
+    if (currentRound && !stopping) askOnce(slot, currentRound, roundJobMs);
   }
 
   const historiesOf = (slot: Slot): ProcessHistory[] => [...slot.past, historyOf(slot.host, `${slot.id}#${slot.incarnation}`, slot.id)];
@@ -178,6 +297,7 @@ async function main(): Promise<number> {
       const id = `h${i}`;
       const proxies = await Promise.all(cluster.endpoints.map((e) => startProxy(e)));
       const slot: Slot = { id, incarnation: 1, host: await spawnHost(config({ id, proxies })), proxies, past: [], busy: false, expectExit: false };
+      probe(slot.host, `${id}#1`);
       watchExit(slot, slot.host);
       slots.push(slot);
     }
@@ -294,7 +414,8 @@ async function main(): Promise<number> {
             if (!key) return;
             log(`etcdctl del ${key} (leader of ${name}: ${slot.id}#${slot.incarnation})`);
             const at = now();
-            const r = await cluster.etcdctl(['del', key], { timeoutMs: 5000 });
+            const r = await cluster.etcdctl(['del', key, '-w', 'json'], { timeoutMs: 5000 });
+            operatorDeletes.push(operatorDelete(at, r, { key }));
             if (r.code === 0) deletes.push({ name, at, until: now() });
             break;
           }
@@ -365,8 +486,31 @@ async function main(): Promise<number> {
             const range = one ? `${prefix}${one}/` : prefix;
             log(`etcdctl del --prefix ${range}`);
             const at = now();
-            const r = await cluster.etcdctl(['del', '--prefix', range], { timeoutMs: 5000 });
+            const r = await cluster.etcdctl(['del', '--prefix', range, '-w', 'json'], { timeoutMs: 5000 });
+            operatorDeletes.push(operatorDelete(at, r, { prefix: range }));
+            const until = r.code === 0 ? now() : undefined;
             if (r.code === 0) for (const n of one ? [one] : names) deletes.push({ name: n, at, until: now() });
+            // Everything: the run-once records and the keys of their elections too.
+            if (!one) {
+              for (const round of onceRounds) {
+                recordDeletes.push({ name: round.name, at, by: 'del-prefix-all', ...(until !== undefined ? { until } : {}) });
+                if (until !== undefined) deletes.push({ name: round.name, at, until });
+              }
+            }
+            break;
+          }
+          case 'delete-once-record': {
+            // An operator resets a run-once job while an attempt of it runs: the runner
+            // must still finish alone, nothing may run beside it, and a new run (from
+            // attempt 1) may only come once the record is gone.
+            const running = runningJob();
+            if (!running) return;
+            const key = `${prefix}${running.name}`;
+            log(`etcdctl del ${key} (run-once record, while ${running.label} runs attempt ${running.attempt})`);
+            const at = now();
+            const r = await cluster.etcdctl(['del', key, '-w', 'json'], { timeoutMs: 5000 });
+            operatorDeletes.push(operatorDelete(at, r, { key }));
+            recordDeletes.push({ name: running.name, at, by: 'fault', ...(r.code === 0 ? { until: now() } : {}) });
             break;
           }
           default:
@@ -376,6 +520,42 @@ async function main(): Promise<number> {
         etcdBusy = false;
       }
     }
+
+    /** An attempt of the current round's job that runs now, and where. */
+    function runningJob(): { name: string; label: string; attempt: number } | undefined {
+      const round = currentRound;
+      if (!round) return undefined;
+      for (const slot of slots) {
+        if (!slot.host.alive) continue;
+        let open: HostEvent | undefined;
+        for (const e of slot.host.events) {
+          if (e.name !== round.name) continue;
+          if (e.type === 'job-start') open = e;
+          if (e.type === 'job-end' || e.type === 'outcome') open = undefined;
+        }
+        if (open) return { name: round.name, label: `${slot.id}#${slot.incarnation}`, attempt: open.attempt ?? 0 };
+      }
+      return undefined;
+    }
+
+    /** Run-once rounds until the faults stop: each round a new job; the next starts once every caller has its outcome (or died), ≤ 20 s. */
+    let faultsOver = false;
+    const onceLoop = (async (): Promise<void> => {
+      for (let k = 1; !faultsOver; k++) {
+        const round: OnceRound = { name: `job${k}`, from: now(), asked: [] };
+        roundJobMs = 1000 + onceRand() * 3000;
+        onceRounds.push(round);
+        currentRound = round;
+        for (const slot of slots) askOnce(slot, round, roundJobMs);
+        const deadline = Date.now() + 20_000;
+        while (Date.now() < deadline && !round.asked.every(({ host }) => !host.alive || host.events.some((e) => e.type === 'outcome' && e.name === round.name))) {
+          await sleep(100);
+        }
+        currentRound = undefined;
+        if (faultsOver) break;
+        await sleep(300 + onceRand() * 1200);
+      }
+    })();
 
     const running = new Set<Promise<void>>();
     const track = (p: Promise<void>, kind: Kind): void => {
@@ -402,11 +582,15 @@ async function main(): Promise<number> {
         if (slot) track(hostFault(kind, slot), kind);
       } else {
         if (etcdBusy) continue;
+        // Only while an attempt runs: that is the case to exercise.
+        if (kind === 'delete-once-record' && !runningJob()) continue;
         track(etcdFault(kind), kind);
       }
     }
+    faultsOver = true;
     log(`faults stop; waiting for ${running.size} to heal`);
     while (running.size > 0) await Promise.all([...running]);
+    await onceLoop;
     const healedAt = now();
     let settled = true;
     try {
@@ -426,18 +610,293 @@ async function main(): Promise<number> {
     for (const s of slots) s.expectExit = true;
     await Promise.all(slots.map((s) => s.host.stop()));
 
-    const report = checkHistories(histories, { endOfRun, faults, deletes });
+    await Promise.all([...queriesInFlight]);
+    // The singletons' histories without the run-once jobs (they would count as names nobody leads after their round).
+    const onceNames = new Set(onceRounds.map((r) => r.name));
+    const singletonHistories = histories.map((h) => ({ ...h, events: h.events.filter((e) => e.name === undefined || !onceNames.has(e.name)) }));
+    const report = checkHistories(singletonHistories, { endOfRun, faults, deletes });
+    const once = checkOnce(histories, onceRounds, recordDeletes, { endOfRun, faults, deletes });
     const crashes = histories.flatMap((h) => h.events.filter((e) => e.type === 'crash').map((e) => `${h.label}: ${e.message}`));
-    const failures = printTable(opts, counts, report, { cuts, crashes, unexpected, settled, settleMs, histories, t0, faults, leaderThaws });
+    const failures = printTable(opts, counts, report, {
+      cuts,
+      crashes,
+      unexpected,
+      settled,
+      settleMs,
+      histories,
+      t0,
+      faults,
+      leaderThaws,
+      once,
+      evidence: { leaseQueries, operatorDeletes, prefix, ttlNs: BigInt(ttlMs) * 1_000_000n },
+    });
     exitCode = failures === 0 ? 0 : 1;
   } finally {
     stopping = true;
     await Promise.all(slots.map((s) => s.host.stop().catch(() => {})));
     await Promise.all(slots.flatMap((s) => s.proxies.map((p) => p.close())));
+    for (const c of ttlClients) c.close();
     await net?.close();
     await cluster.close();
   }
   return exitCode;
+}
+
+/** What an `etcdctl del … -w json` did: its revision when it answered. */
+function operatorDelete(at: bigint, r: { code: number; stdout: string }, what: { key: string } | { prefix: string }): OperatorDelete {
+  const d: OperatorDelete = { at, ...what };
+  if (r.code === 0) {
+    d.until = now();
+    const m = /"revision":\s*(\d+)/.exec(r.stdout);
+    if (m) d.revision = BigInt(m[1]!);
+  }
+  return d;
+}
+
+interface EvidenceInputs {
+  leaseQueries: ReadonlyMap<string, LeaseQuery>;
+  operatorDeletes: readonly OperatorDelete[];
+  prefix: string;
+  ttlNs: bigint;
+}
+
+/** Whether etcd ended the lease of a deposed key early, and the facts that say so. */
+interface LeaseVerdict {
+  early: boolean;
+  /** What the members said of the lease right after the stop. */
+  etcd: 'gone' | 'alive' | 'no answer';
+  facts: string[];
+}
+
+/**
+ * The lease evidence of the 'deposed' stop of (label, name, token). "etcd ended a live
+ * lease early" only when all of these hold:
+ * - the host's library still held the lease (current, not lost, inside its step-down deadline);
+ * - the host saw etcd answer a keepalive (or the grant) sent at S with TTL > 0, and the
+ *   stop came before S + ttl — etcd could not have expired the lease by then;
+ * - a member answered TimeToLive with -1 (no such lease: a revoke was applied) before S + ttl;
+ * - no process of that host sent a revoke of it before that answer;
+ * - no operator delete could have deleted the key (a delete of it or of a prefix holding
+ *   it, issued before the stop, at a revision after the key's creation; one that did
+ *   not answer, or whose revision is unknown, counts if issued within 30 s before the stop).
+ */
+function leaseVerdict(histories: readonly ProcessHistory[], label: string, name: string, token: string, ev: EvidenceInputs, t0: bigint): LeaseVerdict | undefined {
+  const h = histories.find((x) => x.label === label);
+  const stop = h?.events.find((e) => e.type === 'stop' && e.name === name && e.token === token && e.reason === 'deposed' && e.lease);
+  if (!h || !stop?.lease) return undefined;
+  const L = stop.lease;
+  const at = (t: bigint): string => `${(ms(t - t0) / 1000).toFixed(3)} s`;
+  const tStop = BigInt(stop.t);
+  const key = h.events.find((e) => e.type === 'start' && e.name === name && e.token === token)?.key ?? `${ev.prefix}${name}/${L.hex}`;
+  const q = ev.leaseQueries.get(eventKey(label, name, token));
+  const limit = L.ackSent !== undefined ? BigInt(L.ackSent) + ev.ttlNs : undefined;
+  const gone = q?.answers.filter((a) => a.ttl === -1).sort((a, b) => (a.at < b.at ? -1 : 1))[0];
+  const alive = q?.answers.filter((a) => a.ttl > 0) ?? [];
+  const revokes = histories
+    .filter((x) => x.host === h.host)
+    .flatMap((x) => x.events.filter((e) => e.type === 'revoke' && e.leaseId === L.id).map((e) => ({ label: x.label, t: BigInt(e.t) })));
+  const revokedBefore = revokes.filter((r) => r.t < (gone?.at ?? tStop));
+  const explaining = ev.operatorDeletes.filter(
+    (d) =>
+      (d.key === key || (d.prefix !== undefined && key.startsWith(d.prefix))) &&
+      d.at <= tStop &&
+      (d.revision !== undefined ? d.revision > BigInt(token) : d.at >= tStop - 30_000_000_000n),
+  );
+  const facts = [
+    `lease ${L.hex} of key ${key} (token ${token}); deposed stop at ${at(tStop)}`,
+    `library: ${L.libAlive ? 'held it, inside its step-down deadline' : 'did NOT hold it alive'}${L.libAckAgoMs !== undefined ? ` (last acknowledged keepalive sent ${L.libAckAgoMs} ms before)` : ''}`,
+    limit !== undefined
+      ? `etcd3 client: last keepalive answered with TTL > 0 sent at ${at(BigInt(L.ackSent!))}: etcd may not expire it before ${at(limit)}${tStop < limit ? '' : ' — already passed at the stop'}`
+      : 'etcd3 client: no acknowledged keepalive or grant of it seen',
+    L.goneSaid !== undefined ? `a keepalive was answered 'gone' at ${at(BigInt(L.goneSaid))} (before the stop)` : '',
+    q === undefined
+      ? 'TimeToLive: not asked'
+      : gone
+        ? `TimeToLive: m${gone.member} said no such lease at ${at(gone.at)} (asked at ${at(q.sent)})${limit !== undefined && gone.at >= limit ? ' — but not before the limit' : ''}`
+        : alive.length
+          ? `TimeToLive: alive (${alive.map((a) => `m${a.member} ${a.ttl} s`).join(', ')})`
+          : `TimeToLive: no answer (${q.errors.join('; ') || 'none'})`,
+    revokedBefore.length ? `revoked by ${revokedBefore.map((r) => `${r.label} at ${at(r.t)}`).join(', ')}` : 'no revoke of it sent by its host',
+    explaining.length
+      ? `operator deletes that may have removed the key: ${explaining.map((d) => `${d.key ?? `${d.prefix}*`} at ${at(d.at)}${d.revision !== undefined ? ` rev ${d.revision}` : ' (no answer)'}`).join(', ')}`
+      : 'no operator delete of the key since its creation',
+  ].filter(Boolean);
+  const early =
+    L.libAlive &&
+    limit !== undefined &&
+    tStop < limit &&
+    gone !== undefined &&
+    gone.at < limit &&
+    L.revokeSent === undefined &&
+    revokedBefore.length === 0 &&
+    explaining.length === 0;
+  return { early, etcd: gone ? 'gone' : alive.length ? 'alive' : 'no answer', facts };
+}
+
+/** What the run-once rounds did and which of their rules broke. */
+interface OnceCheck {
+  rounds: number;
+  runs: number;
+  okRuns: number;
+  outcomes: { done: number; failed: number; rejected: number };
+  /** Record deletes: by the fault (while a run ran), by `del --prefix` of everything (one per job so far). */
+  recordDeletes: { fault: number; all: number };
+  /** Runs that started from attempt 1 again after their record was deleted. */
+  restarts: number;
+  /** Callers (processes alive at the end) without an outcome. */
+  waiting: number;
+  /** Attempts that began after their leadership had stopped (fn called with its signal already aborted). */
+  lateStarts: number;
+  /** Who is still waiting, and why calls were rejected (not failures: for the reader). */
+  notes: string[];
+  /** Overlaps of job runs (job-start … job-end) of different processes, judged like leaderships. */
+  report: HistoryReport;
+  /** Histories whose leaderships are the job runs (for the lease evidence of their 'deposed' ends). */
+  histories: ProcessHistory[];
+  violations: string[];
+}
+
+/**
+ * The run-once rules, with the record `<prefix><name>` deleted now and then (the fault):
+ * - no two runs of a job overlap (a run: job-start … job-end; judged like leaderships:
+ *   the same tolerated windows, each run ending with the reason its leadership stopped);
+ * - attempt numbers go up, and never past maxAttempts; they start again (from 1, or
+ *   lower) only after a delete of the record issued before that run;
+ * - once an outcome was reported, a new run starts only after a delete of the record
+ *   that ended after the last run before that outcome ended;
+ * - every caller reports the same outcome, unless a record delete lies between two
+ *   different ones; 'done' names a run that ended well on that host with that attempt.
+ */
+function checkOnce(histories: readonly ProcessHistory[], rounds: readonly OnceRound[], recordDeletes: readonly RecordDelete[], opts: Parameters<typeof checkHistories>[1]): OnceCheck {
+  const onceNames = new Set(rounds.map((r) => r.name));
+  const violations: string[] = [];
+  const MAX_ATTEMPTS = 5;
+  const slackNs = 1_000_000_000n;
+  const end = (d: RecordDelete): bigint => d.until ?? opts.endOfRun + 1n;
+  // Job runs as leaderships: start at job-start, stop at job-end with the reason of the
+  // leadership's own stop if that came first ('done' otherwise).
+  const jobHistories: ProcessHistory[] = histories.map((h) => {
+    const stops = new Map<string, HostEvent>();
+    const keys = new Map<string, string>();
+    for (const e of h.events) {
+      if (e.name === undefined || !onceNames.has(e.name)) continue;
+      if (e.type === 'stop' && e.token !== undefined) stops.set(`${e.name} ${e.token}`, e);
+      if (e.type === 'start' && e.token !== undefined && e.key !== undefined) keys.set(`${e.name} ${e.token}`, e.key);
+    }
+    const events: HostEvent[] = [];
+    for (const e of h.events) {
+      if (e.name === undefined || !onceNames.has(e.name) || e.token === undefined) continue;
+      const k = `${e.name} ${e.token}`;
+      if (e.type === 'job-start') {
+        const key = keys.get(k);
+        events.push({ t: e.t, id: e.id, type: 'start', name: e.name, token: e.token, ...(key !== undefined ? { key } : {}) });
+      } else if (e.type === 'job-end') {
+        const stop = stops.get(k);
+        const reason = stop && BigInt(stop.t) <= BigInt(e.t) ? (stop.reason ?? '?') : 'done';
+        events.push({ t: e.t, id: e.id, type: 'stop', name: e.name, token: e.token, reason });
+      }
+    }
+    return { ...h, events };
+  });
+  const report = checkHistories(jobHistories, opts);
+
+  let runs = 0;
+  let okRuns = 0;
+  let restarts = 0;
+  let waiting = 0;
+  let lateStarts = 0;
+  const notes: string[] = [];
+  const outcomes = { done: 0, failed: 0, rejected: 0 };
+  for (const round of rounds) {
+    const name = round.name;
+    const all = histories.flatMap((h) => h.events.filter((e) => e.name === name).map((e) => ({ e, label: h.label, t: BigInt(e.t) })));
+    all.sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : 0));
+    const starts = all.filter((x) => x.e.type === 'job-start');
+    const ends = all.filter((x) => x.e.type === 'job-end');
+    const outs = all.filter((x) => x.e.type === 'outcome' && x.e.status !== undefined);
+    const deletesOf = recordDeletes.filter((d) => d.name === name);
+    runs += starts.length;
+    okRuns += ends.filter((x) => x.e.ok).length;
+    for (const x of all) {
+      if (x.e.type !== 'outcome') continue;
+      if (x.e.status === 'done') outcomes.done++;
+      else if (x.e.status === 'failed') outcomes.failed++;
+      else {
+        outcomes.rejected++;
+        notes.push(`'${name}': ${x.label} rejected: ${x.e.message}`);
+      }
+    }
+    for (const a of round.asked) {
+      const h = histories.find((x) => x.label === a.label);
+      if (h && h.exitedAt === undefined && h.killedAt === undefined && !h.events.some((e) => e.type === 'outcome' && e.name === name)) {
+        waiting++;
+        const last = h.events.filter((e) => e.name === name).at(-1);
+        notes.push(`'${name}': ${a.label} still waiting at the end${last ? ` (last: ${last.type}${last.reason ? ` ${last.reason}` : ''}${last.message ? ` ${last.message}` : ''})` : ''}`);
+      }
+    }
+    const seen = new Set<string>();
+    for (let i = 0; i < starts.length; i++) {
+      const s = starts[i]!;
+      const attempt = s.e.attempt ?? 0;
+      const id = `${s.label} ${s.e.token}`;
+      if (seen.has(id)) violations.push(`'${name}': ${s.label} ran twice under one leadership (token ${s.e.token})`);
+      seen.add(id);
+      const h = histories.find((x) => x.label === s.label);
+      const stop = h?.events.find((e) => e.type === 'stop' && e.name === name && e.token === s.e.token);
+      if (stop && BigInt(stop.t) < s.t) {
+        lateStarts++;
+        notes.push(`'${name}': ${s.label} began attempt ${attempt} ${ms(s.t - BigInt(stop.t)).toFixed(0)} ms after its leadership stopped (${stop.reason})`);
+      }
+      if (attempt < 1 || attempt > MAX_ATTEMPTS) violations.push(`'${name}': ${s.label} ran attempt ${attempt} (maxAttempts ${MAX_ATTEMPTS})`);
+      const prev = starts[i - 1];
+      if (prev && attempt <= (prev.e.attempt ?? 0)) {
+        const reset = deletesOf.some((d) => d.at < s.t && end(d) >= prev.t - slackNs);
+        if (!reset) violations.push(`'${name}': ${s.label} ran attempt ${attempt} after ${prev.label} ran attempt ${prev.e.attempt}, with no record delete between`);
+        else restarts++;
+      }
+      // A run after an outcome: only on a record wiped after that outcome's last run.
+      const decided = outs.filter((o) => o.t < s.t).at(-1);
+      if (decided) {
+        const lastEnd = ends.filter((x) => x.t <= decided.t).at(-1)?.t ?? round.from;
+        if (!deletesOf.some((d) => d.at < s.t && end(d) >= lastEnd)) {
+          violations.push(`'${name}': ${s.label} ran attempt ${attempt} after ${decided.label} had the outcome '${decided.e.status}' (attempts ${decided.e.attempts}), with no record delete between`);
+        }
+      }
+    }
+    // What each record delete of the fault led to (for the reader).
+    for (const d of deletesOf.filter((x) => x.by === 'fault')) {
+      const ran = starts.filter((x) => x.t < d.at).at(-1);
+      const next = starts.find((x) => x.t > d.at);
+      const firstOut = outs.find((x) => x.t > d.at);
+      notes.push(
+        `'${name}': record deleted at ${ms(d.at - round.from).toFixed(0)} ms into the job, during ${ran ? `${ran.label}'s attempt ${ran.e.attempt}` : 'no run'}; ` +
+          `${next ? `next run: ${next.label} attempt ${next.e.attempt}` : 'no run after it'}; ` +
+          `${firstOut ? `outcome after it: '${firstOut.e.status}' attempts ${firstOut.e.attempts} by ${firstOut.e.by}` : 'no outcome after it'}`,
+      );
+    }
+    // Outcomes: one per record lifetime.
+    const firsts: typeof outs = [];
+    for (const o of outs) {
+      if (!firsts.some((f) => f.e.status === o.e.status && f.e.attempts === o.e.attempts && f.e.by === o.e.by)) firsts.push(o);
+    }
+    for (let i = 1; i < firsts.length; i++) {
+      const a = firsts[i - 1]!;
+      const b = firsts[i]!;
+      const lastEnd = ends.filter((x) => x.t <= a.t).at(-1)?.t ?? round.from;
+      if (!deletesOf.some((d) => d.at < b.t && end(d) >= lastEnd)) {
+        violations.push(
+          `'${name}': ${b.label} has the outcome '${b.e.status}' (attempts ${b.e.attempts}, by ${b.e.by}) but ${a.label} had '${a.e.status}' (attempts ${a.e.attempts}, by ${a.e.by}), with no record delete between`,
+        );
+      }
+    }
+    for (const o of firsts) {
+      if (o.e.status === 'done' && !ends.some((x) => x.e.ok && x.e.attempt === o.e.attempts && x.e.id === o.e.by)) {
+        violations.push(`'${name}': outcome 'done' (attempts ${o.e.attempts}, by ${o.e.by}) but no run of attempt ${o.e.attempts} ended well on ${o.e.by}`);
+      }
+      if ((o.e.attempts ?? 0) > MAX_ATTEMPTS) violations.push(`'${name}': outcome with ${o.e.attempts} attempts (maxAttempts ${MAX_ATTEMPTS})`);
+    }
+  }
+  return { rounds: rounds.length, runs, okRuns, outcomes, recordDeletes: { fault: recordDeletes.filter((d) => d.by === 'fault').length, all: recordDeletes.filter((d) => d.by === 'del-prefix-all').length }, restarts, waiting, lateStarts, notes, report, histories: jobHistories, violations };
 }
 
 function printTable(
@@ -454,6 +913,8 @@ function printTable(
     t0: bigint;
     faults: FaultWindow[];
     leaderThaws: bigint[];
+    once: OnceCheck;
+    evidence: EvidenceInputs;
   },
 ): number {
   // etcd before 3.4.31 / 3.5.13 (etcd-io/etcd#15247, fixed by #16822): a raft leader whose
@@ -466,7 +927,7 @@ function printTable(
   // etcd: on a fixed one they would be this library's fault.
   const affected = etcdRevokesLiveLeases();
   const s = BigInt(1e9);
-  const byEtcd = (o: HistoryReport['overlaps'][number]): boolean =>
+  const byEtcd = (o: Overlap): boolean =>
     affected &&
     extra.leaderThaws.some((t) => o.from >= t - s / 2n && o.from <= t + 2n * s) &&
     [o.a.label, o.b.label].some((label) =>
@@ -474,8 +935,45 @@ function printTable(
         .find((h) => h.label === label)
         ?.events.some((e) => e.type === 'lost' && /expired or revoked/.test(e.message ?? '') && BigInt(e.t) >= o.from - s && BigInt(e.t) <= o.to + s),
     );
-  const etcdOverlaps = r.overlaps.filter(byEtcd);
-  const overlaps = r.overlaps.filter((o) => !byEtcd(o));
+  // The same etcd bug family without a frozen leader to point at (e.g. a stale leader
+  // renewing or revoking leases after a leader change): the deposed side's lease was
+  // ended by etcd while the keepalive rule still guaranteed it (leaseVerdict). Counted
+  // apart only on an affected etcd, only when the overlap ends with that deposed
+  // leadership, within 1 s.
+  const once = extra.once;
+  const verdictOf = (o: Overlap, rep: HistoryReport): LeaseVerdict | undefined => {
+    for (const side of [o.a, o.b]) {
+      const l = rep.leaderships.find((x) => x.name === o.name && x.label === side.label && x.token === side.token);
+      if (!l || l.endedBy !== 'stop' || l.reason !== 'deposed') continue;
+      const v = leaseVerdict(extra.histories, side.label, o.name, side.token, extra.evidence, extra.t0);
+      if (v) return v;
+    }
+    return undefined;
+  };
+  const earlyEnd = (o: Overlap, rep: HistoryReport): LeaseVerdict | undefined => {
+    if (!affected || o.ms > 1000) return undefined;
+    for (const side of [o.a, o.b]) {
+      const l = rep.leaderships.find((x) => x.name === o.name && x.label === side.label && x.token === side.token);
+      if (!l || l.endedBy !== 'stop' || l.reason !== 'deposed' || l.end !== o.to) continue;
+      const v = leaseVerdict(extra.histories, side.label, o.name, side.token, extra.evidence, extra.t0);
+      if (v?.early) return v;
+    }
+    return undefined;
+  };
+  type Judged = { o: Overlap; rep: HistoryReport; what: 'once' | 'singleton'; etcd?: 'etcd#15247' | 'early' };
+  const judged: Judged[] = [...r.overlaps.map((o) => ({ o, rep: r, what: 'singleton' as const })), ...once.report.overlaps.map((o) => ({ o, rep: once.report, what: 'once' as const }))].map(
+    (j): Judged => (byEtcd(j.o) ? { ...j, etcd: 'etcd#15247' } : earlyEnd(j.o, j.rep) ? { ...j, etcd: 'early' } : j),
+  );
+  const etcdOverlaps = judged.filter((j) => j.etcd === 'etcd#15247');
+  const earlyOverlaps = judged.filter((j) => j.etcd === 'early');
+  const overlaps = judged.filter((j) => j.etcd === undefined && j.what === 'singleton');
+  const onceOverlaps = judged.filter((j) => j.etcd === undefined && j.what === 'once');
+  // Every deposed stop with lease evidence, overlap or not: how often etcd ended a live lease early.
+  const deposedStops = extra.histories.flatMap((h) =>
+    h.events.filter((e) => e.type === 'stop' && e.reason === 'deposed' && e.lease && e.name !== undefined && e.token !== undefined).map((e) => ({ h, e })),
+  );
+  const verdicts = deposedStops.map(({ h, e }) => ({ label: h.label, e, v: leaseVerdict(extra.histories, h.label, e.name!, e.token!, extra.evidence, extra.t0) }));
+  const earlyStops = verdicts.filter((x) => x.v?.early);
   // Step-down after a cut: from the blackhole to the end of each leadership the cut host
   // held, for cuts longer than renewDeadline (shorter ones may be ridden out). The rule
   // says ≤ renewDeadline; a step-down later than that + 1 s of timer slack is a failure.
@@ -500,6 +998,11 @@ function printTable(
   rows.push(['leaderships', String(r.leaderships.length)]);
   rows.push(['overlaps (must be 0)', String(overlaps.length)]);
   rows.push([`overlaps after etcd revoked a live lease (etcd#15247${affected ? ', this etcd is affected' : ''})`, String(etcdOverlaps.length)]);
+  rows.push([`overlaps after etcd ended a live lease early (lease evidence${affected ? ', this etcd is affected' : ', not excused: this etcd is fixed'})`, String(earlyOverlaps.length)]);
+  rows.push([
+    'deposed stops: etcd ended the lease early / lease alive / gone otherwise / no answer',
+    `${earlyStops.length} / ${verdicts.filter((x) => x.v?.etcd === 'alive').length} / ${verdicts.filter((x) => x.v?.etcd === 'gone' && !x.v.early).length} / ${verdicts.filter((x) => !x.v || x.v.etcd === 'no answer').length} (of ${verdicts.length})`,
+  ]);
   rows.push(['tolerated: stop right after SIGCONT', `${r.wakeOverlaps.length} (longest ${maxOf(r.wakeOverlaps.map((o) => o.ms))})`]);
   rows.push(['tolerated: stop right after key delete', `${r.deposeOverlaps.length} (longest ${maxOf(r.deposeOverlaps.map((o) => o.ms))})`]);
   rows.push(['fenced writes accepted', String(r.fencing.accepted)]);
@@ -516,8 +1019,32 @@ function printTable(
   rows.push(['worst time to a new leader', g ? `${g.effectiveMs.toFixed(0)} ms ('${g.name}' after ${g.prev}${g.effectiveMs !== g.ms ? `, ${g.ms.toFixed(0)} ms counting excused faults` : ''})` : '–']);
   rows.push(['one leader per name after the last heal', extra.settled ? `yes, ${extra.settleMs.toFixed(0)} ms after it` : 'NO']);
   rows.push(['crashes / unexpected exits (must be 0)', String(extra.crashes.length + extra.unexpected.length)]);
-  rows.push(['odd histories (must be 0)', String(r.anomalies.length)]);
-  const failures = overlaps.length + r.fencing.violations.length + late.length + extra.crashes.length + extra.unexpected.length + r.anomalies.length + (extra.settled ? 0 : 1);
+  rows.push(['odd histories (must be 0)', String(r.anomalies.length + once.report.anomalies.length)]);
+  rows.push([
+    'once: jobs / runs (ended well) / outcomes done, failed, rejected',
+    `${once.rounds} / ${once.runs} (${once.okRuns}) / ${once.outcomes.done}, ${once.outcomes.failed}, ${once.outcomes.rejected}`,
+  ]);
+  rows.push([
+    'once: records deleted while a run ran / by del --prefix of all; runs from the start again',
+    `${once.recordDeletes.fault} / ${once.recordDeletes.all}; ${once.restarts}`,
+  ]);
+  rows.push(['once: callers still waiting at the end', String(once.waiting)]);
+  rows.push(['once: attempts begun after their leadership stopped (must be 0)', String(once.lateStarts)]);
+  rows.push(['once: tolerated overlaps of runs (after SIGCONT / after key delete)', `${once.report.wakeOverlaps.length} / ${once.report.deposeOverlaps.length}`]);
+  rows.push(['once: overlapping runs (must be 0)', String(onceOverlaps.length)]);
+  rows.push(['once: broken rules (must be 0)', String(once.violations.length)]);
+  const failures =
+    overlaps.length +
+    onceOverlaps.length +
+    once.violations.length +
+    once.lateStarts +
+    once.report.anomalies.length +
+    r.fencing.violations.length +
+    late.length +
+    extra.crashes.length +
+    extra.unexpected.length +
+    r.anomalies.length +
+    (extra.settled ? 0 : 1);
   rows.push(['result', failures === 0 ? 'PASS' : `FAIL (${failures})`]);
 
   // Per fault kind: step-downs ('lost') and leaderless gaps that began during a fault of
@@ -545,8 +1072,11 @@ function printTable(
     out.push('', 'slowest hand-overs (effective ms, raw ms):');
     for (const x of worst) out.push(`  ${x.name.padEnd(8)} after ${x.prev.padEnd(6)} at ${(ms(x.from - extra.t0) / 1000).toFixed(1)} s: ${x.effectiveMs.toFixed(0)} (${x.ms.toFixed(0)})`);
   }
-  for (const o of r.overlaps.slice(0, 20)) {
-    out.push(`OVERLAP${byEtcd(o) ? ' [etcd#15247: a resumed raft leader revoked live leases]' : ''} '${o.name}': ${o.a.label} (token ${o.a.token}) and ${o.b.label} (token ${o.b.token}), ${o.ms.toFixed(3)} ms at ${(ms(o.from - extra.t0) / 1000).toFixed(3)} s`);
+  for (const { o, rep, what, etcd } of judged.slice(0, 20)) {
+    const tag = etcd === 'etcd#15247' ? ' [etcd#15247: a resumed raft leader revoked live leases]' : etcd === 'early' ? ' [etcd ended a live lease early]' : '';
+    out.push(`OVERLAP${tag} ${what === 'once' ? 'of once runs ' : ''}'${o.name}': ${o.a.label} (token ${o.a.token}) and ${o.b.label} (token ${o.b.token}), ${o.ms.toFixed(3)} ms at ${(ms(o.from - extra.t0) / 1000).toFixed(3)} s`);
+    const v = verdictOf(o, rep);
+    if (v) for (const f of v.facts) out.push(`    evidence: ${f}`);
     // What both processes said from 4 s before to 1 s after: the clue for the next reader.
     for (const label of [o.a.label, o.b.label]) {
       const h = extra.histories.find((x) => x.label === label);
@@ -561,7 +1091,13 @@ function printTable(
   for (const v of r.fencing.violations.slice(0, 20)) {
     out.push(`FENCING '${v.name}': ${v.write.label} token ${v.write.token} accepted at revision ${v.write.revision} after ${v.newer.label} token ${v.newer.token} at ${v.newer.revision}`);
   }
-  for (const a of r.anomalies.slice(0, 20)) out.push(`ODD ${a}`);
+  for (const x of earlyStops.slice(0, 10)) {
+    out.push(`EARLY LEASE END '${x.e.name}' ${x.label} (token ${x.e.token}):`);
+    for (const f of x.v!.facts) out.push(`    ${f}`);
+  }
+  for (const v of once.violations.slice(0, 20)) out.push(`ONCE ${v}`);
+  for (const n of once.notes.slice(0, 10)) out.push(`once note: ${n}`);
+  for (const a of [...r.anomalies, ...once.report.anomalies].slice(0, 20)) out.push(`ODD ${a}`);
   for (const l of late.slice(0, 20)) out.push(`LATE ${l}`);
   for (const c of extra.crashes.slice(0, 10)) out.push(`CRASH ${c}`);
   for (const u of extra.unexpected.slice(0, 10)) out.push(`UNEXPECTED ${u}`);

@@ -25,7 +25,9 @@ export type JobSpec =
   /** Rejects. */
   | { kind: 'always-throw'; gated?: boolean }
   /** Never settles (to be SIGKILLed or SIGSTOPped mid-job). */
-  | { kind: 'hang' };
+  | { kind: 'hang' }
+  /** Resolves after `ms`; rejects at once when its signal aborts (a job that honours its signal). */
+  | { kind: 'until-abort'; ms: number };
 
 export interface HostConfig {
   endpoints: string | string[];
@@ -42,6 +44,13 @@ export interface HostConfig {
   fencePrefix?: string;
   /** Adds listeners that throw to 'session', 'lost' and every singleton's 'start' and 'stop' (an application bug the locker must survive). */
   throwingListeners?: boolean;
+  /**
+   * Chaos probes (test/chaos.ts): every 'deposed' stop carries `lease` (what this process
+   * knows of the lease of the deposed key), every lease revoke this process sends is
+   * reported ('revoke'), and the leaderships of run-once names (locker.runOnce) are
+   * reported as 'start'/'stop' events (from the 'locked:leadership' diagnostics channel).
+   */
+  probes?: boolean;
 }
 
 export type HostCommand =
@@ -65,7 +74,7 @@ export interface HostEvent {
   t: string;
   id: string;
   /** 'crash': an uncaught exception or unhandled rejection (message), reported just before the process dies of it. */
-  type: 'ready' | 'session' | 'lost' | 'start' | 'stop' | 'fn' | 'fn-end' | 'error' | 'write' | 'crash' | 'blocking' | OnceEventType;
+  type: 'ready' | 'session' | 'lost' | 'start' | 'stop' | 'fn' | 'fn-end' | 'error' | 'write' | 'crash' | 'blocking' | 'revoke' | OnceEventType;
   name?: string;
   token?: string;
   key?: string;
@@ -82,6 +91,31 @@ export interface HostEvent {
   status?: 'done' | 'failed';
   attempts?: number;
   by?: string;
+  // ——— probes (HostConfig.probes) ———
+  /** On a 'deposed' stop: the lease of the deposed key as this process saw it. */
+  lease?: LeaseEvidence;
+}
+
+/**
+ * What a host process knew of the lease of a key when that key was deleted under it
+ * ('deposed'). Send times are process.hrtime.bigint() stamps (decimal strings) taken on
+ * the etcd3 client's calls, independently of the library's own bookkeeping.
+ */
+export interface LeaseEvidence {
+  /** Lease id as in the key (lowercase hex, the key's last segment). */
+  hex: string;
+  /** The same id in decimal, as the etcd3 client spells it. */
+  id: string;
+  /** Send time of the last keepalive (or the grant) of this lease that etcd answered with TTL > 0. */
+  ackSent?: string;
+  /** When etcd answered a keepalive of this lease with TTL ≤ 0 (gone), if it did before the stop. */
+  goneSaid?: string;
+  /** When this process sent the first revoke of this lease, if it did before the stop. */
+  revokeSent?: string;
+  /** The library's view (locker.health()): the lease is its current one, not lost, inside its step-down deadline. */
+  libAlive: boolean;
+  /** health().lastKeepaliveAgoMs when health().leaseId is this lease. */
+  libAckAgoMs?: number;
 }
 
 /** Run-once events: an attempt of the job began / ended here; the `once` call settled. */
