@@ -544,6 +544,68 @@ async function scaleEtcd3(cluster: EtcdCluster, n: number): Promise<ScaleResult>
   return { names: n, allLeadingMs, heapBytesPerName: (heap1 - heap0) / n, leases, keepalivesPerSecond, releaseMs, keysLeft, failed, errors };
 }
 
+// ——— balance: 8 host processes × 2,000 names, then a 9th joins ———
+
+interface BalanceResults {
+  names: number;
+  hosts: number;
+  /** From the first host's start until every host leads ⌊N/H⌋..⌈N/H⌉. */
+  spreadMs: number;
+  /** A 9th host joins: time to the spread again, leadership moves, the fewest possible. */
+  joinMs: number;
+  joinMoves: number;
+  joinFewest: number;
+}
+
+async function balance(cluster: EtcdCluster, n = 2_000, h = 8): Promise<BalanceResults> {
+  const prefix = `bench-balance-${Math.random().toString(36).slice(2, 8)}/`;
+  const observer = locked(cluster.endpoints, { prefix, handleSignals: false });
+  const children: ChildProcess[] = [];
+  let starts = 0;
+  const spawnHost = (id: string): void => {
+    const cfg: ChildConfig = { lib: 'locked', endpoints: cluster.endpoints, name: 'job', prefix, ttl: 10, id, names: n };
+    const child = fork(fileURLToPath(new URL('./child.js', import.meta.url)), [JSON.stringify(cfg)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    child.on('message', (m: { type?: string }) => void (m.type === 'start' && starts++));
+    children.push(child);
+  };
+  let last = '';
+  const spread = async (hosts: number): Promise<boolean> => {
+    const st = await observer.status({ hosts: true });
+    last = st.map((x) => `${x.id}:${x.leads.length}`).join(' ');
+    const led = st.filter((x) => x.leads.length > 0);
+    const total = led.reduce((a, x) => a + x.leads.length, 0);
+    return st.length === hosts && total === n && st.every((x) => x.leads.length >= Math.floor(n / hosts) && x.leads.length <= Math.ceil(n / hosts));
+  };
+  const waitSpread = async (hosts: number, what: string): Promise<void> => {
+    const deadline = now() + 120_000;
+    while (!(await spread(hosts).catch(() => false))) {
+      if (now() > deadline) throw new Error(`balance: no spread over ${hosts} hosts (${what}) within 120 s; last: ${last}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  try {
+    const t0 = now();
+    for (let i = 0; i < h; i++) spawnHost(`b${i}`);
+    await waitSpread(h, 'start');
+    const spreadMs = now() - t0;
+    // Let standbys settle too before the join is measured.
+    await new Promise((r) => setTimeout(r, 3_000));
+    const before = new Map((await observer.status({ hosts: true })).map((x) => [x.id, x.leads.length]));
+    const s0 = starts;
+    const t1 = now();
+    spawnHost(`b${h}`);
+    await waitSpread(h + 1, 'join');
+    const joinMs = now() - t1;
+    const lo = Math.floor(n / (h + 1));
+    const hi = Math.ceil(n / (h + 1));
+    const surplus = [...before.values()].reduce((a, l) => a + Math.max(0, l - hi), 0);
+    return { names: n, hosts: h, spreadMs, joinMs, joinMoves: starts - s0, joinFewest: Math.max(surplus, lo) };
+  } finally {
+    for (const c of children) c.kill('SIGKILL');
+    await observer.close();
+  }
+}
+
 // ——— report ———
 
 interface Machine {
@@ -565,6 +627,7 @@ interface Results {
   handover: HandoverResults;
   crash: CrashResults;
   scale: { ttl: number; locked1k: ScaleResult; locked10k: ScaleResult; etcd3_1k: ScaleResult };
+  balance: BalanceResults;
   targets: { target: string; met: boolean; value: string }[];
 }
 
@@ -604,6 +667,12 @@ function table(r: Results): string {
   };
   scaleRows('1,000 names', s.locked1k, s.etcd3_1k);
   scaleRows('10,000 names', s.locked10k, undefined);
+  const b = r.balance;
+  rows.push(
+    [`balance ${int(b.names)} names × ${b.hosts} hosts: spread after start`, sec(b.spreadMs), '— (no balancing)', '—', '—', '—'],
+    [`a host joins (${b.hosts + 1}): spread again after`, sec(b.joinMs), '—', '—', '—', '—'],
+    [`a host joins: leadership moves (fewest possible)`, `${int(b.joinMoves)} (${int(b.joinFewest)})`, '—', '—', '—', '—'],
+  );
   const head = ['', 'locked', 'etcd3 Election', 'floor (put → watch)', 'locked / floor', 'locked / etcd3'];
   return [head, head.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
 }
@@ -623,6 +692,7 @@ function targets(r: Results): Results['targets'] {
       met: Math.abs(t10.keepalivesPerSecond - s.locked1k.keepalivesPerSecond) <= 1,
       value: `${rate(s.locked1k.keepalivesPerSecond)} vs ${rate(t10.keepalivesPerSecond)}`,
     },
+    { target: 'join: moves ≤ 1.2 × the fewest', met: r.balance.joinMoves <= 1.2 * r.balance.joinFewest, value: `${r.balance.joinMoves} vs ${r.balance.joinFewest}` },
     { target: '10,000 names released within 1 s', met: t10.releaseMs <= 1000 && t10.keysLeft === 0, value: `${ms(t10.releaseMs)}, ${t10.keysLeft} keys left` },
   ];
 }
@@ -647,12 +717,16 @@ async function main(): Promise<void> {
   const loadAverageAtStart = os.loadavg();
   const cluster = await startEtcd({ members: 3 });
   try {
+    if (only === 'balance') {
+      console.log(JSON.stringify(await balance(cluster), null, 2));
+      return;
+    }
     if (only === 'scale10k') {
       const r = await scaleLocked(cluster, 10_000, false);
       console.log(JSON.stringify(r, null, 2));
       return;
     }
-    if (only !== undefined) throw new Error(`unknown --only=${only} (known: scale10k)`);
+    if (only !== undefined) throw new Error(`unknown --only=${only} (known: scale10k, balance)`);
     const m = { ...(await machine(cluster)), loadAverageAtStart: loadAverageAtStart.map((l) => Math.round(l * 100) / 100) };
     const seconds: Record<string, number> = {};
     const timed = async <T>(label: string, fn: () => Promise<T>): Promise<T> => {
@@ -675,6 +749,8 @@ async function main(): Promise<void> {
     const etcd3_1k = await timed('etcd3 1k', () => scaleEtcd3(cluster, 1_000));
     process.stderr.write('scale: locked 10,000');
     const locked10k = await timed('locked 10k', () => scaleLocked(cluster, 10_000));
+    process.stderr.write('balance: 2,000 names × 8 hosts, a 9th joins');
+    const bal = await timed('balance', () => balance(cluster));
     const results: Results = {
       date: new Date().toISOString(),
       machine: m,
@@ -683,6 +759,7 @@ async function main(): Promise<void> {
       handover: h,
       crash: c,
       scale: { ttl: SCALE_TTL, locked1k, locked10k, etcd3_1k },
+      balance: bal,
       targets: [],
     };
     results.targets = targets(results);

@@ -13,12 +13,23 @@ export interface ChildConfig {
   /** locked: key prefix of the locker. */
   prefix: string;
   ttl: number;
+  /** Balance bench: this host's id, and register `name0`…`name{names−1}` (each start told as `{ type: 'start' }`). */
+  id?: string;
+  names?: number;
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as ChildConfig;
 const leading = (): void => void process.send?.({ type: 'leading' });
 
-if (config.lib === 'locked') {
+if (config.lib === 'locked' && config.names !== undefined) {
+  const locker = locked(config.endpoints, { id: config.id ?? 'child', ttl: config.ttl, prefix: config.prefix, handleSignals: false });
+  locker.on('error', () => {});
+  for (let i = 0; i < config.names; i++) {
+    locker(`${config.name}${i}`, (_remove, l) => new Promise<void>((resolve) => l.signal.addEventListener('abort', () => resolve(), { once: true }))).on('start', () =>
+      process.send?.({ type: 'start' }),
+    );
+  }
+} else if (config.lib === 'locked') {
   const locker = locked(config.endpoints, { id: 'child', ttl: config.ttl, prefix: config.prefix, handleSignals: false });
   locker.on('error', () => {});
   locker(config.name, () => {}).on('start', leading);

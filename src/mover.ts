@@ -15,7 +15,7 @@ import type { PrefixView } from './view.js';
 export interface FailoverOptions {
   /** Node id that must lead next (it must queue for the name). Default: whoever is next in line. */
   to?: string;
-  /** Delete the leader's key instead of asking it (the pre-0.3 behaviour): for a leader that does not answer. */
+  /** Delete the leader's key instead of asking it (the behaviour of 0.1): for a leader that does not answer. */
   force?: boolean;
   /** How long the leader has to hand over (ms). Default max(10 s, 3 × ttl). */
   timeoutMs?: number;
@@ -62,6 +62,10 @@ interface InFlight {
 
 /** Leaderships must stand still this long before standbys are balanced. */
 const QUIET_MS = 500;
+/** At most one planning pass per this many ms. */
+const MIN_PASS_GAP_MS = 200;
+/** Promotions of first standbys planned per pass: small steps, each seen by every host before the next. */
+const PROMOTIONS_PER_PASS = 8;
 
 const deadline = (ms: number): { deadline: Date } => ({ deadline: new Date(Date.now() + ms) });
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -77,6 +81,7 @@ export class Mover {
   private closed = false;
   private putting = false;
   private loadsSig = '';
+  private lastPass = -Infinity;
   private quietSince = 0;
   private quietTimer: Timer | undefined;
 
@@ -179,13 +184,19 @@ export class Mover {
     }
   }
 
-  /** Plans soon (once per burst of events): a pass reads every queue. */
+  /**
+   * Plans soon, once per burst of events and at most every MIN_PASS_GAP_MS: a pass reads
+   * every queue (O(names × candidates)), which must not eat the event loop of a host with
+   * thousands of names while moves stream in.
+   */
   private schedule(): void {
     if (this.closed || this.passTimer) return;
+    const wait = Math.max(50, this.lastPass + MIN_PASS_GAP_MS - this.host.clock.now());
     this.passTimer = this.host.clock.setTimeout(() => {
       this.passTimer = undefined;
+      this.lastPass = this.host.clock.now();
       this.pass();
-    }, 50);
+    }, wait);
   }
 
   private wake(): void {
@@ -223,7 +234,7 @@ export class Mover {
       self: this.host.nodeId,
       inFlight: new Map(),
       stepping: new Set(this.stepping.keys()),
-      limit: this.host.balanceConcurrency - this.stepping.size,
+      limit: Math.min(PROMOTIONS_PER_PASS, this.host.balanceConcurrency - this.stepping.size),
       movable: (name) => this.host.movable(name),
     });
     for (const p of promotions) this.promote(p.name, p.from, p.to, p.position, session);

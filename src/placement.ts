@@ -17,7 +17,7 @@
 //   deleted; the receiver starts after. To reach a candidate that is not next in line, the
 //   leader writes `<prefix>/move/<name>` = { from, to }; the candidates queued between
 //   them re-queue at the back, then the leader hands over.
-import { controlPrefix, keyLeaseHex } from './keys.js';
+import { controlPrefix } from './keys.js';
 import type { Candidate } from './queue.js';
 
 export interface MoveRequest {
@@ -111,8 +111,12 @@ function parse(value: string): Record<string, unknown> | undefined {
 
 /** The node id of a candidate if it is one of our lockers (its key's lease is in a host record). */
 export function ownerOf(c: Candidate, rec: ControlRecords): string | undefined {
-  const id = rec.hostByLease.get(keyLeaseHex(c.key));
-  return id !== undefined && id === c.value ? id : undefined;
+  // Called for every candidate of every name on each pass: no string is allocated here.
+  const lease = rec.leaseByHost.get(c.value);
+  if (lease === undefined) return undefined;
+  const k = c.key;
+  const at = k.length - lease.length;
+  return at > 0 && k.charCodeAt(at - 1) === 47 /* '/' */ && k.endsWith(lease) ? c.value : undefined;
 }
 
 /** A candidate that may be given a leadership: not draining (foreign candidates never drain). */
@@ -245,18 +249,20 @@ export function planMoves(input: PlanInput): PlannedMove[] {
     // Balance gives names away only from above the fair share (a host below it keeps
     // what it has even if a neighbour is lower still: that neighbour is fed from above).
     if (!draining && myLoad <= shareOf(self) + 1e-9) break;
+    // Names with a candidate that is not one of our lockers are never balanced.
+    if (!draining && queue.some((c) => ownerOf(c, rec) === undefined)) continue;
     let best: { c: Candidate; load: number; position: number } | undefined;
-    let foreign = false;
     for (let p = 1; p < queue.length; p++) {
       const c = queue[p]!;
-      const owner = ownerOf(c, rec);
-      if (owner === undefined) foreign = true;
       if (c.value === self || !eligible(c, rec)) continue;
-      const l = load.get(owner ?? c.value) ?? 0;
-      if (!draining && (owner === undefined || l >= shareOf(c.value) - 1e-9 || l > myLoad - 2 || (quota.get(c.value) ?? 0) <= 0)) continue;
+      const l = load.get(c.value) ?? 0;
+      if (!draining && (l >= shareOf(c.value) - 1e-9 || l > myLoad - 2 || (quota.get(c.value) ?? 0) <= 0)) continue;
+      // Balance takes the nearest candidate that qualifies (each standby ahead of it must
+      // step back first: writes, and events on every host); a drain the least loaded.
       if (!best || l < best.load) best = { c, load: l, position: p };
+      if (!draining) break;
     }
-    if (!best || (!draining && foreign)) continue;
+    if (!best) continue;
     out.push({ name, from: queue[0]!.key, to: best.c.value, position: best.position });
     load.set(self, myLoad - 1);
     load.set(best.c.value, best.load + 1);
@@ -287,9 +293,12 @@ export function planPromotions(input: Omit<PlanInput, 'balance'> & { readonly st
     const next = queue[1];
     if (!head || !next) continue;
     const leader = ownerOf(head, rec);
-    const owner = ownerOf(next, rec);
+    let owner = ownerOf(next, rec);
     if (leader === undefined || owner === undefined) continue;
-    if (owner === self && input.stepping.has(name)) continue; // counted as gone already
+    // A promotion under way (anyone's request we see, or our own) counts as done.
+    const pending = rec.nexts.get(name);
+    if (pending?.to !== undefined && pending.from === head.key) owner = pending.to;
+    else if (owner === self && input.stepping.has(name)) continue;
     standby.set(pair(leader, owner), (standby.get(pair(leader, owner)) ?? 0) + 1);
     if (owner === self && queue.length > 2 && (input.movable?.(name) ?? true) && !rec.moves.has(name) && !rec.nexts.has(name)) mine.push([name, queue, leader]);
   }

@@ -84,6 +84,21 @@ async function queueOf(prefix: string, name: string): Promise<QueueEntry[]> {
 }
 
 /** Waits until `name` has `n` candidates in etcd (a host that reported 'session' may not have written its key yet). */
+/** Waits until balancing has spread `names` over `hs`: each name one leader, every host ⌊N/H⌋..⌈N/H⌉ of them. */
+async function spreadOver(hs: Host[], names: string[]): Promise<void> {
+  const lo = Math.floor(names.length / hs.length);
+  const hi = Math.ceil(names.length / hs.length);
+  await waitFor(
+    () =>
+      names.every((n) => leadersOf(hs, n).length === 1) &&
+      hs.every((h) => {
+        const led = names.filter((n) => h.leads(n)).length;
+        return led >= lo && led <= hi;
+      }),
+    { timeoutMs: 20_000, message: `${names.join(',')} spread over ${hs.map((h) => h.id).join(',')}` },
+  );
+}
+
 async function queued(prefix: string, name: string, n: number): Promise<QueueEntry[]> {
   return waitFor(async () => {
     const q = await queueOf(prefix, name);
@@ -373,6 +388,8 @@ describe('safety under faults', () => {
     await a.waitEvent((e) => e.type === 'start' && e.name === names[1]);
     const b = await host({ id: 'b', ttl, prefix, names, fn: fenced(), fencePrefix });
     for (const name of names) await queued(prefix, name, 2);
+    // Balancing gives b one of a's two names (gracefully); from then on nothing may move.
+    await spreadOver([a, b], names);
     const settled = now();
     const faults: FaultWindow[] = [];
     try {
@@ -408,13 +425,17 @@ describe('safety under faults', () => {
     const c = await host({ id: 'c', prefix, names, fn: fenced(), fencePrefix });
     for (const name of names) await queued(prefix, name, 3);
     const hosts = [a, b, c];
+    // Balancing spreads the three names, one per host, before the fault.
+    await spreadOver(hosts, names);
+    const leaders = new Map(names.map((n) => [n, leadersOf(hosts, n)[0]!]));
 
     const from = now();
     let restoredAt: bigint;
     try {
       await Promise.all([cluster.members[1]!.kill(), cluster.members[2]!.kill()]);
       for (const name of names) {
-        const stop = await a.waitEvent((e) => e.type === 'stop' && e.name === name, RENEW_MS + 10_000, `${name} stops`);
+        const h = leaders.get(name)!;
+        const stop = await h.waitEvent((e) => e.type === 'stop' && e.name === name && BigInt(e.t) > from, RENEW_MS + 10_000, `${name} stops`);
         assert.equal(stop.reason, 'lost');
       }
       t.diagnostic(`all leaders stopped ${ms(now() - from).toFixed(0)} ms after quorum loss`);
