@@ -1,0 +1,125 @@
+// The placement rules (src/placement.ts) as pure functions: fair share, who hands over,
+// who steps aside, planned moves and promotions. The behaviour against etcd is in
+// balance.test.ts.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { handsOver, hostsStatus, ownerOf, parseControl, planMoves, planPromotions, standsAside, type ControlRecords } from '../src/placement.js';
+import type { Candidate } from '../src/queue.js';
+
+const P = 'p/';
+const LEASE: Record<string, string> = { a: 'a1', b: 'b2', c: 'c3', d: 'd4' };
+/** Control records: every listed host with its lease, plus extra records. */
+function control(hosts: string[], extra: Record<string, unknown> = {}): ControlRecords {
+  const m = new Map<string, string>(hosts.map((h) => [`${P}/hosts/${h}`, JSON.stringify({ lease: LEASE[h] })]));
+  for (const [k, v] of Object.entries(extra)) m.set(`${P}/${k}`, typeof v === 'string' ? v : JSON.stringify(v));
+  return parseControl(P, m);
+}
+/** A queue of `name`, in this order (create revisions 1, 2, …). */
+const queue = (name: string, ...ids: string[]): Candidate[] => ids.map((id, i) => ({ key: `${P}${name}/${LEASE[id] ?? 'ff'}`, value: id, createRevision: BigInt(i + 1) }));
+
+describe('placement', () => {
+  test('control records: hosts by lease, drain orders, move and next requests; garbage is ignored', () => {
+    const rec = control(['a', 'b'], { 'drain/b': { at: 'x' }, 'move/x': { from: 'p/x/a1', to: 'b', by: 'cli' }, 'next/y': { from: 'p/y/a1', to: 'b' }, 'move/z': 'not json', 'hosts/': '{}' });
+    assert.equal(rec.hostByLease.get('a1'), 'a');
+    assert.deepEqual([...rec.draining], ['b']);
+    assert.deepEqual(rec.moves.get('x'), { from: 'p/x/a1', to: 'b', by: 'cli' });
+    assert.equal(rec.moves.has('z'), false);
+    assert.equal(rec.nexts.get('y')?.to, 'b');
+    // A candidate is ours only if its key carries the lease of its host's record.
+    assert.equal(ownerOf({ key: 'p/x/a1', value: 'a', createRevision: 1n }, rec), 'a');
+    assert.equal(ownerOf({ key: 'p/x/ffa1', value: 'a', createRevision: 1n }, rec), undefined);
+    assert.equal(ownerOf({ key: 'p/x/a1', value: 'etcdctl', createRevision: 1n }, rec), undefined);
+  });
+
+  test("fair share is computable from the prefix: the README's example", () => {
+    const rec = control(['a', 'b', 'c']);
+    const q: [string, Candidate[]][] = [
+      ['x', queue('x', 'a', 'b', 'c')],
+      ['y', queue('y', 'b', 'c', 'a')],
+      ['z', queue('z', 'a', 'b')],
+    ];
+    const st = hostsStatus(q, rec);
+    assert.deepEqual(
+      st.map((h) => [h.id, h.share, h.leads, h.next]),
+      [
+        ['a', 1.17, ['x', 'z'], 0],
+        ['b', 1.17, ['y'], 2],
+        ['c', 0.67, [], 1],
+      ],
+    );
+    assert.equal(st[0]!.offBy, 1);
+  });
+
+  test('a move request: the standbys ahead of the target step aside, the leader hands over once the target is next', () => {
+    const rec = control(['a', 'b', 'c', 'd']);
+    const q = queue('x', 'a', 'b', 'c', 'd');
+    const move = { from: q[0]!.key, to: 'd' };
+    assert.equal(standsAside(q, q[1]!.key, 'b', rec, move), true);
+    assert.equal(standsAside(q, q[2]!.key, 'c', rec, move), true);
+    assert.equal(standsAside(q, q[3]!.key, 'd', rec, move), false, 'the target stays');
+    assert.equal(handsOver(q, q[0]!.key, move), false, 'd is not next yet');
+    const later = queue('x', 'a', 'd', 'b', 'c');
+    assert.equal(handsOver(later, later[0]!.key, { from: later[0]!.key, to: 'd' }), true);
+    // A request about an older leadership is void.
+    assert.equal(standsAside(q, q[1]!.key, 'b', rec, { from: 'p/x/old', to: 'd' }), false);
+    assert.equal(handsOver(q, q[0]!.key, { from: 'p/x/old' }), false);
+    // Without a target: whoever is next.
+    assert.equal(handsOver(q, q[0]!.key, { from: q[0]!.key }), true);
+    assert.equal(handsOver(queue('x', 'a'), queue('x', 'a')[0]!.key, { from: queue('x', 'a')[0]!.key }), false, 'nobody else queues');
+  });
+
+  test('a draining standby steps aside only for an eligible candidate behind it', () => {
+    const rec = control(['a', 'b', 'c'], { 'drain/b': {}, 'drain/c': {} });
+    const q = queue('x', 'a', 'b', 'c');
+    assert.equal(standsAside(q, q[1]!.key, 'b', rec, undefined), false, 'c behind b drains too');
+    const q2 = queue('x', 'a', 'b', 'd');
+    assert.equal(standsAside(q2, q2[1]!.key, 'b', control(['a', 'b', 'd'], { 'drain/b': {} }), undefined), true);
+  });
+
+  test('balance: from 60/0/0 a leader plans moves to both others, within its limit; nothing at its share; never with a foreign candidate', () => {
+    const rec = control(['a', 'b', 'c']);
+    const qs: [string, Candidate[]][] = Array.from({ length: 60 }, (_, i) => [`n${i}`, queue(`n${i}`, 'a', 'b', 'c')]);
+    const moves = planMoves({ queues: qs, rec, self: 'a', balance: true, inFlight: new Map(), limit: 100 });
+    const to = (id: string): number => moves.filter((m) => m.to === id).length;
+    assert.equal(moves.length, 40, 'exactly the surplus');
+    assert.deepEqual([to('b'), to('c')], [20, 20]);
+    assert.equal(planMoves({ queues: qs, rec, self: 'a', balance: true, inFlight: new Map(), limit: 16 }).length, 16);
+    assert.equal(planMoves({ queues: qs, rec, self: 'a', balance: false, inFlight: new Map(), limit: 100 }).length, 0);
+    // Moves in flight count as landed.
+    const inFlight = new Map(moves.slice(0, 30).map((m) => [m.name, m.to]));
+    assert.equal(planMoves({ queues: qs, rec, self: 'a', balance: true, inFlight, limit: 100 }).length, 10);
+    // A foreign candidate (an etcdctl elect) pins the name.
+    const foreign: [string, Candidate[]][] = qs.map(([n, q]) => [n, [...q, { key: `${P}${n}/ee`, value: 'go-service', createRevision: 9n }]]);
+    assert.equal(planMoves({ queues: foreign, rec, self: 'a', balance: true, inFlight: new Map(), limit: 100 }).length, 0);
+  });
+
+  test('balance: two senders split a deficit in proportion to their surplus instead of both filling it', () => {
+    const rec = control(['a', 'b', 'c', 'd']);
+    // a and b lead 20 each, c 20, d joined (0): fair share 15 each; a, b, c have 5 over.
+    const qs: [string, Candidate[]][] = [];
+    for (let i = 0; i < 60; i++) {
+      const leader = ['a', 'b', 'c'][i % 3]!;
+      qs.push([`n${i}`, queue(`n${i}`, leader, ...['a', 'b', 'c'].filter((x) => x !== leader), 'd')]);
+    }
+    const plans = ['a', 'b', 'c'].map((self) => planMoves({ queues: qs, rec, self, balance: true, inFlight: new Map(), limit: 100 }));
+    assert.deepEqual(plans.map((p) => p.length), [5, 5, 5]);
+    assert.ok(plans.flat().every((m) => m.to === 'd'));
+  });
+
+  test('a draining leader plans every name it leads to an eligible candidate, the least loaded first', () => {
+    const rec = control(['a', 'b', 'c'], { 'drain/a': {} });
+    const qs: [string, Candidate[]][] = Array.from({ length: 6 }, (_, i) => [`n${i}`, queue(`n${i}`, 'a', 'b', 'c')]);
+    const moves = planMoves({ queues: qs, rec, self: 'a', balance: false, inFlight: new Map(), limit: 100 });
+    assert.equal(moves.length, 6);
+    assert.deepEqual([moves.filter((m) => m.to === 'b').length, moves.filter((m) => m.to === 'c').length], [3, 3]);
+  });
+
+  test('standbys: the first standby of too many of a leader\'s names asks another to take its place', () => {
+    const rec = control(['a', 'b', 'c']);
+    const qs: [string, Candidate[]][] = Array.from({ length: 10 }, (_, i) => [`n${i}`, queue(`n${i}`, 'a', 'b', 'c')]);
+    const p = planPromotions({ queues: qs, rec, self: 'b', inFlight: new Map(), stepping: new Set(), limit: 100 });
+    assert.equal(p.length, 5, 'from 10/0 to 5/5');
+    assert.ok(p.every((m) => m.to === 'c' && m.position === 2));
+    assert.equal(planPromotions({ queues: qs, rec, self: 'c', inFlight: new Map(), stepping: new Set(), limit: 100 }).length, 0, 'c is next for none');
+  });
+});
