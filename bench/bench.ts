@@ -555,6 +555,16 @@ interface BalanceResults {
   joinMs: number;
   joinMoves: number;
   joinFewest: number;
+  /** A host is SIGKILLed (ttl 10 s): time to the spread over the rest, moves (failovers included), fewest. */
+  crashMs: number;
+  crashMoves: number;
+  crashFewest: number;
+  /** The names the killed host led failed over to this many different hosts. */
+  crashSpreadTo: number;
+  /** A host drains (`drain({ nodeId })`): time until it resolved, moves. */
+  drainMs: number;
+  drainMoves: number;
+  drainFewest: number;
 }
 
 async function balance(cluster: EtcdCluster, n = 2_000, h = 8): Promise<BalanceResults> {
@@ -562,44 +572,105 @@ async function balance(cluster: EtcdCluster, n = 2_000, h = 8): Promise<BalanceR
   const observer = locked(cluster.endpoints, { prefix, handleSignals: false });
   const children: ChildProcess[] = [];
   let starts = 0;
-  const spawnHost = (id: string): void => {
+  const startedBy = new Map<string, number>();
+  const spawnHost = (id: string): ChildProcess => {
     const cfg: ChildConfig = { lib: 'locked', endpoints: cluster.endpoints, name: 'job', prefix, ttl: 10, id, names: n };
     const child = fork(fileURLToPath(new URL('./child.js', import.meta.url)), [JSON.stringify(cfg)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-    child.on('message', (m: { type?: string }) => void (m.type === 'start' && starts++));
+    child.on('message', (m: { type?: string }) => {
+      if (m.type !== 'start') return;
+      starts++;
+      startedBy.set(id, (startedBy.get(id) ?? 0) + 1);
+    });
     children.push(child);
+    return child;
   };
+  /** Fewest moves from `before` to ⌊n/|ids|⌋..⌈n/|ids|⌉ over `ids`. */
+  const fewest = (before: Map<string, number>, ids: string[]): number => {
+    const lo = Math.floor(n / ids.length);
+    const hi = Math.ceil(n / ids.length);
+    let surplus = 0;
+    let deficit = 0;
+    for (const [id, l] of before) surplus += ids.includes(id) ? Math.max(0, l - hi) : l;
+    for (const id of ids) deficit += Math.max(0, lo - (before.get(id) ?? 0));
+    return Math.max(surplus, deficit);
+  };
+  const loads = async (): Promise<Map<string, number>> => new Map((await observer.status({ hosts: true })).map((x) => [x.id, x.leads.length]));
   let last = '';
-  const spread = async (hosts: number): Promise<boolean> => {
+  const spread = async (ids: string[]): Promise<boolean> => {
     const st = await observer.status({ hosts: true });
     last = st.map((x) => `${x.id}:${x.leads.length}`).join(' ');
-    const led = st.filter((x) => x.leads.length > 0);
-    const total = led.reduce((a, x) => a + x.leads.length, 0);
-    return st.length === hosts && total === n && st.every((x) => x.leads.length >= Math.floor(n / hosts) && x.leads.length <= Math.ceil(n / hosts));
+    const total = st.reduce((a, x) => a + x.leads.length, 0);
+    const by = new Map(st.map((x) => [x.id, x.leads.length]));
+    return total === n && ids.every((id) => (by.get(id) ?? 0) >= Math.floor(n / ids.length) && (by.get(id) ?? 0) <= Math.ceil(n / ids.length));
   };
-  const waitSpread = async (hosts: number, what: string): Promise<void> => {
+  const waitSpread = async (ids: string[], what: string): Promise<void> => {
+    const hosts = ids.length;
     const deadline = now() + 120_000;
-    while (!(await spread(hosts).catch(() => false))) {
+    while (!(await spread(ids).catch(() => false))) {
       if (now() > deadline) throw new Error(`balance: no spread over ${hosts} hosts (${what}) within 120 s; last: ${last}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   };
   try {
+    const ids = Array.from({ length: h }, (_, i) => `b${i}`);
     const t0 = now();
-    for (let i = 0; i < h; i++) spawnHost(`b${i}`);
-    await waitSpread(h, 'start');
+    for (const id of ids) spawnHost(id);
+    await waitSpread(ids, 'start');
     const spreadMs = now() - t0;
-    // Let standbys settle too before the join is measured.
-    await new Promise((r) => setTimeout(r, 3_000));
-    const before = new Map((await observer.status({ hosts: true })).map((x) => [x.id, x.leads.length]));
-    const s0 = starts;
-    const t1 = now();
-    spawnHost(`b${h}`);
-    await waitSpread(h + 1, 'join');
-    const joinMs = now() - t1;
-    const lo = Math.floor(n / (h + 1));
-    const hi = Math.ceil(n / (h + 1));
-    const surplus = [...before.values()].reduce((a, l) => a + Math.max(0, l - hi), 0);
-    return { names: n, hosts: h, spreadMs, joinMs, joinMoves: starts - s0, joinFewest: Math.max(surplus, lo) };
+    // Let standbys settle too before each step is measured: until who is next in line for
+    // how many names has not changed for 3 s (at most 30 s).
+    const settle = async (): Promise<void> => {
+      let prev = '';
+      let stable = 0;
+      for (let i = 0; i < 30 && stable < 3; i++) {
+        await new Promise((r) => setTimeout(r, 1_000));
+        const sig = (await observer.status({ hosts: true })).map((x) => `${x.id}:${x.leads.length}/${x.next}`).join(' ');
+        stable = sig === prev ? stable + 1 : 0;
+        prev = sig;
+      }
+    };
+    await settle();
+
+    let before = await loads();
+    let s0 = starts;
+    let t = now();
+    const joiner = `b${h}`;
+    spawnHost(joiner);
+    const all = [...ids, joiner];
+    await waitSpread(all, 'join');
+    const joinMs = now() - t;
+    const joinMoves = starts - s0;
+    const joinFewest = fewest(before, all);
+    await settle();
+
+    before = await loads();
+    const victim = 'b1';
+    const victimLed = before.get(victim) ?? 0;
+    s0 = starts;
+    const startedBefore = new Map(startedBy);
+    t = now();
+    children[1]!.kill('SIGKILL');
+    const live = all.filter((id) => id !== victim);
+    await waitSpread(live, 'crash');
+    const crashMs = now() - t;
+    const crashMoves = starts - s0;
+    const crashFewest = fewest(before, live);
+    const crashSpreadTo = [...startedBy].filter(([id, c]) => c > (startedBefore.get(id) ?? 0)).length;
+    void victimLed;
+    await settle();
+
+    before = await loads();
+    const drained = 'b2';
+    s0 = starts;
+    t = now();
+    await observer.drain({ nodeId: drained });
+    const rest = live.filter((id) => id !== drained);
+    await waitSpread(rest, 'drain');
+    const drainMs = now() - t;
+    const drainMoves = starts - s0;
+    const drainFewest = fewest(before, rest);
+    await observer.undrain({ nodeId: drained });
+    return { names: n, hosts: h, spreadMs, joinMs, joinMoves, joinFewest, crashMs, crashMoves, crashFewest, crashSpreadTo, drainMs, drainMoves, drainFewest };
   } finally {
     for (const c of children) c.kill('SIGKILL');
     await observer.close();
@@ -672,6 +743,9 @@ function table(r: Results): string {
     [`balance ${int(b.names)} names × ${b.hosts} hosts: spread after start`, sec(b.spreadMs), '— (no balancing)', '—', '—', '—'],
     [`a host joins (${b.hosts + 1}): spread again after`, sec(b.joinMs), '—', '—', '—', '—'],
     [`a host joins: leadership moves (fewest possible)`, `${int(b.joinMoves)} (${int(b.joinFewest)})`, '—', '—', '—', '—'],
+    [`a host is SIGKILLed (ttl 10 s): spread again after`, sec(b.crashMs), '—', '—', '—', '—'],
+    [`a host is SIGKILLed: moves incl. failovers (fewest); failed over to`, `${int(b.crashMoves)} (${int(b.crashFewest)}); ${b.crashSpreadTo} hosts`, '—', '—', '—', '—'],
+    [`a host drains: done after; moves (fewest)`, `${sec(b.drainMs)}; ${int(b.drainMoves)} (${int(b.drainFewest)})`, '—', '—', '—', '—'],
   );
   const head = ['', 'locked', 'etcd3 Election', 'floor (put → watch)', 'locked / floor', 'locked / etcd3'];
   return [head, head.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
@@ -693,6 +767,9 @@ function targets(r: Results): Results['targets'] {
       value: `${rate(s.locked1k.keepalivesPerSecond)} vs ${rate(t10.keepalivesPerSecond)}`,
     },
     { target: 'join: moves ≤ 1.2 × the fewest', met: r.balance.joinMoves <= 1.2 * r.balance.joinFewest, value: `${r.balance.joinMoves} vs ${r.balance.joinFewest}` },
+    { target: 'crash: moves ≤ 1.2 × the fewest', met: r.balance.crashMoves <= 1.2 * r.balance.crashFewest, value: `${r.balance.crashMoves} vs ${r.balance.crashFewest}` },
+    { target: 'crash: spread again within ttl + 2 s (12 s)', met: r.balance.crashMs <= 12_000, value: sec(r.balance.crashMs) },
+    { target: 'drain: moves ≤ 1.2 × the fewest', met: r.balance.drainMoves <= 1.2 * r.balance.drainFewest, value: `${r.balance.drainMoves} vs ${r.balance.drainFewest}` },
     { target: '10,000 names released within 1 s', met: t10.releaseMs <= 1000 && t10.keysLeft === 0, value: `${ms(t10.releaseMs)}, ${t10.keysLeft} keys left` },
   ];
 }

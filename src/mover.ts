@@ -65,7 +65,7 @@ const QUIET_MS = 500;
 /** At most one planning pass per this many ms. */
 const MIN_PASS_GAP_MS = 200;
 /** Promotions of first standbys planned per pass: small steps, each seen by every host before the next. */
-const PROMOTIONS_PER_PASS = 8;
+const PROMOTIONS_PER_PASS = 16;
 
 const deadline = (ms: number): { deadline: Date } => ({ deadline: new Date(Date.now() + ms) });
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
