@@ -645,7 +645,6 @@ async function balance(cluster: EtcdCluster, n = 2_000, h = 8): Promise<BalanceR
 
     before = await loads();
     const victim = 'b1';
-    const victimLed = before.get(victim) ?? 0;
     s0 = starts;
     const startedBefore = new Map(startedBy);
     t = now();
@@ -656,7 +655,6 @@ async function balance(cluster: EtcdCluster, n = 2_000, h = 8): Promise<BalanceR
     const crashMoves = starts - s0;
     const crashFewest = fewest(before, live);
     const crashSpreadTo = [...startedBy].filter(([id, c]) => c > (startedBefore.get(id) ?? 0)).length;
-    void victimLed;
     await settle();
 
     before = await loads();

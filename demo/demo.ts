@@ -342,7 +342,7 @@ async function demo(): Promise<void> {
       const session = await host.wait('session');
       indent(`${pad(id, 6)} pid ${pad(String(host.pid), 7)} lease ${hexLease(session.leaseId)}  joins every queue`);
     }
-    const [alpha, bravo, carol] = hosts as [Host, Host, Host];
+    const [, bravo, carol] = hosts as [Host, Host, Host];
 
     // 3. balance
     step('Balance: the hosts share the jobs');
@@ -483,7 +483,6 @@ async function demo(): Promise<void> {
     if (leftover.length > 0) throw new Error(`leases left: ${leftover.map(hexLease).join(', ')}`);
     if (cluster && listed.length > 0) throw new Error(`leases left in etcd: ${listed.map(hexLease).join(', ')}`);
     indent(green(`Left in etcd: no key under ${prefix}, ${cluster ? 'no lease at all' : "none of the hosts' leases"}.`));
-    void alpha;
 
     const figures = `failover ${failovers.map(duration).join(' / ')}, graceful hand-over ${duration(handover)}`;
     await observer.close();

@@ -239,14 +239,12 @@ describe('balance across host processes', () => {
     t.diagnostic(`first standbys: ${JSON.stringify((await ctl.status({ hosts: true })).map((h) => [h.id, h.next]))}`);
     before = await loads();
     const victim = group[1]!;
-    const crashed = before.get(victim.id) ?? 0;
     from = process.hrtime.bigint();
     s0 = starts();
     victim.kill('SIGKILL');
     await victim.exited;
     const live = group.filter((h) => h !== victim).map((h) => h.id);
     await converge('crash', live, before, from, 3_000 + 2_000 + 100 * 40, s0);
-    void crashed;
 
     // A host drains: every name it leads moves gracefully; it leads nothing afterwards.
     before = await loads();
