@@ -70,6 +70,7 @@ const PROMOTIONS_PER_PASS = 16;
 const deadline = (ms: number): { deadline: Date } => ({ deadline: new Date(Date.now() + ms) });
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** @internal */
 export class Mover {
   private rec: ControlRecords = EMPTY_CONTROL;
   private readonly inFlight = new Map<string, InFlight>();
@@ -394,6 +395,7 @@ async function deleteIfUnchanged(client: Etcd3, key: string, value: string, time
 }
 
 /**
+ * @internal
  * The requester's side of a graceful failover: writes `<prefix>/move/<name>` naming the
  * current leader's key (and the target), then waits until that key is gone. The leader
  * drains fn before it deletes its key, so the next leader starts after it stopped.
