@@ -275,15 +275,23 @@ export class Mover {
       if (!this.host.stepBack(name)) this.finishStep(name);
       return;
     }
-    const value = JSON.stringify({ from, to, by: this.host.nodeId } satisfies MoveRequest);
-    st.written = value;
+    st.written = this.request(nextKey(this.host.prefix, name), name, { from, to }, session, 'standby request', () => this.finishStep(name));
+  }
+
+  /**
+   * Writes a request under our lease (it goes with us if we die) and judges the name again
+   * once it landed; `failed` ends the move or promotion. Returns the value written.
+   */
+  private request(key: string, name: string, req: { from: string; to: string }, session: Session, what: string, failed: () => void): string {
+    const value = JSON.stringify({ ...req, by: this.host.nodeId } satisfies MoveRequest);
     this.host.client.kv
-      .put({ key: Buffer.from(nextKey(this.host.prefix, name)), value: Buffer.from(value), lease: session.leaseId }, deadline(this.host.requestTimeoutMs()))
+      .put({ key: Buffer.from(key), value: Buffer.from(value), lease: session.leaseId }, deadline(this.host.requestTimeoutMs()))
       .then(() => this.host.judge([name]))
       .catch((err: unknown) => {
-        this.host.report(new EtcdUnavailableError(`write of the standby request of '${name}'`, err));
-        this.finishStep(name);
+        this.host.report(new EtcdUnavailableError(`write of the ${what} of '${name}'`, err));
+        failed();
       });
+    return value;
   }
 
   private finishStep(name: string): void {
@@ -304,14 +312,7 @@ export class Mover {
       return;
     }
     // Candidates between us and the target step aside once they see the request.
-    const value = JSON.stringify({ from, to, by: this.host.nodeId } satisfies MoveRequest);
-    m.written = value;
-    this.host.client.kv
-      .put({ key: Buffer.from(moveKey(this.host.prefix, name)), value: Buffer.from(value), lease: session.leaseId }, deadline(this.host.requestTimeoutMs()))
-      .catch((err: unknown) => {
-        this.host.report(new EtcdUnavailableError(`write of the move request of '${name}'`, err));
-        this.finish(name);
-      });
+    m.written = this.request(moveKey(this.host.prefix, name), name, { from, to }, session, 'move request', () => this.finish(name));
   }
 
   private finish(name: string): void {
