@@ -153,6 +153,9 @@ export class Host {
       this.events.push(msg);
       for (const l of this.listeners) l(msg);
     });
+    // Send failures are reported through request()'s callback; without a listener the
+    // child's 'error' would be an uncaught exception in the test process.
+    child.on('error', () => {});
     child.stderr?.on('data', (d: Buffer) => {
       this.stderr += d.toString();
     });
@@ -186,7 +189,13 @@ export class Host {
     const rid = ++this.rid;
     return new Promise<T>((resolve, reject) => {
       this.replies.set(rid, { resolve: resolve as (v: unknown) => void, reject });
-      this.child.send({ rid, cmd });
+      // A host SIGKILLed a moment ago still looks alive until its exit is seen; a send to
+      // it fails (EPIPE) and must reject this request, not throw from the child's 'error'.
+      this.child.send({ rid, cmd }, (err) => {
+        if (!err) return;
+        this.replies.delete(rid);
+        reject(new Error(`host ${this.config.id}: request ${cmd.op} not sent: ${err.message}`));
+      });
     });
   }
 
