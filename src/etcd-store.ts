@@ -17,7 +17,11 @@ const deadline = (timeoutMs: number): { deadline: Date } => ({ deadline: new Dat
  * leave a second lease to expire).
  */
 export class EtcdStore implements Store {
-  constructor(private readonly members: Members) {}
+  /** `freshnessMs`: how often the prefix watch checks that its member keeps up (watch.ts); 0 never. */
+  constructor(
+    private readonly members: Members,
+    private readonly freshnessMs = 0,
+  ) {}
 
   /** When a call has not answered, the next member gets it too. */
   private static hedgeMs(timeoutMs: number): number {
@@ -74,7 +78,7 @@ export class EtcdStore implements Store {
   }
 
   watchPrefix(prefix: string, handlers: WatchHandlers): PrefixWatchHandle {
-    return new PrefixWatch(this.members, prefix, handlers, 2_000);
+    return new PrefixWatch(this.members, prefix, handlers, 2_000, this.freshnessMs);
   }
 }
 

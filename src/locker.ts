@@ -63,6 +63,8 @@ export interface Health {
   /** Names registered on this host. */
   registered: string[];
   watchConnected: boolean;
+  /** The etcd member the prefix watch is on (`host:port`); it follows the member that answers and keeps up. */
+  watchEndpoint: string | undefined;
   lastError: string | undefined;
 }
 
@@ -146,7 +148,9 @@ export class Locker extends EventEmitter<LockerEvents> {
     this.client = new Etcd3({ ...clientOptions, hosts: this.opts.hosts });
     // For the election core: one client per member, chosen by who answers (members.ts).
     this.members = new Members(this.opts.hosts, clientOptions);
-    this.store = store ?? new EtcdStore(this.members);
+    // The watch checks its member's freshness twice per keepalive interval, so a member
+    // that fell silent is left within ttl/3 (issue: a silent watch is noticed).
+    this.store = store ?? new EtcdStore(this.members, this.opts.keepaliveIntervalMs / 2);
     this.keepaliveStore = timedKeepalive(this.store, this.opts.clock, (ms) => this.recorder.keepaliveRtt(ms));
     this.batcher = new CampaignBatcher(this.store, () => this.requestTimeoutMs());
     this.view = new PrefixView(this.store, this.opts.prefix, this.opts.clock, () => this.requestTimeoutMs(), {
@@ -505,6 +509,7 @@ export class Locker extends EventEmitter<LockerEvents> {
       leading,
       registered: [...this.names.keys()],
       watchConnected: this.watchConnected,
+      watchEndpoint: this.view.watchEndpoint,
       lastError: this.lastError?.message ?? s?.describeLastError(),
     };
   }

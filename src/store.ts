@@ -52,6 +52,8 @@ export interface WatchHandlers {
 export interface PrefixWatchHandle {
   /** Resolves once etcd confirmed the watch: a read issued after it is covered by the watch. */
   readonly ready: Promise<void>;
+  /** The etcd member the watch is on, when it is on a real one. */
+  readonly endpoint?: string;
   close(): Promise<void>;
 }
 

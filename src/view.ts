@@ -130,6 +130,11 @@ export class PrefixView {
     await this.watch?.close();
   }
 
+  /** The etcd member the prefix watch is on (health reports). */
+  get watchEndpoint(): string | undefined {
+    return this.watch?.endpoint;
+  }
+
   // ——— watch and snapshots ———
 
   private async open(): Promise<void> {

@@ -13,6 +13,15 @@ import type { PrefixWatchHandle, WatchHandlers } from './store.js';
  * stream drops and does not come back at once (a member without a raft leader cancels
  * `hasleader` streams), it moves — a new watcher on the other member from the last seen
  * revision + 1, so nothing is missed, and events seen twice are skipped by the view.
+ *
+ * A member can also fall behind while it still answers: cut off from its peers before it
+ * noticed (or with its apply loop stuck), it keeps the stream open and sends nothing, and
+ * keepalives forwarded through it may still succeed. So the watch checks its member's
+ * freshness every `freshnessMs`: a serializable (member-local) read on it and on one other
+ * member. If the watch's member does not answer, or is still below a revision the other
+ * member had applied when the check began, after a short grace, the watch moves there.
+ * A healthy member applies a committed revision within milliseconds; the cost is two
+ * local reads per check, which touch no raft log.
  */
 export class PrefixWatch implements PrefixWatchHandle {
   private watcher: Watcher | undefined;
@@ -22,6 +31,11 @@ export class PrefixWatch implements PrefixWatchHandle {
   private lastRevision: bigint | undefined;
   private readonly unsubscribe: () => void;
   private moveTimer: ReturnType<typeof setTimeout> | undefined;
+  private freshTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Which other member the next freshness check compares with (rotates). */
+  private probeTurn = 0;
+  /** Moves made because the watch's member fell behind (for health and tests). */
+  staleMoves = 0;
 
   /** Resolves once etcd has confirmed the watch: every later read is covered by it. */
   readonly ready: Promise<void>;
@@ -32,10 +46,46 @@ export class PrefixWatch implements PrefixWatchHandle {
     private readonly prefix: string,
     private readonly handlers: WatchHandlers,
     private readonly confirmMs: number,
+    private readonly freshnessMs = 0,
   ) {
     this.member = members.current;
     this.unsubscribe = members.onChange((m) => this.moveTo(m));
     this.ready = this.open();
+    this.scheduleCheck();
+  }
+
+  private scheduleCheck(): void {
+    if (this.freshnessMs <= 0 || this.closed || this.members.all.length < 2) return;
+    this.freshTimer = setTimeout(() => {
+      this.freshTimer = undefined;
+      void this.checkFreshness().finally(() => this.scheduleCheck());
+    }, this.freshnessMs);
+    this.freshTimer.unref?.();
+  }
+
+  /**
+   * One freshness check (see the class comment). Reads the other member first, then the
+   * watch's own; a member below the other's revision gets a grace of a quarter check to
+   * catch up (ordinary apply lag), then the watch moves to the member that was ahead.
+   */
+  private async checkFreshness(): Promise<void> {
+    const watched = this.member;
+    if (this.lastRevision === undefined) return; // not confirmed yet: open() retries by itself
+    const others = this.members.all.filter((m) => m !== watched);
+    const other = others[this.probeTurn++ % others.length]!;
+    const timeoutMs = this.freshnessMs;
+    const ahead = await localRevision(other, this.prefix, timeoutMs).catch(() => undefined);
+    if (ahead === undefined || this.closed || this.member !== watched) return; // nothing to compare with
+    let own = await localRevision(watched, this.prefix, timeoutMs).catch(() => undefined);
+    if (own !== undefined && own < ahead) {
+      await new Promise((r) => setTimeout(r, Math.max(50, timeoutMs / 4)));
+      own = await localRevision(watched, this.prefix, timeoutMs).catch(() => undefined);
+    }
+    if (this.closed || this.member !== watched) return;
+    if (own === undefined || own < ahead) {
+      this.staleMoves++;
+      this.moveTo(other);
+    }
   }
 
   private async open(): Promise<void> {
@@ -136,8 +186,22 @@ export class PrefixWatch implements PrefixWatchHandle {
     this.closed = true;
     this.unsubscribe();
     if (this.moveTimer) clearTimeout(this.moveTimer);
+    if (this.freshTimer) clearTimeout(this.freshTimer);
     const w = this.watcher;
     this.watcher = undefined;
     if (w) await Promise.race([w.cancel().catch(() => {}), new Promise((r) => setTimeout(r, 500).unref())]);
   }
+}
+
+/**
+ * The revision member `m` has applied, from a serializable read of one key (count only):
+ * answered locally, without the raft leader — exactly what tells a stale member apart.
+ * (With `hasleader`, a member that knows it lost its leader refuses: that counts as stale.)
+ */
+async function localRevision(m: Member, prefix: string, timeoutMs: number): Promise<bigint> {
+  const res = await m.client.kv.range(
+    { key: Buffer.from(prefix), serializable: true, count_only: true },
+    { deadline: new Date(Date.now() + timeoutMs) },
+  );
+  return BigInt(res.header.revision);
 }

@@ -14,7 +14,7 @@
 // show the difference (then step-downs after the heal are reported, not failed).
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
+import { etcdctl, startEtcd, type EtcdCluster } from './helpers/etcd.js';
 import { checkHistories, describeReport, historyOf, ms, timeline } from './helpers/history.js';
 import { leadersOf, type Host } from './helpers/host.js';
 import { memberUsers, partitionable, type Partitioner } from './helpers/partition.js';
@@ -155,6 +155,52 @@ describe(`an etcd member cut off from its peers (iptables), 3 members, ttl ${TTL
 
   test('a follower cut off for 12 s: no step-down; a crash failover during it within ttl + 1 s; all healthy within 3 s of the heal', async (t) => {
     await followersCut(t, 1, 'follower cut');
+  });
+
+  test('a forced failover right after the cut of the follower every host watches: the deposed leader stops within ttl/3 of the delete', async (t) => {
+    // Every host's watch and keepalives sit on the follower that is cut: the delete reaches
+    // them only once the watch has noticed its member fell behind and moved (issue point 3:
+    // a silent watch is noticed within ttl/3 and resumes gap-free elsewhere).
+    const prefix = uniquePrefix('silent');
+    const t0 = now();
+    const leader = await raftLeader(cluster);
+    const sick = (leader + 1) % cluster.members.length;
+    const hs = await hostsOn(firstOf([sick]), prefix, NAMES, TTL);
+    const healthy = cluster.endpoints.filter((_, i) => i !== sick);
+    const deletes: { name: string; at: bigint; until: bigint }[] = [];
+    try {
+      await settled(cluster, hs, NAMES);
+      const victim = leadersOf(hs, 'b')[0]!;
+      const start = victim.events.filter((e) => e.type === 'start' && e.name === 'b').at(-1)!;
+      const since = BigInt(start.t);
+      const on = await Promise.all(hs.map((h) => h.request<{ watchEndpoint?: string }>({ op: 'health' })));
+      t.diagnostic(`watches before the cut of m${sick} (${cluster.endpoints[sick]}): ${hs.map((h, i) => `${h.id} ${on[i]!.watchEndpoint}`).join(', ')}`);
+      net.cut(sick);
+      await sleep(100); // the cut is in place; the hosts have not noticed anything yet
+      const at = now();
+      const r = await etcdctl(healthy, ['del', start.key!]);
+      const until = now();
+      assert.equal(r.code, 0, `etcdctl del ${start.key}: ${r.stderr}`);
+      assert.match(r.stdout, /^1$/m, 'the leader key existed and was deleted');
+      deletes.push({ name: 'b', at, until });
+      const stop = await victim.waitEvent((e) => e.type === 'stop' && e.name === 'b' && BigInt(e.t) > since, 30_000, "'b' stops");
+      const stopMs = ms(BigInt(stop.t) - at);
+      const next = await waitFor(() => hs.find((h) => h !== victim && h.leads('b')), { timeoutMs: 30_000, message: "a standby leads 'b'" });
+      const nextStart = next.events.filter((e) => e.type === 'start' && e.name === 'b').at(-1)!;
+      t.diagnostic(
+        `forced failover during the cut of m${sick}: deposed leader stopped (${stop.reason}) ${stopMs.toFixed(0)} ms after the delete was issued (limit ${Math.round((TTL * 1000) / 3)}); ${next.id} started ${ms(BigInt(nextStart.t) - at).toFixed(0)} ms after it`,
+      );
+      assert.equal(stop.reason, 'deposed', 'the old leader learned of the delete (not a lost lease)');
+      assert.ok(stopMs <= (TTL * 1000) / 3, `the deposed leader stopped ${stopMs} ms after the delete, more than ttl/3`);
+      const stops = stopsSince(hs, at).filter((l) => !l.startsWith(`${victim.id} b `));
+      assert.deepEqual(stops, [], 'no other step-down during the cut');
+      const r2 = checkHistories(hs.map((h) => historyOf(h)), { endOfRun: now(), deletes, graceMs: (TTL * 1000) / 3 });
+      assert.deepEqual(r2.overlaps, [], `${describeReport(r2)}\n${timeline(r2, t0)}`);
+    } finally {
+      net.heal(sick);
+      await Promise.all(hs.map((h) => h.stop()));
+    }
+    await waitFor(async () => cluster.members[sick]!.healthy(), { timeoutMs: 10_000, message: `m${sick} healthy after the heal` });
   });
 
   test('the raft leader cut off: at most one step-down per name, every name led again within ttl + 1.5 s of the cut', async (t) => {

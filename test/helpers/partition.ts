@@ -12,8 +12,9 @@
  * traffic passes the OUTPUT chain, where the sending socket's owner is known. A chain
  * LOCKED_TEST_<pid>, jumped to from OUTPUT, always marks (connmark) every connection on
  * which member i sends a packet from or to a peer port — its own connections to the
- * others' peer ports and the others' connections to its peer port — with mark M_i.
- * cut(i) adds `connmark M_i → DROP` (both directions of all of i's peer connections,
+ * others' peer ports and the others' connections to its peer port — with bit M_i (OR-ed
+ * in: a connection carries the bits of both ends).
+ * cut(i) adds `connmark has M_i → DROP` (both directions of all of i's peer connections,
  * established ones included, since a member sends on each of them several times per
  * heartbeat) and `--dport peerPort_i → DROP` (new connections to i). Its client port is
  * never touched: hosts, running as root, reach it as before.
@@ -27,8 +28,14 @@ import type { EtcdCluster } from './etcd.js';
 
 const IPTABLES = process.env['IPTABLES_BIN'] ?? 'iptables';
 const CHAIN_PREFIX = 'LOCKED_TEST_';
-const MARK_MASK = 0x00ff0000;
-const markOf = (i: number): string => `0x${((0x40 + i) << 16).toString(16)}/0x${MARK_MASK.toString(16)}`;
+/**
+ * One connmark bit per member (bits 16–23): a peer connection carries the bits of both of
+ * its ends, OR-ed in as each end sends on it. (A single mark per member, set by whoever
+ * sent last, was overwritten by the other end's packets: cut(i) then dropped only what i
+ * sent, and i went on receiving the raft log — a one-way cut.)
+ */
+const bitOf = (i: number): string => `0x${(1 << (16 + i)).toString(16)}`;
+const markOf = (i: number): string => `${bitOf(i)}/${bitOf(i)}`;
 
 function run(cmd: string, args: string[]): string {
   // /usr/sbin may be missing from a non-root PATH.
@@ -165,8 +172,8 @@ function setUp(cluster: EtcdCluster, users: readonly { uid: number }[]): Partiti
       const others = peerPorts.filter((_, j) => j !== i).join(',');
       const uid = String(users[i]!.uid);
       // i's connections to the others' peer ports, and the others' connections to i's.
-      ipt(['-A', chain, '-p', 'tcp', '-m', 'owner', '--uid-owner', uid, '-m', 'multiport', '--dports', others, '-j', 'CONNMARK', '--set-mark', markOf(i)]);
-      ipt(['-A', chain, '-p', 'tcp', '-m', 'owner', '--uid-owner', uid, '--sport', String(peerPorts[i]), '-j', 'CONNMARK', '--set-mark', markOf(i)]);
+      ipt(['-A', chain, '-p', 'tcp', '-m', 'owner', '--uid-owner', uid, '-m', 'multiport', '--dports', others, '-j', 'CONNMARK', '--or-mark', bitOf(i)]);
+      ipt(['-A', chain, '-p', 'tcp', '-m', 'owner', '--uid-owner', uid, '--sport', String(peerPorts[i]), '-j', 'CONNMARK', '--or-mark', bitOf(i)]);
     });
     ipt(['-I', 'OUTPUT', '1', '-o', 'lo', '-j', chain]);
   } catch (e) {
