@@ -21,6 +21,7 @@ import { Etcd3, type Campaign, type Election, type WatchBuilder, type Watcher } 
 import locked, { type Locker, type Singleton } from '../src/index.js';
 import { startEtcd, type EtcdCluster } from '../test/helpers/etcd.js';
 import type { ChildConfig } from './child.js';
+import { sickMember, sickTable, type SickRow } from './sick.js';
 
 // ——— settings ———
 
@@ -697,6 +698,8 @@ interface Results {
   crash: CrashResults;
   scale: { ttl: number; locked1k: ScaleResult; locked10k: ScaleResult; etcd3_1k: ScaleResult };
   balance: BalanceResults;
+  /** Per fault kind of one sick etcd member: this library and etcd3's Election side by side (bench/sick.ts). */
+  sick: SickRow[];
   targets: { target: string; met: boolean; value: string }[];
 }
 
@@ -801,7 +804,11 @@ async function main(): Promise<void> {
       console.log(JSON.stringify(r, null, 2));
       return;
     }
-    if (only !== undefined) throw new Error(`unknown --only=${only} (known: scale10k, balance)`);
+    if (only === 'sick') {
+      console.log(sickTable(await sickMember((s) => process.stderr.write(s))).join('\n'));
+      return;
+    }
+    if (only !== undefined) throw new Error(`unknown --only=${only} (known: scale10k, balance, sick)`);
     const m = { ...(await machine(cluster)), loadAverageAtStart: loadAverageAtStart.map((l) => Math.round(l * 100) / 100) };
     const seconds: Record<string, number> = {};
     const timed = async <T>(label: string, fn: () => Promise<T>): Promise<T> => {
@@ -826,6 +833,8 @@ async function main(): Promise<void> {
     const locked10k = await timed('locked 10k', () => scaleLocked(cluster, 10_000));
     process.stderr.write('balance: 2,000 names × 8 hosts, a 9th joins');
     const bal = await timed('balance', () => balance(cluster));
+    process.stderr.write('sick member (a cluster of its own):');
+    const sick = await timed('sick member', () => sickMember((s) => process.stderr.write(s)));
     const results: Results = {
       date: new Date().toISOString(),
       machine: m,
@@ -835,11 +844,14 @@ async function main(): Promise<void> {
       crash: c,
       scale: { ttl: SCALE_TTL, locked1k, locked10k, etcd3_1k },
       balance: bal,
+      sick,
       targets: [],
     };
     results.targets = targets(results);
     results.durationSeconds = Math.round((now() - started) / 100) / 10;
     console.log(table(results));
+    console.log();
+    console.log(sickTable(sick).join('\n'));
     console.log();
     console.log(
       `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}; etcd ${m.etcd}, ${m.etcdMembers} members on loopback; ` +

@@ -16,6 +16,13 @@ export interface ChildConfig {
   /** Balance bench: this host's id, and register `name0`…`name{names−1}` (each start told as `{ type: 'start' }`). */
   id?: string;
   names?: number;
+  /**
+   * Sick-member bench, etcd3 only: campaign with etcd3's `Election` for each of these
+   * names, tell every election and every loss as `{ type: 'start' | 'stop', name, t }`
+   * (t: process.hrtime.bigint(), decimal), and campaign again 500 ms after a loss — what
+   * an application on etcd3 would do.
+   */
+  electNames?: string[];
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as ChildConfig;
@@ -29,6 +36,26 @@ if (config.lib === 'locked' && config.names !== undefined) {
       process.send?.({ type: 'start' }),
     );
   }
+} else if (config.electNames !== undefined) {
+  const client = new Etcd3({ hosts: config.endpoints.map((e) => `http://${e}`) });
+  const tell = (type: 'start' | 'stop', name: string): void => void process.send?.({ type, name, t: process.hrtime.bigint().toString() });
+  const run = (name: string): void => {
+    const campaign = client.election(name, config.ttl).campaign(config.id ?? 'child');
+    let leading = false;
+    let over = false;
+    campaign.on('elected', () => {
+      leading = true;
+      tell('start', name);
+    });
+    campaign.on('error', () => {
+      if (over) return;
+      over = true;
+      if (leading) tell('stop', name);
+      void campaign.resign().catch(() => {});
+      setTimeout(() => run(name), 500);
+    });
+  };
+  for (const name of config.electNames) run(name);
 } else if (config.lib === 'locked') {
   const locker = locked(config.endpoints, { id: 'child', ttl: config.ttl, prefix: config.prefix, handleSignals: false });
   locker.on('error', () => {});

@@ -52,12 +52,61 @@ export interface MoverHost {
   report(err: Error): void;
 }
 
-interface InFlight {
-  readonly from: string;
-  readonly to: string;
-  /** The request value we wrote, if the target was not next in line. */
-  written: string | undefined;
-  readonly timer: Timer;
+/**
+ * Requests this host started and has not seen done yet — moves of its leaderships, or
+ * promotions of another first standby — by name. Each ends when the view shows it done,
+ * when it failed, or at its timeout; ending deletes the request record it wrote (if still
+ * ours) and plans again.
+ */
+class Pending<T extends object> {
+  private readonly items = new Map<string, T & { written: string | undefined; readonly timer: Timer }>();
+
+  constructor(
+    private readonly host: MoverHost,
+    /** The request record's key for a name (moveKey or nextKey). */
+    private readonly keyOf: (prefix: string, name: string) => string,
+    private readonly ended: () => void,
+  ) {}
+
+  get size(): number {
+    return this.items.size;
+  }
+
+  get(name: string): (T & { written: string | undefined }) | undefined {
+    return this.items.get(name);
+  }
+
+  names(): IterableIterator<string> {
+    return this.items.keys();
+  }
+
+  entries(): IterableIterator<[string, T & { written: string | undefined }]> {
+    return this.items.entries();
+  }
+
+  begin(name: string, data: T): T & { written: string | undefined } {
+    const old = this.items.get(name);
+    if (old) this.host.clock.clearTimeout(old.timer); // (the planners skip names in flight: not expected)
+    const timer = this.host.clock.setTimeout(() => this.end(name), Math.max(5_000, 3 * this.host.ttl * 1000));
+    const item = { ...data, written: undefined, timer };
+    this.items.set(name, item);
+    return item;
+  }
+
+  end(name: string): void {
+    const item = this.items.get(name);
+    if (!item) return;
+    this.items.delete(name);
+    this.host.clock.clearTimeout(item.timer);
+    if (item.written !== undefined) void deleteIfUnchanged(this.host.client, this.keyOf(this.host.prefix, name), item.written, this.host.requestTimeoutMs());
+    this.ended();
+  }
+
+  /** On close: timers off, records left to their lease. */
+  clear(): void {
+    for (const item of this.items.values()) this.host.clock.clearTimeout(item.timer);
+    this.items.clear();
+  }
 }
 
 /** Leaderships must stand still this long before standbys are balanced. */
@@ -73,9 +122,10 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** @internal */
 export class Mover {
   private rec: ControlRecords = EMPTY_CONTROL;
-  private readonly inFlight = new Map<string, InFlight>();
-  /** Promotions of another first standby we asked for (planPromotions), by name. */
-  private readonly stepping = new Map<string, { readonly key: string; written: string | undefined; readonly timer: Timer }>();
+  /** Moves of our leaderships under way (`from` our key, `to` the target's node id). */
+  private readonly inFlight: Pending<{ readonly from: string; readonly to: string }>;
+  /** Promotions of another first standby we asked for (planPromotions); `key` is our standby key. */
+  private readonly stepping: Pending<{ readonly key: string }>;
   private passTimer: Timer | undefined;
   private recordFor: Session | undefined;
   private waiters = new Set<() => void>();
@@ -86,7 +136,10 @@ export class Mover {
   private quietSince = 0;
   private quietTimer: Timer | undefined;
 
-  constructor(private readonly host: MoverHost) {}
+  constructor(private readonly host: MoverHost) {
+    this.inFlight = new Pending(host, moveKey, () => this.schedule());
+    this.stepping = new Pending(host, nextKey, () => this.schedule());
+  }
 
   // ——— the rules, on the current view ———
 
@@ -129,13 +182,13 @@ export class Mover {
       for (const name of names) {
         const st = this.stepping.get(name);
         // Done once our key is no longer the first standby (we re-queued, or it changed otherwise).
-        if (st && this.host.view.queue(name)[1]?.key !== st.key) this.finishStep(name);
+        if (st && this.host.view.queue(name)[1]?.key !== st.key) this.stepping.end(name);
       }
     }
     if (this.inFlight.size > 0) {
       for (const name of names) {
         const m = this.inFlight.get(name);
-        if (m && this.host.view.head(name)?.key !== m.from) this.finish(name);
+        if (m && this.host.view.head(name)?.key !== m.from) this.inFlight.end(name);
       }
     }
     this.schedule();
@@ -153,9 +206,7 @@ export class Mover {
     this.closed = true;
     if (this.passTimer) this.host.clock.clearTimeout(this.passTimer);
     if (this.quietTimer) this.host.clock.clearTimeout(this.quietTimer);
-    for (const m of this.inFlight.values()) this.host.clock.clearTimeout(m.timer);
     this.inFlight.clear();
-    for (const st of this.stepping.values()) this.host.clock.clearTimeout(st.timer);
     this.stepping.clear();
     for (const w of [...this.waiters]) w();
   }
@@ -218,7 +269,7 @@ export class Mover {
       rec: this.rec,
       self: this.host.nodeId,
       balance: this.host.balanceConcurrency > 0,
-      inFlight: new Map([...this.inFlight].map(([name, m]) => [name, m.to])),
+      inFlight: new Map([...this.inFlight.entries()].map(([name, m]) => [name, m.to])),
       limit,
       movable: (name) => this.host.movable(name),
     });
@@ -234,7 +285,7 @@ export class Mover {
       rec: this.rec,
       self: this.host.nodeId,
       inFlight: new Map(),
-      stepping: new Set(this.stepping.keys()),
+      stepping: new Set(this.stepping.names()),
       limit: Math.min(PROMOTIONS_PER_PASS, this.host.balanceConcurrency - this.stepping.size),
       movable: (name) => this.host.movable(name),
     });
@@ -268,14 +319,12 @@ export class Mover {
   private promote(name: string, from: string, to: string, position: number, session: Session): void {
     const key = this.host.view.queue(name)[1]?.key;
     if (key === undefined) return;
-    const timer = this.host.clock.setTimeout(() => this.finishStep(name), Math.max(5_000, 3 * this.host.ttl * 1000));
-    const st = { key, written: undefined as string | undefined, timer };
-    this.stepping.set(name, st);
+    const st = this.stepping.begin(name, { key });
     if (position === 2) {
-      if (!this.host.stepBack(name)) this.finishStep(name);
+      if (!this.host.stepBack(name)) this.stepping.end(name);
       return;
     }
-    st.written = this.request(nextKey(this.host.prefix, name), name, { from, to }, session, 'standby request', () => this.finishStep(name));
+    st.written = this.request(nextKey(this.host.prefix, name), name, { from, to }, session, 'standby request', () => this.stepping.end(name));
   }
 
   /**
@@ -294,34 +343,14 @@ export class Mover {
     return value;
   }
 
-  private finishStep(name: string): void {
-    const st = this.stepping.get(name);
-    if (!st) return;
-    this.stepping.delete(name);
-    this.host.clock.clearTimeout(st.timer);
-    if (st.written !== undefined) void deleteIfUnchanged(this.host.client, nextKey(this.host.prefix, name), st.written, this.host.requestTimeoutMs());
-    this.schedule();
-  }
-
   private start(name: string, from: string, to: string, position: number, session: Session): void {
-    const timer = this.host.clock.setTimeout(() => this.finish(name), Math.max(5_000, 3 * this.host.ttl * 1000));
-    const m: InFlight = { from, to, written: undefined, timer };
-    this.inFlight.set(name, m);
+    const m = this.inFlight.begin(name, { from, to });
     if (position === 1) {
-      if (!this.host.handOver(name)) this.finish(name);
+      if (!this.host.handOver(name)) this.inFlight.end(name);
       return;
     }
     // Candidates between us and the target step aside once they see the request.
-    m.written = this.request(moveKey(this.host.prefix, name), name, { from, to }, session, 'move request', () => this.finish(name));
-  }
-
-  private finish(name: string): void {
-    const m = this.inFlight.get(name);
-    if (!m) return;
-    this.inFlight.delete(name);
-    this.host.clock.clearTimeout(m.timer);
-    if (m.written !== undefined) void deleteIfUnchanged(this.host.client, moveKey(this.host.prefix, name), m.written, this.host.requestTimeoutMs());
-    this.schedule();
+    m.written = this.request(moveKey(this.host.prefix, name), name, { from, to }, session, 'move request', () => this.inFlight.end(name));
   }
 
   // ——— drain ———

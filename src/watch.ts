@@ -18,8 +18,8 @@ import type { PrefixWatchHandle, WatchHandlers } from './store.js';
  * noticed (or with its apply loop stuck), it keeps the stream open and sends nothing, and
  * keepalives forwarded through it may still succeed. So the watch checks its member's
  * freshness every `freshnessMs`: a serializable (member-local) read on it and on one other
- * member. If the watch's member does not answer, or is still below a revision the other
- * member had applied when the check began, after a short grace, the watch moves there.
+ * member. If the watch's member does not answer within half a period, or is still below the
+ * revision the other member had applied, after a short grace, the watch moves there.
  * A healthy member applies a committed revision within milliseconds; the cost is two
  * local reads per check, which touch no raft log.
  */
@@ -64,22 +64,27 @@ export class PrefixWatch implements PrefixWatchHandle {
   }
 
   /**
-   * One freshness check (see the class comment). Reads the other member first, then the
-   * watch's own; a member below the other's revision gets a grace of a quarter check to
-   * catch up (ordinary apply lag), then the watch moves to the member that was ahead.
+   * One freshness check (see the class comment). Reads the other member and the watch's
+   * own at once; its own must answer within half a period (a member-local read takes
+   * milliseconds), so a frozen member is left within 1.5 periods. A member below the other's
+   * revision gets a grace of a quarter period to catch up (ordinary apply lag), then the
+   * watch moves to the member that was ahead.
    */
   private async checkFreshness(): Promise<void> {
     const watched = this.member;
     if (this.lastRevision === undefined) return; // not confirmed yet: open() retries by itself
     const others = this.members.all.filter((m) => m !== watched);
     const other = others[this.probeTurn++ % others.length]!;
-    const timeoutMs = this.freshnessMs;
-    const ahead = await localRevision(other, this.prefix, timeoutMs).catch(() => undefined);
+    const ownMs = Math.max(100, this.freshnessMs / 2);
+    const [ahead, first] = await Promise.all([
+      localRevision(other, this.prefix, this.freshnessMs).catch(() => undefined),
+      localRevision(watched, this.prefix, ownMs).catch(() => undefined),
+    ]);
     if (ahead === undefined || this.closed || this.member !== watched) return; // nothing to compare with
-    let own = await localRevision(watched, this.prefix, timeoutMs).catch(() => undefined);
+    let own = first;
     if (own !== undefined && own < ahead) {
-      await new Promise((r) => setTimeout(r, Math.max(50, timeoutMs / 4)));
-      own = await localRevision(watched, this.prefix, timeoutMs).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, Math.max(50, this.freshnessMs / 4)));
+      own = await localRevision(watched, this.prefix, ownMs).catch(() => undefined);
     }
     if (this.closed || this.member !== watched) return;
     if (own === undefined || own < ahead) {

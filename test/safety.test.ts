@@ -526,6 +526,10 @@ describe('the history checker', () => {
     assert.equal(deleted.deposeOverlaps.length, 1);
     // A stop long after the delete is no "at once".
     assert.equal(checkHistories(hs, { endOfRun: end, deletes: [{ name: 'n', at: 500_000_000n }] }).overlaps.length, 1);
+    // A leader that was handing the name over when the delete came stops as 'handover': the same window.
+    const moving = [h('a', [ev(100, 'start', { name: 'n', token: '5' }), ev(2001, 'stop', { name: 'n', reason: 'handover' })]), hs[1]!];
+    assert.equal(checkHistories(moving, { endOfRun: end }).overlaps.length, 1, 'a hand-over overlapping its receiver without a delete is an overlap');
+    assert.equal(checkHistories(moving, { endOfRun: end, deletes: [{ name: 'n', at: 1_990_000_000n }] }).deposeOverlaps.length, 1);
   });
 
   test('a delete takes effect between its command being issued and returning: a leadership started in between is deposed by it', () => {

@@ -1,0 +1,110 @@
+// The prefix watch on its own (src/watch.ts), against a real 3-member etcd: when the member it
+// is on stops delivering — frozen (SIGSTOP): the connection stays open and no error comes —
+// and nothing else moves it (no keepalive of a session is involved here), its freshness check
+// must notice within 1.5 check periods (its own read times out after half a period) and
+// resume on another member without a gap. With no check (freshnessMs 0) it never moves.
+import { after, before, describe, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { Members, withRequireLeader } from '../src/members.js';
+import type { KeyEvent } from '../src/queue.js';
+import { PrefixWatch } from '../src/watch.js';
+import { startEtcd, etcdctl, type EtcdCluster } from './helpers/etcd.js';
+import { waitFor } from './helpers/wait.js';
+
+let cluster: EtcdCluster;
+before(async () => {
+  cluster = await startEtcd({ members: 3 });
+});
+after(async () => {
+  await cluster?.close();
+});
+
+const now = (): number => performance.now();
+
+async function follower(): Promise<number> {
+  const r = await waitFor(async () => {
+    const i = await cluster.leaderIndex();
+    return i >= 0 ? { i } : undefined;
+  }, { timeoutMs: 20_000, message: 'a raft leader' });
+  return (r.i + 1) % cluster.members.length;
+}
+
+/** A PrefixWatch on `prefix`, starting on member `first`, that records every event. */
+function watchOn(first: number, prefix: string, freshnessMs: number): { watch: PrefixWatch; members: Members; keys: string[]; seen: Map<string, number> } {
+  const endpoints = [cluster.endpoints[first]!, ...cluster.endpoints.filter((_, i) => i !== first)];
+  const members = new Members(endpoints, withRequireLeader({}));
+  const keys: string[] = [];
+  const seen = new Map<string, number>();
+  const watch = new PrefixWatch(
+    members,
+    prefix,
+    {
+      events: (evs: KeyEvent[]) => {
+        for (const e of evs) {
+          if (e.type !== 'put') continue;
+          keys.push(e.key);
+          seen.set(e.key, now());
+        }
+      },
+      reset: () => {
+        throw new Error('the watch reset (it should have resumed gap-free)');
+      },
+      connected: () => {},
+    },
+    2_000,
+    freshnessMs,
+  );
+  return { watch, members, keys, seen };
+}
+
+describe('the prefix watch', () => {
+  test('on a member that freezes: the freshness check moves it within 1.5 periods, and it resumes without a gap', async (t: TestContext) => {
+    const sick = await follower();
+    const prefix = `w${Math.random().toString(36).slice(2, 8)}/`;
+    const freshnessMs = 500;
+    const w = watchOn(sick, prefix, freshnessMs);
+    const healthy = cluster.endpoints.filter((_, i) => i !== sick);
+    try {
+      await w.watch.ready;
+      assert.equal(w.watch.endpoint, cluster.endpoints[sick], 'the watch starts on the member listed first');
+      for (const k of ['k1', 'k2']) assert.equal((await etcdctl(healthy, ['put', prefix + k, 'v'])).code, 0);
+      await waitFor(() => w.keys.length === 2 || undefined, { timeoutMs: 10_000, message: 'k1, k2 seen before the freeze' });
+      process.kill(cluster.members[sick]!.pid!, 'SIGSTOP');
+      try {
+        const putAt = now();
+        for (const k of ['k3', 'k4', 'k5']) assert.equal((await etcdctl(healthy, ['put', prefix + k, 'v'])).code, 0);
+        await waitFor(() => w.keys.length === 5 || undefined, { timeoutMs: 20_000, message: 'k3..k5 seen after the freeze' });
+        const lateMs = w.seen.get(`${prefix}k3`)! - putAt;
+        t.diagnostic(`a put on the healthy members reached the watch ${lateMs.toFixed(0)} ms later (check every ${freshnessMs} ms); the watch moved to ${w.watch.endpoint}`);
+        assert.notEqual(w.watch.endpoint, cluster.endpoints[sick], 'the watch left the frozen member');
+        assert.ok(w.watch.staleMoves >= 1, 'moved by the freshness check');
+        assert.ok(lateMs <= 1.5 * freshnessMs + 1_000, `noticed after ${lateMs} ms, more than 1.5 periods + 1 s`);
+      } finally {
+        process.kill(cluster.members[sick]!.pid!, 'SIGCONT');
+      }
+      assert.deepEqual(w.keys, ['k1', 'k2', 'k3', 'k4', 'k5'].map((k) => prefix + k), 'every put once, in order: no gap, no duplicate');
+    } finally {
+      await w.watch.close();
+      w.members.close();
+    }
+  });
+
+  test('on healthy members it stays put: no move in 3 s of checks with writes going on', async () => {
+    const sick = await follower();
+    const prefix = `w${Math.random().toString(36).slice(2, 8)}/`;
+    const w = watchOn(sick, prefix, 200);
+    try {
+      await w.watch.ready;
+      for (let i = 0; i < 15; i++) {
+        assert.equal((await etcdctl(cluster.endpoints, ['put', `${prefix}k${i}`, 'v'])).code, 0);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await waitFor(() => w.keys.length === 15 || undefined, { timeoutMs: 10_000, message: 'every put seen' });
+      assert.equal(w.watch.staleMoves, 0, 'a healthy member was taken for a stale one');
+      assert.equal(w.watch.endpoint, cluster.endpoints[sick]);
+    } finally {
+      await w.watch.close();
+      w.members.close();
+    }
+  });
+});
