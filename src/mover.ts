@@ -59,7 +59,7 @@ export interface MoverHost {
  * ours) and plans again.
  */
 class Pending<T extends object> {
-  private readonly items = new Map<string, T & { written: string | undefined; readonly timer: Timer }>();
+  private readonly items = new Map<string, T & { written: string | undefined; landed?: Promise<unknown>; readonly timer: Timer }>();
 
   constructor(
     private readonly host: MoverHost,
@@ -72,7 +72,7 @@ class Pending<T extends object> {
     return this.items.size;
   }
 
-  get(name: string): (T & { written: string | undefined }) | undefined {
+  get(name: string): (T & { written: string | undefined; landed?: Promise<unknown> }) | undefined {
     return this.items.get(name);
   }
 
@@ -84,7 +84,7 @@ class Pending<T extends object> {
     return this.items.entries();
   }
 
-  begin(name: string, data: T): T & { written: string | undefined } {
+  begin(name: string, data: T): T & { written: string | undefined; landed?: Promise<unknown> } {
     const old = this.items.get(name);
     if (old) this.host.clock.clearTimeout(old.timer); // (the planners skip names in flight: not expected)
     const timer = this.host.clock.setTimeout(() => this.end(name), Math.max(5_000, 3 * this.host.ttl * 1000));
@@ -98,7 +98,13 @@ class Pending<T extends object> {
     if (!item) return;
     this.items.delete(name);
     this.host.clock.clearTimeout(item.timer);
-    if (item.written !== undefined) void deleteIfUnchanged(this.host.client, this.keyOf(this.host.prefix, name), item.written, this.host.requestTimeoutMs());
+    const { written, landed } = item;
+    if (written !== undefined) {
+      // After the write has landed (or failed): a delete that overtook it would leave the
+      // request behind, acted on for as long as its leader leads.
+      const key = this.keyOf(this.host.prefix, name);
+      void (landed ?? Promise.resolve()).finally(() => deleteIfUnchanged(this.host.client, key, written, this.host.requestTimeoutMs()));
+    }
     this.ended();
   }
 
@@ -127,6 +133,8 @@ export class Mover {
   /** Promotions of another first standby we asked for (planPromotions); `key` is our standby key. */
   private readonly stepping: Pending<{ readonly key: string }>;
   private passTimer: Timer | undefined;
+  /** Names whose orphaned standby request is being deleted. */
+  private readonly sweeping = new Set<string>();
   private recordFor: Session | undefined;
   private waiters = new Set<() => void>();
   private closed = false;
@@ -258,6 +266,7 @@ export class Mover {
   private pass(): void {
     const session = this.host.session();
     if (this.closed || !this.host.writes || !session || !this.host.view.current) return;
+    this.sweepOrphans();
     if (!this.draining && this.host.balanceConcurrency === 0) return;
     const limit = (this.host.balanceConcurrency || 16) - this.inFlight.size;
     const view = this.host.view;
@@ -292,6 +301,23 @@ export class Mover {
     for (const p of promotions) this.promote(p.name, p.from, p.to, p.position, session);
   }
 
+  /**
+   * Deletes standby requests of ours that no promotion is waiting for (their delete failed,
+   * e.g. under load): left behind, one would keep its leader's standbys re-queueing for as
+   * long as that leader leads. (Move requests may also come from `failover()` under our
+   * node id; those end with their leadership or their requester.)
+   */
+  private sweepOrphans(): void {
+    for (const [name, req] of this.rec.nexts) {
+      if (req.by !== this.host.nodeId || this.stepping.get(name) || this.sweeping.has(name)) continue;
+      const key = nextKey(this.host.prefix, name);
+      const raw = this.host.view.control.get(key);
+      if (raw === undefined) continue;
+      this.sweeping.add(name);
+      void deleteIfUnchanged(this.host.client, key, raw, this.host.requestTimeoutMs()).finally(() => this.sweeping.delete(name));
+    }
+  }
+
   /** True once no move is under way and who-leads-how-many has not changed for QUIET_MS; else plans again then. */
   private leadershipsQuiet(): boolean {
     const counts = new Map<string, number>();
@@ -324,23 +350,26 @@ export class Mover {
       if (!this.host.stepBack(name)) this.stepping.end(name);
       return;
     }
-    st.written = this.request(nextKey(this.host.prefix, name), name, { from, to }, session, 'standby request', () => this.stepping.end(name));
+    const sent = this.request(nextKey(this.host.prefix, name), name, { from, to }, session, 'standby request', () => this.stepping.end(name));
+    st.written = sent.written;
+    st.landed = sent.landed;
   }
 
   /**
    * Writes a request under our lease (it goes with us if we die) and judges the name again
-   * once it landed; `failed` ends the move or promotion. Returns the value written.
+   * once it landed; `failed` ends the move or promotion. Returns the value written and the
+   * write (settled once it landed or failed).
    */
-  private request(key: string, name: string, req: { from: string; to: string }, session: Session, what: string, failed: () => void): string {
+  private request(key: string, name: string, req: { from: string; to: string }, session: Session, what: string, failed: () => void): { written: string; landed: Promise<unknown> } {
     const value = JSON.stringify({ ...req, by: this.host.nodeId } satisfies MoveRequest);
-    this.host.client.kv
+    const landed = this.host.client.kv
       .put({ key: Buffer.from(key), value: Buffer.from(value), lease: session.leaseId }, deadline(this.host.requestTimeoutMs()))
       .then(() => this.host.judge([name]))
       .catch((err: unknown) => {
         this.host.report(new EtcdUnavailableError(`write of the ${what} of '${name}'`, err));
         failed();
       });
-    return value;
+    return { written: value, landed };
   }
 
   private start(name: string, from: string, to: string, position: number, session: Session): void {
@@ -350,7 +379,9 @@ export class Mover {
       return;
     }
     // Candidates between us and the target step aside once they see the request.
-    m.written = this.request(moveKey(this.host.prefix, name), name, { from, to }, session, 'move request', () => this.inFlight.end(name));
+    const sent = this.request(moveKey(this.host.prefix, name), name, { from, to }, session, 'move request', () => this.inFlight.end(name));
+    m.written = sent.written;
+    m.landed = sent.landed;
   }
 
   // ——— drain ———
@@ -456,6 +487,14 @@ export async function requestHandOver(
     if (!queue.some((c) => c.value === to)) {
       throw new HandOverError(name, 'not-queued', `cannot hand '${name}' to '${to}': it does not queue for the name (candidates: ${queue.map((c) => c.value).join(', ')})`, head.value);
     }
+    // A draining host stands aside whenever another may lead: the move could never land.
+    let draining: boolean;
+    try {
+      draining = (await client.kv.range({ key: Buffer.from(drainKey(prefix, to)), count_only: true }, deadline(requestTimeoutMs))).count !== '0';
+    } catch (err) {
+      throw new EtcdUnavailableError(`read of the drain order of '${to}'`, err);
+    }
+    if (draining) throw new HandOverError(name, 'other', `cannot hand '${name}' to '${to}': it is draining (undrain it first)`, head.value);
   } else if (queue.length < 2) {
     return head.value; // nobody else queues: the name stays where it is
   }

@@ -149,6 +149,11 @@ describe('graceful failover', () => {
     }
     assert.deepEqual(overlaps(spans), []);
     await assert.rejects(ls[0]!.failover('x', { to: 'nobody' }), (e: unknown) => isHandOverError(e) && e.kind === 'not-queued' && /does not queue/.test(e.message));
+    // A draining host stands aside whenever another may lead: refused at once, not left to time out.
+    const notLeading = ['a', 'b', 'c', 'd'].find((id) => id !== spans.at(-1)!.host)!;
+    await ls[0]!.drain({ nodeId: notLeading });
+    await assert.rejects(ls[0]!.failover('x', { to: notLeading }), (e: unknown) => isHandOverError(e) && /is draining/.test(e.message));
+    await ls[0]!.undrain({ nodeId: notLeading });
     // Without a target: whoever is next; with nobody else, the leader stays.
     const before = await ls[0]!.leader('x');
     const next = await ls[0]!.failover('x');

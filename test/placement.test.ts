@@ -68,6 +68,16 @@ describe('placement', () => {
     assert.equal(handsOver(queue('x', 'a'), queue('x', 'a')[0]!.key, { from: queue('x', 'a')[0]!.key }), false, 'nobody else queues');
   });
 
+  test('a request for a draining target is ignored: it would stand aside itself, and its standbys would re-queue for ever', () => {
+    const rec = control(['a', 'b', 'c', 'd'], { 'drain/d': {} });
+    const q = queue('x', 'a', 'b', 'c', 'd');
+    const next = { from: q[0]!.key, to: 'd', by: 'b' };
+    assert.equal(standsAside(q, q[1]!.key, 'b', rec, undefined, next), false);
+    assert.equal(standsAside(q, q[2]!.key, 'c', rec, undefined, next), false);
+    assert.equal(standsAside(q, q[1]!.key, 'b', rec, { from: q[0]!.key, to: 'd' }), false, 'the same for a move request');
+    assert.equal(standsAside(q, q[1]!.key, 'b', control(['a', 'b', 'c', 'd']), undefined, next), true, 'not draining: b steps aside');
+  });
+
   test('a draining standby steps aside only for an eligible candidate behind it', () => {
     const rec = control(['a', 'b', 'c'], { 'drain/b': {}, 'drain/c': {} });
     const q = queue('x', 'a', 'b', 'c');
