@@ -10,7 +10,7 @@
 //                                                  phases: bench/scale10000-{register,release}.cpuprofile
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Session as InspectorSession } from 'node:inspector/promises';
@@ -805,7 +805,11 @@ async function main(): Promise<void> {
       return;
     }
     if (only === 'sick') {
-      console.log(sickTable(await sickMember((s) => process.stderr.write(s))).join('\n'));
+      // Also replaces the section in bench/results.json (the rest of it stays as the last full run left it).
+      const sick = await sickMember((s) => process.stderr.write(s));
+      console.log(sickTable(sick).join('\n'));
+      const last = JSON.parse(readFileSync(RESULTS, 'utf8')) as Results;
+      writeFileSync(RESULTS, JSON.stringify({ ...last, sick }, null, 2) + '\n');
       return;
     }
     if (only !== undefined) throw new Error(`unknown --only=${only} (known: scale10k, balance, sick)`);

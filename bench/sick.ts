@@ -31,10 +31,16 @@ const KINDS: FaultKind[] = ['follower cut off', 'raft leader cut off', 'follower
 export interface SickFigures {
   /** Leaderships that ended during the fault or the AFTER_MS after it (a graceful balancing move is none). */
   stepDowns: number;
+  /** Of those, the ones after the fault ended (the heal or thaw). */
+  afterHeal: number;
+  /** Stop reasons of this library's step-downs, e.g. { lost: 2, deposed: 3 }. */
+  reasons: Record<string, number>;
   /** Longest stretch (ms) any name had no leader, from the fault's start to AFTER_MS after its end. */
   longestLeaderlessMs: number;
   /** Longest stretch (ms) two hosts led one name at once, by the hosts' own stamps. */
   longestOverlapMs: number;
+  /** When the longest overlap began, ms after the fault ended (negative: during the fault). */
+  overlapAfterHealMs?: number;
 }
 
 export interface SickRow {
@@ -52,6 +58,7 @@ interface Stamped {
   host: string;
   /** A graceful move of this library (balancing): the leadership goes on elsewhere, not a step-down. */
   handover?: boolean;
+  reason?: string;
 }
 
 /** A host on etcd3's `Election` (bench/child.ts, electNames). */
@@ -67,11 +74,14 @@ function spawnElector(endpoints: string[], id: string, names: string[]): { child
 
 const ms = (ns: bigint): number => Number(ns) / 1e6;
 
-/** Step-downs, longest leaderless and longest doubly-led stretch per name over [from, to]. */
-export function figures(events: readonly Stamped[], names: readonly string[], from: bigint, to: bigint): SickFigures {
+/** Step-downs, longest leaderless and longest doubly-led stretch per name over [from, to]; the fault ended at `healed`. */
+export function figures(events: readonly Stamped[], names: readonly string[], from: bigint, healed: bigint, to: bigint): SickFigures {
   let stepDowns = 0;
+  let afterHeal = 0;
+  const reasons: Record<string, number> = {};
   let leaderless = 0;
   let overlap = 0;
+  let overlapAt: bigint | undefined;
   for (const name of names) {
     const evs = events.filter((e) => e.name === name).sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : 0));
     const leaders = new Set<string>();
@@ -86,7 +96,11 @@ export function figures(events: readonly Stamped[], names: readonly string[], fr
       }
       if (leaders.size >= 2) doubleSince ??= t;
       else if (doubleSince !== undefined) {
-        overlap = Math.max(overlap, ms(clip(t) - clip(doubleSince)));
+        const o = ms(clip(t) - clip(doubleSince));
+        if (o > overlap) {
+          overlap = o;
+          overlapAt = doubleSince;
+        }
         doubleSince = undefined;
       }
     };
@@ -95,14 +109,28 @@ export function figures(events: readonly Stamped[], names: readonly string[], fr
       if (e.type === 'start') leaders.add(e.host);
       else {
         leaders.delete(e.host);
-        if (e.t >= from && !e.handover) stepDowns++;
+        if (e.t >= from && !e.handover) {
+          stepDowns++;
+          if (e.t >= healed) afterHeal++;
+          if (e.reason !== undefined) reasons[e.reason] = (reasons[e.reason] ?? 0) + 1;
+        }
       }
       mark(e.t);
     }
     if (emptySince !== undefined) leaderless = Math.max(leaderless, ms(to - (emptySince < from ? from : emptySince)));
-    if (doubleSince !== undefined) overlap = Math.max(overlap, ms(to - (doubleSince < from ? from : doubleSince)));
+    if (doubleSince !== undefined && ms(to - (doubleSince < from ? from : doubleSince)) > overlap) {
+      overlap = ms(to - (doubleSince < from ? from : doubleSince));
+      overlapAt = doubleSince;
+    }
   }
-  return { stepDowns, longestLeaderlessMs: Math.round(leaderless), longestOverlapMs: Math.round(overlap) };
+  return {
+    stepDowns,
+    afterHeal,
+    reasons,
+    longestLeaderlessMs: Math.round(leaderless),
+    longestOverlapMs: Math.round(overlap),
+    ...(overlap > 0 && overlapAt !== undefined ? { overlapAfterHealMs: Math.round(ms(overlapAt - healed)) } : {}),
+  };
 }
 
 async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -138,7 +166,7 @@ async function oneRound(kind: FaultKind, cluster: EtcdCluster, proxies: Proxy[],
       hosts.flatMap((h) =>
         h.events
           .filter((e) => (e.type === 'start' || e.type === 'stop') && e.name !== undefined)
-          .map((e) => ({ type: e.type as 'start' | 'stop', name: e.name!, t: BigInt(e.t), host: h.id, handover: e.reason === 'handover' })),
+          .map((e) => ({ type: e.type as 'start' | 'stop', name: e.name!, t: BigInt(e.t), host: h.id, handover: e.reason === 'handover', ...(e.reason !== undefined ? { reason: e.reason } : {}) })),
       );
     const led = (evs: Stamped[], names: string[]): boolean => names.every((n) => evs.some((e) => e.name === n && e.type === 'start'));
     await waitUntil(() => led(lockedEvents(), NAMES) && led(electors.flatMap((e) => e.events), NAMES.map((n) => `${prefix}${n}`)), 30_000, 'every name led by both libraries');
@@ -149,9 +177,11 @@ async function oneRound(kind: FaultKind, cluster: EtcdCluster, proxies: Proxy[],
     if (kind.endsWith('cut off')) net!.cut(sick);
     else if (kind.endsWith('frozen')) process.kill(pid, 'SIGSTOP');
     else proxies[sick]!.delay(1_000);
+    let healed: bigint;
     try {
       await sleep(FAULT_MS);
     } finally {
+      healed = now();
       if (kind.endsWith('cut off')) net!.heal(sick);
       else if (kind.endsWith('frozen')) process.kill(pid, 'SIGCONT');
       else proxies[sick]!.delay(0);
@@ -160,8 +190,8 @@ async function oneRound(kind: FaultKind, cluster: EtcdCluster, proxies: Proxy[],
     const to = now();
     return {
       kind,
-      locked: figures(lockedEvents(), NAMES, from, to),
-      etcd3: figures(electors.flatMap((e) => e.events).map((e) => ({ ...e, name: e.name.slice(prefix.length) })), NAMES, from, to),
+      locked: figures(lockedEvents(), NAMES, from, healed, to),
+      etcd3: figures(electors.flatMap((e) => e.events).map((e) => ({ ...e, name: e.name.slice(prefix.length) })), NAMES, from, healed, to),
     };
   } finally {
     for (const e of electors) e.child.kill('SIGKILL');
@@ -211,7 +241,13 @@ export async function sickMember(log: (s: string) => void = () => {}): Promise<S
 
 /** Markdown rows of the section. */
 export function sickTable(rows: readonly SickRow[]): string[] {
-  const cell = (f: SickFigures | undefined): string => (f ? `${f.stepDowns} | ${(f.longestLeaderlessMs / 1000).toFixed(1)} s | ${f.longestOverlapMs} ms` : '— | — | —');
+  const downs = (f: SickFigures): string => {
+    const why = Object.entries(f.reasons).map(([r, n]) => `${n} ${r}`);
+    return `${f.stepDowns}${f.stepDowns ? ` (${f.afterHeal} after the heal${why.length ? `; ${why.join(', ')}` : ''})` : ''}`;
+  };
+  const over = (f: SickFigures): string =>
+    `${f.longestOverlapMs} ms${f.overlapAfterHealMs === undefined ? '' : f.overlapAfterHealMs >= 0 ? ` (${f.overlapAfterHealMs} ms after the heal)` : ' (during the fault)'}`;
+  const cell = (f: SickFigures | undefined): string => (f ? `${downs(f)} | ${(f.longestLeaderlessMs / 1000).toFixed(1)} s | ${over(f)}` : '— | — | —');
   return [
     `| sick member (ttl ${TTL} s, ${FAULT_MS / 1000} s fault, ${HOSTS} hosts × ${NAMES.length} names) | locked: step-downs | longest leaderless | longest overlap | etcd3 Election: step-downs | longest leaderless | longest overlap |`,
     '|---|---|---|---|---|---|---|',
