@@ -200,8 +200,8 @@ async function oneRound(kind: FaultKind, cluster: EtcdCluster, proxies: Proxy[],
   }
 }
 
-/** Every fault kind once; cut rows need root (else `skipped` says why). */
-export async function sickMember(log: (s: string) => void = () => {}): Promise<SickRow[]> {
+/** Every fault kind once (or those of `only`); cut rows need root (else `skipped` says why). */
+export async function sickMember(log: (s: string) => void = () => {}, only: readonly FaultKind[] = KINDS): Promise<SickRow[]> {
   let users: ReturnType<typeof memberUsers> | undefined;
   let why: string | undefined;
   try {
@@ -223,7 +223,7 @@ export async function sickMember(log: (s: string) => void = () => {}): Promise<S
     }
     const rows: SickRow[] = [];
     let round = 0;
-    for (const kind of KINDS) {
+    for (const kind of only) {
       log(` ${kind}`);
       if (kind.endsWith('cut off') && !net) {
         rows.push({ kind, skipped: why ?? 'no partitioner' });

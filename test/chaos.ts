@@ -24,9 +24,8 @@
 // the last fault healed.
 // Every host talks to etcd through its own TCP proxies (one per member), so a host can
 // be cut off without touching the others, and an etcd member kill affects all alike.
-import { execFileSync } from 'node:child_process';
 import { Etcd3 } from 'etcd3';
-import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
+import { etcdRevokesLiveLeases, startEtcd, type EtcdCluster } from './helpers/etcd.js';
 import { leadersOf, spawnHost, type Host, type HostConfig, type HostEvent } from './helpers/host.js';
 import { checkHistories, historyOf, ms, type FaultWindow, type HistoryReport, type Overlap, type ProcessHistory } from './helpers/history.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
@@ -1115,15 +1114,3 @@ main().then(
   },
 );
 
-/** True for etcd releases with etcd-io/etcd#15247: 3.4 before 3.4.31, 3.5 before 3.5.13, and older lines. */
-function etcdRevokesLiveLeases(): boolean {
-  const out = execFileSync(process.env['ETCD_BIN'] ?? 'etcd', ['--version'], { encoding: 'utf8' });
-  const m = /etcd Version: (\d+)\.(\d+)\.(\d+)/.exec(out);
-  if (!m) throw new Error(`cannot read the etcd version from: ${out}`);
-  const [major, minor, patch] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  if (major !== 3) return major < 3;
-  if (minor < 4) return true;
-  if (minor === 4) return patch < 31;
-  if (minor === 5) return patch < 13;
-  return false;
-}

@@ -6,7 +6,7 @@
 // others elect a new raft leader, and every name is led again within ttl + 1.5 s.
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
+import { etcdRevokesLiveLeases, startEtcd, type EtcdCluster } from './helpers/etcd.js';
 import { checkHistories, describeReport, historyOf, ms, timeline } from './helpers/history.js';
 import { leadersOf, type Host } from './helpers/host.js';
 import { allHealthy, hostsOn, isStepDown, now, raftLeader, settled, sleep, stopsSince, uniquePrefix } from './helpers/sick.js';
@@ -122,9 +122,22 @@ describe('a frozen etcd member (SIGSTOP), 3 members', () => {
         assert.ok(again <= limit, `'${n}' led again ${again} ms after the freeze, more than ttl + 1.5 s`);
       }
       for (const n of NAMES) assert.equal(leadersOf(hs, n).length, 1, `one leader of '${n}' at the end of the freeze`);
+      const thawedAt = now();
       await thaw(t, hs, sick);
       await waitFor(async () => cluster.members[sick]!.healthy(), { timeoutMs: 10_000, message: `m${sick} healthy after the thaw` });
-      assertNoOverlap(hs, t0);
+      // etcd before 3.4.31 / 3.5.13 (etcd-io/etcd#15247): the resumed raft leader, frozen
+      // longer than the ttl, revokes the leases that ran out in its own view — live ones —
+      // and their keys vanish; their leaders stop 'deposed' just after the next ones started
+      // (seen in the bench: 2 deposed stops after the thaw, a 1 ms overlap). On such an etcd
+      // the thaw counts as a delete of every key (the checker's deposed window); on a fixed
+      // etcd it does not.
+      const deposed = stopsSince(hs, thawedAt);
+      if (deposed.length) t.diagnostic(`after the thaw: ${deposed.join('; ')}${etcdRevokesLiveLeases() ? ' (this etcd has etcd#15247)' : ''}`);
+      const r = checkHistories(hs.map((h) => historyOf(h)), {
+        endOfRun: now(),
+        ...(etcdRevokesLiveLeases() ? { deletes: NAMES.map((name) => ({ name, at: thawedAt })) } : {}),
+      });
+      assert.deepEqual(r.overlaps, [], `${describeReport(r)}\n${timeline(r, t0)}`);
     } finally {
       process.kill(cluster.members[sick]!.pid!, 'SIGCONT'); // (again: harmless) a failed assertion must not leave it frozen
       await Promise.all(hs.map((h) => h.stop()));

@@ -16,7 +16,7 @@
  * itself.) Children are unref'd, so a forgotten cluster does not keep the
  * test process alive; they are ref'd again while something awaits them.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmod, chown, mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { readFileSync, rmSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
@@ -666,4 +666,17 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluste
     if (!(e instanceof EarlyExitError)) throw e;
     return await tryStart(full);
   }
+}
+
+/** True for etcd releases with etcd-io/etcd#15247: 3.4 before 3.4.31, 3.5 before 3.5.13, and older lines. */
+export function etcdRevokesLiveLeases(): boolean {
+  const out = execFileSync(ETCD_BIN, ['--version'], { encoding: 'utf8' });
+  const m = /etcd Version: (\d+)\.(\d+)\.(\d+)/.exec(out);
+  if (!m) throw new Error(`cannot read the etcd version from: ${out}`);
+  const [major, minor, patch] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (major !== 3) return major < 3;
+  if (minor < 4) return true;
+  if (minor === 4) return patch < 31;
+  if (minor === 5) return patch < 13;
+  return false;
 }
