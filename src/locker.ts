@@ -63,7 +63,7 @@ export interface Health {
   /** Names registered on this host. */
   registered: string[];
   watchConnected: boolean;
-  /** The etcd member the prefix watch is on (`host:port`); it follows the member that answers and keeps up. */
+  /** The etcd member the prefix watch is on (as listed in `hosts`); it follows the member that answers and keeps up. */
   watchEndpoint: string | undefined;
   lastError: string | undefined;
 }
@@ -149,7 +149,7 @@ export class Locker extends EventEmitter<LockerEvents> {
     // For the election core: one client per member, chosen by who answers (members.ts).
     this.members = new Members(this.opts.hosts, clientOptions);
     // The watch checks its member's freshness twice per keepalive interval, so a member
-    // that fell silent is left within ttl/3 (issue: a silent watch is noticed).
+    // that fell silent is left within about ttl/4 (a deposed leader must stop within ttl/3).
     this.store = store ?? new EtcdStore(this.members, this.opts.keepaliveIntervalMs / 2);
     this.keepaliveStore = timedKeepalive(this.store, this.opts.clock, (ms) => this.recorder.keepaliveRtt(ms));
     this.batcher = new CampaignBatcher(this.store, () => this.requestTimeoutMs());

@@ -532,15 +532,17 @@ describe('the history checker', () => {
     assert.equal(checkHistories(moving, { endOfRun: end, deletes: [{ name: 'n', at: 1_990_000_000n }] }).deposeOverlaps.length, 1);
   });
 
-  test('a delete takes effect between its command being issued and returning: a leadership started in between is deposed by it', () => {
+  test('a leadership started around a delete — issued before, or judged on a view that has not delivered it yet — is deposed by it', () => {
     const hs = [
       h('a', [ev(2000, 'start', { name: 'n', token: '5' }), ev(2010, 'stop', { name: 'n', reason: 'deposed' })]),
       h('b', [ev(2005, 'start', { name: 'n', token: '9' })]),
     ];
     const issued = { name: 'n', at: 1_950_000_000n };
-    assert.equal(checkHistories(hs, { endOfRun: end, deletes: [issued] }).overlaps.length, 1, 'issued before a started, no return stamp');
-    assert.equal(checkHistories(hs, { endOfRun: end, deletes: [{ ...issued, until: 2_003_000_000n }] }).deposeOverlaps.length, 1);
-    assert.equal(checkHistories(hs, { endOfRun: end, deletes: [{ ...issued, until: 1_990_000_000n }] }).overlaps.length, 1, 'returned before a started');
+    assert.equal(checkHistories(hs, { endOfRun: end, deletes: [issued] }).deposeOverlaps.length, 1, 'issued before a started');
+    assert.equal(checkHistories(hs, { endOfRun: end, deletes: [{ ...issued, until: 1_990_000_000n }] }).deposeOverlaps.length, 1, 'returned before a started: a watch behind etcd');
+    assert.equal(checkHistories(hs, { endOfRun: end, deletes: [{ name: 'n', at: 2_006_000_000n }] }).overlaps.length, 1, 'issued after b started: b did not start on it');
+    const late = [h('a', [ev(2000, 'start', { name: 'n', token: '5' }), ev(3500, 'stop', { name: 'n', reason: 'deposed' })]), hs[1]!];
+    assert.equal(checkHistories(late, { endOfRun: end, deletes: [issued] }).overlaps.length, 1, 'a stop 1.5 s after the delete is no deposed window');
   });
 
   test("a leader cut off when its key was deleted stops 'lost' at its deadline: tolerated within the grace, not after it, and never without a delete", () => {
