@@ -174,3 +174,54 @@ export function healthSampler(hs: Host[]): { stop(): Promise<HealthFigures> } {
     },
   };
 }
+
+/**
+ * SIGKILLs the host leading `name` and waits until survivors lead every name it led; asserts
+ * that took at most ttl + 1 s (a crash failover during a fault, as on a healthy cluster).
+ */
+export async function crashFailover(
+  t: { diagnostic(s: string): void },
+  hs: Host[],
+  names: string[],
+  ttl: number,
+  label: string,
+  name = 'a',
+): Promise<void> {
+  const victim = leadersOf(hs, name)[0]!;
+  const led = names.filter((n) => victim.leads(n));
+  victim.kill('SIGKILL');
+  const killedAt = now();
+  const survivors = hs.filter((h) => h !== victim);
+  const took = await waitFor(() => (led.every((n) => leadersOf(survivors, n).length === 1) ? now() : undefined), {
+    timeoutMs: 60_000,
+    intervalMs: 10,
+    message: `a standby leads ${led.join(',')}`,
+  });
+  const failoverMs = ms(took - killedAt);
+  t.diagnostic(`${label}: ${led.length} name(s) led again ${failoverMs.toFixed(0)} ms after SIGKILL (limit ${ttl * 1000 + 1000})`);
+  if (failoverMs > ttl * 1000 + 1000) throw new Error(`failover took ${failoverMs} ms, more than ttl + 1 s`);
+}
+
+/**
+ * A raft leader's fault that began at `since`: each name stepped down at most once, and
+ * one that did was led again within ttl + 1.5 s of `since`; one leader per name now.
+ */
+export function assertLedAgain(t: { diagnostic(s: string): void }, hs: Host[], names: string[], since: bigint, ttl: number, what: string): void {
+  const stops = stopsSince(hs, since);
+  t.diagnostic(`step-downs during the ${what}: ${stops.length}${stops.length ? ` (${stops.join('; ')})` : ''}`);
+  const limit = ttl * 1000 + 1500;
+  for (const n of names) {
+    const mine = hs.flatMap((h) => h.events.filter((e) => isStepDown(e) && e.name === n && BigInt(e.t) > since));
+    if (mine.length > 1) throw new Error(`'${n}' stepped down ${mine.length} times: ${stops.join('; ')}`);
+    if (mine.length === 0) continue;
+    const next = hs
+      .flatMap((h) => h.events.filter((e) => e.type === 'start' && e.name === n && BigInt(e.t) > BigInt(mine[0]!.t)))
+      .map((e) => BigInt(e.t))
+      .sort((a, b) => (a < b ? -1 : 1))[0];
+    if (next === undefined) throw new Error(`'${n}' not led again after its step-down`);
+    const again = ms(next - since);
+    t.diagnostic(`'${n}' led again ${again.toFixed(0)} ms after the ${what} began (limit ${limit})`);
+    if (again > limit) throw new Error(`'${n}' led again ${again} ms after the ${what} began, more than ttl + 1.5 s`);
+  }
+  for (const n of names) if (leadersOf(hs, n).length !== 1) throw new Error(`not one leader of '${n}' at the end of the ${what}`);
+}
