@@ -15,6 +15,8 @@ import { startEtcd, type EtcdCluster } from '../test/helpers/etcd.js';
 import { spawnHost, type Host } from '../test/helpers/host.js';
 import { memberUsers, partitionable, type Partitioner } from '../test/helpers/partition.js';
 import { startProxy, type Proxy } from '../test/helpers/proxy.js';
+import { now, raftLeader, sleep } from '../test/helpers/sick.js';
+import { waitFor } from '../test/helpers/wait.js';
 import type { ChildConfig } from './child.js';
 
 const TTL = 4;
@@ -87,22 +89,17 @@ export function figures(events: readonly Stamped[], names: readonly string[], fr
     const leaders = new Set<string>();
     let emptySince: bigint | undefined;
     let doubleSince: bigint | undefined;
-    const mark = (t: bigint): void => {
-      const clip = (x: bigint): bigint => (x < from ? from : x > to ? to : x);
-      if (leaders.size === 0) emptySince ??= t;
-      else if (emptySince !== undefined) {
-        leaderless = Math.max(leaderless, ms(clip(t) - clip(emptySince)));
-        emptySince = undefined;
+    const clip = (x: bigint): bigint => (x < from ? from : x > to ? to : x);
+    const endLeaderless = (t: bigint): void => {
+      if (emptySince !== undefined) leaderless = Math.max(leaderless, ms(clip(t) - clip(emptySince)));
+      emptySince = undefined;
+    };
+    const endDouble = (t: bigint): void => {
+      if (doubleSince !== undefined && ms(clip(t) - clip(doubleSince)) > overlap) {
+        overlap = ms(clip(t) - clip(doubleSince));
+        overlapAt = doubleSince;
       }
-      if (leaders.size >= 2) doubleSince ??= t;
-      else if (doubleSince !== undefined) {
-        const o = ms(clip(t) - clip(doubleSince));
-        if (o > overlap) {
-          overlap = o;
-          overlapAt = doubleSince;
-        }
-        doubleSince = undefined;
-      }
+      doubleSince = undefined;
     };
     for (const e of evs) {
       if (e.t > to) break;
@@ -115,13 +112,14 @@ export function figures(events: readonly Stamped[], names: readonly string[], fr
           if (e.reason !== undefined) reasons[e.reason] = (reasons[e.reason] ?? 0) + 1;
         }
       }
-      mark(e.t);
+      if (leaders.size === 0) emptySince ??= e.t;
+      else endLeaderless(e.t);
+      if (leaders.size >= 2) doubleSince ??= e.t;
+      else endDouble(e.t);
     }
-    if (emptySince !== undefined) leaderless = Math.max(leaderless, ms(to - (emptySince < from ? from : emptySince)));
-    if (doubleSince !== undefined && ms(to - (doubleSince < from ? from : doubleSince)) > overlap) {
-      overlap = ms(to - (doubleSince < from ? from : doubleSince));
-      overlapAt = doubleSince;
-    }
+    // Stretches still open at the end of the window end there.
+    endLeaderless(to);
+    endDouble(to);
   }
   return {
     stepDowns,
@@ -131,23 +129,6 @@ export function figures(events: readonly Stamped[], names: readonly string[], fr
     longestOverlapMs: Math.round(overlap),
     ...(overlap > 0 && overlapAt !== undefined ? { overlapAfterHealMs: Math.round(ms(overlapAt - healed)) } : {}),
   };
-}
-
-async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`bench (sick member): ${what} did not happen within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const sleep = (m: number): Promise<void> => new Promise((r) => setTimeout(r, m));
-const now = (): bigint => process.hrtime.bigint();
-
-async function raftLeader(cluster: EtcdCluster): Promise<number> {
-  let i = -1;
-  await waitUntil(async () => (i = await cluster.leaderIndex()) >= 0, 20_000, 'a raft leader');
-  return i;
 }
 
 async function oneRound(kind: FaultKind, cluster: EtcdCluster, proxies: Proxy[], net: Partitioner | undefined, round: number): Promise<SickRow> {
@@ -169,7 +150,10 @@ async function oneRound(kind: FaultKind, cluster: EtcdCluster, proxies: Proxy[],
           .map((e) => ({ type: e.type as 'start' | 'stop', name: e.name!, t: BigInt(e.t), host: h.id, handover: e.reason === 'handover', ...(e.reason !== undefined ? { reason: e.reason } : {}) })),
       );
     const led = (evs: Stamped[], names: string[]): boolean => names.every((n) => evs.some((e) => e.name === n && e.type === 'start'));
-    await waitUntil(() => led(lockedEvents(), NAMES) && led(electors.flatMap((e) => e.events), NAMES.map((n) => `${prefix}${n}`)), 30_000, 'every name led by both libraries');
+    await waitFor(() => (led(lockedEvents(), NAMES) && led(electors.flatMap((e) => e.events), NAMES.map((n) => `${prefix}${n}`))) || undefined, {
+      timeoutMs: 30_000,
+      message: 'every name led by both libraries',
+    });
     await sleep(2_000); // keepalives and watches have settled on the sick member
     if (kind.startsWith('raft leader') && (await cluster.leaderIndex()) !== sick) throw new Error('bench (sick member): the raft leader moved before the fault');
     const from = now();
@@ -196,7 +180,10 @@ async function oneRound(kind: FaultKind, cluster: EtcdCluster, proxies: Proxy[],
   } finally {
     for (const e of electors) e.child.kill('SIGKILL');
     await Promise.all(hosts.map((h) => h.stop()));
-    await waitUntil(async () => cluster.members.every((m) => m.isRunning) && (await cluster.leaderIndex()) >= 0, 20_000, 'the cluster healthy again');
+    await waitFor(async () => (cluster.members.every((m) => m.isRunning) && (await cluster.leaderIndex()) >= 0) || undefined, {
+      timeoutMs: 20_000,
+      message: 'the cluster healthy again',
+    });
   }
 }
 
