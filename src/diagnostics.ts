@@ -36,16 +36,36 @@ export interface ErrorMessage {
   error: Error;
 }
 
+/**
+ * Why the prefix watch left its member: `preferred` — another member answered keepalives and
+ * calls, the watch follows it; `dropped` — the stream broke and did not come back at once;
+ * `behind` — the member's applied revision stayed below another member's (cut off from its
+ * peers); `silent` — the member did not answer a local read (frozen, overloaded).
+ */
+export type WatchMoveReason = 'preferred' | 'dropped' | 'behind' | 'silent';
+
+/** Published on `locked:watch` when the prefix watch moves to another member (gap-free: it resumes after `revision`). */
+export interface WatchMoveMessage {
+  id: string;
+  from: string;
+  to: string;
+  reason: WatchMoveReason;
+  /** The last revision the watch had seen (decimal string); the new stream starts after it. */
+  revision: string;
+}
+
 /** Channel names, for `diagnostics_channel.subscribe()`. */
 export const DIAGNOSTICS_CHANNELS = {
   leadership: 'locked:leadership',
   session: 'locked:session',
   error: 'locked:error',
+  watch: 'locked:watch',
 } as const;
 
 const leadership = diagnostics_channel.channel(DIAGNOSTICS_CHANNELS.leadership);
 const session = diagnostics_channel.channel(DIAGNOSTICS_CHANNELS.session);
 const error = diagnostics_channel.channel(DIAGNOSTICS_CHANNELS.error);
+const watch = diagnostics_channel.channel(DIAGNOSTICS_CHANNELS.watch);
 
 /** @internal */
 export function publishLeadership(m: () => LeadershipMessage): void {
@@ -60,4 +80,9 @@ export function publishSession(m: () => SessionMessage): void {
 /** @internal */
 export function publishError(m: () => ErrorMessage): void {
   if (error.hasSubscribers) error.publish(m());
+}
+
+/** @internal */
+export function publishWatchMove(m: () => WatchMoveMessage): void {
+  if (watch.hasSubscribers) watch.publish(m());
 }

@@ -1,7 +1,8 @@
 // The Store of the election core on a real etcd, through the etcd3 client.
 import type { Etcd3, ILeaseKeepAliveResponse, IRequestOp, ITxnRequest, ITxnResponse, IRangeResponse } from 'etcd3';
 import { prefixEnd } from './keys.js';
-import type { Members } from './members.js';
+import type { WatchMoveReason } from './diagnostics.js';
+import type { Member, Members } from './members.js';
 import type { Candidate } from './queue.js';
 import { readPrefix } from './reads.js';
 import type { CampaignRequest, CampaignResult, PrefixSnapshot, PrefixWatchHandle, Store, WatchHandlers } from './store.js';
@@ -21,6 +22,8 @@ export class EtcdStore implements Store {
   constructor(
     private readonly members: Members,
     private readonly freshnessMs = 0,
+    /** Told when the prefix watch moves to another member (the locker publishes it on `locked:watch`). */
+    private readonly watchMoved?: (from: Member, to: Member, reason: WatchMoveReason, after: bigint) => void,
   ) {}
 
   /** When a call has not answered, the next member gets it too. */
@@ -78,7 +81,7 @@ export class EtcdStore implements Store {
   }
 
   watchPrefix(prefix: string, handlers: WatchHandlers): PrefixWatchHandle {
-    return new PrefixWatch(this.members, prefix, handlers, 2_000, this.freshnessMs);
+    return new PrefixWatch(this.members, prefix, handlers, 2_000, this.freshnessMs, this.watchMoved);
   }
 }
 

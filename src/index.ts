@@ -29,6 +29,6 @@ export {
 } from './errors.js';
 export type { SignalOption } from './abort.js';
 export type { SingletonOptions } from './health-check.js';
-export { DIAGNOSTICS_CHANNELS, type LeadershipMessage, type SessionMessage, type ErrorMessage } from './diagnostics.js';
+export { DIAGNOSTICS_CHANNELS, type LeadershipMessage, type SessionMessage, type ErrorMessage, type WatchMoveMessage, type WatchMoveReason } from './diagnostics.js';
 import { locked } from './locker.js';
 export default locked;

@@ -4,7 +4,7 @@ import { Etcd3, isRecoverableError } from 'etcd3';
 import { checkSignal, untilAborted, type SignalOption } from './abort.js';
 import { CampaignBatcher } from './campaign.js';
 import type { Clock } from './clock.js';
-import { publishError, publishSession } from './diagnostics.js';
+import { publishError, publishSession, publishWatchMove } from './diagnostics.js';
 import { resolveSingletonOptions, type SingletonOptions } from './health-check.js';
 import { safeEmit } from './emit.js';
 import { AbortedError, EtcdUnavailableError, LockCancelledError, LockerClosedError, NotLeaderError, describe, type LeaseLostError } from './errors.js';
@@ -150,7 +150,11 @@ export class Locker extends EventEmitter<LockerEvents> {
     this.members = new Members(this.opts.hosts, clientOptions);
     // The watch checks its member's freshness twice per keepalive interval, so a member
     // that fell silent is left within about ttl/4 (a deposed leader must stop within ttl/3).
-    this.store = store ?? new EtcdStore(this.members, this.opts.keepaliveIntervalMs / 2);
+    this.store =
+      store ??
+      new EtcdStore(this.members, this.opts.keepaliveIntervalMs / 2, (from, to, reason, after) =>
+        publishWatchMove(() => ({ id: this.opts.id, from: from.endpoint, to: to.endpoint, reason, revision: after.toString() })),
+      );
     this.keepaliveStore = timedKeepalive(this.store, this.opts.clock, (ms) => this.recorder.keepaliveRtt(ms));
     this.batcher = new CampaignBatcher(this.store, () => this.requestTimeoutMs());
     this.view = new PrefixView(this.store, this.opts.prefix, this.opts.clock, () => this.requestTimeoutMs(), {

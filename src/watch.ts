@@ -1,4 +1,5 @@
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
+import type { WatchMoveReason } from './diagnostics.js';
 import type { Member, Members } from './members.js';
 import { keyEventOf } from './queue.js';
 import type { PrefixWatchHandle, WatchHandlers } from './store.js';
@@ -47,9 +48,11 @@ export class PrefixWatch implements PrefixWatchHandle {
     private readonly handlers: WatchHandlers,
     private readonly confirmMs: number,
     private readonly freshnessMs = 0,
+    /** Told of every move, after it was made (diagnostics). */
+    private readonly moved: (from: Member, to: Member, reason: WatchMoveReason, after: bigint) => void = () => {},
   ) {
     this.member = members.current;
-    this.unsubscribe = members.onChange((m) => this.moveTo(m));
+    this.unsubscribe = members.onChange((m) => this.moveTo(m, 'preferred'));
     this.ready = this.open();
     this.scheduleCheck();
   }
@@ -89,7 +92,7 @@ export class PrefixWatch implements PrefixWatchHandle {
     if (this.closed || this.member !== watched) return;
     if (own === undefined || own < ahead) {
       this.staleMoves++;
-      this.moveTo(other);
+      this.moveTo(other, own === undefined ? 'silent' : 'behind');
     }
   }
 
@@ -119,20 +122,30 @@ export class PrefixWatch implements PrefixWatchHandle {
     if (from !== undefined) builder = builder.startRevision(from.toString());
     const watcher = builder.watcher();
     this.watcher = watcher;
-    const seen = (rev: string | undefined): void => {
-      if (rev === undefined) return;
-      const r = BigInt(rev);
-      if (this.lastRevision === undefined || r > this.lastRevision) this.lastRevision = r;
+    // Where this stream resumes — ours after a move, etcd3's own when it re-creates the
+    // watcher on the same member after a dropped stream — must be a revision every event up
+    // to which was delivered. etcd3 takes the header revision of every response, but the
+    // created response of a resumed watch carries the member's current revision and comes
+    // *before* the catch-up events (etcd sends those from its sync loop, and sends a long
+    // catch-up in parts, each with the current revision): a move or drop right then would
+    // skip them — a deposed leader that never hears of its key's delete. So etcd3's
+    // bookkeeping is replaced on this watcher by `delivered` below.
+    (watcher as unknown as { updateRevision(res: IWatchResponse): void }).updateRevision = (res) => {
+      const through = delivered(res, watcher.request.start_revision);
+      if (through === undefined) return;
+      const next = (through + 1n).toString();
+      if (watcher.request.start_revision === undefined || BigInt(watcher.request.start_revision.toString()) < through + 1n) {
+        watcher.request.start_revision = next;
+      }
+      if (this.watcher === watcher && (this.lastRevision === undefined || through > this.lastRevision)) this.lastRevision = through;
     };
     watcher.on('data', (res: IWatchResponse) => {
       if (this.watcher !== watcher) return;
-      seen(res.header?.revision);
       // One response holds whole revisions: hand them over together.
       if (res.events?.length) this.handlers.events(res.events.map(keyEventOf));
     });
-    watcher.on('connected', (res: { header?: { revision?: string } }) => {
+    watcher.on('connected', () => {
       if (this.watcher !== watcher) return;
-      seen(res?.header?.revision);
       if (this.moveTimer) clearTimeout(this.moveTimer);
       this.moveTimer = undefined;
       this.handlers.connected(true);
@@ -146,7 +159,7 @@ export class PrefixWatch implements PrefixWatchHandle {
         this.moveTimer = undefined;
         if (this.watcher !== watcher || this.closed) return;
         const next = this.members.order().find((m) => m !== this.member);
-        if (next) this.moveTo(next);
+        if (next) this.moveTo(next, 'dropped');
       }, 300);
     });
     watcher.on('error', () => {
@@ -171,15 +184,17 @@ export class PrefixWatch implements PrefixWatchHandle {
   }
 
   /** Moves the watch to `m`, resuming after the last revision seen. */
-  private moveTo(m: Member): void {
+  private moveTo(m: Member, reason: WatchMoveReason): void {
     if (this.closed || m === this.member) return;
     const old = this.watcher;
+    const from = this.member;
     this.member = m;
     // Before the first confirmation there is nothing to resume: open() retries on its own.
     if (!old || this.lastRevision === undefined) return;
     // Not awaited: the old member may never answer the cancel.
     void old.cancel().catch(() => {});
     this.attach(m.client, this.lastRevision + 1n);
+    this.moved(from, m, reason, this.lastRevision);
   }
 
   /** The member the watch is on (for health and tests). */
@@ -196,6 +211,19 @@ export class PrefixWatch implements PrefixWatchHandle {
     this.watcher = undefined;
     if (w) await Promise.race([w.cancel().catch(() => {}), new Promise((r) => setTimeout(r, 500).unref())]);
   }
+}
+
+/**
+ * Up to which revision a watch response has certainly delivered every event, if it tells:
+ * the created response of a watch that started at the current revision (no start revision
+ * asked): its header revision; a response with events: the highest of their revisions; a
+ * progress notification (no events; etcd sends them only to watchers that caught up): its
+ * header revision. Not the created response of a resumed watch: its catch-up is still to come.
+ */
+function delivered(res: IWatchResponse, startRevision: unknown): bigint | undefined {
+  if (res.created) return startRevision === undefined || startRevision === null ? BigInt(res.header.revision) : undefined;
+  if (res.events?.length) return res.events.reduce((m, e) => (BigInt(e.kv.mod_revision) > m ? BigInt(e.kv.mod_revision) : m), 0n);
+  return res.header?.revision !== undefined ? BigInt(res.header.revision) : undefined;
 }
 
 /**

@@ -30,11 +30,17 @@ async function follower(): Promise<number> {
 }
 
 /** A PrefixWatch on `prefix`, starting on member `first`, that records every event. */
-function watchOn(first: number, prefix: string, freshnessMs: number): { watch: PrefixWatch; members: Members; keys: string[]; seen: Map<string, number> } {
+function watchOn(
+  first: number,
+  prefix: string,
+  freshnessMs: number,
+  onConnected: () => void = () => {},
+): { watch: PrefixWatch; members: Members; keys: string[]; seen: Map<string, number>; moves: { from: string; to: string; reason: string }[] } {
   const endpoints = [cluster.endpoints[first]!, ...cluster.endpoints.filter((_, i) => i !== first)];
   const members = new Members(endpoints, withRequireLeader({}));
   const keys: string[] = [];
   const seen = new Map<string, number>();
+  const moves: { from: string; to: string; reason: string }[] = [];
   const watch = new PrefixWatch(
     members,
     prefix,
@@ -49,12 +55,15 @@ function watchOn(first: number, prefix: string, freshnessMs: number): { watch: P
       reset: () => {
         throw new Error('the watch reset (it should have resumed gap-free)');
       },
-      connected: () => {},
+      connected: (up: boolean) => {
+        if (up) onConnected();
+      },
     },
     2_000,
     freshnessMs,
+    (from, to, reason) => moves.push({ from: from.endpoint, to: to.endpoint, reason }),
   );
-  return { watch, members, keys, seen };
+  return { watch, members, keys, seen, moves };
 }
 
 describe('the prefix watch', () => {
@@ -78,11 +87,62 @@ describe('the prefix watch', () => {
         t.diagnostic(`a put on the healthy members reached the watch ${lateMs.toFixed(0)} ms later (check every ${freshnessMs} ms); the watch moved to ${w.watch.endpoint}`);
         assert.notEqual(w.watch.endpoint, cluster.endpoints[sick], 'the watch left the frozen member');
         assert.ok(w.watch.staleMoves >= 1, 'moved by the freshness check');
+        assert.deepEqual(w.moves[0], { from: cluster.endpoints[sick], to: w.watch.endpoint, reason: 'silent' }, 'the move was reported, as a silent member');
         assert.ok(lateMs <= 1.5 * freshnessMs + 1_000, `noticed after ${lateMs} ms, more than 1.5 periods + 1 s`);
       } finally {
         process.kill(cluster.members[sick]!.pid!, 'SIGCONT');
       }
       assert.deepEqual(w.keys, ['k1', 'k2', 'k3', 'k4', 'k5'].map((k) => prefix + k), 'every put once, in order: no gap, no duplicate');
+    } finally {
+      await w.watch.close();
+      w.members.close();
+    }
+  });
+
+  test('moved twice in a row, the second time before the first move caught up: no event is skipped', async () => {
+    // A resumed watch is confirmed (its created response, with the member's current revision)
+    // before etcd sends the events it missed. If that revision counted as seen, a second move
+    // right then — keepalives preferring yet another member — would resume after it and skip
+    // them: a deposed leader that never learns of its key's delete.
+    const sick = await follower();
+    const [a, b] = [0, 1, 2].filter((i) => i !== sick) as [number, number];
+    const prefix = `w${Math.random().toString(36).slice(2, 8)}/`;
+    let armed = false;
+    const prefer = (i: number): Promise<void> =>
+      w.members.hedged(
+        async (_c, m) => {
+          if (m.endpoint !== cluster.endpoints[i]) throw new Error('not this member');
+        },
+        10_000,
+        10_000,
+      );
+    const w = watchOn(sick, prefix, 0, () => {
+      if (!armed) return;
+      armed = false;
+      void prefer(b); // on the first confirmation of the watch on member a
+    });
+    const healthy = [cluster.endpoints[a]!, cluster.endpoints[b]!];
+    try {
+      await w.watch.ready;
+      assert.equal((await etcdctl(healthy, ['put', `${prefix}k1`, 'v'])).code, 0);
+      await waitFor(() => w.keys.length === 1 || undefined, { timeoutMs: 10_000, message: 'k1 seen' });
+      process.kill(cluster.members[sick]!.pid!, 'SIGSTOP');
+      try {
+        for (const k of ['k2', 'k3']) assert.equal((await etcdctl(healthy, ['put', prefix + k, 'v'])).code, 0);
+        armed = true;
+        await prefer(a);
+        await waitFor(() => w.watch.endpoint === cluster.endpoints[b] || undefined, { timeoutMs: 10_000, message: 'the watch moved on to the second member' });
+        assert.equal((await etcdctl(healthy, ['put', `${prefix}k4`, 'v'])).code, 0);
+        await waitFor(() => w.keys.includes(`${prefix}k4`) || undefined, { timeoutMs: 10_000, message: 'k4 seen after the moves' });
+      } finally {
+        process.kill(cluster.members[sick]!.pid!, 'SIGCONT');
+      }
+      assert.deepEqual(
+        w.moves.map((m) => m.reason),
+        ['preferred', 'preferred'],
+        'two moves, both because another member was preferred',
+      );
+      assert.deepEqual(w.keys, ['k1', 'k2', 'k3', 'k4'].map((k) => prefix + k), 'every put once, in order: k2 and k3 were not skipped');
     } finally {
       await w.watch.close();
       w.members.close();
@@ -101,6 +161,7 @@ describe('the prefix watch', () => {
       }
       await waitFor(() => w.keys.length === 15 || undefined, { timeoutMs: 10_000, message: 'every put seen' });
       assert.equal(w.watch.staleMoves, 0, 'a healthy member was taken for a stale one');
+      assert.deepEqual(w.moves, [], 'no move reported');
       assert.equal(w.watch.endpoint, cluster.endpoints[sick]);
     } finally {
       await w.watch.close();
