@@ -74,7 +74,8 @@ export interface HostEvent {
   t: string;
   id: string;
   /** 'crash': an uncaught exception or unhandled rejection (message), reported just before the process dies of it. */
-  type: 'ready' | 'session' | 'lost' | 'start' | 'stop' | 'fn' | 'fn-end' | 'error' | 'write' | 'crash' | 'blocking' | 'revoke' | OnceEventType;
+  /** 'watch': the prefix watch moved (from 'locked:watch': from, to, reason in `message`, `revision`); 'stall': (probes) the event loop ran a timer `ms` late. */
+  type: 'ready' | 'session' | 'lost' | 'start' | 'stop' | 'fn' | 'fn-end' | 'error' | 'write' | 'crash' | 'blocking' | 'revoke' | 'watch' | 'stall' | OnceEventType;
   name?: string;
   token?: string;
   key?: string;
@@ -85,6 +86,10 @@ export interface HostEvent {
   sent?: string;
   ok?: boolean;
   revision?: string;
+  /** 'watch': the member the watch left and the one it moved to; 'stall': how late a timer ran. */
+  from?: string;
+  to?: string;
+  ms?: number;
   // ——— run-once jobs ———
   attempt?: number;
   /** 'outcome': status, attempts and by of the settled `once`; message when it rejected. */
