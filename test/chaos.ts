@@ -27,7 +27,7 @@
 import { Etcd3 } from 'etcd3';
 import { etcdRevokesLiveLeases, startEtcd, type EtcdCluster } from './helpers/etcd.js';
 import { leadersOf, spawnHost, type Host, type HostConfig, type HostEvent } from './helpers/host.js';
-import { checkHistories, historyOf, ms, type FaultWindow, type HistoryReport, type Overlap, type ProcessHistory } from './helpers/history.js';
+import { checkHistories, historyOf, ms, type FaultWindow, type HistoryReport, type LeadershipSpan, type Overlap, type ProcessHistory } from './helpers/history.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { memberUsers, partitionable, type Partitioner } from './helpers/partition.js';
 import { sleep, waitFor } from './helpers/wait.js';
@@ -627,6 +627,7 @@ async function main(): Promise<number> {
       faults,
       leaderThaws,
       once,
+      deletes,
       evidence: { leaseQueries, operatorDeletes, prefix, ttlNs: BigInt(ttlMs) * 1_000_000n },
     });
     exitCode = failures === 0 ? 0 : 1;
@@ -913,6 +914,7 @@ function printTable(
     faults: FaultWindow[];
     leaderThaws: bigint[];
     once: OnceCheck;
+    deletes: readonly { name: string; at: bigint; until?: bigint }[];
     evidence: EvidenceInputs;
   },
 ): number {
@@ -989,6 +991,27 @@ function printTable(
       if (d > renewMs + 1000) late.push(`${l.label} kept '${l.name}' ${d.toFixed(0)} ms after being cut off (${l.reason})`);
     }
   }
+  // A deposed leader stops within ttl/3 of its key's delete (sick-member issue, point 3),
+  // whichever member its watch is on. Measured from the return of the operator's delete
+  // command (the delete had happened by then) to the 'deposed' stop of the leadership it
+  // ended: the first delete of the name after that leadership began. Not judged when the
+  // host itself was under a fault meanwhile (paused, cut off, killed). Late: over ttl/3 +
+  // 500 ms of timer and scheduling slack.
+  const thirdMs = (opts.ttl * 1000) / 3;
+  const deposeMs: number[] = [];
+  const lateDeposed: { l: LeadershipSpan; ms: number; at: bigint }[] = [];
+  for (const l of r.leaderships) {
+    if (l.endedBy !== 'stop' || l.reason !== 'deposed') continue;
+    const d = extra.deletes
+      .filter((x) => x.name === l.name && x.until !== undefined && x.until > l.start && x.at < l.end)
+      .sort((a, b) => (a.at < b.at ? -1 : 1))[0];
+    if (!d) continue; // deposed by something else (a lease etcd revoked)
+    const hostFault = extra.faults.some((f) => f.host === l.host && f.from < l.end && (f.to ?? l.end) > d.at);
+    if (hostFault) continue;
+    const x = Math.max(0, ms(l.end - d.until!));
+    deposeMs.push(x);
+    if (x > thirdMs + 500) lateDeposed.push({ l, ms: x, at: d.at });
+  }
   const maxOf = (xs: number[]): string => (xs.length ? `${Math.max(...xs).toFixed(1)} ms` : '–');
   const rows: [string, string][] = [];
   for (const k of KINDS) rows.push([`faults: ${k}`, String(counts[k])]);
@@ -1010,6 +1033,17 @@ function printTable(
   rows.push(['fencing violations (must be 0)', String(r.fencing.violations.length)]);
   rows.push(['step-down after a cut, worst', `${maxOf(stepDowns)} (n=${stepDowns.length}, renewDeadline ${renewMs.toFixed(0)} ms)`]);
   rows.push(['late step-downs (must be 0)', String(late.length)]);
+  const sortedDepose = deposeMs.slice().sort((a, b) => a - b);
+  rows.push([
+    'deposed stop after an operator delete, p50 / worst',
+    sortedDepose.length ? `${sortedDepose[Math.floor(sortedDepose.length / 2)]!.toFixed(0)} / ${maxOf(sortedDepose)} (n=${sortedDepose.length}, ttl/3 ${thirdMs.toFixed(0)} ms)` : '–',
+  ]);
+  rows.push(['late deposed stops, over ttl/3 + 500 ms (must be 0)', String(lateDeposed.length)]);
+  const all = extra.histories.flatMap((h) => h.events);
+  const moves = (reason: string): number => all.filter((e) => e.type === 'watch' && e.reason === reason).length;
+  rows.push(['watch moves: preferred / dropped / behind / silent', ['preferred', 'dropped', 'behind', 'silent'].map(moves).join(' / ')]);
+  const stalls = all.filter((e) => e.type === 'stall').map((e) => e.ms ?? 0);
+  rows.push(['host event loops stalled > 200 ms (CPU starvation)', `${stalls.length} (worst ${maxOf(stalls)})`]);
   // Only pauses longer than renewDeadline: the deadline had passed at SIGCONT, so the leadership had to end at once.
   const renewNs = BigInt(Math.round(renewMs)) * 1_000_000n;
   const mustStop = r.wakeStops.filter((w) => w.wokeAt - w.pausedAt > renewNs);
@@ -1040,6 +1074,7 @@ function printTable(
     once.report.anomalies.length +
     r.fencing.violations.length +
     late.length +
+    lateDeposed.length +
     extra.crashes.length +
     extra.unexpected.length +
     r.anomalies.length +
@@ -1060,6 +1095,29 @@ function printTable(
     perKind.push(`| ${k} | ${ws.length} | ${downs} | ${gaps.length ? `${q(0.5)} / ${q(0.99)} / ${gaps[gaps.length - 1]!.toFixed(0)} ms (n=${gaps.length})` : '–'} |`);
   }
 
+  /** The events of these processes between two stamps, one line each (writes left out). */
+  const said = (labels: string[], from: bigint, to: bigint): void => {
+    for (const label of labels) {
+      const h = extra.histories.find((x) => x.label === label);
+      for (const e of h?.events ?? []) {
+        const t = BigInt(e.t);
+        if (t < from || t > to || e.type === 'write') continue;
+        const what = [
+          e.type,
+          e.name,
+          e.token && `token ${e.token}`,
+          e.reason,
+          e.leaseId && `lease ${e.leaseId}`,
+          e.from && `${e.from} → ${e.to} after rev ${e.revision}`,
+          e.ms !== undefined && `${e.ms} ms`,
+          e.message,
+        ]
+          .filter(Boolean)
+          .join(' ');
+        out.push(`    ${(ms(t - extra.t0) / 1000).toFixed(3)} s  ${label}  ${what}`);
+      }
+    }
+  };
   const w = Math.max(...rows.map(([k]) => k.length));
   const out: string[] = [`\nchaos: ${opts.seconds} s, ${opts.hosts} hosts × ${opts.names} names, ttl ${opts.ttl} s, seed ${opts.seed}`, ''];
   out.push(`| ${'what'.padEnd(w)} | value`);
@@ -1077,15 +1135,14 @@ function printTable(
     const v = verdictOf(o, rep);
     if (v) for (const f of v.facts) out.push(`    evidence: ${f}`);
     // What both processes said from 4 s before to 1 s after: the clue for the next reader.
-    for (const label of [o.a.label, o.b.label]) {
-      const h = extra.histories.find((x) => x.label === label);
-      for (const e of h?.events ?? []) {
-        const t = BigInt(e.t);
-        if (t < o.from - 4_000_000_000n || t > o.to + 1_000_000_000n || e.type === 'write') continue;
-        const what = [e.type, e.name, e.token && `token ${e.token}`, e.reason, e.leaseId && `lease ${e.leaseId}`, e.message].filter(Boolean).join(' ');
-        out.push(`    ${(ms(t - extra.t0) / 1000).toFixed(3)} s  ${label}  ${what}`);
-      }
+    said([o.a.label, o.b.label], o.from - 4_000_000_000n, o.to + 1_000_000_000n);
+  }
+  for (const { l, ms: x, at } of lateDeposed.slice(0, 10)) {
+    out.push(`LATE DEPOSED '${l.name}': ${l.label} (token ${l.token}) stopped ${x.toFixed(0)} ms after the delete returned (issued at ${(ms(at - extra.t0) / 1000).toFixed(3)} s)`);
+    for (const f of extra.faults.filter((f) => f.from < l.end && (f.to ?? l.end) > at - 4_000_000_000n)) {
+      out.push(`    fault ${f.kind}${f.host ? ` on ${f.host}` : ''} ${(ms(f.from - extra.t0) / 1000).toFixed(3)} s – ${f.to !== undefined ? `${(ms(f.to - extra.t0) / 1000).toFixed(3)} s` : 'end'}`);
     }
+    said([l.label], at - 4_000_000_000n, l.end + 1_000_000_000n);
   }
   for (const v of r.fencing.violations.slice(0, 20)) {
     out.push(`FENCING '${v.name}': ${v.write.label} token ${v.write.token} accepted at revision ${v.write.revision} after ${v.newer.label} token ${v.newer.token} at ${v.newer.revision}`);
