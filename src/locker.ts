@@ -148,11 +148,9 @@ export class Locker extends EventEmitter<LockerEvents> {
     this.client = new Etcd3({ ...clientOptions, hosts: this.opts.hosts });
     // For the election core: one client per member, chosen by who answers (members.ts).
     this.members = new Members(this.opts.hosts, clientOptions);
-    // The watch checks its member's freshness twice per keepalive interval, so a member
-    // that fell silent is left within about ttl/4 (a deposed leader must stop within ttl/3).
     this.store =
       store ??
-      new EtcdStore(this.members, this.opts.keepaliveIntervalMs / 2, (from, to, reason, after) =>
+      new EtcdStore(this.members, this.opts.watchFreshnessMs, (from, to, reason, after) =>
         publishWatchMove(() => ({ id: this.opts.id, from: from.endpoint, to: to.endpoint, reason, revision: after.toString() })),
       );
     this.keepaliveStore = timedKeepalive(this.store, this.opts.clock, (ms) => this.recorder.keepaliveRtt(ms));

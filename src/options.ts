@@ -52,6 +52,12 @@ export interface ResolvedOptions {
   ttl: number;
   renewDeadlineMs: number;
   keepaliveIntervalMs: number;
+  /**
+   * How often the prefix watch checks that its member keeps up (watch.ts): twice per keepalive
+   * interval, so a member that fell silent is left within about ttl/4 — a deposed leader must
+   * stop within ttl/3 of its key's delete.
+   */
+  watchFreshnessMs: number;
   prefix: string;
   handleSignals: boolean;
   stopTimeoutMs: number;
@@ -130,6 +136,7 @@ export function resolveOptions(hosts: unknown, options: LockerOptions = {}): Res
     ttl,
     renewDeadlineMs: renewDeadline * 1000,
     keepaliveIntervalMs: keepaliveInterval * 1000,
+    watchFreshnessMs: (keepaliveInterval * 1000) / 2,
     prefix,
     handleSignals: options.handleSignals ?? true,
     stopTimeoutMs: stopTimeout * 1000,
