@@ -530,6 +530,20 @@ describe('the history checker', () => {
     const moving = [h('a', [ev(100, 'start', { name: 'n', token: '5' }), ev(2001, 'stop', { name: 'n', reason: 'handover' })]), hs[1]!];
     assert.equal(checkHistories(moving, { endOfRun: end }).overlaps.length, 1, 'a hand-over overlapping its receiver without a delete is an overlap');
     assert.equal(checkHistories(moving, { endOfRun: end, deletes: [{ name: 'n', at: 1_990_000_000n }] }).deposeOverlaps.length, 1);
+    // Stopped 'deposed', then SIGKILLed while fn still settled (no 'fn-end'): the same window,
+    // ending at the kill (seen in chaos: the kill came 115 ms after the deposed stop).
+    const killed = [
+      h('a', [ev(100, 'start', { name: 'n', token: '5' }), ev(101, 'fn', { name: 'n', token: '5' }), ev(2001, 'stop', { name: 'n', token: '5', reason: 'deposed' })], {
+        killedAt: 2_100_000_000n,
+      }),
+      hs[1]!,
+    ];
+    const k = checkHistories(killed, { endOfRun: end, deletes: [{ name: 'n', at: 1_990_000_000n }] });
+    assert.deepEqual([k.overlaps.length, k.deposeOverlaps.length, k.leaderships[0]!.endedBy, k.leaderships[0]!.reason], [0, 1, 'killed', 'deposed']);
+    assert.equal(checkHistories(killed, { endOfRun: end }).overlaps.length, 1, 'without a delete it is an overlap');
+    // Killed with no stop reported: the host never let go, no window.
+    const silent = [h('a', [ev(100, 'start', { name: 'n', token: '5' })], { killedAt: 2_100_000_000n }), hs[1]!];
+    assert.equal(checkHistories(silent, { endOfRun: end, deletes: [{ name: 'n', at: 1_990_000_000n }] }).overlaps.length, 1, 'a kill is no deposed stop');
   });
 
   test('a leadership started around a delete — issued before, or judged on a view that has not delivered it yet — is deposed by it', () => {

@@ -67,7 +67,7 @@ export interface LeadershipSpan {
   start: bigint;
   end: bigint;
   endedBy: 'stop' | 'killed' | 'exited' | 'end-of-run';
-  /** Stop reason, when endedBy is 'stop'. */
+  /** Stop reason, when endedBy is 'stop' — or 'killed'/'exited' after the stop was reported, while fn still settled. */
   reason?: string;
   /** The leadership minus the pauses of its process. */
   running: [bigint, bigint][];
@@ -235,7 +235,8 @@ export function leadershipsOf(h: ProcessHistory, endOfRun: bigint, anomalies: st
     // A kill stamp earlier than the start means the start was reported by a process
     // already doomed (stamps race): end it at its own start.
     const [end, by] = ends[0]!;
-    close(name, max(end, start), by);
+    // A stop already reported (fn was still settling when the process died) keeps its reason.
+    close(name, max(end, start), by, stopping.get(name));
   }
   return spans;
 }
@@ -304,7 +305,9 @@ export function checkHistories(histories: readonly ProcessHistory[], opts: Check
         };
         const deposed = (seg: typeof x, other: typeof x): boolean =>
           seg.e === seg.l.end &&
-          seg.l.endedBy === 'stop' &&
+          // Ended by its stop — or killed while fn settled after a stop it had reported (its
+          // reason kept): the leader had let go; the kill only ended fn's wind-down.
+          (seg.l.endedBy === 'stop' || ((seg.l.endedBy === 'killed' || seg.l.endedBy === 'exited') && seg.l.reason !== undefined)) &&
           // 'lost': the leader was cut off from etcd when its key was deleted, so it could
           // not hear of it and stopped at its step-down deadline instead. 'handover': it had
           // begun a graceful move (balancing) before the delete reached it — the same
