@@ -1042,8 +1042,18 @@ function printTable(
   const all = extra.histories.flatMap((h) => h.events);
   const moves = (reason: string): number => all.filter((e) => e.type === 'watch' && e.reason === reason).length;
   rows.push(['watch moves: preferred / dropped / behind / silent', ['preferred', 'dropped', 'behind', 'silent'].map(moves).join(' / ')]);
-  const stalls = all.filter((e) => e.type === 'stall').map((e) => e.ms ?? 0);
-  rows.push(['host event loops stalled > 200 ms (CPU starvation)', `${stalls.length} (worst ${maxOf(stalls)})`]);
+  // A stall that overlaps a SIGSTOP of its process is the pause fault, not starvation.
+  const stalls = extra.histories.flatMap((h) =>
+    h.events
+      .filter((e) => e.type === 'stall')
+      .filter((e) => {
+        const to = BigInt(e.t);
+        const from = to - BigInt(Math.round((e.ms ?? 0) + 50)) * 1_000_000n;
+        return !(h.pauses ?? []).some((p) => p.from < to && (p.to ?? to) > from);
+      })
+      .map((e) => e.ms ?? 0),
+  );
+  rows.push(['host event loops stalled > 200 ms, pauses left out (CPU starvation)', `${stalls.length} (worst ${maxOf(stalls)})`]);
   // Only pauses longer than renewDeadline: the deadline had passed at SIGCONT, so the leadership had to end at once.
   const renewNs = BigInt(Math.round(renewMs)) * 1_000_000n;
   const mustStop = r.wakeStops.filter((w) => w.wokeAt - w.pausedAt > renewNs);
