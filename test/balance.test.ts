@@ -168,6 +168,8 @@ describe('graceful failover', () => {
     const ctl = make('ctl', prefix);
     await waitFor(async () => (await ctl.status())[0]?.candidates.length === 3, { timeoutMs: 20_000, message: 'three candidates' });
     for (let i = 0; i < 20; i++) {
+      // The last leader queues again after its hand-over: the target may be it.
+      await waitFor(async () => (await ctl.status())[0]?.candidates.length === 3, { timeoutMs: 20_000, message: `trial ${i}: three candidates` });
       const leader = await ctl.leader('y');
       const others = ids.filter((id) => id !== leader);
       const to = others[i % others.length]!;
@@ -221,8 +223,26 @@ describe('balance across host processes', () => {
       group.push(await spawnHost({ endpoints: cluster.endpoints, id: `h${i}`, ttl: 3, prefix, names: list, fn: { kind: 'work', stopMs: 5 } }));
       hosts.push(group.at(-1)!);
     }
+    /**
+     * Until who leads and who is next in line for how many names stood still for 2 s: the
+     * moves of one step must not be counted in the next (a spread reached can still have
+     * hand-overs in flight, and standbys balance after leaders).
+     */
+    const standStill = async (what: string): Promise<void> => {
+      let prev = '';
+      let since = Date.now();
+      await waitFor(
+        async () => {
+          const sig = JSON.stringify((await ctl.status({ hosts: true })).map((h) => [h.id, h.leads.length, h.next]));
+          if (sig !== prev) [prev, since] = [sig, Date.now()];
+          return Date.now() - since >= 2_000;
+        },
+        { timeoutMs: 30_000, intervalMs: 200, message: what },
+      );
+    };
     const ids5 = group.map((h) => h.id);
     await waitFor(async () => within(await loads(), ids5, N), { timeoutMs: 60_000, intervalMs: 100, message: 'first spread over 5 hosts' });
+    await standStill('the spread over 5 hosts settled');
 
     // A sixth host joins: the five give it its share.
     let before = await loads();
@@ -236,16 +256,7 @@ describe('balance across host processes', () => {
     // too (each host is next in line for about as many names) — then the survivors even out.
     // Wait until the standbys stand still (who is next in line for how many names unchanged
     // for 2 s): the rule balances them per leader, which the crash below then shows.
-    let prev = '';
-    let since = Date.now();
-    await waitFor(
-      async () => {
-        const sig = JSON.stringify((await ctl.status({ hosts: true })).map((h) => [h.id, h.leads.length, h.next]));
-        if (sig !== prev) [prev, since] = [sig, Date.now()];
-        return Date.now() - since >= 2_000;
-      },
-      { timeoutMs: 30_000, intervalMs: 200, message: 'first standbys settled' },
-    );
+    await standStill('first standbys settled');
     t.diagnostic(`first standbys: ${JSON.stringify((await ctl.status({ hosts: true })).map((h) => [h.id, h.next]))}`);
     before = await loads();
     const victim = group[1]!;
@@ -257,6 +268,7 @@ describe('balance across host processes', () => {
     await converge('crash', live, before, from, 3_000 + 2_000 + 100 * 40, s0);
 
     // A host drains: every name it leads moves gracefully; it leads nothing afterwards.
+    await standStill('the spread after the crash settled');
     before = await loads();
     const drained = group[2]!;
     from = process.hrtime.bigint();
