@@ -1025,7 +1025,7 @@ function printTable(
     'deposed stops: etcd ended the lease early / lease alive / gone otherwise / no answer',
     `${earlyStops.length} / ${verdicts.filter((x) => x.v?.etcd === 'alive').length} / ${verdicts.filter((x) => x.v?.etcd === 'gone' && !x.v.early).length} / ${verdicts.filter((x) => !x.v || x.v.etcd === 'no answer').length} (of ${verdicts.length})`,
   ]);
-  rows.push(['tolerated: stop right after SIGCONT', `${r.wakeOverlaps.length} (longest ${maxOf(r.wakeOverlaps.map((o) => o.ms))})`]);
+  rows.push(['tolerated: stop right after SIGCONT or a stall of the process', `${r.wakeOverlaps.length} (longest ${maxOf(r.wakeOverlaps.map((o) => o.ms))})`]);
   rows.push(['tolerated: stop right after key delete', `${r.deposeOverlaps.length} (longest ${maxOf(r.deposeOverlaps.map((o) => o.ms))})`]);
   rows.push(['fenced writes accepted', String(r.fencing.accepted)]);
   rows.push(['fenced writes rejected by the fence', String(r.fencing.rejected)]);
@@ -1049,7 +1049,7 @@ function printTable(
       .filter((e) => {
         const to = BigInt(e.t);
         const from = to - BigInt(Math.round((e.ms ?? 0) + 50)) * 1_000_000n;
-        return !(h.pauses ?? []).some((p) => p.from < to && (p.to ?? to) > from);
+        return !(h.pauses ?? []).some((p) => !p.stall && p.from < to && (p.to ?? to) > from);
       })
       .map((e) => e.ms ?? 0),
   );

@@ -513,6 +513,14 @@ describe('the history checker', () => {
     // The same, but the woken host keeps leading for 1.5 s: a violation.
     paused[0] = h('a', [ev(100, 'start', { name: 'n', token: '5' }), ev(4500, 'stop', { name: 'n', reason: 'lost' })], { pauses: [{ from: 500_000_000n, to: 3_000_000_000n }] });
     assert.equal(checkHistories(paused, { endOfRun: end }).overlaps.length, 1);
+    // A stall the process reported (its timer ran 2.5 s late, at 3000) counts like a SIGSTOP (historyOf folds it in).
+    const stalled = (stopAt: number): ReturnType<typeof h>[] => [
+      historyOf({ id: 'a', events: [ev(100, 'start', { name: 'n', token: '5' }), ev(3000, 'stall', { ms: 2500 }), ev(stopAt, 'stop', { name: 'n', reason: 'lost' })] }),
+      h('b', [ev(2600, 'start', { name: 'n', token: '9' })]),
+    ];
+    const st = checkHistories(stalled(3020), { endOfRun: end });
+    assert.deepEqual([st.overlaps.length, st.wakeOverlaps.length], [0, 1]);
+    assert.equal(checkHistories(stalled(4500), { endOfRun: end }).overlaps.length, 1, 'running on long after the stall');
   });
 
   test('a deposed leader may overlap the next one briefly, only right after a recorded delete of its key', () => {

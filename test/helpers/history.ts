@@ -31,6 +31,8 @@ import type { HostEvent } from './host.js';
 export interface Pause {
   from: bigint;
   to?: bigint;
+  /** Not a SIGSTOP: the process reported that its event loop stalled this long (starved of CPU). */
+  stall?: true;
 }
 
 /** Everything the checker needs to know about one host process. */
@@ -463,6 +465,12 @@ export function historyOf(
   const out: ProcessHistory = { label, host, events: h.events };
   if (h.killedAt !== undefined) out.killedAt = h.killedAt;
   if (h.exitedAt !== undefined) out.exitedAt = h.exitedAt;
-  if (h.pauses) out.pauses = h.pauses;
+  // A stall the process reported (its 50 ms timer ran `ms` late) is a pause it did not ask
+  // for: neither fn nor the step-down timer ran. Counted like a SIGSTOP, so a leader that
+  // stops right after it is judged like a woken one (wakeOverlaps), never hidden.
+  const stalls: Pause[] = h.events
+    .filter((e) => e.type === 'stall' && (e.ms ?? 0) >= 200)
+    .map((e) => ({ from: BigInt(e.t) - BigInt(Math.round(e.ms!)) * 1_000_000n, to: BigInt(e.t), stall: true }));
+  if (h.pauses || stalls.length) out.pauses = [...(h.pauses ?? []), ...stalls];
   return out;
 }
