@@ -446,8 +446,7 @@ export class Locker extends EventEmitter<LockerEvents> {
   async drain(options: DrainOptions & { nodeId?: string } = {}): Promise<void> {
     const id = options.nodeId ?? this.opts.id;
     await this.read(`drain('${id}')`, options, async () => {
-      await this.mover.order(id, true);
-      await this.mover.drained(id, options);
+      await this.mover.drained(id, options, () => this.mover.order(id, true));
     });
   }
 

@@ -401,11 +401,15 @@ export class Mover {
    * Resolves once `nodeId` is draining in the view and leads no name that an eligible
    * candidate queues for. `onMove` hears of each leadership that left it.
    */
-  async drained(nodeId: string, options: DrainOptions): Promise<void> {
+  async drained(nodeId: string, options: DrainOptions, begin: () => Promise<void> = async () => {}): Promise<void> {
     const view = this.host.view;
     view.start();
     await view.ready();
+    // What the host leads before the drain order is written (`begin`): a hand-over that
+    // reaches this view before the order does still counts as moved.
     const led = new Set<string>();
+    for (const name of view.names()) if (view.queue(name)[0]?.value === nodeId) led.add(name);
+    await begin();
     const check = (): boolean => {
       if (!view.current || !this.rec.draining.has(nodeId)) return false;
       let done = true;

@@ -84,8 +84,13 @@ describe('election among processes', () => {
       assert.ok(BigInt(start.t) > BigInt(stop.t), 'the new leader starts after the old one stopped');
       // The remover left the queue for good.
       assert.equal(await first.request({ op: 'leader', name: 'build' }), next.id);
-      const keys = await cluster.keys(first.config.prefix!);
-      assert.equal(keys.length, 2, `two candidates left, got ${keys.join(', ')}`);
+      // Two candidates left (eventually: a standby re-queueing behind another — balancing
+      // standbys — is missing for a moment; seen once on CI).
+      let keys: string[] = [];
+      await waitFor(async () => (keys = await cluster.keys(first.config.prefix!)).length === 2 || undefined, {
+        timeoutMs: 10_000,
+        message: 'two candidates left',
+      }).catch(() => assert.fail(`two candidates left, got ${keys.join(', ')}`));
     } finally {
       await stopAll(hs);
     }
