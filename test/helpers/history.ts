@@ -307,9 +307,10 @@ export function checkHistories(histories: readonly ProcessHistory[], opts: Check
         };
         const deposed = (seg: typeof x, other: typeof x): boolean =>
           seg.e === seg.l.end &&
-          // Ended by its stop — or killed while fn settled after a stop it had reported (its
-          // reason kept): the leader had let go; the kill only ended fn's wind-down.
-          (seg.l.endedBy === 'stop' || ((seg.l.endedBy === 'killed' || seg.l.endedBy === 'exited') && seg.l.reason !== undefined)) &&
+          // Ended by its stop — or killed, or cut by the end of the run, while fn settled after
+          // a stop it had reported (its reason kept): the leader had let go; only fn's
+          // wind-down was cut short.
+          (seg.l.endedBy === 'stop' || seg.l.reason !== undefined) &&
           // 'lost': the leader was cut off from etcd when its key was deleted, so it could
           // not hear of it and stopped at its step-down deadline instead. 'handover': it had
           // begun a graceful move (balancing) before the delete reached it — the same
