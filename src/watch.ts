@@ -133,10 +133,8 @@ export class PrefixWatch implements PrefixWatchHandle {
     (watcher as unknown as { updateRevision(res: IWatchResponse): void }).updateRevision = (res) => {
       const through = delivered(res, watcher.request.start_revision);
       if (through === undefined) return;
-      const next = (through + 1n).toString();
-      if (watcher.request.start_revision === undefined || BigInt(watcher.request.start_revision.toString()) < through + 1n) {
-        watcher.request.start_revision = next;
-      }
+      // Responses of one stream come in revision order: the resume point only grows.
+      watcher.request.start_revision = (through + 1n).toString();
       if (this.watcher === watcher && (this.lastRevision === undefined || through > this.lastRevision)) this.lastRevision = through;
     };
     watcher.on('data', (res: IWatchResponse) => {

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import locked, { isHandOverError, type Locker, type HostStatus } from '../src/index.js';
 import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { spawnHost, type Host } from './helpers/host.js';
+import { describeEvent, spawnHost, type Host } from './helpers/host.js';
 import { checkHistories, historyOf, ms } from './helpers/history.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -308,7 +308,7 @@ describe('balance across host processes', () => {
           if (te < o.from - 3_000_000_000n || te > o.to + 500_000_000n) continue;
           if (e.name !== undefined && e.name !== o.name) continue;
           if (e.type === 'ready') continue;
-          t.diagnostic(`${o.name}: ${(ms(te - o.from)).toFixed(1)} ms ${label} ${[e.type, e.token, e.reason, e.key, e.from && `${e.from} → ${e.to} after ${e.revision}`, e.message].filter(Boolean).join(' ')}`);
+          t.diagnostic(`${o.name}: ${(ms(te - o.from)).toFixed(1)} ms ${label} ${describeEvent(e)}`);
         }
       }
     }
@@ -326,7 +326,7 @@ describe('balance across host processes', () => {
           if (te < g.from - 1_500_000_000n || te > (g.to ?? end) + 300_000_000n) continue;
           if (e.name !== undefined && e.name !== g.name) continue;
           if (e.type === 'ready') continue;
-          t.diagnostic(`gap of ${g.name}: ${ms(te - g.from).toFixed(1)} ms ${h.id} ${[e.type, e.token, e.reason, e.key, e.from && `${e.from} → ${e.to} after ${e.revision}`, e.ms !== undefined && `${e.ms} ms`, e.message].filter(Boolean).join(' ')}`);
+          t.diagnostic(`gap of ${g.name}: ${ms(te - g.from).toFixed(1)} ms ${h.id} ${describeEvent(e)}`);
         }
       }
     }

@@ -26,7 +26,7 @@
 // be cut off without touching the others, and an etcd member kill affects all alike.
 import { Etcd3 } from 'etcd3';
 import { etcdRevokesLiveLeases, startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { leadersOf, spawnHost, type Host, type HostConfig, type HostEvent } from './helpers/host.js';
+import { describeEvent, leadersOf, spawnHost, type Host, type HostConfig, type HostEvent } from './helpers/host.js';
 import { checkHistories, historyOf, ms, type FaultWindow, type HistoryReport, type LeadershipSpan, type Overlap, type ProcessHistory } from './helpers/history.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { memberUsers, partitionable, type Partitioner } from './helpers/partition.js';
@@ -1112,18 +1112,7 @@ function printTable(
       for (const e of h?.events ?? []) {
         const t = BigInt(e.t);
         if (t < from || t > to || e.type === 'write') continue;
-        const what = [
-          e.type,
-          e.name,
-          e.token && `token ${e.token}`,
-          e.reason,
-          e.leaseId && `lease ${e.leaseId}`,
-          e.from && `${e.from} → ${e.to} after rev ${e.revision}`,
-          e.ms !== undefined && `${e.ms} ms`,
-          e.message,
-        ]
-          .filter(Boolean)
-          .join(' ');
+        const what = describeEvent(e);
         out.push(`    ${(ms(t - extra.t0) / 1000).toFixed(3)} s  ${label}  ${what}`);
       }
     }

@@ -16,7 +16,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { etcdctl, startEtcd, type EtcdCluster } from './helpers/etcd.js';
 import { checkHistories, describeReport, historyOf, ms, timeline } from './helpers/history.js';
-import { leadersOf, type Host } from './helpers/host.js';
+import { describeEvent, leadersOf, type Host } from './helpers/host.js';
 import { memberUsers, partitionable, type Partitioner } from './helpers/partition.js';
 import { allHealthy, assertLedAgain, crashFailover, healthSampler, hostsOn, leaderSampler, now, raftLeader, settled, sleep, stopsSince, uniquePrefix } from './helpers/sick.js';
 import { waitFor } from './helpers/wait.js';
@@ -176,7 +176,7 @@ describe(`an etcd member cut off from its peers (iptables), 3 members, ttl ${TTL
       // What every host said from the cut on (watch moves, stops, errors): the clue when this fails.
       for (const h of hs) {
         for (const e of h.events.filter((x) => BigInt(x.t) >= at - 200_000_000n && x.type !== 'write')) {
-          t.diagnostic(`${(ms(BigInt(e.t) - at) / 1000).toFixed(3)} s ${h.id} ${[e.type, e.name, e.token, e.reason, e.from && `${e.from} → ${e.to} after ${e.revision}`, e.message].filter(Boolean).join(' ')}`);
+          t.diagnostic(`${(ms(BigInt(e.t) - at) / 1000).toFixed(3)} s ${h.id} ${describeEvent(e)}`);
         }
       }
       const next = await waitFor(() => hs.find((h) => h !== victim && h.leads('b')), { timeoutMs: 30_000, message: "a standby leads 'b'" });

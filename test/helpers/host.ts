@@ -279,3 +279,20 @@ export async function spawnHost(config: HostConfig): Promise<Host> {
 export function leadersOf(hosts: Host[], name: string): Host[] {
   return hosts.filter((h) => h.leads(name));
 }
+
+/** One event as a line of a failure report: type, name, token, reason, key, watch move, stall, message. */
+export function describeEvent(e: HostEvent): string {
+  return [
+    e.type,
+    e.name,
+    e.token && `token ${e.token}`,
+    e.reason,
+    e.leaseId && `lease ${e.leaseId}`,
+    e.key,
+    e.from && `${e.from} → ${e.to} after rev ${e.revision}`,
+    e.ms !== undefined && `${e.ms} ms`,
+    e.message,
+  ]
+    .filter(Boolean)
+    .join(' ');
+}
