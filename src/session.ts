@@ -38,6 +38,8 @@ export class Session {
   private deadlineTimer: Timer | undefined;
   private loopTimer: Timer | undefined;
   private wake: (() => void) | undefined;
+  /** Waiting for the next acknowledgement (or the end): see renewed(). */
+  private renewals: (() => void)[] = [];
   private closed = false;
   /** Last keepalive failure, for health reports. */
   lastError: unknown;
@@ -79,6 +81,27 @@ export class Session {
   /** True while the step-down rule still allows acting on this lease. Pure: no side effects. */
   alive(): boolean {
     return !this.controller.signal.aborted && this.timing.clock.now() < this.deadline();
+  }
+
+  /**
+   * True when a leadership may START on this session: alive, and its keepalives on
+   * schedule — the last acknowledged one was sent at most a keepalive interval plus half
+   * an attempt ago (ttl 4: 1.33 s + 0.33 s). A session whose keepalive is overdue (its
+   * member froze, etcd is electing a raft leader) may be close to its deadline: fn started
+   * now would likely stop again moments later — a second step-down of a name whose last
+   * leader just stopped for the same reason. Such a candidate waits for the next
+   * acknowledgement (renewed()) and starts then with a full renewDeadline ahead, or loses
+   * the session without having started. A leadership already running is not affected:
+   * only the deadline ends it.
+   */
+  startable(): boolean {
+    return this.alive() && this.timing.clock.now() - this.lastAckSent <= this.timing.keepaliveIntervalMs + this.attemptMs / 2;
+  }
+
+  /** Resolves at the next acknowledged keepalive, or when the session ends (see `ended`). */
+  renewed(): Promise<void> {
+    if (this.ended) return Promise.resolve();
+    return new Promise((resolve) => this.renewals.push(resolve));
   }
 
   /** Monotonic time of the last acknowledged keepalive's send. */
@@ -140,6 +163,13 @@ export class Session {
     if (this.loopTimer) this.timing.clock.clearTimeout(this.loopTimer);
     this.deadlineTimer = this.loopTimer = undefined;
     this.wake?.();
+    this.notifyRenewed();
+  }
+
+  private notifyRenewed(): void {
+    const waiting = this.renewals;
+    this.renewals = [];
+    for (const resolve of waiting) resolve();
   }
 
   private armDeadline(): void {
@@ -158,6 +188,7 @@ export class Session {
     // sat in a socket buffer) extends nothing: etcd may have expired the lease already.
     this.checkDeadline();
     if (!this.controller.signal.aborted) this.armDeadline();
+    this.notifyRenewed();
   }
 
   private sleep(ms: number): Promise<void> {
@@ -167,11 +198,17 @@ export class Session {
     });
   }
 
+  /**
+   * One keepalive attempt may not take longer than half an interval, so a black-holed
+   * connection still leaves time for a retry (on another member) before the deadline.
+   */
+  private get attemptMs(): number {
+    return Math.max(200, this.timing.keepaliveIntervalMs / 2);
+  }
+
   private async keepaliveLoop(): Promise<void> {
     const { clock, keepaliveIntervalMs } = this.timing;
-    // One attempt may not take longer than half an interval, so a black-holed
-    // connection still leaves time for a retry (on another member) before the deadline.
-    const attemptMs = Math.max(200, keepaliveIntervalMs / 2);
+    const attemptMs = this.attemptMs;
     let retryMs = 50;
     let failures = 0;
     let nextAt = this.lastAckSent + keepaliveIntervalMs;

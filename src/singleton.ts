@@ -137,7 +137,7 @@ type State =
   /** The campaign write is in flight; `then` is set if the name must not stay queued. */
   | { readonly kind: 'campaigning'; readonly session: Session; then: Next | undefined }
   /** Our key is in etcd, behind others (or not yet judged). */
-  | { readonly kind: 'queued'; readonly claim: Claim }
+  | { readonly kind: 'queued'; readonly claim: Claim; awaitingRenewal?: boolean }
   /** Our key is first: fn runs. */
   | { readonly kind: 'leading'; readonly claim: Claim; readonly run: Run }
   /** The leadership ended; fn's signal is aborted and we wait for fn to settle. The key stays until then. */
@@ -308,8 +308,23 @@ export class Singleton extends EventEmitter<SingletonEvents> {
         queueMicrotask(() => claim.session.checkDeadline());
         return;
       }
+      if (!claim.session.startable()) return this.awaitRenewal(s);
       this.lead(claim);
     }
+  }
+
+  /**
+   * First in line on a session whose keepalive is overdue (session.ts, startable()):
+   * judge again at its next acknowledgement; if the session is lost instead, sessionLost()
+   * has moved us on and this state is gone.
+   */
+  private awaitRenewal(s: Extract<State, { kind: 'queued' }>): void {
+    if (s.awaitingRenewal) return;
+    s.awaitingRenewal = true;
+    void s.claim.session.renewed().then(() => {
+      s.awaitingRenewal = false;
+      if (this.state === s) this.judge();
+    });
   }
 
   /**

@@ -136,3 +136,35 @@ test('a stalled keepalive (no answer at all) still ends the session on time', as
   await clock.advance(1);
   assert.equal(lost.length, 1, 'deadline counted from the grant when no keepalive was acknowledged');
 });
+
+test('startable(): only while keepalives are on schedule; renewed() wakes the waiter at the next acknowledgement', async () => {
+  const clock = new FakeClock();
+  const leases = new FakeLeases(clock);
+  const { session, lost } = await start(clock, leases); // ttl 3: interval 1000, attempt 500, renewDeadline 2000
+  await clock.advance(3_000); // last acknowledged send at 3000
+  assert.ok(session.startable(), 'fresh after an acknowledgement');
+  leases.defaultAnswer = 'error';
+  await clock.advance(1_250); // the keepalive of 4000 and its retries fail: 1250 ≤ 1000 + 250
+  assert.ok(session.startable(), 'within an interval plus half an attempt');
+  await clock.advance(1);
+  assert.ok(session.alive(), 'still alive (deadline 5000)…');
+  assert.ok(!session.startable(), '…but overdue: nothing new starts on it');
+  let woke = false;
+  void session.renewed().then(() => (woke = true));
+  await settle();
+  assert.ok(!woke);
+  leases.defaultAnswer = { ttl: 3 };
+  await clock.advance(400); // the retry after the failed attempt is answered
+  assert.ok(woke, 'renewed() resolved at the acknowledgement');
+  assert.ok(session.startable(), 'on schedule again');
+  assert.equal(lost.length, 0);
+
+  leases.defaultAnswer = 'error';
+  let ended = false;
+  await clock.advance(1_600);
+  void session.renewed().then(() => (ended = true));
+  await clock.advance(2_000);
+  assert.equal(lost.length, 1);
+  assert.ok(ended, 'renewed() resolves when the session ends instead');
+  assert.ok(!session.startable());
+});

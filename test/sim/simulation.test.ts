@@ -131,6 +131,40 @@ test('a try-lock whose campaign answer is lost takes its key back out, so the na
   assert.ok(r.trace.some((l) => /h1 starts n0/.test(l)), `h1 led n0:\n${r.trace.join('\n')}`);
 });
 
+test('a standby first in line while its keepalive is overdue does not start until one is answered (no start-then-lose)', async () => {
+  // ttl 2: keepalive every 667 ms, renewDeadline 1333 ms. h1 (lease granted at 100 ms,
+  // last acknowledged keepalive sent at 767 ms) gets no keepalive answered from 1000 ms to
+  // 2400 ms — they sit on a frozen member while its watch is elsewhere — so its session is
+  // lost at 767 + 1333 = 2100 ms. h0 removes n0 at 1550 ms; its key goes when fn has
+  // settled (1841 ms): h1 is first, 1074 ms after its last acknowledged keepalive (more
+  // than 667 + 167). Started then, fn would be stopped 'lost' 259 ms later (what the code
+  // did before); instead h1 waits, loses the session without having started, and leads n0
+  // on a new one.
+  const r = await new World({
+    seed: 5,
+    hosts: 2,
+    names: 1,
+    horizonMs: 3_000,
+    ttl: 2,
+    faults: 0,
+    latency: [0, 0],
+    lossAfterApply: 0,
+    script: (w) => {
+      const [h0, h1] = w.hosts as [World['hosts'][number], World['hosts'][number]];
+      w.register(h0, 'n0', 'work');
+      w.at(100, () => w.register(h1, 'n0', 'work'));
+      w.at(1_000, () => (h1.store.keepalivesDown = true));
+      w.at(1_550, () => w.remove(h0, 'n0'));
+      w.at(2_400, () => (h1.store.keepalivesDown = false));
+    },
+  }).run();
+  const trace = r.trace.join('\n');
+  assert.deepEqual(r.violations, [], trace);
+  assert.ok(r.trace.some((l) => /h0 stops n0 .*: removed/.test(l)), `h0 handed n0 over:\n${trace}`);
+  assert.ok(!r.trace.some((l) => /h1 stops n0 .*: lost/.test(l)), `h1 started on its overdue session and lost it:\n${trace}`);
+  assert.ok(r.trace.some((l) => /h1 starts n0/.test(l)), `h1 led n0 on a new session:\n${trace}`);
+});
+
 test('regression seeds: schedules that once broke an invariant', async () => {
   // 578543516: h0's watch is cancelled (compaction) just as it re-campaigns after an
   // operator's delete; an operator deletes its new key while the watch is down. The

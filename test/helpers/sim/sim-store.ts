@@ -17,6 +17,8 @@ export interface NetworkKnobs {
 export class SimStore implements Store {
   /** While false, nothing gets through (requests time out, watch events wait). */
   up = true;
+  /** While true, keepalives alone get no answer (they sit on a frozen member; the rest goes elsewhere). */
+  keepalivesDown = false;
   /** Answers of this many next campaign writes are lost after being applied. */
   loseCampaignAnswers = 0;
   private watchState:
@@ -74,6 +76,7 @@ export class SimStore implements Store {
   }
 
   keepAlive(leaseId: string, timeoutMs: number): Promise<number> {
+    if (this.keepalivesDown) return new Promise((_, reject) => this.sched.after(timeoutMs, () => reject(new Error(`keepalive: deadline exceeded after ${timeoutMs} ms`)), this.host));
     return this.call(timeoutMs, () => this.model.keepAlive(leaseId));
   }
 
