@@ -6,7 +6,7 @@ import { untilAborted } from './abort.js';
 import type { Clock, Timer } from './clock.js';
 import { EtcdUnavailableError, HandOverError } from './errors.js';
 import { drainKey, hostKey, moveKey, nextKey, validateName } from './keys.js';
-import { EMPTY_CONTROL, handsOver, hostsStatus, parseControl, planMoves, planPromotions, standsAside, type ControlRecords, type HostStatus, type MoveRequest } from './placement.js';
+import { EMPTY_CONTROL, handsOver, hostsStatus, liveRequests, parseControl, planMoves, planPromotions, standsAside, type ControlRecords, type HostStatus, type MoveRequest } from './placement.js';
 import { nameRange } from './reads.js';
 import { byCreate, candidateOf, type Candidate } from './queue.js';
 import type { Session } from './session.js';
@@ -133,7 +133,7 @@ export class Mover {
   /** Promotions of another first standby we asked for (planPromotions); `key` is our standby key. */
   private readonly stepping: Pending<{ readonly key: string }>;
   private passTimer: Timer | undefined;
-  /** Names whose orphaned standby request is being deleted. */
+  /** Keys of orphaned requests of ours being deleted. */
   private readonly sweeping = new Set<string>();
   private recordFor: Session | undefined;
   private waiters = new Set<() => void>();
@@ -270,12 +270,13 @@ export class Mover {
     if (!this.draining && this.host.balanceConcurrency === 0) return;
     const limit = (this.host.balanceConcurrency || 16) - this.inFlight.size;
     const view = this.host.view;
+    const rec = liveRequests(this.rec, (name) => view.head(name)?.key);
     const queues = (function* () {
       for (const name of view.names()) yield [name, view.queue(name)] as [string, readonly Candidate[]];
     })();
     const moves = planMoves({
       queues,
-      rec: this.rec,
+      rec,
       self: this.host.nodeId,
       balance: this.host.balanceConcurrency > 0,
       inFlight: new Map([...this.inFlight.entries()].map(([name, m]) => [name, m.to])),
@@ -286,12 +287,12 @@ export class Mover {
     if (this.host.balanceConcurrency === 0 || this.draining || moves.length > 0) return;
     // Standbys move only once leaderships stand still: a standby that steps back while a
     // leader hands a name to it would send the name to whoever is behind it instead.
-    if (!this.leadershipsQuiet()) return;
+    if (!this.leadershipsQuiet(rec)) return;
     const promotions = planPromotions({
       queues: (function* () {
         for (const name of view.names()) yield [name, view.queue(name)] as [string, readonly Candidate[]];
       })(),
-      rec: this.rec,
+      rec,
       self: this.host.nodeId,
       inFlight: new Map(),
       stepping: new Set(this.stepping.names()),
@@ -304,22 +305,28 @@ export class Mover {
   /**
    * Deletes standby requests of ours that no promotion is waiting for (their delete failed,
    * e.g. under load): left behind, one would keep its leader's standbys re-queueing for as
-   * long as that leader leads. (Move requests may also come from `failover()` under our
-   * node id; those end with their leadership or their requester.)
+   * long as that leader leads. Move requests of ours are deleted only once void (their
+   * leader key gone: liveRequests()) and no move of ours waits for them — `failover()` writes
+   * them under our node id too, and waits while its leader key exists.
    */
   private sweepOrphans(): void {
+    const orphans: string[] = [];
     for (const [name, req] of this.rec.nexts) {
-      if (req.by !== this.host.nodeId || this.stepping.get(name) || this.sweeping.has(name)) continue;
-      const key = nextKey(this.host.prefix, name);
+      if (req.by === this.host.nodeId && !this.stepping.get(name)) orphans.push(nextKey(this.host.prefix, name));
+    }
+    for (const [name, req] of this.rec.moves) {
+      if (req.by === this.host.nodeId && !this.inFlight.get(name) && this.host.view.head(name)?.key !== req.from) orphans.push(moveKey(this.host.prefix, name));
+    }
+    for (const key of orphans) {
       const raw = this.host.view.control.get(key);
-      if (raw === undefined) continue;
-      this.sweeping.add(name);
-      void deleteIfUnchanged(this.host.client, key, raw, this.host.requestTimeoutMs()).finally(() => this.sweeping.delete(name));
+      if (raw === undefined || this.sweeping.has(key)) continue;
+      this.sweeping.add(key);
+      void deleteIfUnchanged(this.host.client, key, raw, this.host.requestTimeoutMs()).finally(() => this.sweeping.delete(key));
     }
   }
 
   /** True once no move is under way and who-leads-how-many has not changed for QUIET_MS; else plans again then. */
-  private leadershipsQuiet(): boolean {
+  private leadershipsQuiet(rec: ControlRecords): boolean {
     const counts = new Map<string, number>();
     for (const name of this.host.view.names()) {
       const v = this.host.view.head(name)?.value;
@@ -327,7 +334,7 @@ export class Mover {
     }
     const sig = [...counts].sort((a, b) => (a[0] < b[0] ? -1 : 1)).join(';');
     const now = this.host.clock.now();
-    if (sig !== this.loadsSig || this.inFlight.size > 0 || this.rec.moves.size > 0) {
+    if (sig !== this.loadsSig || this.inFlight.size > 0 || rec.moves.size > 0) {
       this.loadsSig = sig;
       this.quietSince = now;
     }

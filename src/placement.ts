@@ -100,6 +100,23 @@ export function parseControl(prefix: string, control: ReadonlyMap<string, string
   return { hostByLease, leaseByHost, draining, moves, nexts };
 }
 
+/**
+ * The records without void requests. A move or standby request names the leader key it
+ * was written for (`from`); once that key is gone the request is void. Its writer deletes
+ * it when its move ends, but that delete can fail (a timeout under load), and a void record
+ * left in place would make the planners skip its name, and a void move would keep every
+ * host's standby balancing waiting for "moves under way", until its writer's lease ends.
+ */
+export function liveRequests(rec: ControlRecords, headKey: (name: string) => string | undefined): ControlRecords {
+  const live = (m: ReadonlyMap<string, MoveRequest>): ReadonlyMap<string, MoveRequest> => {
+    for (const [name, req] of m) if (headKey(name) !== req.from) return new Map([...m].filter(([n, r]) => headKey(n) === r.from));
+    return m;
+  };
+  const moves = live(rec.moves);
+  const nexts = live(rec.nexts);
+  return moves === rec.moves && nexts === rec.nexts ? rec : { ...rec, moves, nexts };
+}
+
 function parse(value: string): Record<string, unknown> | undefined {
   try {
     const v: unknown = JSON.parse(value);

@@ -3,7 +3,7 @@
 // balance.test.ts.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { handsOver, hostsStatus, ownerOf, parseControl, planMoves, planPromotions, standsAside, type ControlRecords } from '../src/placement.js';
+import { handsOver, hostsStatus, liveRequests, ownerOf, parseControl, planMoves, planPromotions, standsAside, type ControlRecords } from '../src/placement.js';
 import type { Candidate } from '../src/queue.js';
 
 const P = 'p/';
@@ -131,5 +131,20 @@ describe('placement', () => {
     assert.equal(p.length, 5, 'from 10/0 to 5/5');
     assert.ok(p.every((m) => m.to === 'c' && m.position === 2));
     assert.equal(planPromotions({ queues: qs, rec, self: 'c', inFlight: new Map(), stepping: new Set(), limit: 100 }).length, 0, 'c is next for none');
+  });
+
+  test('void requests (their leader key gone, their delete failed) block nothing once filtered by liveRequests()', () => {
+    const qs: [string, Candidate[]][] = Array.from({ length: 10 }, (_, i) => [`n${i}`, queue(`n${i}`, 'a', 'b', 'c')]);
+    const head = new Map(qs.map(([n, q]) => [n, q[0]!.key]));
+    // A standby request and a move left behind by earlier leaderships of n0 and n1, and a live one for n2.
+    const raw = control(['a', 'b', 'c'], { 'next/n0': { from: 'p/n0/old', to: 'c', by: 'b' }, 'move/n1': { from: 'p/n1/old', to: 'c', by: 'b' }, 'move/n2': { from: head.get('n2'), to: 'c', by: 'x' } });
+    const rec = liveRequests(raw, (n) => head.get(n));
+    assert.deepEqual([...rec.nexts.keys()], []);
+    assert.deepEqual([...rec.moves.keys()], ['n2']);
+    assert.equal(liveRequests(rec, (n) => head.get(n)), rec, 'nothing void: the same records');
+    const plan = (r: ControlRecords): string[] => planPromotions({ queues: qs, rec: r, self: 'b', inFlight: new Map(), stepping: new Set(), limit: 100 }).map((m) => m.name);
+    assert.ok(!plan(raw).includes('n0') && !plan(raw).includes('n1'), 'raw: the void requests rule their names');
+    assert.ok(plan(rec).includes('n0') && plan(rec).includes('n1'), 'filtered: promotable again');
+    assert.ok(!plan(rec).includes('n2'), 'a live move still rules its name');
   });
 });
