@@ -225,7 +225,8 @@ async function main(): Promise<number> {
   };
   const slots: Slot[] = [];
   const faults: FaultWindow[] = [];
-  const deletes: { name: string; at: bigint; until?: bigint }[] = [];
+  /** Operator deletes of election keys, per name; `key` when one key was deleted, not the whole queue. */
+  const deletes: { name: string; at: bigint; until?: bigint; key?: string }[] = [];
   const operatorDeletes: OperatorDelete[] = [];
   const recordDeletes: RecordDelete[] = [];
   const leaseQueries = new Map<string, LeaseQuery>();
@@ -415,7 +416,7 @@ async function main(): Promise<number> {
             const at = now();
             const r = await cluster.etcdctl(['del', key, '-w', 'json'], { timeoutMs: 5000 });
             operatorDeletes.push(operatorDelete(at, r, { key }));
-            if (r.code === 0) deletes.push({ name, at, until: now() });
+            if (r.code === 0) deletes.push({ name, at, until: now(), key });
             break;
           }
           case 'freeze-member': {
@@ -914,7 +915,7 @@ function printTable(
     faults: FaultWindow[];
     leaderThaws: bigint[];
     once: OnceCheck;
-    deletes: readonly { name: string; at: bigint; until?: bigint }[];
+    deletes: readonly { name: string; at: bigint; until?: bigint; key?: string }[];
     evidence: EvidenceInputs;
   },
 ): number {
@@ -994,16 +995,20 @@ function printTable(
   // A deposed leader stops within ttl/3 of its key's delete (sick-member issue, point 3),
   // whichever member its watch is on. Measured from the return of the operator's delete
   // command (the delete had happened by then) to the 'deposed' stop of the leadership it
-  // ended: the first delete of the name after that leadership began. Not judged when the
+  // ended: the first delete of its key (a one-key delete of that very key, or a del
+  // --prefix of its queue) that returned after the leadership began. Not judged when the
   // host itself was under a fault meanwhile (paused, cut off, killed). Late: over ttl/3 +
   // 500 ms of timer and scheduling slack.
   const thirdMs = (opts.ttl * 1000) / 3;
   const deposeMs: number[] = [];
   const lateDeposed: { l: LeadershipSpan; ms: number; at: bigint }[] = [];
+  const keyOf = (l: LeadershipSpan): string | undefined =>
+    extra.histories.find((h) => h.label === l.label)?.events.find((e) => e.type === 'start' && e.name === l.name && e.token === l.token)?.key;
   for (const l of r.leaderships) {
     if (l.endedBy !== 'stop' || l.reason !== 'deposed') continue;
+    const key = keyOf(l);
     const d = extra.deletes
-      .filter((x) => x.name === l.name && x.until !== undefined && x.until > l.start && x.at < l.end)
+      .filter((x) => x.name === l.name && (x.key === undefined || x.key === key) && x.until !== undefined && x.until > l.start && x.at < l.end)
       .sort((a, b) => (a.at < b.at ? -1 : 1))[0];
     if (!d) continue; // deposed by something else (a lease etcd revoked)
     const hostFault = extra.faults.some((f) => f.host === l.host && f.from < l.end && (f.to ?? l.end) > d.at);
