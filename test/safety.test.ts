@@ -521,6 +521,16 @@ describe('the history checker', () => {
     const st = checkHistories(stalled(3020), { endOfRun: end });
     assert.deepEqual([st.overlaps.length, st.wakeOverlaps.length], [0, 1]);
     assert.equal(checkHistories(stalled(4500), { endOfRun: end }).overlaps.length, 1, 'running on long after the stall');
+    // Woken at 3000, a second stall 3050 → 3500 (starved right after the wake), stop at
+    // 3520: 70 ms of running time after the wake — tolerated, though the first segment
+    // after the wake (3000–3050) does not end the leadership (chaos seed 20261207).
+    const split = (stopAt: number): ReturnType<typeof h>[] => [
+      historyOf({ id: 'a', events: [ev(100, 'start', { name: 'n', token: '5' }), ev(3000, 'stall', { ms: 2500 }), ev(3500, 'stall', { ms: 450 }), ev(stopAt, 'stop', { name: 'n', reason: 'lost' })] }),
+      h('b', [ev(2600, 'start', { name: 'n', token: '9' })]),
+    ];
+    const sp = checkHistories(split(3520), { endOfRun: end });
+    assert.deepEqual([sp.overlaps.length, sp.wakeOverlaps.length > 0], [0, true], 'a stall splitting the post-wake segment');
+    assert.ok(checkHistories(split(5000), { endOfRun: end }).overlaps.length > 0, '1.55 s of running time after the wake: a violation');
   });
 
   test('a deposed leader may overlap the next one briefly, only right after a recorded delete of its key', () => {
