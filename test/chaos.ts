@@ -226,7 +226,7 @@ async function main(): Promise<number> {
   const slots: Slot[] = [];
   const faults: FaultWindow[] = [];
   /** Operator deletes of election keys, per name; `key` when one key was deleted, not the whole queue. */
-  const deletes: { name: string; at: bigint; until?: bigint; key?: string }[] = [];
+  const deletes: { name: string; at: bigint; until?: bigint; key?: string; revision?: bigint }[] = [];
   const operatorDeletes: OperatorDelete[] = [];
   const recordDeletes: RecordDelete[] = [];
   const leaseQueries = new Map<string, LeaseQuery>();
@@ -415,8 +415,9 @@ async function main(): Promise<number> {
             log(`etcdctl del ${key} (leader of ${name}: ${slot.id}#${slot.incarnation})`);
             const at = now();
             const r = await cluster.etcdctl(['del', key, '-w', 'json'], { timeoutMs: 5000 });
-            operatorDeletes.push(operatorDelete(at, r, { key }));
-            if (r.code === 0) deletes.push({ name, at, until: now(), key });
+            const od = operatorDelete(at, r, { key });
+            operatorDeletes.push(od);
+            if (r.code === 0) deletes.push({ name, at, until: now(), key, ...(od.revision !== undefined ? { revision: od.revision } : {}) });
             break;
           }
           case 'freeze-member': {
@@ -487,9 +488,10 @@ async function main(): Promise<number> {
             log(`etcdctl del --prefix ${range}`);
             const at = now();
             const r = await cluster.etcdctl(['del', '--prefix', range, '-w', 'json'], { timeoutMs: 5000 });
-            operatorDeletes.push(operatorDelete(at, r, { prefix: range }));
+            const od = operatorDelete(at, r, { prefix: range });
+            operatorDeletes.push(od);
             const until = r.code === 0 ? now() : undefined;
-            if (r.code === 0) for (const n of one ? [one] : names) deletes.push({ name: n, at, until: now() });
+            if (r.code === 0) for (const n of one ? [one] : names) deletes.push({ name: n, at, until: now(), ...(od.revision !== undefined ? { revision: od.revision } : {}) });
             // Everything: the run-once records and the keys of their elections too.
             if (!one) {
               for (const round of onceRounds) {
@@ -915,7 +917,7 @@ function printTable(
     faults: FaultWindow[];
     leaderThaws: bigint[];
     once: OnceCheck;
-    deletes: readonly { name: string; at: bigint; until?: bigint; key?: string }[];
+    deletes: readonly { name: string; at: bigint; until?: bigint; key?: string; revision?: bigint }[];
     evidence: EvidenceInputs;
   },
 ): number {
@@ -996,7 +998,8 @@ function printTable(
   // whichever member its watch is on. Measured from the return of the operator's delete
   // command (the delete had happened by then) to the 'deposed' stop of the leadership it
   // ended: the first delete of its key (a one-key delete of that very key, or a del
-  // --prefix of its queue) that returned after the leadership began. Not judged when the
+  // --prefix of its queue, at a revision after the key's creation) that returned after the
+  // leadership began. Not judged when the
   // host itself was under a fault meanwhile (paused, cut off, killed). Late: over ttl/3 +
   // 500 ms of timer and scheduling slack.
   const thirdMs = (opts.ttl * 1000) / 3;
@@ -1008,7 +1011,7 @@ function printTable(
     if (l.endedBy !== 'stop' || l.reason !== 'deposed') continue;
     const key = keyOf(l);
     const d = extra.deletes
-      .filter((x) => x.name === l.name && (x.key === undefined || x.key === key) && x.until !== undefined && x.until > l.start && x.at < l.end)
+      .filter((x) => x.name === l.name && (x.key === undefined || x.key === key) && (x.revision === undefined || BigInt(l.token) < x.revision) && x.until !== undefined && x.until > l.start && x.at < l.end)
       .sort((a, b) => (a.at < b.at ? -1 : 1))[0];
     if (!d) continue; // deposed by something else (a lease etcd revoked)
     const hostFault = extra.faults.some((f) => f.host === l.host && f.from < l.end && (f.to ?? l.end) > d.at);
