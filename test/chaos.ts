@@ -130,6 +130,19 @@ interface Slot {
 const now = (): bigint => process.hrtime.bigint();
 
 /** An operator's delete (a key or a prefix), for the lease evidence; `revision` from `etcdctl -w json` when it answered. */
+/**
+ * An operator's delete of election keys of `name`, for the history checker's deposed window:
+ * `key` when one key was deleted (not the whole queue), `revision` of the delete when etcdctl
+ * reported it (a key created at or after it was not deleted by it).
+ */
+interface KeyDelete {
+  name: string;
+  at: bigint;
+  until?: bigint;
+  key?: string;
+  revision?: bigint | undefined;
+}
+
 interface OperatorDelete {
   at: bigint;
   until?: bigint;
@@ -225,8 +238,8 @@ async function main(): Promise<number> {
   };
   const slots: Slot[] = [];
   const faults: FaultWindow[] = [];
-  /** Operator deletes of election keys, per name; `key` when one key was deleted, not the whole queue. */
-  const deletes: { name: string; at: bigint; until?: bigint; key?: string; revision?: bigint }[] = [];
+  /** Operator deletes of election keys, per name. */
+  const deletes: KeyDelete[] = [];
   const operatorDeletes: OperatorDelete[] = [];
   const recordDeletes: RecordDelete[] = [];
   const leaseQueries = new Map<string, LeaseQuery>();
@@ -417,7 +430,7 @@ async function main(): Promise<number> {
             const r = await cluster.etcdctl(['del', key, '-w', 'json'], { timeoutMs: 5000 });
             const od = operatorDelete(at, r, { key });
             operatorDeletes.push(od);
-            if (r.code === 0) deletes.push({ name, at, until: now(), key, ...(od.revision !== undefined ? { revision: od.revision } : {}) });
+            if (r.code === 0) deletes.push({ name, at, until: now(), key, revision: od.revision });
             break;
           }
           case 'freeze-member': {
@@ -491,7 +504,7 @@ async function main(): Promise<number> {
             const od = operatorDelete(at, r, { prefix: range });
             operatorDeletes.push(od);
             const until = r.code === 0 ? now() : undefined;
-            if (r.code === 0) for (const n of one ? [one] : names) deletes.push({ name: n, at, until: now(), ...(od.revision !== undefined ? { revision: od.revision } : {}) });
+            if (r.code === 0) for (const n of one ? [one] : names) deletes.push({ name: n, at, until: now(), revision: od.revision });
             // Everything: the run-once records and the keys of their elections too.
             if (!one) {
               for (const round of onceRounds) {
@@ -917,7 +930,7 @@ function printTable(
     faults: FaultWindow[];
     leaderThaws: bigint[];
     once: OnceCheck;
-    deletes: readonly { name: string; at: bigint; until?: bigint; key?: string; revision?: bigint }[];
+    deletes: readonly KeyDelete[];
     evidence: EvidenceInputs;
   },
 ): number {
