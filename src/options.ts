@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { IOptions } from 'etcd3';
 import { nanoid } from 'nanoid';
 import { systemClock, type Clock } from './clock.js';
@@ -83,6 +84,24 @@ export function parseHosts(hosts: unknown): string[] {
   return out.map((h) => (/^https?:\/\//.test(h) ? h : `http://${h}`));
 }
 
+/** Node 26 and later refuse an IP address as the TLS server name (it was deprecation DEP0123 before). */
+const REFUSES_IP_SERVERNAME = Number(process.versions.node.split('.')[0]) >= 26;
+
+/**
+ * grpc-js (under etcd3) sends the endpoint's host as the TLS server name, an IP address
+ * included, and Node ≥ 26 refuses that in tls.connect: such a client never connects and
+ * only says "No connection established". Said at once instead, with what to do.
+ */
+function refuseTlsToAddresses(hosts: readonly string[], etcd: LockerOptions['etcd']): void {
+  if (!REFUSES_IP_SERVERNAME) return;
+  if (etcd?.credentials === undefined && !hosts.some((h) => h.startsWith('https://'))) return;
+  const byAddress = hosts.filter((h) => isIP(new URL(h).hostname.replace(/^\[|\]$/g, '')) !== 0);
+  if (byAddress.length === 0) return;
+  throw new TypeError(
+    `hosts: TLS to an IP address cannot work on Node ${process.versions.node} (${byAddress.join(', ')}): grpc-js sends the address as the TLS server name, which Node 26 and later refuse; name the members by a DNS name their certificates carry (e.g. https://localhost:2379), or run Node 22 or 24`,
+  );
+}
+
 const KNOWN: readonly (keyof LockerOptions)[] = ['id', 'ttl', 'renewDeadline', 'keepaliveInterval', 'prefix', 'handleSignals', 'stopTimeout', 'balance', 'etcd', 'clock'];
 
 /** One place validates every option and the relations between the timings. */
@@ -122,6 +141,7 @@ export function resolveOptions(hosts: unknown, options: LockerOptions = {}): Res
   if (typeof stopTimeout !== 'number' || !(stopTimeout >= 0) || !Number.isFinite(stopTimeout)) {
     throw new RangeError(`options.stopTimeout must be a finite number of seconds ≥ 0, got ${describeValue(stopTimeout)}`);
   }
+  refuseTlsToAddresses(parsedHosts, options.etcd);
   const balance = options.balance ?? true;
   let balanceConcurrency: number;
   if (typeof balance === 'boolean') balanceConcurrency = balance ? 16 : 0;

@@ -1,9 +1,9 @@
 // Bad input gets a clear synchronous error naming the argument and the value.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import locked from '../src/index.js';
-import { resolveOptions } from '../src/options.js';
-import { electionKey, leaseHex, nameOf, prefixEnd } from '../src/keys.js';
+import locked from '../../src/index.js';
+import { resolveOptions } from '../../src/options.js';
+import { electionKey, leaseHex, nameOf, prefixEnd } from '../../src/keys.js';
 
 const noSignals = { handleSignals: false } as const;
 
@@ -14,6 +14,19 @@ test('hosts: missing or empty is a TypeError; strings and arrays are accepted, h
   assert.deepEqual(resolveOptions('a:1, b:2').hosts, ['http://a:1', 'http://b:2']);
   assert.deepEqual(resolveOptions(['https://a:1']).hosts, ['https://a:1']);
   assert.throws(() => resolveOptions(''), /hosts must name at least one etcd endpoint, got ''/);
+});
+
+test('TLS to an IP address: a TypeError naming the host on Node ≥ 26 (grpc-js would never connect), accepted before', () => {
+  const creds = { etcd: { credentials: { rootCertificate: Buffer.from('x') } } };
+  const major = Number(process.versions.node.split('.')[0]);
+  for (const [hosts, opts] of [['127.0.0.1:2379', creds], ['https://[::1]:2379', {}], ['https://127.0.0.2:2379', {}]] as const) {
+    if (major >= 26) assert.throws(() => resolveOptions(hosts, opts), /hosts: TLS to an IP address cannot work on Node .*(127\.0\.0\.1|\[::1\]|127\.0\.0\.2)/);
+    else assert.doesNotThrow(() => resolveOptions(hosts, opts));
+  }
+  // By name, or without TLS, every line is fine.
+  assert.doesNotThrow(() => resolveOptions('https://localhost:2379'));
+  assert.doesNotThrow(() => resolveOptions('localhost:2379', creds));
+  assert.doesNotThrow(() => resolveOptions('127.0.0.1:2379'));
 });
 
 test('ttl: not a whole number ≥ 2 is a RangeError naming the value', () => {
