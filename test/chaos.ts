@@ -934,7 +934,8 @@ function printTable(
     evidence: EvidenceInputs;
   },
 ): number {
-  // etcd before 3.4.31 / 3.5.13 (etcd-io/etcd#15247, fixed by #16822): a raft leader whose
+  // etcd with etcd-io/etcd#15247 (etcdRevokesLiveLeases: 3.4, 3.5 through 3.5.30 — #16822 did not
+  // end it for a frozen process, bench/etcd-thaw.ts): a raft leader whose
   // raft loop stalled (here: SIGSTOP) still thinks it is primary for leases when it
   // resumes, and revokes every lease whose TTL ran out in its own view — leases the new
   // leader kept alive all along — through proposal forwarding. The keys of healthy
