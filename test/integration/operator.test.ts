@@ -3,11 +3,11 @@
 // whose fn needs time to stop, listeners that throw, close() during a try-lock.
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import locked, { isLockerClosedError } from '../src/index.js';
-import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { checkHistories, describeReport, historyOf, ms, timeline } from './helpers/history.js';
-import { spawnHost, type Host, type HostConfig } from './helpers/host.js';
-import { waitFor } from './helpers/wait.js';
+import locked, { isLockerClosedError } from '../../src/index.js';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { checkHistories, describeReport, historyOf, ms, timeline } from '../helpers/history.js';
+import { spawnHost, type Host, type HostConfig } from '../helpers/host.js';
+import { waitFor } from '../helpers/wait.js';
 
 let cluster: EtcdCluster;
 before(async () => {

@@ -1,10 +1,10 @@
 // Run-once jobs (locker.once) among hosts that are separate processes, against real etcd.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { locked, type Health, type OnceContext } from '../src/index.js';
-import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { spawnHost, type Host, type HostEvent, type JobSpec } from './helpers/host.js';
-import { waitFor } from './helpers/wait.js';
+import { locked, type Health, type OnceContext } from '../../src/index.js';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { spawnHost, type Host, type HostEvent, type JobSpec } from '../helpers/host.js';
+import { waitFor } from '../helpers/wait.js';
 
 let cluster: EtcdCluster;
 before(async () => {

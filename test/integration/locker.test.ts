@@ -3,10 +3,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import locked, { type Leadership, type Locker } from '../src/index.js';
-import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { startProxy } from './helpers/proxy.js';
-import { sleep, waitFor } from './helpers/wait.js';
+import locked, { type Leadership, type Locker } from '../../src/index.js';
+import { ETCDCTL_BIN, startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { startProxy } from '../helpers/proxy.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 let cluster: EtcdCluster;
 const lockers: Locker[] = [];
@@ -90,7 +90,7 @@ describe('locker', () => {
 
     // etcdctl campaigns first and holds; our candidate must queue behind it.
     const eps = cluster.endpoints.join(',');
-    const ctl = spawn('etcdctl', ['--endpoints', eps, 'elect', `${prefix}build`, 'go-service'], { env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const ctl = spawn(ETCDCTL_BIN, ['--endpoints', eps, 'elect', `${prefix}build`, 'go-service'], { env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     ctl.stdout.on('data', (d: Buffer) => (out += d.toString()));
     try {
@@ -152,7 +152,7 @@ describe('locker', () => {
   });
 
   test('close() during an outage leaves nothing pending: the process exits by itself', async () => {
-    const index = fileURLToPath(new URL('../src/index.js', import.meta.url));
+    const index = fileURLToPath(new URL('../../src/index.js', import.meta.url));
     const script = `
       const { locked } = await import(${JSON.stringify(index)});
       const l = locked('127.0.0.1:9', { ttl: 2, handleSignals: false });

@@ -7,11 +7,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import locked, { renderPrometheus, PROMETHEUS_CONTENT_TYPE, type Leadership, type MetricsSnapshot } from '../src/index.js';
-import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { waitFor } from './helpers/wait.js';
+import locked, { renderPrometheus, PROMETHEUS_CONTENT_TYPE, type Leadership, type MetricsSnapshot } from '../../src/index.js';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { waitFor } from '../helpers/wait.js';
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 let cluster: EtcdCluster;
 before(async () => {

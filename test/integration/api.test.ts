@@ -4,12 +4,12 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter, on, once } from 'node:events';
 import diagnostics_channel from 'node:diagnostics_channel';
-import locked, { AbortedError, DIAGNOSTICS_CHANNELS, isAbortedError, isLockerClosedError, Locker, type LeadershipMessage, type SessionMessage } from '../src/index.js';
+import locked, { AbortedError, DIAGNOSTICS_CHANNELS, isAbortedError, isLockerClosedError, Locker, type LeadershipMessage, type SessionMessage } from '../../src/index.js';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { ms } from './helpers/history.js';
-import { spawnHost, type Host } from './helpers/host.js';
-import { waitFor } from './helpers/wait.js';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { ms } from '../helpers/history.js';
+import { spawnHost, type Host } from '../helpers/host.js';
+import { waitFor } from '../helpers/wait.js';
 
 let cluster: EtcdCluster;
 before(async () => {
@@ -251,7 +251,7 @@ describe('lock(): a waiting mutex', () => {
         await gate;
       });
       await waitFor(() => held || undefined, { timeoutMs: 20_000, message: 'a holds the lock' });
-      const { isLockCancelledError } = await import('../src/index.js');
+      const { isLockCancelledError } = await import('../../src/index.js');
       await assert.rejects(
         b.lock('m', () => assert.fail('must not run'), { timeout: 300 }),
         (e) => isLockCancelledError(e) && e.reason === 'timeout',

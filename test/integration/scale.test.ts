@@ -4,9 +4,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Etcd3 } from 'etcd3';
-import locked, { type Locker } from '../src/index.js';
-import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { waitFor } from './helpers/wait.js';
+import locked, { type Locker } from '../../src/index.js';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { waitFor } from '../helpers/wait.js';
 
 const N = 2_000;
 const prefix = 'scale/';

@@ -7,11 +7,11 @@
 // within 3 s.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { checkHistories, describeReport, historyOf, ms, timeline } from './helpers/history.js';
-import { leadersOf } from './helpers/host.js';
-import { startProxy, type Proxy } from './helpers/proxy.js';
-import { allHealthy, crashFailover, healthSampler, hostsOn, now, raftLeader, settled, sleep, stopsSince, uniquePrefix } from './helpers/sick.js';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { checkHistories, describeReport, historyOf, ms, timeline } from '../helpers/history.js';
+import { leadersOf } from '../helpers/host.js';
+import { startProxy, type Proxy } from '../helpers/proxy.js';
+import { allHealthy, crashFailover, healthSampler, hostsOn, now, raftLeader, settled, sleep, stopsSince, uniquePrefix } from '../helpers/sick.js';
 
 const TTL = 4;
 const LATENCY_MS = 1_000;

@@ -1,10 +1,10 @@
 // tryLock / exists: try once, never queue — hosts as separate processes, real etcd.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { locked, type Health, type Locker } from '../src/index.js';
-import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { spawnHost, type Host } from './helpers/host.js';
-import { waitFor } from './helpers/wait.js';
+import { locked, type Health, type Locker } from '../../src/index.js';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { spawnHost, type Host } from '../helpers/host.js';
+import { waitFor } from '../helpers/wait.js';
 
 let cluster: EtcdCluster;
 before(async () => {

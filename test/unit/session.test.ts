@@ -2,10 +2,10 @@
 // (pure timing logic; behaviour against real etcd is in safety.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Store } from '../src/store.js';
-import { Session } from '../src/session.js';
-import { isLeaseLostError, type LeaseLostError } from '../src/errors.js';
-import { FakeClock, settle } from './helpers/clock.js';
+import type { Store } from '../../src/store.js';
+import { Session } from '../../src/session.js';
+import { isLeaseLostError, type LeaseLostError } from '../../src/errors.js';
+import { FakeClock, settle } from '../helpers/clock.js';
 
 type Answer = { ttl: number } | 'never' | 'error';
 

@@ -1,9 +1,9 @@
 // Election among hosts that are separate processes, against a real 3-node etcd.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { leadersOf, spawnHost, type Host, type HostConfig } from './helpers/host.js';
-import { waitFor } from './helpers/wait.js';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { leadersOf, spawnHost, type Host, type HostConfig } from '../helpers/host.js';
+import { waitFor } from '../helpers/wait.js';
 
 let cluster: EtcdCluster;
 before(async () => {

@@ -7,10 +7,10 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { LockedProcesses } from './helpers/cli.js';
-import { startProxy, type Proxy } from './helpers/proxy.js';
-import { waitFor } from './helpers/wait.js';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { LockedProcesses } from '../helpers/cli.js';
+import { startProxy, type Proxy } from '../helpers/proxy.js';
+import { waitFor } from '../helpers/wait.js';
 
 
 /** Writes its pid to $PIDS, starts a grandchild in its own group that ignores SIGTERM (pid to $PIDS too), exits on SIGTERM. */

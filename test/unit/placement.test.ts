@@ -3,8 +3,8 @@
 // balance.test.ts.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { handsOver, hostsStatus, liveRequests, ownerOf, parseControl, planMoves, planPromotions, standsAside, type ControlRecords } from '../src/placement.js';
-import type { Candidate } from '../src/queue.js';
+import { handsOver, hostsStatus, liveRequests, ownerOf, parseControl, planMoves, planPromotions, standsAside, type ControlRecords } from '../../src/placement.js';
+import type { Candidate } from '../../src/queue.js';
 
 const P = 'p/';
 const LEASE: Record<string, string> = { a: 'a1', b: 'b2', c: 'c3', d: 'd4' };

@@ -2,10 +2,10 @@
 // buffered events and numbered re-reads, against a scripted store.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { KeyEvent } from '../src/queue.js';
-import type { PrefixSnapshot, Store, WatchHandlers } from '../src/store.js';
-import { PrefixView } from '../src/view.js';
-import { FakeClock, settle } from './helpers/clock.js';
+import type { KeyEvent } from '../../src/queue.js';
+import type { PrefixSnapshot, Store, WatchHandlers } from '../../src/store.js';
+import { PrefixView } from '../../src/view.js';
+import { FakeClock, settle } from '../helpers/clock.js';
 
 const put = (key: string, create: bigint, mod = create): KeyEvent => ({ type: 'put', key, value: key, createRevision: create, modRevision: mod });
 const del = (key: string, mod: bigint): KeyEvent => ({ type: 'delete', key, value: '', createRevision: 0n, modRevision: mod });

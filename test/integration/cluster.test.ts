@@ -3,9 +3,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once as onceEvent } from 'node:events';
-import { locked, type LeaderInfo, type Locker, type Singleton, type StopReason } from '../src/index.js';
-import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { once, waitFor } from './helpers/wait.js';
+import { locked, type LeaderInfo, type Locker, type Singleton, type StopReason } from '../../src/index.js';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { once, waitFor } from '../helpers/wait.js';
 
 let cluster: EtcdCluster;
 const open: Locker[] = [];

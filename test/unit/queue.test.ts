@@ -2,7 +2,7 @@
 // watch events are the PrefixView's (view.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Queue, type KeyEvent } from '../src/queue.js';
+import { Queue, type KeyEvent } from '../../src/queue.js';
 
 const put = (key: string, create: bigint, mod = create, value = key): KeyEvent => ({ type: 'put', key, value, createRevision: create, modRevision: mod });
 const del = (key: string, mod: bigint): KeyEvent => ({ type: 'delete', key, value: '', createRevision: 0n, modRevision: mod });

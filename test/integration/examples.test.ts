@@ -10,11 +10,11 @@ import { readFileSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { parseYamlDocuments, type Yaml } from './helpers/yaml.js';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { parseYamlDocuments, type Yaml } from '../helpers/yaml.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const UNIT = join(ROOT, 'examples/systemd/nightly-report.service');
 const MANIFEST = join(ROOT, 'examples/kubernetes/deployment.yaml');
 

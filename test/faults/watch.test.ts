@@ -5,11 +5,11 @@
 // resume on another member without a gap. With no check (freshnessMs 0) it never moves.
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { Members, withRequireLeader } from '../src/members.js';
-import type { KeyEvent } from '../src/queue.js';
-import { PrefixWatch } from '../src/watch.js';
-import { startEtcd, etcdctl, type EtcdCluster } from './helpers/etcd.js';
-import { waitFor } from './helpers/wait.js';
+import { Members, withRequireLeader } from '../../src/members.js';
+import type { KeyEvent } from '../../src/queue.js';
+import { PrefixWatch } from '../../src/watch.js';
+import { startEtcd, etcdctl, type EtcdCluster } from '../helpers/etcd.js';
+import { waitFor } from '../helpers/wait.js';
 
 let cluster: EtcdCluster;
 before(async () => {

@@ -8,11 +8,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePorts, startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { startProxy, type Proxy } from './helpers/proxy.js';
-import { waitFor } from './helpers/wait.js';
+import { freePorts, startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { startProxy, type Proxy } from '../helpers/proxy.js';
+import { waitFor } from '../helpers/wait.js';
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 /** Appends {ev, t, pid, id, ...} lines to $OUT; exits 0 on SIGTERM/SIGINT; exits 7 once $GO exists. */
 const CHILD_SCRIPT = `
@@ -206,7 +206,7 @@ describe('locked command', () => {
       assert.equal(helps[i]!.code, 0);
       assert.match(helps[i]!.stdout, new RegExp(`^Usage: locked ${sub}`));
     }
-    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
+    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8')) as { version: string };
     const versions = await Promise.all([['--version'], ['-V'], ['run', 'job', '--version']].map((a) => cli(a)));
     for (const v of versions) assert.deepEqual([v.code, v.stdout], [0, `${pkg.version}\n`], v.stderr);
   });

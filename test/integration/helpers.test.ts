@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { connect } from 'node:net';
-import { startEtcd, etcdctl } from './helpers/etcd.js';
-import { startProxy } from './helpers/proxy.js';
-import { waitFor, once, sleep } from './helpers/wait.js';
+import { startEtcd, etcdctl } from '../helpers/etcd.js';
+import { startProxy } from '../helpers/proxy.js';
+import { waitFor, once, sleep } from '../helpers/wait.js';
 
 function isAlive(pid: number): boolean {
   try {

@@ -14,12 +14,12 @@
 // show the difference (then step-downs after the heal are reported, not failed).
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { etcdctl, startEtcd, type EtcdCluster } from './helpers/etcd.js';
-import { checkHistories, describeReport, historyOf, ms, timeline } from './helpers/history.js';
-import { describeEvent, leadersOf, type Host } from './helpers/host.js';
-import { memberUsers, partitionable, type Partitioner } from './helpers/partition.js';
-import { allHealthy, assertLedAgain, crashFailover, healthSampler, hostsOn, leaderSampler, now, raftLeader, settled, sleep, stopsSince, uniquePrefix } from './helpers/sick.js';
-import { waitFor } from './helpers/wait.js';
+import { etcdctl, startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { checkHistories, describeReport, historyOf, ms, timeline } from '../helpers/history.js';
+import { describeEvent, leadersOf, type Host } from '../helpers/host.js';
+import { memberUsers, partitionable, type Partitioner } from '../helpers/partition.js';
+import { allHealthy, assertLedAgain, crashFailover, healthSampler, hostsOn, leaderSampler, now, raftLeader, settled, sleep, stopsSince, uniquePrefix } from '../helpers/sick.js';
+import { waitFor } from '../helpers/wait.js';
 
 const TTL = 4;
 const FAULT_MS = 12_000;

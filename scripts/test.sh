@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The test tiers, one place for their files and concurrency (package.json and CI call this).
+#
+#   bash scripts/test.sh fast     # `npm test`: unit + integration against real etcd, then the simulation
+#   bash scripts/test.sh faults   # `npm run test:faults`: host processes under faults — pauses,
+#                                 # crashes, iptables cuts (root), frozen and slow members
+#
+# Runs the built tests in .build/ (npm run build:test) with the `node` on PATH; the etcd of
+# $ETCD_BIN / $ETCDCTL_BIN, else `etcd` / `etcdctl` on PATH (scripts/etcd-bin.sh fetches one).
+# LOCKED_SIM_SCHEDULES sets the simulation's random schedules (here 25,000 unless set: ≈ 45 s on
+# 2 cores, each run with a new seed; `npm run chaos -- --sim --seconds N` for long runs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tier=${1:?usage: test.sh fast|faults}
+shopt -s nullglob
+files() {
+  local out=()
+  for d in "$@"; do out+=(.build/test/"$d"/*.test.js); done
+  [ ${#out[@]} -gt 0 ] || { echo "test.sh: FAIL: no tests in .build/test/{$*} (npm run build:test first)" >&2; exit 1; }
+  printf '%s\n' "${out[@]}"
+}
+echo "test.sh: $tier tier on node $(node --version), $("${ETCD_BIN:-etcd}" --version 2>/dev/null | sed -n 1p || echo 'no etcd found')"
+case "$tier" in
+  fast)
+    # Integration tests wait on etcd and on child processes far more than they compute:
+    # three files at a time keep both cores busy.
+    mapfile -t tests < <(files unit integration)
+    node --test --test-concurrency=3 "${tests[@]}"
+    mapfile -t sims < <(files sim)
+    LOCKED_SIM_SCHEDULES=${LOCKED_SIM_SCHEDULES:-25000} node --test "${sims[@]}"
+    ;;
+  faults)
+    # Two at a time: these tests time step-downs against the TTL; more would starve them.
+    mapfile -t tests < <(files faults)
+    node --test --test-concurrency=2 "${tests[@]}"
+    ;;
+  *) echo "test.sh: unknown tier '$tier' (fast or faults)" >&2; exit 2 ;;
+esac

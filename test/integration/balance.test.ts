@@ -1,0 +1,139 @@
+// Balance, drain and graceful (targeted) failover against a real etcd: lockers in this
+// process for the spread and the API, host processes for the hand-over order.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import locked, { isHandOverError, type Locker } from '../../src/index.js';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { spawnHost, type Host } from '../helpers/host.js';
+import { waitFor } from '../helpers/wait.js';
+import { uniquePrefix, names, register, overlaps, spread, within, type Span } from '../helpers/balance.js';
+
+let cluster: EtcdCluster;
+const lockers: Locker[] = [];
+const hosts: Host[] = [];
+before(async () => {
+  cluster = await startEtcd({ members: 1 });
+});
+after(async () => {
+  await Promise.allSettled(hosts.map((h) => h.kill()));
+  await Promise.allSettled(lockers.map((l) => l.close()));
+  await cluster?.close();
+});
+
+function make(id: string, prefix: string, options: { balance?: boolean } = {}): Locker {
+  const l = locked(cluster.endpoints, { id, ttl: 5, prefix, handleSignals: false, ...options });
+  lockers.push(l);
+  return l;
+}
+describe('balance', () => {
+  test('three hosts on the same 60 names end up leading 20 each, with every move graceful; a fourth joins and gets its share', async () => {
+    const prefix = uniquePrefix();
+    const spans: Span[] = [];
+    const list = names(60);
+    const a = make('a', prefix);
+    register(a, 'a', list, spans);
+    await waitFor(async () => (await spread(a)).get('a') === 60, { timeoutMs: 20_000, message: 'a leads all 60 first' });
+    const b = make('b', prefix);
+    const c = make('c', prefix);
+    register(b, 'b', list, spans);
+    register(c, 'c', list, spans);
+    await waitFor(async () => within(await spread(a), ['a', 'b', 'c'], 60), { timeoutMs: 20_000, message: 'spread 20/20/20' });
+    const d = make('d', prefix);
+    register(d, 'd', list, spans);
+    await waitFor(async () => within(await spread(a), ['a', 'b', 'c', 'd'], 60), { timeoutMs: 20_000, message: 'spread 15 each after d joined' });
+    const moves = spans.length - 60;
+    // From 60/0/0 to 20/20/20 takes 40 moves, then 15 more for d: at most 1.2 × 55.
+    assert.ok(moves <= Math.ceil(1.2 * 55), `moves ${moves} > 1.2 × the fewest (55)`);
+    assert.deepEqual(overlaps(spans), []);
+  });
+
+  test('{ balance: false } keeps every name where it is; a name with a foreign candidate is never moved', async () => {
+    const prefix = uniquePrefix();
+    const spans: Span[] = [];
+    const a = make('a', prefix, { balance: false });
+    register(a, 'a', names(10), spans);
+    await waitFor(async () => (await spread(a)).get('a') === 10, { timeoutMs: 20_000, message: 'a leads all 10' });
+    const b = make('b', prefix, { balance: false });
+    register(b, 'b', names(10), spans);
+    await waitFor(async () => (await a.status()).every((s) => s.candidates.length === 2), { timeoutMs: 20_000, message: 'b queues' });
+    // b balances, a does not: still nothing moves (only a leader moves its names).
+    assert.equal((await spread(a)).get('a'), 10);
+    assert.equal(spans.length, 10);
+  });
+
+  test('drain hands every leadership over gracefully and keeps the host a standby; undrain lets balance give it its share back', async () => {
+    const prefix = uniquePrefix();
+    const spans: Span[] = [];
+    const list = names(30);
+    const a = make('a', prefix);
+    const b = make('b', prefix);
+    const c = make('c', prefix);
+    for (const [l, id] of [[a, 'a'], [b, 'b'], [c, 'c']] as const) register(l, id, list, spans);
+    await waitFor(async () => within(await spread(a), ['a', 'b', 'c'], 30), { timeoutMs: 20_000, message: 'spread 10/10/10' });
+    const moved: string[] = [];
+    await a.drain({ onMove: (name) => moved.push(name) });
+    const after = await spread(b);
+    assert.equal(after.get('a') ?? 0, 0, 'a leads nothing after drain()');
+    assert.ok(within(after, ['b', 'c'], 30), `b and c share the 30: ${JSON.stringify([...after])}`);
+    const st = await a.status({ hosts: true });
+    assert.equal(st.find((h) => h.id === 'a')?.draining, true);
+    // Each handed-over name is campaigned for again, at the back of its queue.
+    await waitFor(async () => (await a.status({ hosts: true })).find((h) => h.id === 'a')?.queued.length === 30, { timeoutMs: 10_000, message: 'a queues again for every name' });
+    // A drained host still takes a name nobody else can: b and c leave one.
+    b.singletons()['job000']!.remove();
+    c.singletons()['job000']!.remove();
+    await waitFor(async () => (await a.leader('job000')) === 'a', { timeoutMs: 20_000, message: 'a takes job000 when alone' });
+    await a.undrain();
+    await waitFor(async () => within(await spread(a), ['a', 'b', 'c'], 30), { timeoutMs: 20_000, message: 'spread again after undrain' });
+    assert.deepEqual(overlaps(spans), []);
+  });
+});
+
+describe('graceful failover', () => {
+  test('failover(name, { to }) hands the name to the named host after the old fn settled; errors say what was wrong', async () => {
+    const prefix = uniquePrefix();
+    const spans: Span[] = [];
+    const ls = ['a', 'b', 'c', 'd'].map((id) => make(id, prefix, { balance: false }));
+    ls.forEach((l, i) => register(l, 'abcd'[i]!, ['x'], spans));
+    await waitFor(async () => (await ls[0]!.status())[0]?.candidates.length === 4, { timeoutMs: 20_000, message: 'four candidates' });
+    for (const to of ['d', 'b', 'c', 'a', 'd']) {
+      assert.equal(await ls[0]!.failover('x', { to }), to);
+      await waitFor(() => spans.filter((s) => s.end === undefined).length === 1 && spans.at(-1)!.host === to, { timeoutMs: 10_000, message: `${to} runs x` });
+    }
+    assert.deepEqual(overlaps(spans), []);
+    await assert.rejects(ls[0]!.failover('x', { to: 'nobody' }), (e: unknown) => isHandOverError(e) && e.kind === 'not-queued' && /does not queue/.test(e.message));
+    // A draining host stands aside whenever another may lead: refused at once, not left to time out.
+    const notLeading = ['a', 'b', 'c', 'd'].find((id) => id !== spans.at(-1)!.host)!;
+    await ls[0]!.drain({ nodeId: notLeading });
+    await assert.rejects(ls[0]!.failover('x', { to: notLeading }), (e: unknown) => isHandOverError(e) && /is draining/.test(e.message));
+    await ls[0]!.undrain({ nodeId: notLeading });
+    // Without a target: whoever is next; with nobody else, the leader stays.
+    const before = await ls[0]!.leader('x');
+    const next = await ls[0]!.failover('x');
+    assert.notEqual(next, before);
+    assert.equal(await ls[0]!.failover('nobody-runs-this'), undefined);
+  });
+
+  test('20 targeted failovers between host processes: the named host leads next and the old stop precedes the new start every time', async () => {
+    const prefix = uniquePrefix();
+    const ids = ['p0', 'p1', 'p2'];
+    for (const id of ids) hosts.push(await spawnHost({ endpoints: cluster.endpoints, id, ttl: 5, prefix, names: ['y'], fn: { kind: 'work', stopMs: 20 } }));
+    const ctl = make('ctl', prefix);
+    await waitFor(async () => (await ctl.status())[0]?.candidates.length === 3, { timeoutMs: 20_000, message: 'three candidates' });
+    for (let i = 0; i < 20; i++) {
+      // The last leader queues again after its hand-over: the target may be it.
+      await waitFor(async () => (await ctl.status())[0]?.candidates.length === 3, { timeoutMs: 20_000, message: `trial ${i}: three candidates` });
+      const leader = await ctl.leader('y');
+      const others = ids.filter((id) => id !== leader);
+      const to = others[i % others.length]!;
+      const from = hosts.find((h) => h.config.id === leader)!;
+      const target = hosts.find((h) => h.config.id === to)!;
+      const startsBefore = target.events.filter((e) => e.type === 'fn' && e.name === 'y').length;
+      assert.equal(await ctl.failover('y', { to }), to);
+      await waitFor(() => target.events.filter((e) => e.type === 'fn' && e.name === 'y').length > startsBefore, { timeoutMs: 10_000, message: `${to} starts y` });
+      const lastEnd = BigInt(from.events.filter((e) => e.type === 'fn-end' && e.name === 'y').at(-1)!.t);
+      const lastStart = BigInt(target.events.filter((e) => e.type === 'fn' && e.name === 'y').at(-1)!.t);
+      assert.ok(lastEnd < lastStart, `trial ${i}: ${leader}'s fn ended at ${lastEnd}, after ${to} started at ${lastStart}`);
+    }
+  });
+});
