@@ -7,7 +7,7 @@
 #
 # Runs the built tests in .build/ (npm run build:test) with the `node` on PATH; the etcd of
 # $ETCD_BIN / $ETCDCTL_BIN, else `etcd` / `etcdctl` on PATH (scripts/etcd-bin.sh fetches one).
-# LOCKED_SIM_SCHEDULES sets the simulation's random schedules (here 25,000 unless set: ≈ 45 s on
+# LOCKED_SIM_SCHEDULES sets the simulation's random schedules (here 20,000 unless set: ≈ 50 s on
 # 2 cores, each run with a new seed; `npm run chaos -- --sim --seconds N` for long runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +27,7 @@ case "$tier" in
     mapfile -t tests < <(files unit integration)
     node --test --test-concurrency=3 "${tests[@]}"
     mapfile -t sims < <(files sim)
-    LOCKED_SIM_SCHEDULES=${LOCKED_SIM_SCHEDULES:-25000} node --test "${sims[@]}"
+    LOCKED_SIM_SCHEDULES=${LOCKED_SIM_SCHEDULES:-20000} node --test "${sims[@]}"
     ;;
   faults)
     # Two at a time: these tests time step-downs against the TTL; more would starve them.
