@@ -185,7 +185,8 @@ describe('remove() inside fn', () => {
       const handOverMs = ms(BigInt(start.t) - BigInt(end.t));
       t.diagnostic(`b started ${handOverMs.toFixed(1)} ms after a's fn returned (${ms(BigInt(start.t) - BigInt(stop.t)).toFixed(1)} ms after remove())`);
       assert.ok(BigInt(start.t) > BigInt(end.t), 'b starts only after a returned');
-      assert.ok(handOverMs < 2000, `hand-over took ${handOverMs} ms (stopTimeout is 10 s)`);
+      // At once, not after stopTimeout: half of it is a generous bound (the speed is the bench's).
+      assert.ok(handOverMs < 5000, `hand-over took ${handOverMs} ms (stopTimeout is 10 s)`);
     } finally {
       await Promise.all(hosts.map((h) => h.stop()));
     }
