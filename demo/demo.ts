@@ -12,6 +12,7 @@ import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import locked, { type Locker } from '../src/index.js';
 import { startEtcd, type EtcdCluster } from '../test/helpers/etcd.js';
 import { hostTable } from '../src/cli/view.js';
@@ -66,6 +67,19 @@ function onPath(bin: string): boolean {
 /** True when etcd can be started; installs Debian's package when running as root with apt-get. */
 function ensureEtcd(): boolean {
   if (onPath(ETCD)) return true;
+  // From a clone: Debian's etcd 3.5 into a cache folder, nothing installed system-wide.
+  const fetcher = fileURLToPath(new URL('../../scripts/etcd-bin.sh', import.meta.url));
+  if (process.env['ETCD_BIN'] === undefined && executable('/bin/bash') && onPath('apt-get') && onPath('dpkg-deb')) {
+    indent(yellow('etcd is not on PATH: fetching Debian\'s etcd 3.5 into a cache folder (once):'));
+    code('bash scripts/etcd-bin.sh 3.5');
+    const r = spawnSync('bash', [fetcher, '3.5'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const dir = r.stdout?.trim();
+    if (r.status === 0 && dir) {
+      process.env['PATH'] = `${dir}${delimiter}${process.env['PATH'] ?? ''}`;
+      if (onPath(ETCD)) return true;
+    }
+    indent(red(`Fetching etcd 3.5 failed (scripts/etcd-bin.sh exited ${r.status ?? r.signal ?? r.error?.message}).`));
+  }
   if (process.env['ETCD_BIN'] === undefined && process.getuid?.() === 0 && onPath('apt-get')) {
     indent(yellow(`etcd is not on PATH. This runs as root with apt-get, so the demo`));
     indent(yellow(`installs Debian's packages now (once; about a minute):`));
