@@ -10,6 +10,7 @@
 #
 # The test helpers, the demo, the bench and chaos read $ETCD_BIN / $ETCDCTL_BIN.
 # Cache: $LOCKED_ETCD_CACHE, default ${XDG_CACHE_HOME:-~/.cache}/locked-etcd/etcd/<line>.
+# Archive: the Debian archive of this system's apt sources, or $LOCKED_DEBIAN_MIRROR.
 # Both Debian releases' etcd are static Go binaries, so either runs on either release.
 set -euo pipefail
 line=${1:?usage: etcd-bin.sh 3.5|3.4}
@@ -36,7 +37,12 @@ if ! works; then
   tmp=$(mktemp -d "$cache/.fetch.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/debs" "$tmp/root"
-  printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: main\nSigned-By: %s\n' "$suite" "$keyring" \
+  # The Debian archive this system already uses (its main suite, not -security/-updates),
+  # or $LOCKED_DEBIAN_MIRROR.
+  mirror=${LOCKED_DEBIAN_MIRROR:-$(apt-get indextargets --format '$(REPO_URI) $(SUITE)' 2>/dev/null \
+    | awk '$2 !~ /-(security|updates|backports)$/ { print $1; exit }')}
+  [ -n "$mirror" ] || { echo "etcd-bin: FAIL: no Debian archive in this system's apt sources (set LOCKED_DEBIAN_MIRROR)" >&2; exit 1; }
+  printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: %s\n' "$mirror" "$suite" "$keyring" \
     >"$tmp/debian.sources"
   apt=(apt-get -q
     -o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$tmp/parts"
