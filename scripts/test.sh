@@ -27,7 +27,9 @@ case "$tier" in
     mapfile -t tests < <(files unit integration)
     node --test --test-concurrency=3 "${tests[@]}"
     mapfile -t sims < <(files sim)
-    LOCKED_SIM_SCHEDULES=${LOCKED_SIM_SCHEDULES:-20000} node --test "${sims[@]}"
+    # Two files at once: the seeded schedules run on two worker threads, the exhaustive cases
+    # on one; together they finish about when the longer one alone would.
+    LOCKED_SIM_SCHEDULES=${LOCKED_SIM_SCHEDULES:-20000} node --test --test-concurrency=2 "${sims[@]}"
     ;;
   faults)
     # Two at a time: these tests time step-downs against the TTL; more would starve them.
