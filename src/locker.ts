@@ -630,8 +630,21 @@ export class Locker extends EventEmitter<LockerEvents> {
     for (const s of [...this.names.values()]) s.sessionLost(session);
     publishSession(() => ({ id: this.opts.id, event: 'lost', leaseId: session.leaseId, error: err }));
     safeEmit(this, 'lost', [err], (e) => this.report(asError(e)));
-    // Once every fn on it has settled, try to revoke (etcd may answer already).
-    void this.gate.revoke(session, Math.min(1000, this.opts.renewDeadlineMs)).then(() => undefined);
+    // Once every fn on it has settled, revoke — and keep trying for a while: a session is
+    // typically lost while etcd cannot answer (its raft leader froze and the others refuse
+    // with "no leader" until they elect one). Left to expire, the lease keeps this host's
+    // keys first in line for up to a ttl after the new raft leader took over (etcd renews
+    // every lease when a raft leader takes office): its names would wait that long.
+    // Stops at 2 × ttl after the loss, or when the locker closes (close revokes too).
+    const until = this.clock.now() + 2 * this.opts.ttl * 1000;
+    const again = async (): Promise<boolean> => {
+      if (this.lifetime.signal.aborted || this.clock.now() >= until) return false;
+      await this.pause(200);
+      return !this.lifetime.signal.aborted;
+    };
+    void this.gate.revoke(session, Math.min(1000, this.opts.renewDeadlineMs), again).then((ok) => {
+      if (ok) this.lostSessions.delete(session);
+    });
     if (!this.closing) void this.renew();
   }
 

@@ -75,6 +75,14 @@ export class Members {
    * Runs `op` on the preferred member; if it has not succeeded within `hedgeMs` (or
    * failed), also on the next member, and so on. Resolves with the first success (that
    * member becomes the preferred one); rejects when every member failed or `timeoutMs` passed.
+   *
+   * A preferred member that let the whole call time out without any answer — frozen, or
+   * black-holed — stops being the preferred one: the next call starts on a member that
+   * answered (even with an error such as "no leader" while the others elect a raft
+   * leader), else on the next in the rotation. Without this, a call that is never hedged
+   * (the lease grant) would go back to the frozen member attempt after attempt, and a
+   * host that lost its session there could neither get a new lease nor revoke the old one
+   * until the frozen member came back.
    */
   hedged<T>(op: (client: Etcd3, m: Member) => Promise<T>, hedgeMs: number, timeoutMs: number): Promise<T> {
     const order = this.order();
@@ -83,6 +91,8 @@ export class Members {
       let started = 0;
       let failed = 0;
       let lastError: unknown;
+      /** Members whose call settled (with an error: a success ends the call). */
+      const answered = new Set<Member>();
       const timers: ReturnType<typeof setTimeout>[] = [];
       const finish = (f: () => void): void => {
         if (done) return;
@@ -101,13 +111,26 @@ export class Members {
             }),
           (err: unknown) => {
             lastError = err;
+            answered.add(m);
             if (++failed === order.length) finish(() => reject(lastError));
             else launch(); // fail fast to the next member
           },
         );
         timers.push(setTimeout(launch, hedgeMs));
       };
-      timers.push(setTimeout(() => finish(() => reject(lastError ?? new Error(`no member answered within ${timeoutMs} ms`))), timeoutMs));
+      timers.push(
+        setTimeout(
+          () =>
+            finish(() => {
+              const first = order[0]!;
+              if (order.length > 1 && first.index === this.preferred && !answered.has(first)) {
+                this.answered(order.find((m) => answered.has(m)) ?? order[1]!);
+              }
+              reject(lastError ?? new Error(`no member answered within ${timeoutMs} ms`));
+            }),
+          timeoutMs,
+        ),
+      );
       launch();
     });
   }

@@ -46,13 +46,17 @@ export class ReleaseGate {
   }
 
   /**
-   * Revokes `session`'s lease once every leadership on it has settled. Retries a few
-   * times (an outage may be ending), bounded: etcd expires the lease by itself anyway.
+   * Revokes `session`'s lease once every leadership on it has settled; true when etcd
+   * answered. `retry`: a number of attempts, or a function called after each failed
+   * attempt that resolves true to try again (it may wait first). Bounded by the caller:
+   * etcd expires the lease by itself anyway.
    */
-  async revoke(session: Session, timeoutMs: number, attempts = 1): Promise<void> {
+  async revoke(session: Session, timeoutMs: number, retry: number | (() => Promise<boolean>) = 1): Promise<boolean> {
     await this.settled(session);
-    for (let i = 0; i < attempts; i++) {
-      if (await session.revoke(timeoutMs)) return;
+    for (let attempt = 1; ; attempt++) {
+      if (await session.revoke(timeoutMs)) return true;
+      const again = typeof retry === 'number' ? attempt < retry : await retry();
+      if (!again) return false;
     }
   }
 }

@@ -21,7 +21,8 @@ export async function hostsOn(
   const hs: Host[] = [];
   for (let i = 0; i < n; i++) {
     const eps = typeof endpoints === 'function' ? endpoints(i) : endpoints;
-    const h = await spawnHost({ endpoints: eps, id: `h${i}`, ttl, prefix, names, fn: { kind: 'work' } });
+    // probes: every lease revoke a host sends shows in its events (the timeline on a failure).
+    const h = await spawnHost({ endpoints: eps, id: `h${i}`, ttl, prefix, names, fn: { kind: 'work' }, probes: true });
     hs.push(h);
     await h.waitEvent((e) => e.type === 'session', 20_000, 'session');
   }
@@ -218,10 +219,23 @@ export function assertLedAgain(t: { diagnostic(s: string): void }, hs: Host[], n
       .flatMap((h) => h.events.filter((e) => e.type === 'start' && e.name === n && BigInt(e.t) > BigInt(mine[0]!.t)))
       .map((e) => BigInt(e.t))
       .sort((a, b) => (a < b ? -1 : 1))[0];
-    if (next === undefined) throw new Error(`'${n}' not led again after its step-down`);
+    if (next === undefined) throw new Error(`'${n}' not led again after its step-down\n${eventsSince(hs, since, n)}`);
     const again = ms(next - since);
     t.diagnostic(`'${n}' led again ${again.toFixed(0)} ms after the ${what} began (limit ${limit})`);
-    if (again > limit) throw new Error(`'${n}' led again ${again} ms after the ${what} began, more than ttl + 1.5 s`);
+    if (again > limit) throw new Error(`'${n}' led again ${again} ms after the ${what} began, more than ttl + 1.5 s\n${eventsSince(hs, since, n)}`);
   }
   for (const n of names) if (leadersOf(hs, n).length !== 1) throw new Error(`not one leader of '${n}' at the end of the ${what}`);
+}
+
+/** Every host's events since `since` that bear on `name` (and its sessions), one line each, for a failure message. */
+export function eventsSince(hs: Host[], since: bigint, name: string): string {
+  const lines = hs.flatMap((h) =>
+    h.events
+      .filter((e) => BigInt(e.t) > since && (e.name === undefined ? ['session', 'lost', 'error', 'revoke', 'watch', 'stall'].includes(e.type) : e.name === name))
+      .map((e) => {
+        const { t, type, ...rest } = e;
+        return { t: BigInt(t), line: `${(ms(BigInt(t) - since) / 1000).toFixed(3)} s ${h.id} ${type} ${JSON.stringify(rest)}` };
+      }),
+  );
+  return lines.sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : 0)).map((l) => l.line).join('\n');
 }
