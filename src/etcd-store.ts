@@ -13,9 +13,8 @@ const deadline = (timeoutMs: number): { deadline: Date } => ({ deadline: new Dat
 /**
  * Every call goes to the member that answered last and is hedged to the next member if
  * it has not answered within a fraction of its deadline (members.ts). All of them are
- * safe to send twice: put-if-absent of our own key, a guarded delete, a revoke, reads —
- * except the lease grant, which only moves on after a failure (a hedged grant could
- * leave a second lease to expire).
+ * safe to send twice: put-if-absent of our own key, a guarded delete, a revoke, reads,
+ * and the lease grant, whose surplus lease is revoked (grant()).
  */
 export class EtcdStore implements Store {
   /** `freshnessMs`: how often the prefix watch checks that its member keeps up (watch.ts); 0 never. */
@@ -31,16 +30,32 @@ export class EtcdStore implements Store {
     return Math.max(100, timeoutMs / 3);
   }
 
-  grant(ttl: number, timeoutMs: number): Promise<string> {
-    return this.members.hedged(
-      async (client) => {
-        const res = await client.leaseClient.leaseGrant({ TTL: ttl, ID: 0 }, deadline(timeoutMs));
-        if (res.error) throw new Error(`etcd refused the lease grant: ${res.error}`);
-        return res.ID;
-      },
-      timeoutMs,
-      timeoutMs,
-    );
+  /**
+   * Hedged like every call: a grant that hangs on a frozen member must not keep a host
+   * that lost its session from getting a new one from a healthy member. Only one lease
+   * is used: a surplus grant — a second member answering too, or any answer after the
+   * call gave up — is revoked at once rather than left to expire.
+   */
+  async grant(ttl: number, timeoutMs: number): Promise<string> {
+    let taken = false;
+    try {
+      return await this.members.hedged(
+        async (client) => {
+          const res = await client.leaseClient.leaseGrant({ TTL: ttl, ID: 0 }, deadline(timeoutMs));
+          if (res.error) throw new Error(`etcd refused the lease grant: ${res.error}`);
+          if (taken) {
+            client.leaseClient.leaseRevoke({ ID: res.ID }, deadline(timeoutMs)).catch(() => undefined); // expires by itself otherwise
+            throw new Error(`surplus lease ${res.ID} revoked`);
+          }
+          taken = true;
+          return res.ID;
+        },
+        EtcdStore.hedgeMs(timeoutMs),
+        timeoutMs,
+      );
+    } finally {
+      taken = true;
+    }
   }
 
   keepAlive(leaseId: string, timeoutMs: number): Promise<number> {
