@@ -5,8 +5,19 @@ export type { OnceContext, OnceFunction, OnceOptions, OnceOutcome } from './once
 export type { LockerOptions } from './options.js';
 export type { HostStatus, MoveRequest } from './placement.js';
 export type { FailoverOptions, DrainOptions } from './mover.js';
-export { renderPrometheus, PROMETHEUS_CONTENT_TYPE, KEEPALIVE_RTT_BUCKETS, type MetricsSnapshot, type NameMetrics, type HistogramSnapshot } from './metrics.js';
-export type { Clock } from './clock.js';
+export {
+  renderPrometheus,
+  PROMETHEUS_CONTENT_TYPE,
+  KEEPALIVE_RTT_BUCKETS,
+  STOP_REASONS,
+  PER_NAME_SERIES_LIMIT,
+  type MetricsSnapshot,
+  type NameMetrics,
+  type HistogramSnapshot,
+  type TimingMetrics,
+  type RenderOptions,
+} from './metrics.js';
+export type { Clock, Timer } from './clock.js';
 export {
   LeaseLostError,
   LockerClosedError,

@@ -524,7 +524,9 @@ export class Locker extends EventEmitter<LockerEvents> {
   metrics(): MetricsSnapshot {
     const live = new Map<string, { leader: boolean; queuePosition: number | undefined }>();
     for (const [name, s] of this.names) live.set(name, { leader: s.isLeader, queuePosition: s.position });
-    return this.recorder.snapshot(this.opts.id, live);
+    const { ready, live: isLive } = this.health();
+    const { ttl, renewDeadlineMs, keepaliveIntervalMs } = this.opts;
+    return this.recorder.snapshot(this.opts.id, live, { ready, live: isLive, ttl, renewDeadlineMs, keepaliveIntervalMs });
   }
 
   /** Resolves once the locker holds a lease and watches its prefix (registering a name starts both); rejects once it is closed. */

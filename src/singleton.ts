@@ -13,7 +13,11 @@ import type { Session } from './session.js';
 import type { CampaignResult } from './store.js';
 import type { PrefixView } from './view.js';
 
-/** Why this host stopped leading a name. */
+/**
+ * Why this host stopped leading a name: the `stop` event's reason, the `reason` of the
+ * NotLeaderError a leadership's signal aborts with, and the `reason` label of
+ * `locked_leaderships_stopped_total`. `STOP_REASONS` lists every value.
+ */
 export type StopReason =
   /** `remove()` was called: the name is un-registered here. */
   | 'removed'

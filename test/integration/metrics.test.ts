@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import locked, { renderPrometheus, PROMETHEUS_CONTENT_TYPE, type Leadership, type MetricsSnapshot } from '../../src/index.js';
+import locked, { renderPrometheus, PROMETHEUS_CONTENT_TYPE, STOP_REASONS, PER_NAME_SERIES_LIMIT, type Leadership, type MetricsSnapshot, type NameMetrics } from '../../src/index.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -74,6 +74,7 @@ describe('locker.metrics()', () => {
       let ma = a.metrics();
       assert.equal(ma.id, 'a');
       assert.deepEqual(ma.names['job'], {
+        registered: true,
         leader: true,
         queuePosition: 0,
         leadershipsStarted: 1,
@@ -86,11 +87,13 @@ describe('locker.metrics()', () => {
       await waitFor(() => sb.isLeader, { timeoutMs: 20_000, message: 'b leads after the hand-over' });
       ma = a.metrics();
       const mb = b.metrics();
-      assert.equal(ma.names['job']?.leader, false, 'a removed: gauge 0');
+      assert.equal(ma.names['job']?.leader, false, 'a removed: not leading');
+      assert.equal(ma.names['job']?.registered, false, 'a removed: no longer registered, its counters kept');
       assert.equal(ma.names['job']?.queuePosition, undefined, 'a is no longer queued');
       assert.equal(ma.names['job']?.leadershipsStarted, 1);
       assert.equal(ma.names['job']?.leadershipsStopped.removed, 1);
       assert.deepEqual(mb.names['job'], {
+        registered: true,
         leader: true,
         queuePosition: 0,
         leadershipsStarted: 1,
@@ -117,8 +120,29 @@ describe('locker.metrics()', () => {
       assert.ok(s.get('locked_keepalive_rtt_seconds_count')! >= 1);
       assert.equal(s.get('locked_keepalive_rtt_seconds_bucket{le="+Inf"}'), s.get('locked_keepalive_rtt_seconds_count'));
       const sa2 = parseExposition(renderPrometheus(a.metrics(), { id: 'a' }));
-      assert.equal(sa2.get('locked_leader{id="a",name="job"}'), 0);
+      // A removed name has no locked_leader series (a name removed everywhere must not look leaderless); its counters stay.
+      assert.equal(sa2.get('locked_leader{id="a",name="job"}'), undefined);
+      assert.equal(sa2.get('locked_names_registered{id="a"}'), 0);
+      assert.equal(sa2.get('locked_leaderships_started_total{id="a",name="job"}'), 1);
       assert.equal(sa2.get('locked_leaderships_stopped_total{id="a",name="job",reason="removed"}'), 1);
+      for (const reason of STOP_REASONS) assert.ok(sa2.has(`locked_leaderships_stopped_total{id="a",name="job",reason="${reason}"}`), `reason ${reason} rendered`);
+      // The host figures: leading one name, ready, live, and the timings of ttl 2.
+      assert.equal(s.get('locked_names_registered'), 1);
+      assert.equal(s.get('locked_names_leading'), 1);
+      assert.equal(s.get('locked_ready'), 1);
+      assert.equal(s.get('locked_live'), 1);
+      assert.equal(s.get('locked_lease_ttl_seconds'), 2);
+      assert.equal(s.get('locked_renew_deadline_seconds'), 4 / 3);
+      assert.equal(s.get('locked_keepalive_interval_seconds'), 2 / 3);
+      assert.equal(s.get('locked_keepalive_timeout_seconds'), 1 / 3);
+      const mb2 = b.metrics();
+      assert.equal(mb2.ready, true);
+      assert.equal(mb2.live, true);
+      assert.deepEqual(mb2.timing, { ttl: 2, renewDeadline: 4 / 3, keepaliveInterval: 2 / 3, keepaliveTimeout: 1 / 3 });
+      // keepaliveTimeout restates the session's attempt limit (session.ts, attemptMs): read the real one.
+      const session = (b as unknown as { current?: { attemptMs?: number } }).current;
+      assert.equal(typeof session?.attemptMs, 'number', 'the locker has a session with an attempt limit');
+      assert.equal(session!.attemptMs! / 1000, mb2.timing.keepaliveTimeout);
     } finally {
       await Promise.all([a.close(), b.close()]);
     }
@@ -128,10 +152,13 @@ describe('locker.metrics()', () => {
     const snap: MetricsSnapshot = {
       id: 'x',
       names: {
-        'we"ird\\name\nx': { leader: true, queuePosition: 0, leadershipsStarted: 2, leadershipsStopped: { removed: 0, lost: 1, deposed: 0, error: 0, unhealthy: 0, handover: 0, closed: 0 } },
+        'we"ird\\name\nx': { registered: true, leader: true, queuePosition: 0, leadershipsStarted: 2, leadershipsStopped: { removed: 0, lost: 1, deposed: 0, error: 0, unhealthy: 0, handover: 0, closed: 0 } },
       },
       leaseLosses: 1,
       keepaliveRtt: { buckets: [0.01, 0.1], counts: [1, 2], sum: 0.055, count: 3 },
+      ready: true,
+      live: true,
+      timing: { ttl: 10, renewDeadline: 20 / 3, keepaliveInterval: 10 / 3, keepaliveTimeout: 5 / 3 },
     };
     const text = renderPrometheus(snap, { id: 'h"o\\st' });
     const s = parseExposition(text);
@@ -139,7 +166,63 @@ describe('locker.metrics()', () => {
     assert.equal(s.get('locked_keepalive_rtt_seconds_bucket{id="h\\"o\\\\st",le="0.1"}'), 2);
     assert.equal(s.get('locked_keepalive_rtt_seconds_bucket{id="h\\"o\\\\st",le="+Inf"}'), 3);
     assert.equal(s.get('locked_lease_losses_total{id="h\\"o\\\\st"}'), 1);
-    assert.match(text, /^# HELP locked_leader .+\n# TYPE locked_leader gauge\n/);
+    assert.match(text, /# HELP locked_leader .+\n# TYPE locked_leader gauge\n/);
+  });
+
+  test('per-name series: on up to PER_NAME_SERIES_LIMIT names by default, else host totals only; perName forces either way', () => {
+    const stops = (over: Partial<NameMetrics['leadershipsStopped']> = {}): NameMetrics['leadershipsStopped'] => ({ removed: 0, lost: 0, deposed: 0, error: 0, unhealthy: 0, handover: 0, closed: 0, ...over });
+    const snap = (n: number): MetricsSnapshot => {
+      const names: Record<string, NameMetrics> = {};
+      for (let i = 0; i < n; i++) {
+        // Every third name led here, every fifth one removed (counters only), one 'lost' stop each.
+        const registered = i % 5 !== 4;
+        names[`n${i}`] = { registered, leader: registered && i % 3 === 0, queuePosition: registered ? (i % 3 === 0 ? 0 : 1) : undefined, leadershipsStarted: 2, leadershipsStopped: stops({ lost: 1, handover: i % 2 }) };
+      }
+      return {
+        id: 'h',
+        names,
+        leaseLosses: 0,
+        keepaliveRtt: { buckets: [0.01], counts: [0], sum: 0, count: 0 },
+        ready: false,
+        live: true,
+        timing: { ttl: 10, renewDeadline: 20 / 3, keepaliveInterval: 10 / 3, keepaliveTimeout: 5 / 3 },
+      };
+    };
+    const count = (s: Map<string, number>, metric: string): number => [...s.keys()].filter((k) => k === metric || k.startsWith(`${metric}{`)).length;
+
+    // At the limit: per-name series for the registered names, counters per name.
+    const n = PER_NAME_SERIES_LIMIT;
+    const registered = Array.from({ length: n }, (_, i) => i).filter((i) => i % 5 !== 4);
+    const leading = registered.filter((i) => i % 3 === 0);
+    const small = parseExposition(renderPrometheus(snap(n)));
+    assert.equal(count(small, 'locked_leader'), registered.length);
+    assert.equal(count(small, 'locked_queue_position'), registered.length);
+    assert.equal(count(small, 'locked_leaderships_started_total'), n);
+    assert.equal(count(small, 'locked_leaderships_stopped_total'), n * STOP_REASONS.length);
+    assert.equal(small.get('locked_names_registered'), registered.length);
+    assert.equal(small.get('locked_names_leading'), leading.length);
+    assert.equal(small.get('locked_leader{name="n3"}'), 1);
+    assert.equal(small.get('locked_leader{name="n4"}'), undefined, 'a removed name has no leader series');
+    assert.equal(small.get('locked_ready'), 0);
+
+    // One name more: host totals, the counters summed over the names, no name label anywhere.
+    const bigText = renderPrometheus(snap(n + 1));
+    const big = parseExposition(bigText);
+    assert.doesNotMatch(bigText, /name="/);
+    assert.equal(count(big, 'locked_leader'), 0);
+    assert.equal(count(big, 'locked_queue_position'), 0);
+    assert.equal(big.get('locked_leaderships_started_total'), 2 * (n + 1));
+    assert.equal(big.get('locked_leaderships_stopped_total{reason="lost"}'), n + 1);
+    assert.equal(big.get('locked_leaderships_stopped_total{reason="handover"}'), Math.floor((n + 1) / 2));
+    assert.equal(big.get('locked_leaderships_stopped_total{reason="error"}'), 0);
+    assert.equal(count(big, 'locked_leaderships_stopped_total'), STOP_REASONS.length);
+    assert.equal(big.get('locked_names_registered'), Array.from({ length: n + 1 }, (_, i) => i).filter((i) => i % 5 !== 4).length);
+
+    // Forced either way.
+    assert.equal(count(parseExposition(renderPrometheus(snap(n + 1), {}, { perName: true })), 'locked_leader'), registered.length + (n % 5 === 4 ? 0 : 1));
+    assert.equal(count(parseExposition(renderPrometheus(snap(3), {}, { perName: false })), 'locked_leader'), 0);
+    assert.equal(count(parseExposition(renderPrometheus(snap(3), {}, { perName: 2 })), 'locked_leader'), 0);
+    assert.equal(count(parseExposition(renderPrometheus(snap(3), {}, { perName: 3 })), 'locked_leader'), 3);
   });
 });
 
@@ -188,10 +271,20 @@ describe('health(): live and ready', () => {
       assert.equal(hs.ready, false);
       assert.ok(polite.metrics().leaseLosses >= 1 && stubborn.metrics().leaseLosses >= 1);
       assert.equal(polite.metrics().names['p']?.leadershipsStopped.lost, 1);
+      // The same in the metrics: locked_ready 0 on both, locked_live 0 only on the stubborn host.
+      const rp = parseExposition(renderPrometheus(polite.metrics()));
+      const rs = parseExposition(renderPrometheus(stubborn.metrics()));
+      assert.equal(rp.get('locked_ready'), 0);
+      assert.equal(rp.get('locked_live'), 1);
+      assert.equal(rs.get('locked_ready'), 0);
+      assert.equal(rs.get('locked_live'), 0);
+      assert.equal(rs.get('locked_names_leading'), 0);
+      assert.ok(rs.get('locked_lease_losses_total')! >= 1);
 
       // fn settles at last: live again, though etcd is still down.
       release();
       await waitFor(() => stubborn.health().live, { timeoutMs: 5_000, message: 'live once fn settled' });
+      assert.equal(stubborn.metrics().live, true);
     } finally {
       release();
       await Promise.all([polite.close(), stubborn.close()]);
