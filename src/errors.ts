@@ -115,6 +115,27 @@ export class HandOverError extends LockedError {
   }
 }
 
+/**
+ * `drain({ nodeId })`, `undrain({ nodeId })` or `failover(name, { to })` named a node id
+ * that no live host holds — a typo, or a host not started yet: a drain order for it
+ * would move nothing and resolve at once. `{ force: true }` (drain, undrain) writes the
+ * order anyway, for a host about to start.
+ */
+export class HostNotFoundError extends LockedError {
+  override readonly name = 'HostNotFoundError';
+  constructor(
+    /** What was asked, e.g. "drain('web-7')". */
+    readonly operation: string,
+    /** The node id asked for. */
+    readonly nodeId: string,
+    /** Node ids of the live hosts (host records and queued candidates), sorted. */
+    readonly liveIds: readonly string[],
+    hint: string,
+  ) {
+    super(`${operation}: no live host has node id '${nodeId}' (live: ${liveIds.length > 0 ? liveIds.join(', ') : 'none'})${hint ? `; ${hint}` : ''}`);
+  }
+}
+
 const has = (e: unknown, name: string): boolean =>
   typeof e === 'object' && e !== null && brand in e && (e as { name?: unknown }).name === name;
 
@@ -127,6 +148,7 @@ export const isHealthCheckError = (e: unknown): e is HealthCheckError => has(e, 
 export const isLockCancelledError = (e: unknown): e is LockCancelledError => has(e, 'LockCancelledError');
 export const isHandOverError = (e: unknown): e is HandOverError => has(e, 'HandOverError');
 export const isNotLeaderError = (e: unknown): e is NotLeaderError => has(e, 'NotLeaderError');
+export const isHostNotFoundError = (e: unknown): e is HostNotFoundError => has(e, 'HostNotFoundError');
 
 export function describe(e: unknown): string {
   if (e instanceof Error) return e.message;

@@ -60,7 +60,11 @@ export class EtcdStore implements Store {
 
   keepAlive(leaseId: string, timeoutMs: number): Promise<number> {
     return this.members.hedged(
-      async (client) => Number((await keepaliveOnce(client, leaseId, timeoutMs)).TTL),
+      async (client, m) => {
+        const ttl = Number((await keepaliveOnce(client, leaseId, timeoutMs)).TTL);
+        m.stats.keptAlive(); // health(): which member keeps the lease alive
+        return ttl;
+      },
       EtcdStore.hedgeMs(timeoutMs),
       timeoutMs,
     );

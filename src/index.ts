@@ -1,4 +1,7 @@
-export { locked, Locker, type LockerEvents, type LockOptions, type Health } from './locker.js';
+export { locked, Locker, type LockerEvents, type LockOptions, type Health, type MembersHealth, type MembersHealthOptions } from './locker.js';
+export type { MemberHealth, PolledMemberHealth } from './member-health.js';
+export type { MemberStatus, MemberRole, QuorumView, MemberPollOptions } from './member-status.js';
+export type { BreakerState, MemberCalls } from './member-stats.js';
 export { Singleton, type Leadership, type SingletonFunction, type SingletonEvents, type StopReason, type TryLockResult } from './singleton.js';
 export type { LeaderInfo, NameStatus, Observer, ObserverEvents } from './cluster.js';
 export type { OnceContext, OnceFunction, OnceOptions, OnceOutcome } from './once.js';
@@ -28,6 +31,7 @@ export {
   AbortedError,
   HealthCheckError,
   HandOverError,
+  HostNotFoundError,
   isLeaseLostError,
   isLockerClosedError,
   isLeaderFunctionError,
@@ -37,6 +41,7 @@ export {
   isAbortedError,
   isHealthCheckError,
   isHandOverError,
+  isHostNotFoundError,
 } from './errors.js';
 export type { SignalOption } from './abort.js';
 export type { SingletonOptions } from './health-check.js';

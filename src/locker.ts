@@ -7,13 +7,15 @@ import type { Clock } from './clock.js';
 import { publishError, publishSession, publishWatchMove } from './diagnostics.js';
 import { resolveSingletonOptions, type SingletonOptions } from './health-check.js';
 import { safeEmit } from './emit.js';
-import { AbortedError, EtcdUnavailableError, LockCancelledError, LockerClosedError, NotLeaderError, describe, type LeaseLostError } from './errors.js';
+import { AbortedError, EtcdUnavailableError, HostNotFoundError, LockCancelledError, LockerClosedError, NotLeaderError, describe, isHandOverError, type LeaseLostError } from './errors.js';
 import { EtcdStore } from './etcd-store.js';
 import { Members, withRequireLeader } from './members.js';
+import { membersHealth, polledMembersHealth, type MemberHealth, type PolledMemberHealth } from './member-health.js';
+import type { MemberPollOptions, QuorumView } from './member-status.js';
 import { MetricsRecorder, timedKeepalive, type MetricsSnapshot } from './metrics.js';
 import { validateName } from './keys.js';
 import { readLeader, readPrefix } from './reads.js';
-import { Mover, requestHandOver, type DrainOptions, type FailoverOptions } from './mover.js';
+import { Mover, knownHosts, requestHandOver, type DrainOptions, type FailoverOptions } from './mover.js';
 import { hostsStatus, parseControl, type HostStatus } from './placement.js';
 import { resolveOptions, type LockerOptions, type ResolvedOptions } from './options.js';
 import { ReleaseGate } from './release.js';
@@ -66,6 +68,19 @@ export interface Health {
   /** The etcd member the prefix watch is on (as listed in `hosts`); it follows the member that answers and keeps up. */
   watchEndpoint: string | undefined;
   lastError: string | undefined;
+  /** This host's view of each etcd member, in `hosts` order: what it uses it for and how its calls there went. */
+  members: MemberHealth[];
+}
+
+/** `health({ members: true })`: health() with each member's own answer, and the quorum margin. */
+export interface MembersHealth extends Health {
+  members: PolledMemberHealth[];
+  quorum: QuorumView;
+}
+
+/** Options of `health({ members: true })`: `timeoutMs` bounds each call to each member (default 1000). */
+export interface MembersHealthOptions extends MemberPollOptions, SignalOption {
+  members: true;
 }
 
 /**
@@ -423,7 +438,9 @@ export class Locker extends EventEmitter<LockerEvents> {
    * the name), else to whoever is next. Resolves with the new leader's id (the same
    * leader when nobody else queues; undefined when nobody leads). Rejects with a
    * HandOverError if the leader does not act within `timeoutMs` or the name went
-   * elsewhere. `{ force: true }` deletes the leader's key instead, without waiting for it.
+   * elsewhere; with a HostNotFoundError if no live host has the id `to` (a HandOverError
+   * of kind 'not-queued' if one has, but does not queue for the name). `{ force: true }`
+   * deletes the leader's key instead, without waiting for it.
    */
   failover(name: string, options: FailoverOptions = {}): Promise<string | undefined> {
     return this.read(`failover('${name}')`, options, async () => {
@@ -432,7 +449,16 @@ export class Locker extends EventEmitter<LockerEvents> {
         return failover(this, name);
       }
       const timeoutMs = options.timeoutMs ?? Math.max(10_000, 3 * this.opts.ttl * 1000);
-      return requestHandOver(this.client, this.prefix, name, this.opts.id, { ...(options.to !== undefined ? { to: options.to } : {}), timeoutMs, requestTimeoutMs: this.requestTimeoutMs() });
+      try {
+        return await requestHandOver(this.client, this.prefix, name, this.opts.id, { ...(options.to !== undefined ? { to: options.to } : {}), timeoutMs, requestTimeoutMs: this.requestTimeoutMs() });
+      } catch (err) {
+        // Not queued: a typo in `to` deserves another answer than a host queued elsewhere.
+        if (options.to !== undefined && isHandOverError(err) && err.kind === 'not-queued') {
+          const { live } = await knownHosts(this.client, this.prefix, this.requestTimeoutMs());
+          if (!live.includes(options.to)) throw new HostNotFoundError(`failover('${name}', { to: '${options.to}' })`, options.to, live, '');
+        }
+        throw err;
+      }
     });
   }
 
@@ -441,19 +467,35 @@ export class Locker extends EventEmitter<LockerEvents> {
    * drain order, after which the host hands every leadership gracefully to an eligible
    * candidate and takes a name only when no other candidate can. Resolves once it leads
    * nothing that another host could take. Holds until `undrain()`, across restarts of a
-   * host with the same id.
+   * host with the same id. A `nodeId` that no live host has rejects with a
+   * HostNotFoundError, unless `force` (an order for a host about to start).
    */
   async drain(options: DrainOptions & { nodeId?: string } = {}): Promise<void> {
     const id = options.nodeId ?? this.opts.id;
     await this.read(`drain('${id}')`, options, async () => {
+      if (options.nodeId !== undefined && !options.force) await this.requireHost(`drain('${id}')`, id, false);
       await this.mover.drained(id, options, () => this.mover.order(id, true));
     });
   }
 
-  /** Ends a drain (of this host, or of `nodeId`): it takes names again and balancing gives it its share. */
-  async undrain(options: SignalOption & { nodeId?: string } = {}): Promise<void> {
+  /**
+   * Ends a drain (of this host, or of `nodeId`): it takes names again and balancing gives
+   * it its share. A `nodeId` that is neither a live host nor drained rejects with a
+   * HostNotFoundError, unless `force`.
+   */
+  async undrain(options: SignalOption & { nodeId?: string; force?: boolean } = {}): Promise<void> {
     const id = options.nodeId ?? this.opts.id;
-    await this.read(`undrain('${id}')`, options, () => this.mover.order(id, false));
+    await this.read(`undrain('${id}')`, options, async () => {
+      if (options.nodeId !== undefined && !options.force) await this.requireHost(`undrain('${id}')`, id, true);
+      await this.mover.order(id, false);
+    });
+  }
+
+  /** Rejects with HostNotFoundError unless a live host has node id `id` (or, with `drained`, a drain order names it). */
+  private async requireHost(operation: string, id: string, drained: boolean): Promise<void> {
+    const { live, draining } = await knownHosts(this.client, this.prefix, this.requestTimeoutMs());
+    if (live.includes(id) || (drained && draining.has(id))) return;
+    throw new HostNotFoundError(operation, id, live, 'pass force: true to write the order anyway, for a host about to start');
   }
 
   /** True while anyone, anywhere, leads `name`. */
@@ -490,7 +532,25 @@ export class Locker extends EventEmitter<LockerEvents> {
    * `ready`: a lease is held inside its step-down deadline and the watch of the prefix
    * is connected — the locker can campaign and see hand-overs.
    */
-  health(): Health {
+  health(): Health;
+  /**
+   * health() plus a poll of every etcd member, all at once, each call bounded by
+   * `timeoutMs` (default 1000): its raft role, leader, term, applied revision and index,
+   * whether it serves a linearizable read — and the quorum margin as this host sees it.
+   * Costs two round trips per member: not for probes that run every second.
+   */
+  health(options: MembersHealthOptions): Promise<MembersHealth>;
+  health(options?: MembersHealthOptions): Health | Promise<MembersHealth> {
+    if (options !== undefined) {
+      if (options === null || typeof options !== 'object' || options.members !== true) {
+        const got = options === null ? 'null' : typeof options !== 'object' ? typeof options : `members: ${String((options as { members?: unknown }).members)}`;
+        return Promise.reject(new TypeError(`health(options): options must be { members: true, timeoutMs? }, got ${got}`));
+      }
+      return this.read('health({ members: true })', options, async () => {
+        const polled = await polledMembersHealth(this.members, this.prefix, () => this.view.watchEndpoint, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
+        return { ...this.health(), ...polled };
+      });
+    }
     const s = this.current;
     const now = this.clock.now();
     const leading = [...this.names.values()].filter((x) => x.isLeader).map((x) => x.name);
@@ -512,6 +572,7 @@ export class Locker extends EventEmitter<LockerEvents> {
       watchConnected: this.watchConnected,
       watchEndpoint: this.view.watchEndpoint,
       lastError: this.lastError?.message ?? s?.describeLastError(),
+      members: membersHealth(this.members, this.view.watchEndpoint),
     };
   }
 

@@ -8,7 +8,9 @@
 // Every call and stream carries etcd's `hasleader` metadata (what Go's clientv3 calls
 // WithRequireLeader): a member that lost its raft leader refuses them at once, and cancels
 // open streams, instead of answering nothing.
-import { Etcd3, type CallOptionsFactory, type IOptions } from 'etcd3';
+import { ConsecutiveBreaker, circuitBreaker, handleWhen, noop } from 'cockatiel';
+import { Etcd3, isRecoverableError, type CallOptionsFactory, type IOptions } from 'etcd3';
+import { MemberStats, breakerState, type BreakerState } from './member-stats.js';
 
 /** gRPC's interceptor shape, without a dependency on @grpc/grpc-js: add one metadata entry at call start. */
 type NextCall = (options: unknown) => { start(metadata: { set(k: string, v: string): void }, listener: unknown, next?: unknown): void };
@@ -37,16 +39,46 @@ export interface Member {
   readonly index: number;
   readonly endpoint: string;
   readonly client: Etcd3;
+  /** What this host's calls to the member saw (member-stats.ts). */
+  readonly stats: MemberStats;
+  /** etcd3's circuit breaker for the member; undefined when its host policy is not a circuit breaker. */
+  breaker(): BreakerState | undefined;
+  /**
+   * A second client for the member, made on first use, with neither breaker nor retries:
+   * for polls of the member's own state (member-status.ts), which must ask even while the
+   * breaker keeps calls off it, and must not open or hold it open for the election's calls.
+   */
+  probe(): Etcd3;
 }
+
+/** etcd3's own per-host policy, built here when the options give none, so that its state can be read. */
+const defaultHostPolicy = (): ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>> =>
+  circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 5_000, breaker: new ConsecutiveBreaker(3) });
 
 export class Members {
   readonly all: readonly Member[];
   /** The member that answered last: calls start there. */
   private preferred = 0;
   private readonly listeners = new Set<(m: Member) => void>();
+  /** Probe clients made so far (closed with the members). */
+  private readonly probes: Etcd3[] = [];
 
   constructor(hosts: readonly string[], options: Omit<IOptions, 'hosts'>) {
-    this.all = hosts.map((endpoint, index) => ({ index, endpoint, client: new Etcd3({ ...options, hosts: [endpoint] }) }));
+    this.all = hosts.map((endpoint, index) => {
+      // etcd3 keeps the member's circuit breaker to itself: keep a reference to the policy
+      // its host factory returns (called once per host, when the client is built).
+      let policy: unknown;
+      const factory = options.faultHandling?.host ?? defaultHostPolicy;
+      const faultHandling = { ...options.faultHandling, host: (h: string) => (policy = factory(h)) as ReturnType<typeof factory> };
+      const client = new Etcd3({ ...options, faultHandling, hosts: [endpoint] });
+      let probe: Etcd3 | undefined;
+      const makeProbe = (): Etcd3 => {
+        probe = new Etcd3({ ...options, faultHandling: { ...options.faultHandling, host: () => noop, global: noop }, hosts: [endpoint] });
+        this.probes.push(probe);
+        return probe;
+      };
+      return { index, endpoint, client, stats: new MemberStats(), breaker: () => breakerState(policy), probe: () => probe ?? makeProbe() };
+    });
   }
 
   /** Members to try, the preferred one first, then the others in a fixed rotation. */
@@ -103,7 +135,7 @@ export class Members {
       const launch = (): void => {
         if (done || started >= order.length) return;
         const m = order[started++]!;
-        op(m.client, m).then(
+        m.stats.track(op(m.client, m)).then(
           (v) =>
             finish(() => {
               this.answered(m);
@@ -137,5 +169,6 @@ export class Members {
 
   close(): void {
     for (const m of this.all) m.client.close();
+    for (const p of this.probes.splice(0)) p.close();
   }
 }

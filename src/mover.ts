@@ -7,7 +7,7 @@ import type { Clock, Timer } from './clock.js';
 import { EtcdUnavailableError, HandOverError } from './errors.js';
 import { drainKey, hostKey, moveKey, nextKey, validateName } from './keys.js';
 import { EMPTY_CONTROL, handsOver, hostsStatus, liveRequests, parseControl, planMoves, planPromotions, standsAside, type ControlRecords, type HostStatus, type MoveRequest } from './placement.js';
-import { nameRange } from './reads.js';
+import { nameRange, readPrefix } from './reads.js';
 import { byCreate, candidateOf, type Candidate } from './queue.js';
 import type { Session } from './session.js';
 import type { PrefixView } from './view.js';
@@ -25,6 +25,12 @@ export interface FailoverOptions {
 export interface DrainOptions {
   /** Called for each leadership that moved away: name and the node id leading it now. */
   onMove?: (name: string, to: string | undefined) => void;
+  /**
+   * With `nodeId`: write the drain order even if no live host has that id — for a host
+   * about to start, which then never takes a name another host could lead. Without it
+   * such an id rejects with HostNotFoundError (a typo would drain nothing, at once).
+   */
+  force?: boolean;
   signal?: AbortSignal;
 }
 
@@ -464,6 +470,25 @@ async function deleteIfUnchanged(client: Etcd3, key: string, value: string, time
   } catch {
     // Left behind it is void: a request names the leadership it concerns, which is gone.
   }
+}
+
+/**
+ * @internal
+ * The node ids of the live hosts — those with a host record (kept under the host's
+ * lease) or a key in some queue (an older locked writes no record) — sorted, and the
+ * ids with a drain order, live or not: one snapshot of the prefix.
+ */
+export async function knownHosts(client: Etcd3, prefix: string, timeoutMs: number): Promise<{ live: string[]; draining: ReadonlySet<string> }> {
+  let snap;
+  try {
+    snap = await readPrefix(client, prefix, timeoutMs);
+  } catch (err) {
+    throw new EtcdUnavailableError(`read of the hosts under prefix '${prefix}'`, err);
+  }
+  const rec = parseControl(prefix, snap.control ?? new Map());
+  const live = new Set(rec.leaseByHost.keys());
+  for (const queue of snap.queues.values()) for (const c of queue) live.add(c.value);
+  return { live: [...live].sort(), draining: rec.draining };
 }
 
 /**

@@ -230,9 +230,8 @@ function delivered(res: IWatchResponse, startRevision: unknown): bigint | undefi
  * (With `hasleader`, a member that knows it lost its leader refuses: that counts as stale.)
  */
 async function localRevision(m: Member, prefix: string, timeoutMs: number): Promise<bigint> {
-  const res = await m.client.kv.range(
-    { key: Buffer.from(prefix), serializable: true, count_only: true },
-    { deadline: new Date(Date.now() + timeoutMs) },
+  const res = await m.stats.track(
+    m.client.kv.range({ key: Buffer.from(prefix), serializable: true, count_only: true }, { deadline: new Date(Date.now() + timeoutMs) }),
   );
   return BigInt(res.header.revision);
 }

@@ -12,6 +12,7 @@ import {
   GRPCUnavailableError,
 } from 'etcd3';
 import { describe } from '../errors.js';
+import { applyEnvironment } from './env.js';
 
 export const EXIT = {
   ok: 0,
@@ -22,6 +23,8 @@ export const EXIT = {
   etcd: 3,
   /** `run --try`: another host leads; `run --wait`: not elected in time (EX_TEMPFAIL). */
   busy: 75,
+  /** `drain`, `undrain`, `failover --to`: no live host has that node id (EX_NOHOST). */
+  notFound: 68,
   /** `run` and `once`: their own failure (usage, etcd) before the program started — not a status a program is likely to use. */
   runFailure: 125,
 } as const;
@@ -69,15 +72,22 @@ export const COMMANDS = {
   run: {
     options: { ...COMMON, ...GENERAL, ...PROGRAM, try: { type: 'boolean' }, wait: { type: 'string' }, sighup: { type: 'string' }, listen: { type: 'string' }, check: { type: 'string' }, 'check-interval': { type: 'string' } },
   },
-  once: { options: { ...COMMON, ...GENERAL, ...PROGRAM, 'max-attempts': { type: 'string' }, json: { type: 'boolean' } } },
-  status: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' }, watch: { type: 'boolean', short: 'w' }, hosts: { type: 'boolean' } } },
+  once: { options: { ...COMMON, ...GENERAL, ...PROGRAM, 'max-attempts': { type: 'string' }, 'record-ttl': { type: 'string' }, json: { type: 'boolean' } } },
+  status: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' }, watch: { type: 'boolean', short: 'w' }, hosts: { type: 'boolean' }, members: { type: 'boolean' } } },
   leader: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' } } },
   failover: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' }, to: { type: 'string' }, force: { type: 'boolean' } } },
-  drain: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' } } },
-  undrain: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' } } },
+  drain: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' }, force: { type: 'boolean' } } },
+  undrain: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' }, force: { type: 'boolean' } } },
 } as const;
 
-const COMMAND_LIST = 'run, once, status, leader, failover, drain or undrain';
+/** Commands that are about `locked` itself: no flags of their own, no etcd. */
+export const META_COMMANDS = ['help', 'completion'] as const;
+
+/** The shells `locked completion` writes a script for. */
+export const SHELLS = ['bash', 'zsh', 'fish'] as const;
+export type Shell = (typeof SHELLS)[number];
+
+const COMMAND_LIST = 'run, once, status, leader, failover, drain, undrain, help or completion';
 
 export type CommandName = keyof typeof COMMANDS;
 
@@ -85,7 +95,8 @@ const COMMON_HELP = `Connection options (every command):
   --endpoints LIST       etcd endpoints, comma-separated
                          (env LOCKED_ENDPOINTS; default 127.0.0.1:2379)
   --prefix PREFIX        key prefix of the elections (env LOCKED_PREFIX; default locked/)
-  --id ID                this process's node id (run: default <hostname>-<pid>)
+  --id ID                this process's node id (run, once: default <hostname>-<pid>;
+                         env LOCKED_ID, except in a program of run and once)
   --cacert FILE          CA certificate: talk TLS to etcd (env LOCKED_CACERT)
   --cert FILE --key FILE client certificate and its key for TLS (env LOCKED_CERT,
                          LOCKED_KEY); with any TLS file, endpoints default to https
@@ -99,7 +110,10 @@ const COMMON_HELP = `Connection options (every command):
 const GENERAL_HELP = `  --timeout DURATION     how long etcd may take to answer (default: status, leader,
                          failover 9s; run and once wait for etcd until it answers)
   -V, --version          print the version
-Durations: 500ms, 10s, 2m, 1h or plain seconds.`;
+Durations: Go's form — 500ms, 10s, 1m30s, 1h2m3.5s — or plain seconds (10).
+Every flag but --help and --version can be set as LOCKED_<FLAG> instead (upper case,
+dashes as underscores: LOCKED_TTL=30s, LOCKED_CHECK_INTERVAL=2s; true, false, 1 or 0
+for a flag without value); the flag wins. 'locked help env' lists them.`;
 
 export const USAGE: Record<CommandName | 'main', string> = {
   main: `Usage: locked <command> [options]
@@ -110,26 +124,32 @@ once across hosts, see who leads what, force a hand-over.
 Commands:
   run NAME [--try] [--wait D] -- CMD [ARGS...]
                          campaign for NAME; run CMD while this process leads it
-  once NAME [--max-attempts N] -- CMD [ARGS...]
+  once NAME [--max-attempts N] [--record-ttl D] -- CMD [ARGS...]
                          run CMD once across every host that asks (a migration, a
                          cron entry on every host); retried elsewhere on failure
-  status [--json] [--watch] [--hosts]
+  status [--json] [--watch] [--hosts] [--members]
                          every name under the prefix: leader, token, candidates;
-                         --hosts: every host: names led and queued, fair share, drain
+                         --hosts: every host: names led and queued, fair share, drain;
+                         --members: every etcd member: raft role, revision, quorum
   leader NAME [--json]   print the node id of NAME's leader (exit 1 if none)
   failover NAME [--to ID] [--force]
                          ask NAME's leader to hand over gracefully (to ID)
-  drain ID               move every leadership of host ID away gracefully, then
+  drain ID [--force]     move every leadership of host ID away gracefully, then
                          keep it a standby (until undrain): before a deploy
-  undrain ID             end the drain of host ID
+  undrain ID [--force]   end the drain of host ID
+  help [COMMAND|env]     this help, a command's, or the LOCKED_* variables
+  completion bash|zsh|fish
+                         a completion script for the shell: in ~/.bashrc,
+                         source <(locked completion bash)
 
 ${COMMON_HELP}
 ${GENERAL_HELP}
 
-'locked <command> --help' describes one command.
+'locked help <command>' or 'locked <command> --help' describes one command.
 Exit status: 0 ok, 1 no leader (leader, failover), hand-over refused or late
 (failover), job failed (once), 2 usage
-error, 3 etcd unreachable or refused, 75 busy (run --try, run --wait);
+error, 3 etcd unreachable or refused, 68 no live host has that id (drain,
+undrain, failover --to), 75 busy (run --try, run --wait);
 'run' exits with the status of its program, and with 125 for its own failures.`,
 
   run: `Usage: locked run NAME [--ttl D] [--grace D] [--try | --wait D] [--check CMD] [--listen HOST:PORT] [options] -- CMD [ARGS...]
@@ -177,6 +197,11 @@ LOCKED_PASSWORD); its stdin is /dev/null.
                          /leader   200 while this process's program runs as the
                                    leader, else 503 (route traffic to the leader only)
                          /metrics  Prometheus text format (locked_leader, …)
+                         /health   JSON: this host's health, with each etcd member
+                                   it uses (keepalive, watch, round trip, errors);
+                                   ?members=1 also asks every member (1 s at most)
+                         /members  'status --members' as this host sees it: 200
+                                   while every member serves, else 503
 
 Exit status: CMD's status; 75 when --try found a leader or --wait ran out; 125 for
 run's own failures before CMD started (usage, etcd); 126/127 CMD could not start.
@@ -184,7 +209,7 @@ run's own failures before CMD started (usage, etcd); 126/127 CMD could not start
 ${COMMON_HELP}
 ${GENERAL_HELP}`,
 
-  once: `Usage: locked once NAME [--max-attempts N] [--json] [options] -- CMD [ARGS...]
+  once: `Usage: locked once NAME [--max-attempts N] [--record-ttl D] [--json] [options] -- CMD [ARGS...]
 
 A job done once across hosts (a migration at deploy time, a cron entry on every
 host): run the same command on every host; exactly one host at a time runs CMD. A
@@ -195,6 +220,8 @@ without running CMD. Delete that key (etcdctl del <prefix>NAME) to run the job a
 
   --max-attempts N       attempts in total across hosts (default 3; the first host
                          to ask records it)
+  --record-ttl D         keep the outcome this long (whole seconds ≥ 1), then the
+                         next host to ask runs the job again (default: for ever)
   --json                 print the outcome record: { name, status, attempts, by, ranHere }
   --ttl D, --grace D     as for run
 
@@ -206,16 +233,25 @@ prefix etcd refuses).
 ${COMMON_HELP}
 ${GENERAL_HELP}`,
 
-  status: `Usage: locked status [--json] [--watch] [--hosts] [options]
+  status: `Usage: locked status [--json] [--watch] [--hosts | --members] [options]
 
 Every name under the prefix, read from etcd: leader, fencing token and candidates in
 queue order (leader first); then every host's leaderships against its fair share.
 
   --hosts                every host instead: names led and queued, fair share and
                          how far it is from it, draining or not
+  --members              every etcd member instead, as this process sees it (each
+                         asked for 1 s at most, or --timeout): raft role, leader,
+                         term, revision, applied index, round trip, whether it
+                         serves linearizable reads, last error; then how many
+                         more members may fail before quorum is lost. Exit 1
+                         while any member is not healthy (no leader, no
+                         linearizable read): a rolling restart waits for 0
 
   --json                 JSON: [{ name, leader, token, candidates }]; with --hosts:
-                         [{ id, lease, leads, queued, draining, share, offBy }]
+                         [{ id, lease, leads, queued, draining, share, offBy }]; with
+                         --members: { members: [{ endpoint, status: { role, … }, … }],
+                         quorum: { members, quorum, healthy, tolerates, leader } }
   -w, --watch            redraw on every change (with --json: one JSON array a line);
                          AGE is how long the leader has led as seen by this watch
                          ('≥' for leaders already in place when it started)
@@ -239,7 +275,8 @@ SIGTERM and is waited for), then deletes its election key and queues again at th
 back; the next candidate — with --to, host ID — starts only after that. Prints who
 leads now and how long it took. Exits 1 when nobody leads NAME, when ID does not
 queue for it, or when the leader does not act within --timeout (default 9s; it may
-be cut off from etcd).
+be cut off from etcd); 68 when no live host has the id ID (a typo?), listing
+the live ones.
 
   --to ID                the host that must lead next (it must queue for NAME)
   --force                delete the leader's key instead of asking it: it stops
@@ -251,7 +288,7 @@ be cut off from etcd).
 ${COMMON_HELP}
 ${GENERAL_HELP}`,
 
-  drain: `Usage: locked drain ID [--json] [options]
+  drain: `Usage: locked drain ID [--force] [--json] [options]
 
 Drains host ID (its node id, as 'locked status --hosts' lists it): writes a drain
 order under the prefix; the host hands every leadership gracefully to another
@@ -260,22 +297,31 @@ until ID leads nothing another host could take (--timeout, default 2m), printing
 each move. The order holds — across restarts of a host with that id — until
 'locked undrain ID'.
 
+Exits 68 when no live host has the id ID (a typo, or not started yet), listing the
+live ones: an order for an id nobody holds would move nothing and wait for nothing.
+
+  --force                write the order anyway: for a host about to start, which
+                         then never takes a name another host could lead
   --json                 one { name, leader } line per move, then { drained, leads }
 
 ${COMMON_HELP}
 ${GENERAL_HELP}`,
 
-  undrain: `Usage: locked undrain ID [options]
+  undrain: `Usage: locked undrain ID [--force] [--json] [options]
 
 Ends the drain of host ID: it campaigns as usual again and balancing gives it its
-share of the names.
+share of the names. Exits 68 when ID is neither a live host nor drained, listing
+the live ones.
+
+  --force                delete the order for ID whether or not it exists
+  --json                 { undrained }
 
 ${COMMON_HELP}
 ${GENERAL_HELP}`,
 };
 
 type AnyOption = { [C in CommandName]: keyof (typeof COMMANDS)[C]['options'] }[CommandName];
-type BooleanOption = 'help' | 'json' | 'watch' | 'try' | 'version' | 'hosts' | 'force';
+type BooleanOption = 'help' | 'json' | 'watch' | 'try' | 'version' | 'hosts' | 'force' | 'members';
 
 export type Values = { [K in AnyOption]?: K extends BooleanOption ? boolean : string };
 
@@ -286,10 +332,21 @@ export interface Parsed {
   positionals: string[];
   /** Positionals after `--` (undefined without `--`). */
   rest: string[] | undefined;
+  /** For each value that came from the environment, not the command line: the variable's name. */
+  from: Partial<Record<string, string>>;
 }
 
-/** `--help` or `--version` with no command, or the parsed command line. */
-export function parseCommandLine(argv: string[]): Parsed | { help: true } | { version: true } {
+/** How messages name where a value came from: `--ttl`, or `LOCKED_TTL` when the variable set it. */
+export const flagLabel = (parsed: Pick<Parsed, 'from'>, flag: string): string => parsed.from[flag] ?? `--${flag}`;
+
+/**
+ * `--help` or `--version` with no command, `help [TOPIC]`, `completion SHELL`, or the
+ * parsed command line with the flags it left out filled from the environment.
+ */
+export function parseCommandLine(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Parsed | { help: true; topic?: string } | { version: true } | { completion: Shell } {
   // First pass only finds the command word, wherever common flags put it.
   const all = Object.assign({}, ...Object.values(COMMANDS).map((c) => c.options)) as Record<string, { type: 'string' | 'boolean'; short?: string }>;
   const { tokens } = parseArgs({ args: argv, options: all, allowPositionals: true, strict: false, tokens: true });
@@ -300,6 +357,7 @@ export function parseCommandLine(argv: string[]): Parsed | { help: true } | { ve
     if (before('help')) return { help: true };
     throw new UsageError(argv.length === 0 ? 'missing command' : `missing command (${COMMAND_LIST})`);
   }
+  if (word.value === 'help' || word.value === 'completion') return meta(word.value, argv.filter((_, i) => i !== word.index));
   if (!Object.hasOwn(COMMANDS, word.value)) {
     throw new UsageError(`unknown command '${word.value}' (expected ${COMMAND_LIST})`);
   }
@@ -318,7 +376,33 @@ export function parseCommandLine(argv: string[]): Parsed | { help: true } | { ve
     if (t.kind !== 'positional') continue;
     (term && t.index > term.index ? rest : positionals).push(t.value);
   }
-  return { command, values: parsed.values as Values, positionals, rest: term ? rest : undefined };
+  const values = parsed.values as Values;
+  const from = applyEnvironment(command, values as Record<string, string | boolean | undefined>, env);
+  return { command, values, positionals, rest: term ? rest : undefined, from };
+}
+
+/** `help [COMMAND|env]` and `completion bash|zsh|fish`: one word after them, no flags but --help. */
+function meta(word: 'help' | 'completion', args: string[]): { help: true; topic?: string } | { completion: Shell } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError(`${word}: ${describe(err)}`);
+  }
+  const { positionals } = parsed;
+  if (positionals.length > 1) throw new UsageError(`${word} takes one word, got ${positionals.length}: ${positionals.join(' ')}`);
+  const topic = positionals[0];
+  if (word === 'help' || parsed.values.help) {
+    if (word === 'completion') return { help: true, topic: 'completion' };
+    if (topic === undefined) return { help: true };
+    if (!Object.hasOwn(COMMANDS, topic) && topic !== 'env' && !(META_COMMANDS as readonly string[]).includes(topic)) {
+      throw new UsageError(`no help on '${topic}' (expected a command — ${COMMAND_LIST} — or env)`);
+    }
+    return { help: true, topic };
+  }
+  if (topic === undefined) throw new UsageError(`completion needs a shell: ${SHELLS.join(', ')}`);
+  if (!(SHELLS as readonly string[]).includes(topic)) throw new UsageError(`completion: no script for shell '${topic}' (expected ${SHELLS.join(', ')})`);
+  return { completion: topic as Shell };
 }
 
 /** How to reach etcd, from flags, environment and defaults. */
@@ -385,11 +469,13 @@ export function connection(values: Values, env: NodeJS.ProcessEnv = process.env)
 function credentials(values: Values, env: NodeJS.ProcessEnv): { username: string; password: string } | undefined {
   const envPassword = env['LOCKED_PASSWORD'];
   delete env['LOCKED_PASSWORD'];
-  const passwordFile = values['password-file'];
+  const envPasswordFile = env['LOCKED_PASSWORD_FILE'];
+  const passwordFile = values['password-file'] ?? (envPasswordFile === '' ? undefined : envPasswordFile);
+  const passwordFrom = values['password-file'] !== undefined ? '--password-file' : 'LOCKED_PASSWORD_FILE';
   let name = values.user ?? env['LOCKED_USER'];
   if (name === '') name = undefined;
   if (name === undefined) {
-    if (passwordFile !== undefined) throw new UsageError('--password-file needs a user: --user NAME or LOCKED_USER');
+    if (passwordFile !== undefined) throw new UsageError(`${passwordFrom} needs a user: --user NAME or LOCKED_USER`);
     if (envPassword !== undefined && envPassword !== '') throw new UsageError('LOCKED_PASSWORD is set but no user is given: --user NAME or LOCKED_USER');
     return undefined;
   }
@@ -398,15 +484,15 @@ function credentials(values: Values, env: NodeJS.ProcessEnv): { username: string
   if (colon === 0) throw new UsageError(`--user must be NAME or NAME:PASSWORD, got an empty NAME in '${name.slice(0, 1)}…'`);
   if (colon > 0) {
     const username = name.slice(0, colon);
-    if (passwordFile !== undefined) throw new UsageError(`--user ${username}:… and --password-file both give a password: give it once`);
+    if (passwordFile !== undefined) throw new UsageError(`--user ${username}:… and ${passwordFrom} both give a password: give it once`);
     say(`warning: --user ${username}:PASSWORD shows the password in ps to every user of this host; use LOCKED_PASSWORD or --password-file`);
     return { username, password: name.slice(colon + 1) };
   }
   if (passwordFile !== undefined) {
-    const text = readFlagFile('--password-file', passwordFile).toString('utf8');
+    const text = readFlagFile(passwordFrom, passwordFile).toString('utf8');
     // The first line: `echo secret > file` leaves a newline that is no part of the password.
     const password = text.replace(/\r?\n[\s\S]*$/, '');
-    if (password === '') throw new UsageError(`--password-file '${passwordFile}' is empty (the password is its first line)`);
+    if (password === '') throw new UsageError(`${passwordFrom} '${passwordFile}' is empty (the password is its first line)`);
     return { username: name, password };
   }
   if (envPassword !== undefined) return { username: name, password: envPassword };

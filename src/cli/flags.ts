@@ -5,20 +5,42 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError, type CommandName } from './common.js';
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** One `<number><unit>` of Go's form; a compound duration is several in a row (1h2m3.5s). */
+const PART = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
 
 /**
- * A duration as etcdctl and consul users type it — `500ms`, `10s`, `2m`, `1h`, `1.5s` —
- * or plain seconds (`10`). In milliseconds. Anything else (`0x10`, `1e3`, `10 s`, `-1`)
- * is a usage error naming the flag and the value.
+ * Milliseconds in `text`: Go's time.ParseDuration form, which etcdctl and consul users
+ * type (`500ms`, `10s`, `1m30s`, `1h2m3.5s`, `1.5h`), or plain seconds (`10`, `2.5`).
+ * NaN for anything else: a sign (no flag takes a negative time), `0x10`, `1e3`, `10 s`,
+ * `1d` (Go has no day unit either), a unit without a number.
+ */
+export function parseDuration(text: string): number {
+  const t = text.trim();
+  if (/^\d+(?:\.\d+)?$/.test(t)) return Number(t) * 1000;
+  if (t === '') return NaN;
+  let ms = 0;
+  PART.lastIndex = 0;
+  while (PART.lastIndex < t.length) {
+    const m = PART.exec(t);
+    if (!m) return NaN;
+    ms += Number(m[1]) * UNIT_MS[m[2]!]!;
+  }
+  return ms;
+}
+
+/**
+ * A duration flag (see parseDuration) in milliseconds, `fallbackMs` when not given.
+ * A bad value, or one under `minMs`, is a usage error naming the flag (or the variable
+ * that set it) and the value.
  */
 export function duration(flag: string, value: string | undefined, fallbackMs: number, command: CommandName, minMs = 0): number {
   if (value === undefined) return fallbackMs;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-  const ms = m ? Number(m[1]) * UNIT_MS[m[2] ?? 's']! : NaN;
+  const ms = parseDuration(value);
   if (!Number.isFinite(ms) || ms < minMs) {
     const min = minMs > 0 ? ` ≥ ${minMs % 1000 === 0 ? `${minMs / 1000}s` : `${minMs}ms`}` : '';
-    throw new UsageError(`${flag} must be a duration${min} such as 500ms, 10s, 2m or plain seconds, got '${value}'`, command);
+    throw new UsageError(`${flag} must be a duration${min} such as 500ms, 10s, 1m30s or plain seconds, got '${value}'`, command);
   }
   return ms;
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // The `locked` command: a thin client of the public API (see USAGE in common.ts).
-import { EXIT, EtcdError, USAGE, UsageError, connection, parseCommandLine, say, type CommandName } from './common.js';
+import { EXIT, EtcdError, USAGE, UsageError, connection, flagLabel, parseCommandLine, say, type CommandName } from './common.js';
+import { completionScript } from './completion.js';
 import { checkEndpoints, duration, packageVersion } from './flags.js';
+import { helpText } from './help.js';
 import { onceCommand, planOnce } from './once.js';
 import { planRun, runCommand } from './run.js';
 import { DEFAULT_COMMAND_DEADLINE_MS, drainCommand, failoverCommand, leaderCommand, statusCommand, viewLocker } from './view.js';
@@ -28,7 +30,11 @@ async function main(argv: string[]): Promise<number> {
       return EXIT.ok;
     }
     if ('help' in parsed) {
-      process.stdout.write(`${USAGE.main}\n`);
+      process.stdout.write(`${helpText(parsed.topic)}\n`);
+      return EXIT.ok;
+    }
+    if ('completion' in parsed) {
+      process.stdout.write(completionScript(parsed.completion));
       return EXIT.ok;
     }
     command = parsed.command;
@@ -41,7 +47,7 @@ async function main(argv: string[]): Promise<number> {
     if (endpoints !== undefined) checkEndpoints(endpoints, command);
     // Every flag is checked before anything connects: a bad value is a usage error, not a hang.
     // run and once wait for etcd as long as it takes unless --timeout says otherwise.
-    const timeout = values.timeout === undefined ? undefined : duration('--timeout', values.timeout, 0, command, 1);
+    const timeout = values.timeout === undefined ? undefined : duration(flagLabel(parsed, 'timeout'), values.timeout, 0, command, 1);
     if (command === 'run') {
       const plan = planRun(parsed);
       return await runCommand(plan, connection(values), timeout);
@@ -57,15 +63,15 @@ async function main(argv: string[]): Promise<number> {
     try {
       switch (command) {
         case 'status':
-          return await statusCommand(ctx, parsed.positionals, values.watch === true, values.hosts === true);
+          return await statusCommand(ctx, parsed.positionals, values.watch === true, values.hosts === true, values.members === true);
         case 'leader':
           return await leaderCommand(ctx, parsed.positionals);
         case 'failover':
           return await failoverCommand(ctx, parsed.positionals, { ...(values.to !== undefined ? { to: values.to } : {}), force: values.force === true });
         case 'drain':
-          return await drainCommand(ctx, parsed.positionals, true);
+          return await drainCommand(ctx, parsed.positionals, true, values.force === true);
         case 'undrain':
-          return await drainCommand(ctx, parsed.positionals, false);
+          return await drainCommand(ctx, parsed.positionals, false, values.force === true);
       }
     } finally {
       // Bounded: an unreachable etcd must not turn an answered question into a hang.

@@ -7,7 +7,7 @@ import type { OnceContext, OnceOutcome } from '../once.js';
 import { describe } from '../errors.js';
 import { validateName } from '../keys.js';
 import { Child } from './child.js';
-import { EXIT, EtcdError, UsageError, authFailure, clean, say, type Connection, type Parsed } from './common.js';
+import { EXIT, EtcdError, UsageError, authFailure, clean, flagLabel, say, type Connection, type Parsed } from './common.js';
 import { count, duration } from './flags.js';
 import { ttlFlag } from './run.js';
 
@@ -19,7 +19,17 @@ export interface OncePlan {
   graceMs: number;
   id: string;
   maxAttempts: number;
+  /** --record-ttl: seconds the outcome stays in etcd (undefined: until deleted). */
+  recordTtl: number | undefined;
   json: boolean;
+}
+
+/** --record-ttl: whole seconds ≥ 1, as etcd leases count. */
+function recordTtlFlag(value: string | undefined, label: string): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = duration(label, value, 0, 'once', 1_000);
+  if (ms % 1000 !== 0) throw new UsageError(`${label} must be whole seconds ≥ 1 (etcd leases count in seconds), got '${value}'`, 'once');
+  return ms / 1000;
 }
 
 export function planOnce(parsed: Parsed): OncePlan {
@@ -34,14 +44,16 @@ export function planOnce(parsed: Parsed): OncePlan {
   if (rest !== undefined && more.length > 0) throw new UsageError(`unexpected '${more[0]}' before '--'`, 'once');
   const cmd = rest ?? more;
   if (cmd.length === 0) throw new UsageError(`missing the command to run: locked once ${name} -- CMD [ARGS...]`, 'once');
+  const label = (flag: string): string => flagLabel(parsed, flag);
   return {
     name,
     command: cmd[0]!,
     args: cmd.slice(1),
-    ttl: ttlFlag(values.ttl, 'once'),
-    graceMs: duration('--grace', values.grace, 10_000, 'once'),
+    ttl: ttlFlag(values.ttl, 'once', label('ttl')),
+    graceMs: duration(label('grace'), values.grace, 10_000, 'once'),
     id: values.id ?? `${hostname()}-${process.pid}`,
-    maxAttempts: count('--max-attempts', values['max-attempts'], 3, 'once'),
+    maxAttempts: count(label('max-attempts'), values['max-attempts'], 3, 'once'),
+    recordTtl: recordTtlFlag(values['record-ttl'], label('record-ttl')),
     json: values.json === true,
   };
 }
@@ -133,7 +145,7 @@ export async function onceCommand(plan: OncePlan, conn: Connection, timeoutMs?: 
   let outcome: OnceOutcome | undefined;
   let failure: unknown;
   try {
-    outcome = await locker.runOnce(name, fn, { maxAttempts: plan.maxAttempts, signal: stop.signal });
+    outcome = await locker.runOnce(name, fn, { maxAttempts: plan.maxAttempts, ...(plan.recordTtl !== undefined ? { recordTtl: plan.recordTtl } : {}), signal: stop.signal });
   } catch (err) {
     failure = err;
   } finally {

@@ -1,11 +1,15 @@
 // `locked run --listen HOST:PORT`: probes and metrics over HTTP for Kubernetes, load
-// balancers and Prometheus. Plain node:http; every answer is computed from the locker's
-// synchronous health() and metrics(), so a probe never waits on etcd.
+// balancers and Prometheus. Plain node:http; every probe is computed from the locker's
+// synchronous health() and metrics(), so a probe never waits on etcd. Only /members and
+// /health?members=1 — for an operator, not a probe — ask each etcd member (1 s at most).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Locker } from '../locker.js';
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from '../metrics.js';
 import { UsageError } from './common.js';
+import { allHealthy, memberTable } from './view.js';
+
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 export interface ListenAddress {
   host: string;
@@ -37,7 +41,7 @@ export interface ProbeState {
 /** Listens on `address`; resolves once bound (rejects on EADDRINUSE and the like). */
 export async function startProbes(address: ListenAddress, locker: Locker, state: ProbeState): Promise<{ server: Server; url: string }> {
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const [path, query] = (req.url ?? '/').split('?') as [string, string | undefined];
     const send = (status: number, body: string, type = 'text/plain; charset=utf-8'): void => {
       res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : body);
@@ -62,8 +66,26 @@ export async function startProbes(address: ListenAddress, locker: Locker, state:
         return send(state.leading() ? 200 : 503, `${state.describe()}\n`);
       case '/metrics':
         return send(200, renderPrometheus(locker.metrics(), { id: locker.id() }), PROMETHEUS_CONTENT_TYPE);
+      case '/health': {
+        // This host's own view (which member it keeps its lease alive on, watches on, how
+        // its calls there went); with ?members=1 also each member's answer and the quorum.
+        if (!new URLSearchParams(query ?? '').has('members')) return send(200, `${JSON.stringify(locker.health(), null, 2)}\n`, JSON_TYPE);
+        locker.health({ members: true }).then(
+          (h) => send(200, `${JSON.stringify(h, null, 2)}\n`, JSON_TYPE),
+          (err: unknown) => send(503, `${JSON.stringify({ error: err instanceof Error ? err.message : String(err) })}\n`, JSON_TYPE),
+        );
+        return;
+      }
+      case '/members':
+        // 200 while every member serves (has a raft leader, answers a linearizable read),
+        // 503 during a fault or a member's rejoin: for monitoring, not for a liveness probe.
+        locker.health({ members: true }).then(
+          (h) => send(allHealthy(h) ? 200 : 503, memberTable(h)),
+          (err: unknown) => send(503, `members not polled: ${err instanceof Error ? err.message : String(err)}\n`),
+        );
+        return;
       default:
-        return send(404, 'not found: /healthz, /readyz, /leader, /metrics\n');
+        return send(404, 'not found: /healthz, /readyz, /leader, /metrics, /health, /members\n');
     }
   });
   await new Promise<void>((resolve, reject) => {

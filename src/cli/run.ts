@@ -7,7 +7,7 @@ import type { Leadership, SingletonFunction, StopReason } from '../singleton.js'
 import { NotLeaderError, describe, isHealthCheckError } from '../errors.js';
 import { validateName } from '../keys.js';
 import { Child } from './child.js';
-import { EXIT, UsageError, authFailure, clean, say, type Connection, type Parsed } from './common.js';
+import { EXIT, UsageError, authFailure, clean, flagLabel, say, type Connection, type Parsed } from './common.js';
 import { duration } from './flags.js';
 import { listenFlag, startProbes, stopProbes, type ListenAddress } from './probes.js';
 
@@ -31,10 +31,10 @@ export interface RunPlan {
   listen: ListenAddress | undefined;
 }
 
-/** --ttl: whole seconds ≥ 2 (etcd leases have second granularity). */
-export function ttlFlag(value: string | undefined, command: 'run' | 'once'): number {
-  const ms = duration('--ttl', value, 10_000, command, 2_000);
-  if (ms % 1000 !== 0) throw new UsageError(`--ttl must be whole seconds ≥ 2 (etcd leases count in seconds), got '${value}'`, command);
+/** --ttl: whole seconds ≥ 2 (etcd leases have second granularity). `label` names where the value came from. */
+export function ttlFlag(value: string | undefined, command: 'run' | 'once', label = '--ttl'): number {
+  const ms = duration(label, value, 10_000, command, 2_000);
+  if (ms % 1000 !== 0) throw new UsageError(`${label} must be whole seconds ≥ 2 (etcd leases count in seconds), got '${value}'`, command);
   return ms / 1000;
 }
 
@@ -51,18 +51,20 @@ export function planRun(parsed: Parsed): RunPlan {
   if (rest !== undefined && more.length > 0) throw new UsageError(`unexpected '${more[0]}' before '--'`, 'run');
   const cmd = rest ?? more;
   if (cmd.length === 0) throw new UsageError(`missing the command to run: locked run ${name} -- CMD [ARGS...]`, 'run');
-  const ttl = ttlFlag(values.ttl, 'run');
-  const graceMs = duration('--grace', values.grace, 10_000, 'run');
-  if (values.try && values.wait !== undefined) throw new UsageError('--try and --wait exclude each other (--try never waits)', 'run');
-  const waitMs = values.wait === undefined ? undefined : duration('--wait', values.wait, 0, 'run');
+  // Messages name the flag, or the LOCKED_* variable that set it.
+  const label = (flag: string): string => flagLabel(parsed, flag);
+  const ttl = ttlFlag(values.ttl, 'run', label('ttl'));
+  const graceMs = duration(label('grace'), values.grace, 10_000, 'run');
+  if (values.try && values.wait !== undefined) throw new UsageError(`${label('try')} and ${label('wait')} exclude each other (--try never waits)`, 'run');
+  const waitMs = values.wait === undefined ? undefined : duration(label('wait'), values.wait, 0, 'run');
   const sighup = values.sighup ?? 'forward';
-  if (sighup !== 'forward' && sighup !== 'stop') throw new UsageError(`--sighup must be 'forward' or 'stop', got '${sighup}'`, 'run');
+  if (sighup !== 'forward' && sighup !== 'stop') throw new UsageError(`${label('sighup')} must be 'forward' or 'stop', got '${sighup}'`, 'run');
   const check = values.check;
-  if (check !== undefined && check.trim() === '') throw new UsageError('--check needs a command', 'run');
-  if (check !== undefined && values.try) throw new UsageError('--check and --try exclude each other (--try runs at most once, it never waits to be healthy)', 'run');
-  const checkIntervalMs = duration('--check-interval', values['check-interval'], 5_000, 'run');
-  if (checkIntervalMs < 100) throw new UsageError(`--check-interval must be at least 100ms, got '${values['check-interval']}'`, 'run');
-  if (values['check-interval'] !== undefined && check === undefined) throw new UsageError('--check-interval needs --check', 'run');
+  if (check !== undefined && check.trim() === '') throw new UsageError(`${label('check')} needs a command`, 'run');
+  if (check !== undefined && values.try) throw new UsageError(`${label('check')} and ${label('try')} exclude each other (--try runs at most once, it never waits to be healthy)`, 'run');
+  const checkIntervalMs = duration(label('check-interval'), values['check-interval'], 5_000, 'run');
+  if (checkIntervalMs < 100) throw new UsageError(`${label('check-interval')} must be at least 100ms, got '${values['check-interval']}'`, 'run');
+  if (values['check-interval'] !== undefined && check === undefined) throw new UsageError(`${label('check-interval')} needs --check`, 'run');
   return {
     name,
     command: cmd[0]!,

@@ -3,9 +3,9 @@
 import { performance } from 'node:perf_hooks';
 import type { IWatchResponse } from 'etcd3';
 import type { NameStatus } from '../cluster.js';
-import { isHandOverError } from '../errors.js';
+import { isHandOverError, isHostNotFoundError, type HostNotFoundError } from '../errors.js';
 import type { HostStatus } from '../placement.js';
-import { locked, type Locker } from '../locker.js';
+import { locked, type Locker, type MembersHealth } from '../locker.js';
 import { validateName } from '../keys.js';
 import { EXIT, UsageError, etcdFailure, say, type Connection } from './common.js';
 
@@ -38,8 +38,8 @@ async function ask<T>(ctx: ViewContext, work: Promise<T>): Promise<T> {
   try {
     return await Promise.race([work, deadline]);
   } catch (err) {
-    // A hand-over that did not happen as asked is an answer, not an etcd failure.
-    if (isHandOverError(err)) throw err;
+    // A hand-over that did not happen as asked, or an unknown host, is an answer, not an etcd failure.
+    if (isHandOverError(err) || isHostNotFoundError(err)) throw err;
     throw etcdFailure(err, ctx.conn);
   } finally {
     clearTimeout(timer);
@@ -105,6 +105,7 @@ export async function failoverCommand(ctx: ViewContext, positionals: string[], o
       say(err.message);
       return EXIT.none;
     }
+    if (isHostNotFoundError(err)) return notFound(ctx, err, `cannot hand '${name}' to '${err.nodeId}'`, undefined);
     throw err;
   }
   const ms = Math.round(performance.now() - t0);
@@ -121,10 +122,28 @@ export async function failoverCommand(ctx: ViewContext, positionals: string[], o
   return EXIT.ok;
 }
 
-export async function drainCommand(ctx: ViewContext, positionals: string[], on: boolean): Promise<number> {
+/** No live host has the id asked for: say which ones there are, exit 68. */
+function notFound(ctx: ViewContext, err: HostNotFoundError, what: string, force: string | undefined): number {
+  const live = err.liveIds.length > 0 ? `live hosts: ${err.liveIds.join(', ')}` : 'no live hosts';
+  say(`${what}: no live host has node id '${err.nodeId}' under prefix '${ctx.conn.prefix}' (${live})${force ? `; ${force}` : ''}`);
+  return EXIT.notFound;
+}
+
+export async function drainCommand(ctx: ViewContext, positionals: string[], on: boolean, force = false): Promise<number> {
   const id = nodeIdArg(positionals, on ? 'drain' : 'undrain');
+  try {
+    return await drainOrUndrain(ctx, id, on, force);
+  } catch (err) {
+    if (!isHostNotFoundError(err)) throw err;
+    return on
+      ? notFound(ctx, err, `cannot drain '${id}'`, `a typo? 'locked drain ${id} --force' writes the order anyway, for a host about to start`)
+      : notFound(ctx, err, `cannot undrain '${id}'`, `and no drain order names it`);
+  }
+}
+
+async function drainOrUndrain(ctx: ViewContext, id: string, on: boolean, force: boolean): Promise<number> {
   if (!on) {
-    await ask(ctx, ctx.locker.undrain({ nodeId: id }));
+    await ask(ctx, ctx.locker.undrain({ nodeId: id, force }));
     if (ctx.json) process.stdout.write(`${JSON.stringify({ undrained: id })}\n`);
     else say(`'${id}' is no longer draining`);
     return EXIT.ok;
@@ -135,6 +154,7 @@ export async function drainCommand(ctx: ViewContext, positionals: string[], on: 
     ctx,
     ctx.locker.drain({
       nodeId: id,
+      force,
       onMove: (name, to) => {
         moves++;
         if (ctx.json) process.stdout.write(`${JSON.stringify({ name, leader: to ?? null })}\n`);
@@ -153,8 +173,17 @@ export async function drainCommand(ctx: ViewContext, positionals: string[], on: 
   return EXIT.ok;
 }
 
-export async function statusCommand(ctx: ViewContext, positionals: string[], watch: boolean, hosts = false): Promise<number> {
+export async function statusCommand(ctx: ViewContext, positionals: string[], watch: boolean, hosts = false, members = false): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`, 'status');
+  if (members) {
+    if (watch || hosts) throw new UsageError(`--members cannot be combined with ${watch ? '--watch' : '--hosts'}`, 'status');
+    // Each member is asked for 1 s at most unless --timeout says otherwise: a frozen member
+    // must not hold up the view of the others (they are asked at the same time).
+    const timeoutMs = ctx.timeoutMs === DEFAULT_COMMAND_DEADLINE_MS ? 1000 : ctx.timeoutMs;
+    const h = await ask({ ...ctx, timeoutMs: timeoutMs + 2_000 }, ctx.locker.health({ members: true, timeoutMs }));
+    process.stdout.write(ctx.json ? `${JSON.stringify({ members: h.members, quorum: h.quorum }, null, 2)}\n` : memberTable(h));
+    return allHealthy(h) ? EXIT.ok : EXIT.none;
+  }
   if (hosts) {
     if (watch) throw new UsageError('--hosts cannot be combined with --watch', 'status');
     const list = await ask(ctx, ctx.locker.status({ hosts: true }));
@@ -314,4 +343,65 @@ export function hostTable(hosts: HostStatus[]): string {
 function shares(hosts: HostStatus[]): string {
   const parts = hosts.map((h) => `${h.id} ${h.leads.length}/${h.share.toFixed(1)}${h.draining ? ' (draining)' : ''}`);
   return `leaderships/fair share: ${parts.join(', ')}\n`;
+}
+
+/** True when every member has a raft leader and serves linearizable reads (no fault, no rejoin under way). */
+export function allHealthy(h: MembersHealth): boolean {
+  return h.quorum.healthy === h.quorum.members;
+}
+
+/**
+ * `status --members` (and the probe server's /members): one row per member as this
+ * process sees it, then the quorum margin. USED appears only for a process that uses the
+ * members (a running host: keepalives, the watch); a one-off `locked status` uses none.
+ */
+export function memberTable(h: MembersHealth): string {
+  const used = h.members.some((m) => m.keepalive || m.watch);
+  const head = ['ENDPOINT', 'ROLE', 'ID', 'LEADER', 'TERM', 'REVISION', 'APPLIED', 'RTT', 'LINEARIZABLE', ...(used ? ['USED'] : []), 'NOTE', 'LAST ERROR'];
+  const dash = (v: string | number | undefined): string => (v === undefined ? '-' : String(v));
+  const rows = h.members.map((m) => {
+    const s = m.status;
+    const note = [
+      ...(m.skipped ? [`breaker ${m.breaker ?? 'open'}: skipped`] : m.breaker === 'half-open' ? ['breaker half-open'] : []),
+      ...(s.staleTerm ? ['old raft term: rejoining'] : []),
+      ...(s.behind !== undefined && s.behind > 0 ? [`behind ${s.behind}`] : []),
+      ...(m.pending > 0 && (m.oldestPendingMs ?? 0) >= 1000 ? [`${m.pending} call(s) waiting ${(m.oldestPendingMs! / 1000).toFixed(1)}s`] : []),
+      ...s.alarms.map((a) => `alarm ${a}`),
+    ];
+    const rtt = s.statusMs ?? m.lastRttMs;
+    const error = s.error ?? (m.failuresInARow > 0 ? m.lastError : undefined);
+    return [
+      m.endpoint,
+      s.role,
+      dash(s.memberId),
+      dash(s.leaderId),
+      dash(s.raftTerm),
+      dash(s.revision),
+      dash(s.raftAppliedIndex),
+      rtt === undefined ? '-' : `${rtt}ms`,
+      s.linearizable ? `yes (${s.readMs}ms)` : 'no',
+      ...(used ? [[...(m.keepalive ? ['keepalive'] : []), ...(m.watch ? ['watch'] : [])].join(',') || '-'] : []),
+      note.join('; ') || '-',
+      error ?? '-',
+    ];
+  });
+  const widths = head.map((x, i) => Math.max(x.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  return `${[head, ...rows].map(line).join('\n')}\n${quorumLine(h)}\n`;
+}
+
+/** The footer of `status --members`: how many more member failures the cluster survives, as seen from here. */
+function quorumLine(h: MembersHealth): string {
+  const q = h.quorum;
+  const leader = q.leader ? `raft leader ${q.leader}` : q.agreed ? 'no raft leader answered' : 'members name different raft leaders';
+  const margin =
+    q.tolerates < 0
+      ? 'NO QUORUM as seen from here'
+      : q.tolerates === 0
+        ? q.members === 1
+          ? 'a single member: its failure stops etcd'
+          : 'tolerates NO more failures: the next one loses quorum'
+        : `tolerates ${q.tolerates} more failure${q.tolerates === 1 ? '' : 's'}`;
+  const rejoin = q.healthy < q.members && q.tolerates >= 0 ? `; ${q.members - q.healthy} member(s) not serving (down, cut off or rejoining)` : '';
+  return `quorum: ${q.healthy}/${q.members} members healthy, ${q.quorum} needed: ${margin}; ${leader}${rejoin}`;
 }

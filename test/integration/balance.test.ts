@@ -2,7 +2,7 @@
 // process for the spread and the API, host processes for the hand-over order.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import locked, { isHandOverError, type Locker } from '../../src/index.js';
+import locked, { isHandOverError, isHostNotFoundError, type Locker } from '../../src/index.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { spawnHost, type Host } from '../helpers/host.js';
 import { waitFor } from '../helpers/wait.js';
@@ -101,7 +101,8 @@ describe('graceful failover', () => {
       await waitFor(() => spans.filter((s) => s.end === undefined).length === 1 && spans.at(-1)!.host === to, { timeoutMs: 10_000, message: `${to} runs x` });
     }
     assert.deepEqual(overlaps(spans), []);
-    await assert.rejects(ls[0]!.failover('x', { to: 'nobody' }), (e: unknown) => isHandOverError(e) && e.kind === 'not-queued' && /does not queue/.test(e.message));
+    // No live host is 'nobody' (test/integration/host-not-found.test.ts has the live host that does not queue).
+    await assert.rejects(ls[0]!.failover('x', { to: 'nobody' }), (e: unknown) => isHostNotFoundError(e) && e.nodeId === 'nobody' && e.liveIds.join() === 'a,b,c,d');
     // A draining host stands aside whenever another may lead: refused at once, not left to time out.
     const notLeading = ['a', 'b', 'c', 'd'].find((id) => id !== spans.at(-1)!.host)!;
     await ls[0]!.drain({ nodeId: notLeading });

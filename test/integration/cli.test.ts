@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Etcd3 } from 'etcd3';
 import { freePorts, startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { waitFor } from '../helpers/wait.js';
@@ -171,10 +172,11 @@ describe('locked command', () => {
       [['bogus'], /unknown command 'bogus'/],
       [['run'], /missing NAME/],
       [['run', 'job'], /missing the command to run/],
-      [['run', 'job', '--ttl', '1', '--', 'true'], /--ttl must be a duration ≥ 2s such as 500ms, 10s, 2m or plain seconds, got '1'/],
+      [['run', 'job', '--ttl', '1', '--', 'true'], /--ttl must be a duration ≥ 2s such as 500ms, 10s, 1m30s or plain seconds, got '1'/],
+      [['run', 'job', '--ttl', '1m30', '--', 'true'], /--ttl must be a duration ≥ 2s .*, got '1m30'/],
       [['run', 'job', '--ttl', '0x10', '--', 'true'], /--ttl must be a duration ≥ 2s .*, got '0x10'/],
       [['run', 'job', '--ttl', '2500ms', '--', 'true'], /--ttl must be whole seconds/],
-      [['run', 'job', '--grace', 'soon', '--', 'true'], /--grace must be a duration such as 500ms, 10s, 2m or plain seconds, got 'soon'/],
+      [['run', 'job', '--grace', 'soon', '--', 'true'], /--grace must be a duration such as 500ms, 10s, 1m30s or plain seconds, got 'soon'/],
       [['run', 'job', '--try', '--wait', '1s', '--', 'true'], /--try and --wait exclude each other/],
       [['run', 'job', '--sighup', 'ignore', '--', 'true'], /--sighup must be 'forward' or 'stop', got 'ignore'/],
       [['run', 'job', '--endpoints', 'http//127.0.0.1', '--', 'true'], /--endpoints: 'http\/\/127.0.0.1' is not HOST:PORT/],
@@ -187,6 +189,9 @@ describe('locked command', () => {
       [['leader'], /missing NAME/],
       [['failover', 'a/b'], /must not contain '\/'/],
       [['status', '--cacert', '/nonexistent/ca.pem'], /cannot read --cacert file '\/nonexistent\/ca.pem'/],
+      [['help', 'nope'], /no help on 'nope' \(expected a command — run, once, status, leader, failover, drain, undrain, help or completion — or env\)/],
+      [['help', 'run', 'once'], /help takes one word, got 2: run once/],
+      [['completion'], /completion needs a shell: bash, zsh, fish/],
     ];
     const results = await Promise.all(bad.map(([args]) => cli(args)));
     results.forEach((r, i) => {
@@ -200,9 +205,11 @@ describe('locked command', () => {
       noStack(r.stderr);
     });
     const helps = await Promise.all(
-      [['--help'], ['run', '--help'], ['once', '--help'], ['status', '-h'], ['leader', '--help'], ['--help', 'failover']].map((a) => cli(a)),
+      [['--help'], ['run', '--help'], ['once', '--help'], ['status', '-h'], ['leader', '--help'], ['--help', 'failover'], ['help'], ['help', 'drain'], ['help', 'completion'], ['completion', '--help']].map((a) =>
+        cli(a),
+      ),
     );
-    for (const [i, sub] of ['<command>', 'run NAME', 'once NAME', 'status', 'leader NAME', 'failover NAME'].entries()) {
+    for (const [i, sub] of ['<command>', 'run NAME', 'once NAME', 'status', 'leader NAME', 'failover NAME', '<command>', 'drain ID', 'completion', 'completion'].entries()) {
       assert.equal(helps[i]!.code, 0);
       assert.match(helps[i]!.stdout, new RegExp(`^Usage: locked ${sub}`));
     }
@@ -322,10 +329,23 @@ describe('locked command', () => {
       const cStart = await waitEvent(out, (e) => e.ev === 'start' && e.id === 'C', 'C child starts');
       const aTerm = events(out).find((e) => e.ev === 'SIGTERM' && e.id === 'A');
       assert.ok(aTerm && aTerm.t <= cStart.t, "A's child ended before C's started");
+      // No live host is Z: 'not found' (68), listing the live ids.
       const bad = await cli(['failover', 'job', '--to', 'Z', ...conn]);
-      assert.equal(bad.code, 1);
-      assert.match(bad.stderr, /'Z': it does not queue for the name/);
+      assert.equal(bad.code, 68, bad.stderr);
+      assert.match(bad.stderr, /cannot hand 'job' to 'Z': no live host has node id 'Z' under prefix '[^']+' \(live hosts: A, B, C\)/);
       noStack(bad.stderr);
+      // A drain or undrain of an id nobody holds would do nothing at once: refused the same way.
+      for (const cmd of ['drain', 'undrain']) {
+        const r = await cli([cmd, 'Z', ...conn]);
+        assert.equal(r.code, 68, `${cmd}: ${r.stderr}`);
+        assert.match(r.stderr, new RegExp(`cannot ${cmd} 'Z': no live host has node id 'Z' .*\\(live hosts: A, B, C\\)`));
+        assert.equal(r.stdout, '', `${cmd} printed nothing on stdout`);
+      }
+      // --force: an order for a host about to start; then undrain knows the id.
+      const early = await cli(['drain', 'Z', '--force', '--json', ...conn]);
+      assert.equal(early.code, 0, early.stderr);
+      assert.deepEqual(JSON.parse(early.stdout.trim().split('\n').at(-1)!).leads, []);
+      assert.equal((await cli(['undrain', 'Z', ...conn])).code, 0, 'a drained id is known to undrain');
       assert.equal((await cli(['failover', 'job', '--to', 'A', '--force', ...conn])).code, 2, '--to with --force is a usage error');
       // status --hosts: who leads what, fair share.
       const hosts = await cli(['status', '--hosts', '--json', ...conn]);
@@ -615,6 +635,30 @@ describe('locked run --try, --wait, SIGHUP, a killed run; locked once', () => {
     }
     sequential(onceEvents(out));
     assert.equal(onceEvents(out).filter((e) => e.ev === 'start').length, 2);
+  });
+
+  test('once --record-ttl 1m30s: the outcome is kept under a 90 s lease; meanwhile another host gets it without running', async () => {
+    const prefix = uniquePrefix();
+    const out = outFile();
+    const env = { MS: '50', OK_FROM: '1' };
+    const first = await once('nightly', prefix, 'A', out, env, ['--record-ttl', '1m30s', '--json']).exited;
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal((JSON.parse(first.stdout) as { ranHere: boolean }).ranHere, true);
+    const client = new Etcd3({ hosts: cluster.endpoints });
+    try {
+      const kv = (await client.kv.range({ key: Buffer.from(`${prefix}nightly`) })).kvs[0];
+      assert.ok(kv && kv.lease !== '0', `the outcome record is under a lease: ${JSON.stringify(kv)}`);
+      assert.equal((await client.leaseClient.leaseTimeToLive({ ID: kv.lease })).grantedTTL, '90');
+    } finally {
+      client.close();
+    }
+    const second = await once('nightly', prefix, 'B', out, env, ['--json']).exited;
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal((JSON.parse(second.stdout) as { ranHere: boolean }).ranHere, false);
+    assert.equal(onceEvents(out).filter((e) => e.ev === 'start').length, 1);
+    const bad = await cli(['once', 'nightly', '--record-ttl', '1500ms', ...common(prefix), '--', 'true']);
+    assert.equal(bad.code, 125);
+    assert.match(bad.stderr, /--record-ttl must be whole seconds ≥ 1 \(etcd leases count in seconds\), got '1500ms'/);
   });
 });
 

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { waitFor } from '../helpers/wait.js';
 import { parseYamlDocuments, type Yaml } from '../helpers/yaml.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -111,5 +112,68 @@ describe('examples/kubernetes', () => {
     const args = get(container, 'args') as string[];
     const r = await runLocked(args, { LOCKED_ID: 'report-worker-abc12' });
     assert.equal(r.code, 0, r.stderr);
+  });
+
+  /** The container's environment as Kubernetes sets it in pod `pod`: the values, and the pod name where a fieldRef asks for it. */
+  function podEnv(pod: string): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const e of get(container, 'env') as Yaml[]) {
+      const name = get(e, 'name') as string;
+      const value = get(e, 'value');
+      if (typeof value === 'string') env[name] = value;
+      else if (get(e, 'valueFrom', 'fieldRef', 'fieldPath') === 'metadata.name') env[name] = pod;
+      else assert.fail(`env ${name}: neither a value nor the pod name, which this test cannot stand in for`);
+    }
+    return env;
+  }
+
+  test("the pod name is the node id: from the manifest's own environment, 'locked drain <pod-name>' moves the worker away", async () => {
+    const args = get(container, 'args') as string[];
+    const sep = args.indexOf('--');
+    // The manifest's command line up to the program, --listen on a free loopback port.
+    const mine = args.slice(0, sep).map((a, i, all) => (all[i - 1] === '--listen' ? '127.0.0.1:0' : a));
+    const prefix = `examples-pods-${process.pid}/`;
+    const pods = ['report-worker-7d9f8-abcde', 'report-worker-7d9f8-fghij'];
+    const procs = pods.map((pod) => {
+      const env = podEnv(pod);
+      assert.equal(env['LOCKED_ID'], pod, 'the manifest sets LOCKED_ID from the pod name');
+      // etcd here is plain HTTP on loopback: the TLS files and the cluster's endpoints are the pod's own.
+      for (const tls of ['LOCKED_CACERT', 'LOCKED_CERT', 'LOCKED_KEY']) {
+        assert.match(env[tls] ?? '', /^\/etc\/locked\/tls\//, `${tls} is a file of the mounted secret`);
+        delete env[tls];
+      }
+      const child = spawn(process.execPath, [MAIN, ...mine, '--', process.execPath, '-e', 'setInterval(() => {}, 1000); process.on("SIGTERM", () => process.exit(0))'], {
+        env: { ...process.env, ...env, LOCKED_ENDPOINTS: cluster.endpoints.join(','), LOCKED_PREFIX: prefix },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      return { child, exited, stderr: () => stderr };
+    });
+    const locked = (...more: string[]) =>
+      spawnSync(process.execPath, [MAIN, ...more, '--endpoints', cluster.endpoints.join(','), '--prefix', prefix], { encoding: 'utf8', env: { ...process.env, LOCKED_ID: '' } });
+    try {
+      let leader = '';
+      await waitFor(
+        () => {
+          const s = locked('status', '--json');
+          const st = s.status === 0 ? (JSON.parse(s.stdout) as { leader?: string; candidates: string[] }[])[0] : undefined;
+          leader = st?.leader ?? '';
+          return st?.candidates.length === 2;
+        },
+        { timeoutMs: 20_000, message: `both pods queue for report-worker: ${procs.map((p) => p.stderr()).join('\n')}` },
+      );
+      assert.ok(pods.includes(leader), `the leader is a pod name, got '${leader}'`);
+      const other = pods.find((p) => p !== leader)!;
+      const drain = locked('drain', leader);
+      assert.equal(drain.status, 0, drain.stderr);
+      assert.match(drain.stdout, new RegExp(`^moved 'report-worker' to ${other}$`, 'm'));
+      assert.match(drain.stdout, /is drained: 1 leadership\(s\) moved/);
+      assert.equal(locked('leader', 'report-worker').stdout.trim(), other);
+    } finally {
+      for (const p of procs) p.child.kill('SIGTERM');
+      await Promise.all(procs.map((p) => p.exited));
+    }
   });
 });
