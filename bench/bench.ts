@@ -366,7 +366,13 @@ interface Armed {
 }
 
 /** A leader in a child process and a standby in this one, queued behind it. */
-async function arm(lib: 'locked' | 'etcd3', cluster: EtcdCluster, standby: { locker: Locker; client: Etcd3 }, name: string, prefix: string): Promise<Armed> {
+async function arm(
+  lib: 'locked' | 'etcd3',
+  cluster: EtcdCluster,
+  standby: { locker: Locker; client: Etcd3 },
+  name: string,
+  prefix: string,
+): Promise<Armed> {
   const leader = spawnLeader({ lib, endpoints: cluster.endpoints, name, prefix, ttl: CRASH_TTL });
   const kill = (): number => {
     const t0 = now();
@@ -378,14 +384,24 @@ async function arm(lib: 'locked' | 'etcd3', cluster: EtcdCluster, standby: { loc
     if (lib === 'locked') {
       const s = standby.locker(name, hold);
       await until(() => s.position === 1, 10_000, 'locked standby queued');
-      return { kill, started: new Promise((resolve) => s.once('start', () => resolve(now()))), release: () => s.remove(), exited: leader.exited };
+      return {
+        kill,
+        started: new Promise((resolve) => s.once('start', () => resolve(now()))),
+        release: () => s.remove(),
+        exited: leader.exited,
+      };
     }
     const election = watchable(standby.client.election(name, STANDBY_TTL));
     const ready = watching(election);
     const c = election.campaign('standby');
     c.on('error', () => {});
     await withTimeout(ready, 10_000, 'etcd3 standby watching');
-    return { kill, started: new Promise((resolve) => c.once('elected', () => resolve(now()))), release: () => c.resign(), exited: leader.exited };
+    return {
+      kill,
+      started: new Promise((resolve) => c.once('elected', () => resolve(now()))),
+      release: () => c.resign(),
+      exited: leader.exited,
+    };
   } catch (err) {
     kill();
     await leader.exited;
@@ -399,7 +415,10 @@ async function arm(lib: 'locked' | 'etcd3', cluster: EtcdCluster, standby: { loc
  */
 async function crash(cluster: EtcdCluster): Promise<CrashResults> {
   const prefix = 'bench/crash/';
-  const standby = { locker: locked(cluster.endpoints, { id: 'standby', ttl: STANDBY_TTL, prefix, handleSignals: false }), client: clientFor(cluster) };
+  const standby = {
+    locker: locked(cluster.endpoints, { id: 'standby', ttl: STANDBY_TTL, prefix, handleSignals: false }),
+    client: clientFor(cluster),
+  };
   standby.locker.on('error', () => {});
   const samples = { locked: [] as number[], etcd3: [] as number[] };
   try {
@@ -423,7 +442,10 @@ async function crash(cluster: EtcdCluster): Promise<CrashResults> {
           te = e.kill();
           tl = l.kill();
         }
-        const [sl, se] = await Promise.all([withTimeout(l.started, 15_000, 'locked failover'), withTimeout(e.started, 15_000, 'etcd3 failover')]);
+        const [sl, se] = await Promise.all([
+          withTimeout(l.started, 15_000, 'locked failover'),
+          withTimeout(e.started, 15_000, 'etcd3 failover'),
+        ]);
         samples.locked.push(sl - tl);
         samples.etcd3.push(se - te);
         process.stderr.write('.');
@@ -499,7 +521,17 @@ async function scaleLocked(cluster: EtcdCluster, n: number, measureKeepalive = t
   const releaseMs = now() - t1;
   const keysLeft = await countKeys(client, prefix);
   client.close();
-  return { names: n, allLeadingMs, heapBytesPerName: (heap1 - heap0) / n, leases, keepalivesPerSecond, releaseMs, keysLeft, failed, errors };
+  return {
+    names: n,
+    allLeadingMs,
+    heapBytesPerName: (heap1 - heap0) / n,
+    leases,
+    keepalivesPerSecond,
+    releaseMs,
+    keysLeft,
+    failed,
+    errors,
+  };
 }
 
 async function scaleEtcd3(cluster: EtcdCluster, n: number): Promise<ScaleResult> {
@@ -542,7 +574,17 @@ async function scaleEtcd3(cluster: EtcdCluster, n: number): Promise<ScaleResult>
   const releaseMs = now() - t1;
   const keysLeft = await countKeys(client, 'election/scale');
   client.close();
-  return { names: n, allLeadingMs, heapBytesPerName: (heap1 - heap0) / n, leases, keepalivesPerSecond, releaseMs, keysLeft, failed, errors };
+  return {
+    names: n,
+    allLeadingMs,
+    heapBytesPerName: (heap1 - heap0) / n,
+    leases,
+    keepalivesPerSecond,
+    releaseMs,
+    keysLeft,
+    failed,
+    errors,
+  };
 }
 
 // ——— balance: 8 host processes × 2,000 names, then a 9th joins ———
@@ -576,7 +618,9 @@ async function balance(cluster: EtcdCluster, n = 2_000, h = 8): Promise<BalanceR
   const startedBy = new Map<string, number>();
   const spawnHost = (id: string): ChildProcess => {
     const cfg: ChildConfig = { lib: 'locked', endpoints: cluster.endpoints, name: 'job', prefix, ttl: 10, id, names: n };
-    const child = fork(fileURLToPath(new URL('./child.js', import.meta.url)), [JSON.stringify(cfg)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const child = fork(fileURLToPath(new URL('./child.js', import.meta.url)), [JSON.stringify(cfg)], {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
     child.on('message', (m: { type?: string }) => {
       if (m.type !== 'start') return;
       starts++;
@@ -595,14 +639,17 @@ async function balance(cluster: EtcdCluster, n = 2_000, h = 8): Promise<BalanceR
     for (const id of ids) deficit += Math.max(0, lo - (before.get(id) ?? 0));
     return Math.max(surplus, deficit);
   };
-  const loads = async (): Promise<Map<string, number>> => new Map((await observer.status({ hosts: true })).map((x) => [x.id, x.leads.length]));
+  const loads = async (): Promise<Map<string, number>> =>
+    new Map((await observer.status({ hosts: true })).map((x) => [x.id, x.leads.length]));
   let last = '';
   const spread = async (ids: string[]): Promise<boolean> => {
     const st = await observer.status({ hosts: true });
     last = st.map((x) => `${x.id}:${x.leads.length}`).join(' ');
     const total = st.reduce((a, x) => a + x.leads.length, 0);
     const by = new Map(st.map((x) => [x.id, x.leads.length]));
-    return total === n && ids.every((id) => (by.get(id) ?? 0) >= Math.floor(n / ids.length) && (by.get(id) ?? 0) <= Math.ceil(n / ids.length));
+    return (
+      total === n && ids.every((id) => (by.get(id) ?? 0) >= Math.floor(n / ids.length) && (by.get(id) ?? 0) <= Math.ceil(n / ids.length))
+    );
   };
   const waitSpread = async (ids: string[], what: string): Promise<void> => {
     const hosts = ids.length;
@@ -669,7 +716,21 @@ async function balance(cluster: EtcdCluster, n = 2_000, h = 8): Promise<BalanceR
     const drainMoves = starts - s0;
     const drainFewest = fewest(before, rest);
     await observer.undrain({ nodeId: drained });
-    return { names: n, hosts: h, spreadMs, joinMs, joinMoves, joinFewest, crashMs, crashMoves, crashFewest, crashSpreadTo, drainMs, drainMoves, drainFewest };
+    return {
+      names: n,
+      hosts: h,
+      spreadMs,
+      joinMs,
+      joinMoves,
+      joinFewest,
+      crashMs,
+      crashMoves,
+      crashFewest,
+      crashSpreadTo,
+      drainMs,
+      drainMoves,
+      drainFewest,
+    };
   } finally {
     for (const c of children) c.kill('SIGKILL');
     await observer.close();
@@ -715,8 +776,22 @@ const leadCell = (x: ScaleResult): string => (x.failed ? `${ms(x.allLeadingMs)} 
 function table(r: Results): string {
   const { handover: h, crash: c, scale: s } = r;
   const rows: string[][] = [
-    ['graceful hand-over p50', ms(h.locked.p50), ms(h.etcd3.p50), ms(h.floor.p50), ratio(h.locked.p50, h.floor.p50), ratio(h.locked.p50, h.etcd3.p50)],
-    ['graceful hand-over p99', ms(h.locked.p99), ms(h.etcd3.p99), ms(h.floor.p99), ratio(h.locked.p99, h.floor.p99), ratio(h.locked.p99, h.etcd3.p99)],
+    [
+      'graceful hand-over p50',
+      ms(h.locked.p50),
+      ms(h.etcd3.p50),
+      ms(h.floor.p50),
+      ratio(h.locked.p50, h.floor.p50),
+      ratio(h.locked.p50, h.etcd3.p50),
+    ],
+    [
+      'graceful hand-over p99',
+      ms(h.locked.p99),
+      ms(h.etcd3.p99),
+      ms(h.floor.p99),
+      ratio(h.locked.p99, h.floor.p99),
+      ratio(h.locked.p99, h.etcd3.p99),
+    ],
     [
       `crash failover, ttl ${c.ttl} s: median (min–max)`,
       `${sec(c.locked.p50)} (${sec(c.locked.min)}–${sec(c.locked.max)})`,
@@ -733,7 +808,14 @@ function table(r: Results): string {
       [`${label}: all leading after`, leadCell(l), cell(leadCell), '—', '—', rat((x) => x.allLeadingMs)],
       [`${label}: heap per name`, kb(l.heapBytesPerName), cell((x) => kb(x.heapBytesPerName)), '—', '—', rat((x) => x.heapBytesPerName)],
       [`${label}: leases in etcd`, int(l.leases), cell((x) => int(x.leases)), '—', '—', rat((x) => x.leases)],
-      [`${label}: keepalive msgs at rest`, rate(l.keepalivesPerSecond), cell((x) => rate(x.keepalivesPerSecond)), '—', '—', rat((x) => x.keepalivesPerSecond)],
+      [
+        `${label}: keepalive msgs at rest`,
+        rate(l.keepalivesPerSecond),
+        cell((x) => rate(x.keepalivesPerSecond)),
+        '—',
+        '—',
+        rat((x) => x.keepalivesPerSecond),
+      ],
       [`${label}: release all`, ms(l.releaseMs), cell((x) => ms(x.releaseMs)), '—', '—', rat((x) => x.releaseMs)],
     );
   };
@@ -745,7 +827,14 @@ function table(r: Results): string {
     [`a host joins (${b.hosts + 1}): spread again after`, sec(b.joinMs), '—', '—', '—', '—'],
     [`a host joins: leadership moves (fewest possible)`, `${int(b.joinMoves)} (${int(b.joinFewest)})`, '—', '—', '—', '—'],
     [`a host is SIGKILLed (ttl 10 s): spread again after`, sec(b.crashMs), '—', '—', '—', '—'],
-    [`a host is SIGKILLed: moves incl. failovers (fewest); failed over to`, `${int(b.crashMoves)} (${int(b.crashFewest)}); ${b.crashSpreadTo} hosts`, '—', '—', '—', '—'],
+    [
+      `a host is SIGKILLed: moves incl. failovers (fewest); failed over to`,
+      `${int(b.crashMoves)} (${int(b.crashFewest)}); ${b.crashSpreadTo} hosts`,
+      '—',
+      '—',
+      '—',
+      '—',
+    ],
     [`a host drains: done after; moves (fewest)`, `${sec(b.drainMs)}; ${int(b.drainMoves)} (${int(b.drainFewest)})`, '—', '—', '—', '—'],
   );
   const head = ['', 'locked', 'etcd3 Election', 'floor (put → watch)', 'locked / floor', 'locked / etcd3'];
@@ -767,11 +856,27 @@ function targets(r: Results): Results['targets'] {
       met: Math.abs(t10.keepalivesPerSecond - s.locked1k.keepalivesPerSecond) <= 1,
       value: `${rate(s.locked1k.keepalivesPerSecond)} vs ${rate(t10.keepalivesPerSecond)}`,
     },
-    { target: 'join: moves ≤ 1.2 × the fewest', met: r.balance.joinMoves <= 1.2 * r.balance.joinFewest, value: `${r.balance.joinMoves} vs ${r.balance.joinFewest}` },
-    { target: 'crash: moves ≤ 1.2 × the fewest', met: r.balance.crashMoves <= 1.2 * r.balance.crashFewest, value: `${r.balance.crashMoves} vs ${r.balance.crashFewest}` },
+    {
+      target: 'join: moves ≤ 1.2 × the fewest',
+      met: r.balance.joinMoves <= 1.2 * r.balance.joinFewest,
+      value: `${r.balance.joinMoves} vs ${r.balance.joinFewest}`,
+    },
+    {
+      target: 'crash: moves ≤ 1.2 × the fewest',
+      met: r.balance.crashMoves <= 1.2 * r.balance.crashFewest,
+      value: `${r.balance.crashMoves} vs ${r.balance.crashFewest}`,
+    },
     { target: 'crash: spread again within ttl + 2 s (12 s)', met: r.balance.crashMs <= 12_000, value: sec(r.balance.crashMs) },
-    { target: 'drain: moves ≤ 1.2 × the fewest', met: r.balance.drainMoves <= 1.2 * r.balance.drainFewest, value: `${r.balance.drainMoves} vs ${r.balance.drainFewest}` },
-    { target: '10,000 names released within 1 s', met: t10.releaseMs <= 1000 && t10.keysLeft === 0, value: `${ms(t10.releaseMs)}, ${t10.keysLeft} keys left` },
+    {
+      target: 'drain: moves ≤ 1.2 × the fewest',
+      met: r.balance.drainMoves <= 1.2 * r.balance.drainFewest,
+      value: `${r.balance.drainMoves} vs ${r.balance.drainFewest}`,
+    },
+    {
+      target: '10,000 names released within 1 s',
+      met: t10.releaseMs <= 1000 && t10.keysLeft === 0,
+      value: `${ms(t10.releaseMs)}, ${t10.keysLeft} keys left`,
+    },
   ];
 }
 

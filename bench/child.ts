@@ -32,9 +32,10 @@ if (config.lib === 'locked' && config.names !== undefined) {
   const locker = locked(config.endpoints, { id: config.id ?? 'child', ttl: config.ttl, prefix: config.prefix, handleSignals: false });
   locker.on('error', () => {});
   for (let i = 0; i < config.names; i++) {
-    locker(`${config.name}${i}`, (_remove, l) => new Promise<void>((resolve) => l.signal.addEventListener('abort', () => resolve(), { once: true }))).on('start', () =>
-      process.send?.({ type: 'start' }),
-    );
+    locker(
+      `${config.name}${i}`,
+      (_remove, l) => new Promise<void>((resolve) => l.signal.addEventListener('abort', () => resolve(), { once: true })),
+    ).on('start', () => process.send?.({ type: 'start' }));
   }
 } else if (config.electNames !== undefined) {
   const client = new Etcd3({ hosts: config.endpoints.map((e) => `http://${e}`) });

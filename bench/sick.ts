@@ -69,7 +69,8 @@ function spawnElector(endpoints: string[], id: string, names: string[]): { child
   const child = fork(CHILD, [JSON.stringify(cfg)], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
   const events: Stamped[] = [];
   child.on('message', (m: { type?: string; name?: string; t?: string }) => {
-    if ((m.type === 'start' || m.type === 'stop') && m.name !== undefined && m.t !== undefined) events.push({ type: m.type, name: m.name, t: BigInt(m.t), host: id });
+    if ((m.type === 'start' || m.type === 'stop') && m.name !== undefined && m.t !== undefined)
+      events.push({ type: m.type, name: m.name, t: BigInt(m.t), host: id });
   });
   return { child, events };
 }
@@ -131,7 +132,13 @@ export function figures(events: readonly Stamped[], names: readonly string[], fr
   };
 }
 
-async function oneRound(kind: FaultKind, cluster: EtcdCluster, proxies: Proxy[], net: Partitioner | undefined, round: number): Promise<SickRow> {
+async function oneRound(
+  kind: FaultKind,
+  cluster: EtcdCluster,
+  proxies: Proxy[],
+  net: Partitioner | undefined,
+  round: number,
+): Promise<SickRow> {
   const leader = await raftLeader(cluster);
   const sick = kind.startsWith('raft leader') ? leader : (leader + 1) % cluster.members.length;
   const endpoints = [proxies[sick]!.endpoint, ...proxies.filter((_, i) => i !== sick).map((p) => p.endpoint)];
@@ -141,21 +148,44 @@ async function oneRound(kind: FaultKind, cluster: EtcdCluster, proxies: Proxy[],
   try {
     for (let i = 0; i < HOSTS; i++) {
       hosts.push(await spawnHost({ endpoints, id: `h${i}`, ttl: TTL, prefix, names: NAMES, fn: { kind: 'work' } }));
-      electors.push(spawnElector(endpoints, `e${i}`, NAMES.map((n) => `${prefix}${n}`)));
+      electors.push(
+        spawnElector(
+          endpoints,
+          `e${i}`,
+          NAMES.map((n) => `${prefix}${n}`),
+        ),
+      );
     }
     const lockedEvents = (): Stamped[] =>
       hosts.flatMap((h) =>
         h.events
           .filter((e) => (e.type === 'start' || e.type === 'stop') && e.name !== undefined)
-          .map((e) => ({ type: e.type as 'start' | 'stop', name: e.name!, t: BigInt(e.t), host: h.id, handover: e.reason === 'handover', ...(e.reason !== undefined ? { reason: e.reason } : {}) })),
+          .map((e) => ({
+            type: e.type as 'start' | 'stop',
+            name: e.name!,
+            t: BigInt(e.t),
+            host: h.id,
+            handover: e.reason === 'handover',
+            ...(e.reason !== undefined ? { reason: e.reason } : {}),
+          })),
       );
     const led = (evs: Stamped[], names: string[]): boolean => names.every((n) => evs.some((e) => e.name === n && e.type === 'start'));
-    await waitFor(() => (led(lockedEvents(), NAMES) && led(electors.flatMap((e) => e.events), NAMES.map((n) => `${prefix}${n}`))) || undefined, {
-      timeoutMs: 30_000,
-      message: 'every name led by both libraries',
-    });
+    await waitFor(
+      () =>
+        (led(lockedEvents(), NAMES) &&
+          led(
+            electors.flatMap((e) => e.events),
+            NAMES.map((n) => `${prefix}${n}`),
+          )) ||
+        undefined,
+      {
+        timeoutMs: 30_000,
+        message: 'every name led by both libraries',
+      },
+    );
     await sleep(2_000); // keepalives and watches have settled on the sick member
-    if (kind.startsWith('raft leader') && (await cluster.leaderIndex()) !== sick) throw new Error('bench (sick member): the raft leader moved before the fault');
+    if (kind.startsWith('raft leader') && (await cluster.leaderIndex()) !== sick)
+      throw new Error('bench (sick member): the raft leader moved before the fault');
     const from = now();
     const pid = cluster.members[sick]!.pid!;
     if (kind.endsWith('cut off')) net!.cut(sick);
@@ -175,7 +205,13 @@ async function oneRound(kind: FaultKind, cluster: EtcdCluster, proxies: Proxy[],
     return {
       kind,
       locked: figures(lockedEvents(), NAMES, from, healed, to),
-      etcd3: figures(electors.flatMap((e) => e.events).map((e) => ({ ...e, name: e.name.slice(prefix.length) })), NAMES, from, healed, to),
+      etcd3: figures(
+        electors.flatMap((e) => e.events).map((e) => ({ ...e, name: e.name.slice(prefix.length) })),
+        NAMES,
+        from,
+        healed,
+        to,
+      ),
     };
   } finally {
     for (const e of electors) e.child.kill('SIGKILL');
@@ -234,10 +270,13 @@ export function sickTable(rows: readonly SickRow[]): string[] {
   };
   const over = (f: SickFigures): string =>
     `${f.longestOverlapMs} ms${f.overlapAfterHealMs === undefined ? '' : f.overlapAfterHealMs >= 0 ? ` (${f.overlapAfterHealMs} ms after the heal)` : ' (during the fault)'}`;
-  const cell = (f: SickFigures | undefined): string => (f ? `${downs(f)} | ${(f.longestLeaderlessMs / 1000).toFixed(1)} s | ${over(f)}` : '— | — | —');
+  const cell = (f: SickFigures | undefined): string =>
+    f ? `${downs(f)} | ${(f.longestLeaderlessMs / 1000).toFixed(1)} s | ${over(f)}` : '— | — | —';
   return [
     `| sick member (ttl ${TTL} s, ${FAULT_MS / 1000} s fault, ${HOSTS} hosts × ${NAMES.length} names) | locked: step-downs | longest leaderless | longest overlap | etcd3 Election: step-downs | longest leaderless | longest overlap |`,
     '|---|---|---|---|---|---|---|',
-    ...rows.map((r) => (r.skipped ? `| ${r.kind} | not run: ${r.skipped} | | | | | |` : `| ${r.kind} | ${cell(r.locked)} | ${cell(r.etcd3)} |`)),
+    ...rows.map((r) =>
+      r.skipped ? `| ${r.kind} | not run: ${r.skipped} | | | | | |` : `| ${r.kind} | ${cell(r.locked)} | ${cell(r.etcd3)} |`,
+    ),
   ];
 }

@@ -70,7 +70,7 @@ function ensureEtcd(): boolean {
   // From a clone: Debian's etcd 3.5 into a cache folder, nothing installed system-wide.
   const fetcher = fileURLToPath(new URL('../../scripts/etcd-bin.sh', import.meta.url));
   if (process.env['ETCD_BIN'] === undefined && executable('/bin/bash') && onPath('apt-get') && onPath('dpkg-deb')) {
-    indent(yellow('etcd is not on PATH: fetching Debian\'s etcd 3.5 into a cache folder (once):'));
+    indent(yellow("etcd is not on PATH: fetching Debian's etcd 3.5 into a cache folder (once):"));
     code('bash scripts/etcd-bin.sh 3.5');
     const r = spawnSync('bash', [fetcher, '3.5'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     const dir = r.stdout?.trim();
@@ -87,7 +87,10 @@ function ensureEtcd(): boolean {
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     // A failed update may still leave usable package lists: try the install anyway.
     spawnSync('apt-get', ['-q', 'update'], { stdio: 'inherit', env });
-    const install = spawnSync('apt-get', ['-q', 'install', '-y', '--no-install-recommends', 'etcd-server', 'etcd-client'], { stdio: 'inherit', env });
+    const install = spawnSync('apt-get', ['-q', 'install', '-y', '--no-install-recommends', 'etcd-server', 'etcd-client'], {
+      stdio: 'inherit',
+      env,
+    });
     if (install.status === 0 && onPath(ETCD)) return true;
     indent(
       red(
@@ -203,9 +206,15 @@ class Host {
       const check = (): void => {
         const m = find();
         if (m) done(() => resolve(m));
-        else if (!this.alive) done(() => reject(new Error(`${this.id} exited while the demo waited for its '${type}' message${this.output ? `:\n${this.output}` : ''}`)));
+        else if (!this.alive)
+          done(() =>
+            reject(new Error(`${this.id} exited while the demo waited for its '${type}' message${this.output ? `:\n${this.output}` : ''}`)),
+          );
       };
-      const timer = setTimeout(() => done(() => reject(new Error(`${this.id} sent no '${type}' message within ${timeoutMs} ms`))), timeoutMs);
+      const timer = setTimeout(
+        () => done(() => reject(new Error(`${this.id} sent no '${type}' message within ${timeoutMs} ms`))),
+        timeoutMs,
+      );
       const done = (then: () => void): void => {
         clearTimeout(timer);
         this.listeners.delete(check);
@@ -238,7 +247,8 @@ function checkNoOverlap(): void {
           open = undefined;
         }
       }
-      if (open !== undefined) spans.push({ id: h.id, start: open, end: h.alive ? BigInt(Number.MAX_SAFE_INTEGER) * 1000n : (h.killedAt ?? open) });
+      if (open !== undefined)
+        spans.push({ id: h.id, start: open, end: h.alive ? BigInt(Number.MAX_SAFE_INTEGER) * 1000n : (h.killedAt ?? open) });
     }
     spans.sort((a, b) => (a.start < b.start ? -1 : 1));
     for (let i = 1; i < spans.length; i++) {
@@ -304,7 +314,10 @@ async function demo(): Promise<void> {
   let prefix: string;
   const given = process.env['LOCKED_ENDPOINTS'];
   if (given) {
-    endpoints = given.split(',').map((e) => e.trim()).filter((e) => e !== '');
+    endpoints = given
+      .split(',')
+      .map((e) => e.trim())
+      .filter((e) => e !== '');
     // A prefix of our own: your cluster may hold other elections under 'locked/'.
     prefix = `locked-demo-${randomBytes(3).toString('hex')}/`;
     indent('Using your etcd cluster, from LOCKED_ENDPOINTS:');
@@ -421,8 +434,15 @@ async function demo(): Promise<void> {
     }
     explain(`etcd counts the TTL from ${victim.id}'s last keepalive (sent every ttl/3) and`);
     explain('reaps expired leases about every 0.5 s: expect 1.3 to 2.5 s here.');
-    await until('3 jobs per survivor', async () => (await observer.status({ hosts: true })).filter((h) => h.leads.length > 0).every((h) => h.leads.length === 3));
-    indent(`Then balance evens it out: ${(await observer.status({ hosts: true })).filter((h) => h.leads.length > 0).map((h) => `${h.id} ${h.leads.length}`).join(', ')}.`);
+    await until('3 jobs per survivor', async () =>
+      (await observer.status({ hosts: true })).filter((h) => h.leads.length > 0).every((h) => h.leads.length === 3),
+    );
+    indent(
+      `Then balance evens it out: ${(await observer.status({ hosts: true }))
+        .filter((h) => h.leads.length > 0)
+        .map((h) => `${h.id} ${h.leads.length}`)
+        .join(', ')}.`,
+    );
     checkNoOverlap();
 
     // 5. graceful, targeted failover
@@ -440,7 +460,9 @@ async function demo(): Promise<void> {
     if (now !== to.id) throw new Error(`failover went to ${String(now)}, expected ${to.id}`);
     if (BigInt(stop.t) > BigInt(start.t)) throw new Error(`${to.id} started before ${from.id} had stopped`);
     const handover = ms(stop.t, start.t);
-    indent(`${pad(NAMES[1], 15)} ${green(pad(to.id, 6))} ${from.id} stopped ('${stop.reason}'), ${to.id} started ${bold(duration(handover))} later`);
+    indent(
+      `${pad(NAMES[1], 15)} ${green(pad(to.id, 6))} ${from.id} stopped ('${stop.reason}'), ${to.id} started ${bold(duration(handover))} later`,
+    );
     indent(`(the call took ${duration(asked)}: ask, stop, hand over, confirm).`);
     explain('The leader drains its job before it deletes its key, so the two never');
     explain(`overlap. 'locked failover --force' still deletes the key outright, for a`);
@@ -462,13 +484,26 @@ async function demo(): Promise<void> {
     await exitWithin(s1, 5_000);
     const next = startHost(s1.id, endpoints, prefix);
     await next.wait('session');
-    await until(`${s1.id} queues again`, async () => (await observer.status({ hosts: true })).find((h) => h.id === s1.id)?.queued.length === NAMES.length);
+    await until(
+      `${s1.id} queues again`,
+      async () => (await observer.status({ hosts: true })).find((h) => h.id === s1.id)?.queued.length === NAMES.length,
+    );
     indent(`The drain order holds across the restart: the new ${s1.id} waits as a standby.`);
     code(`$ locked undrain ${s1.id}`);
     await observer.undrain({ nodeId: s1.id });
-    await until('3 jobs each again', async () => (await observer.status({ hosts: true })).filter((h) => h.leads.length > 0).length === 2 && (await observer.status({ hosts: true })).every((h) => h.leads.length === 0 || h.leads.length === 3));
+    await until(
+      '3 jobs each again',
+      async () =>
+        (await observer.status({ hosts: true })).filter((h) => h.leads.length > 0).length === 2 &&
+        (await observer.status({ hosts: true })).every((h) => h.leads.length === 0 || h.leads.length === 3),
+    );
     const back = await observer.status({ hosts: true });
-    indent(`Balance gives it its share back: ${back.filter((h) => h.leads.length > 0).map((h) => `${h.id} ${h.leads.length}`).join(', ')}.`);
+    indent(
+      `Balance gives it its share back: ${back
+        .filter((h) => h.leads.length > 0)
+        .map((h) => `${h.id} ${h.leads.length}`)
+        .join(', ')}.`,
+    );
     checkNoOverlap();
     explain('No job was without a leader for longer than one hand-over, and none');
     explain('ran on two hosts at once.');

@@ -150,7 +150,6 @@ for (const line of `${run.stdout}${run.stderr}`.split('\n')) {
 }
 if (run.status !== 0 && failures === 0) failures = 1;
 console.log(
-  `check-snippets: ${checked} TypeScript block(s) checked, ${skipped} marked nocheck, ` +
-    (failures ? `${failures} error(s)` : 'no errors'),
+  `check-snippets: ${checked} TypeScript block(s) checked, ${skipped} marked nocheck, ` + (failures ? `${failures} error(s)` : 'no errors'),
 );
 process.exit(failures ? 1 : 0);

@@ -23,7 +23,13 @@ export interface Campaign {
 /** Joins the back of `name`'s queue with `session`'s key; with `tryOnly`, only if the queue is empty. */
 export function campaign(ctx: ElectionContext, name: string, session: Session, tryOnly: boolean): Campaign {
   const key = electionKey(ctx.prefix, name, session.leaseId);
-  const result = ctx.batcher.campaign({ namePrefix: namePrefix(ctx.prefix, name), key, value: ctx.nodeId, leaseId: session.leaseId, tryOnly });
+  const result = ctx.batcher.campaign({
+    namePrefix: namePrefix(ctx.prefix, name),
+    key,
+    value: ctx.nodeId,
+    leaseId: session.leaseId,
+    tryOnly,
+  });
   return { key, result };
 }
 

@@ -132,7 +132,9 @@ export class HostNotFoundError extends LockedError {
     readonly liveIds: readonly string[],
     hint: string,
   ) {
-    super(`${operation}: no live host has node id '${nodeId}' (live: ${liveIds.length > 0 ? liveIds.join(', ') : 'none'})${hint ? `; ${hint}` : ''}`);
+    super(
+      `${operation}: no live host has node id '${nodeId}' (live: ${liveIds.length > 0 ? liveIds.join(', ') : 'none'})${hint ? `; ${hint}` : ''}`,
+    );
   }
 }
 

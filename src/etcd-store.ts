@@ -89,7 +89,8 @@ export class EtcdStore implements Store {
         ? { key: k, target: 'Create' as const, result: 'Equal' as const, create_revision: guard.createRevision.toString() }
         : { key: k, target: 'Lease' as const, result: 'Equal' as const, lease: guard.leaseId };
     return this.members.hedged(
-      async (client) => void (await client.kv.txn({ compare: [compare], success: [{ request_delete_range: { key: k } }] }, deadline(timeoutMs))),
+      async (client) =>
+        void (await client.kv.txn({ compare: [compare], success: [{ request_delete_range: { key: k } }] }, deadline(timeoutMs))),
       EtcdStore.hedgeMs(timeoutMs),
       timeoutMs,
     );
@@ -133,7 +134,13 @@ export function campaignTxn(r: CampaignRequest): ITxnRequest {
   // A compare over a range holds only if it holds for every key in it, and an empty
   // range compares as a missing key: `Create == 0` over the name = nobody campaigns.
   const compare = r.tryOnly
-    ? { key: Buffer.from(r.namePrefix), range_end: prefixEnd(r.namePrefix), target: 'Create' as const, result: 'Equal' as const, create_revision: 0 }
+    ? {
+        key: Buffer.from(r.namePrefix),
+        range_end: prefixEnd(r.namePrefix),
+        target: 'Create' as const,
+        result: 'Equal' as const,
+        create_revision: 0,
+      }
     : { key, target: 'Create' as const, result: 'Equal' as const, create_revision: 0 };
   return {
     compare: [compare],

@@ -21,14 +21,19 @@ export interface SingletonOptions {
 const KEYS = new Set(['healthy', 'checkInterval']);
 
 /** Validates `options` of `locker(name, fn, options)`; errors name the key and the value. */
-export function resolveSingletonOptions(name: string, options: unknown): { healthy?: () => boolean | Promise<boolean>; checkIntervalMs: number } {
+export function resolveSingletonOptions(
+  name: string,
+  options: unknown,
+): { healthy?: () => boolean | Promise<boolean>; checkIntervalMs: number } {
   if (options === undefined) return { checkIntervalMs: 5000 };
-  if (options === null || typeof options !== 'object') throw new TypeError(`options of '${name}' must be an object, got ${options === null ? 'null' : typeof options}`);
+  if (options === null || typeof options !== 'object')
+    throw new TypeError(`options of '${name}' must be an object, got ${options === null ? 'null' : typeof options}`);
   for (const k of Object.keys(options)) {
     if (!KEYS.has(k)) throw new TypeError(`unknown option '${k}' for '${name}' (known: ${[...KEYS].join(', ')})`);
   }
   const o = options as SingletonOptions;
-  if (o.healthy !== undefined && typeof o.healthy !== 'function') throw new TypeError(`options.healthy of '${name}' must be a function, got ${typeof o.healthy}`);
+  if (o.healthy !== undefined && typeof o.healthy !== 'function')
+    throw new TypeError(`options.healthy of '${name}' must be a function, got ${typeof o.healthy}`);
   const interval = o.checkInterval ?? 5000;
   if (typeof interval !== 'number' || !Number.isFinite(interval) || interval < 100) {
     throw new TypeError(`options.checkInterval of '${name}' must be a number of milliseconds ≥ 100, got ${String(interval)}`);

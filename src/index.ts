@@ -1,8 +1,23 @@
-export { locked, Locker, type LockerEvents, type LockOptions, type Health, type MembersHealth, type MembersHealthOptions } from './locker.js';
+export {
+  locked,
+  Locker,
+  type LockerEvents,
+  type LockOptions,
+  type Health,
+  type MembersHealth,
+  type MembersHealthOptions,
+} from './locker.js';
 export type { MemberHealth, PolledMemberHealth } from './member-health.js';
 export type { MemberStatus, MemberRole, QuorumView, MemberPollOptions } from './member-status.js';
 export type { BreakerState, MemberCalls } from './member-stats.js';
-export { Singleton, type Leadership, type SingletonFunction, type SingletonEvents, type StopReason, type TryLockResult } from './singleton.js';
+export {
+  Singleton,
+  type Leadership,
+  type SingletonFunction,
+  type SingletonEvents,
+  type StopReason,
+  type TryLockResult,
+} from './singleton.js';
 export type { LeaderInfo, NameStatus, Observer, ObserverEvents } from './cluster.js';
 export type { OnceContext, OnceFunction, OnceOptions, OnceOutcome } from './once.js';
 export type { LockerOptions } from './options.js';
@@ -45,6 +60,13 @@ export {
 } from './errors.js';
 export type { SignalOption } from './abort.js';
 export type { SingletonOptions } from './health-check.js';
-export { DIAGNOSTICS_CHANNELS, type LeadershipMessage, type SessionMessage, type ErrorMessage, type WatchMoveMessage, type WatchMoveReason } from './diagnostics.js';
+export {
+  DIAGNOSTICS_CHANNELS,
+  type LeadershipMessage,
+  type SessionMessage,
+  type ErrorMessage,
+  type WatchMoveMessage,
+  type WatchMoveReason,
+} from './diagnostics.js';
 import { locked } from './locker.js';
 export default locked;

@@ -22,8 +22,7 @@ export function leaseHex(leaseId: string): string {
 }
 
 export const namePrefix = (prefix: string, name: string): string => `${prefix}${name}/`;
-export const electionKey = (prefix: string, name: string, leaseId: string): string =>
-  `${namePrefix(prefix, name)}${leaseHex(leaseId)}`;
+export const electionKey = (prefix: string, name: string, leaseId: string): string => `${namePrefix(prefix, name)}${leaseHex(leaseId)}`;
 
 /** The name a key under `prefix` belongs to, or undefined for keys outside the layout. */
 export function nameOf(prefix: string, key: string): string | undefined {

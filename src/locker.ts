@@ -7,7 +7,17 @@ import type { Clock } from './clock.js';
 import { publishError, publishSession, publishWatchMove } from './diagnostics.js';
 import { resolveSingletonOptions, type SingletonOptions } from './health-check.js';
 import { safeEmit } from './emit.js';
-import { AbortedError, EtcdUnavailableError, HostNotFoundError, LockCancelledError, LockerClosedError, NotLeaderError, describe, isHandOverError, type LeaseLostError } from './errors.js';
+import {
+  AbortedError,
+  EtcdUnavailableError,
+  HostNotFoundError,
+  LockCancelledError,
+  LockerClosedError,
+  NotLeaderError,
+  describe,
+  isHandOverError,
+  type LeaseLostError,
+} from './errors.js';
 import { EtcdStore } from './etcd-store.js';
 import { Members, withRequireLeader } from './members.js';
 import { membersHealth, polledMembersHealth, type MemberHealth, type PolledMemberHealth } from './member-health.js';
@@ -316,10 +326,15 @@ export class Locker extends EventEmitter<LockerEvents> {
     s.start();
     // On abort the try-lock leaves: a key it wrote is taken back out, an fn that just
     // started is stopped. The outcome then settles to nobody.
-    return untilAborted(() => outcome, signal, `tryLock('${name}')`, () => {
-      outcome.catch(() => {});
-      void s.remove();
-    });
+    return untilAborted(
+      () => outcome,
+      signal,
+      `tryLock('${name}')`,
+      () => {
+        outcome.catch(() => {});
+        void s.remove();
+      },
+    );
   }
 
   /**
@@ -445,12 +460,17 @@ export class Locker extends EventEmitter<LockerEvents> {
   failover(name: string, options: FailoverOptions = {}): Promise<string | undefined> {
     return this.read(`failover('${name}')`, options, async () => {
       if (options.force) {
-        if (options.to !== undefined) throw new TypeError("failover: 'to' cannot be combined with 'force' (a forced failover goes to whoever is next)");
+        if (options.to !== undefined)
+          throw new TypeError("failover: 'to' cannot be combined with 'force' (a forced failover goes to whoever is next)");
         return failover(this, name);
       }
       const timeoutMs = options.timeoutMs ?? Math.max(10_000, 3 * this.opts.ttl * 1000);
       try {
-        return await requestHandOver(this.client, this.prefix, name, this.opts.id, { ...(options.to !== undefined ? { to: options.to } : {}), timeoutMs, requestTimeoutMs: this.requestTimeoutMs() });
+        return await requestHandOver(this.client, this.prefix, name, this.opts.id, {
+          ...(options.to !== undefined ? { to: options.to } : {}),
+          timeoutMs,
+          requestTimeoutMs: this.requestTimeoutMs(),
+        });
       } catch (err) {
         // Not queued: a typo in `to` deserves another answer than a host queued elsewhere.
         if (options.to !== undefined && isHandOverError(err) && err.kind === 'not-queued') {
@@ -543,11 +563,21 @@ export class Locker extends EventEmitter<LockerEvents> {
   health(options?: MembersHealthOptions): Health | Promise<MembersHealth> {
     if (options !== undefined) {
       if (options === null || typeof options !== 'object' || options.members !== true) {
-        const got = options === null ? 'null' : typeof options !== 'object' ? typeof options : `members: ${String((options as { members?: unknown }).members)}`;
+        const got =
+          options === null
+            ? 'null'
+            : typeof options !== 'object'
+              ? typeof options
+              : `members: ${String((options as { members?: unknown }).members)}`;
         return Promise.reject(new TypeError(`health(options): options must be { members: true, timeoutMs? }, got ${got}`));
       }
       return this.read('health({ members: true })', options, async () => {
-        const polled = await polledMembersHealth(this.members, this.prefix, () => this.view.watchEndpoint, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
+        const polled = await polledMembersHealth(
+          this.members,
+          this.prefix,
+          () => this.view.watchEndpoint,
+          options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs },
+        );
         return { ...this.health(), ...polled };
       });
     }
@@ -629,7 +659,11 @@ export class Locker extends EventEmitter<LockerEvents> {
     const session = this.current;
     this.current = undefined;
     if (timedOut) {
-      this.report(new Error(`close(): fn still running ${this.opts.stopTimeoutMs} ms after its signal aborted; the lease is left to expire by itself`));
+      this.report(
+        new Error(
+          `close(): fn still running ${this.opts.stopTimeoutMs} ms after its signal aborted; the lease is left to expire by itself`,
+        ),
+      );
     }
     const revokes: Promise<unknown>[] = [];
     if (session) {
@@ -763,9 +797,11 @@ export function locked(hosts: string | string[], options?: LockerOptions): Locke
  */
 function callable(core: Locker): Locker {
   const bound = new Map<PropertyKey, unknown>();
-  const target = ((name: string, fn: SingletonFunction, options?: SingletonOptions) => core.register(name, fn, options)) as unknown as Locker;
+  const target = ((name: string, fn: SingletonFunction, options?: SingletonOptions) =>
+    core.register(name, fn, options)) as unknown as Locker;
   const proxy: Locker = new Proxy(target, {
-    apply: (_t, _this, args: unknown[]) => core.register(args[0] as string, args[1] as SingletonFunction, args[2] as SingletonOptions | undefined),
+    apply: (_t, _this, args: unknown[]) =>
+      core.register(args[0] as string, args[1] as SingletonFunction, args[2] as SingletonOptions | undefined),
     get: (_t, p) => {
       const v: unknown = Reflect.get(core, p, core);
       if (typeof v !== 'function' || p === 'constructor') return v;
@@ -784,7 +820,9 @@ function callable(core: Locker): Locker {
     set: (_t, p, v) => Reflect.set(core, p, v, core),
     has: (_t, p) => Reflect.has(core, p),
     getPrototypeOf: () => Object.getPrototypeOf(core) as object,
-    ownKeys: (t) => [...new Set([...Reflect.ownKeys(core), ...Reflect.ownKeys(t).filter((k) => !Reflect.getOwnPropertyDescriptor(t, k)?.configurable)])],
+    ownKeys: (t) => [
+      ...new Set([...Reflect.ownKeys(core), ...Reflect.ownKeys(t).filter((k) => !Reflect.getOwnPropertyDescriptor(t, k)?.configurable)]),
+    ],
     getOwnPropertyDescriptor: (t, p) => {
       const own = Reflect.getOwnPropertyDescriptor(t, p);
       if (own && !own.configurable) return own;

@@ -110,5 +110,8 @@ export class MemberStats {
 /** An error's message without grpc-js's empty "Resolution note:" tail; one line. */
 export function messageOf(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
-  return text.replace(/\s*Resolution note:\s*$/, '').replace(/\s+/g, ' ').trim();
+  return text
+    .replace(/\s*Resolution note:\s*$/, '')
+    .replace(/\s+/g, ' ')
+    .trim();
 }

@@ -80,7 +80,8 @@ export interface MemberPollOptions {
   timeoutMs?: number;
 }
 
-const hex = (id: string | undefined): string | undefined => (id === undefined || id === '' || id === '0' ? undefined : BigInt(id).toString(16));
+const hex = (id: string | undefined): string | undefined =>
+  id === undefined || id === '' || id === '0' ? undefined : BigInt(id).toString(16);
 const num = (v: string | number | undefined): number | undefined => (v === undefined || v === '' ? undefined : Number(v));
 
 /** Rejects after `ms` unless `call` settled; the call itself keeps its own deadline. */
@@ -114,7 +115,13 @@ async function pollOne(m: Member, key: string, timeoutMs: number): Promise<Membe
   const deadline = (): { deadline: Date } => ({ deadline: new Date(Date.now() + timeoutMs + 500) });
   const [status, read] = await Promise.allSettled([
     timed(() => bounded(m.stats.track(m.probe().maintenance.status(deadline())), timeoutMs, `status of ${m.endpoint}`)),
-    timed(() => bounded(m.stats.track(m.probe().kv.range({ key: Buffer.from(key), count_only: true }, deadline())), timeoutMs, `linearizable read on ${m.endpoint}`)),
+    timed(() =>
+      bounded(
+        m.stats.track(m.probe().kv.range({ key: Buffer.from(key), count_only: true }, deadline())),
+        timeoutMs,
+        `linearizable read on ${m.endpoint}`,
+      ),
+    ),
   ]);
   const linearizable = read.status === 'fulfilled';
   const readMs = linearizable ? read.value.ms : undefined;
@@ -163,13 +170,20 @@ async function pollOne(m: Member, key: string, timeoutMs: number): Promise<Membe
  * that long whatever the members do (a frozen one shows as `no answer`). `key` is read
  * linearizably (count only): use the locker's prefix, which the user may read.
  */
-export async function pollMembers(members: readonly Member[], key: string, options: MemberPollOptions = {}): Promise<{ statuses: MemberStatus[]; quorum: QuorumView }> {
+export async function pollMembers(
+  members: readonly Member[],
+  key: string,
+  options: MemberPollOptions = {},
+): Promise<{ statuses: MemberStatus[]; quorum: QuorumView }> {
   const timeoutMs = options.timeoutMs ?? 1000;
   if (!(typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0)) {
     throw new RangeError(`timeoutMs of a member poll must be a positive number of milliseconds, got ${String(timeoutMs)}`);
   }
   const statuses = await Promise.all(members.map((m) => pollOne(m, key, timeoutMs)));
-  const top = statuses.reduce<number | undefined>((max, s) => (s.revision !== undefined && (max === undefined || s.revision > max) ? s.revision : max), undefined);
+  const top = statuses.reduce<number | undefined>(
+    (max, s) => (s.revision !== undefined && (max === undefined || s.revision > max) ? s.revision : max),
+    undefined,
+  );
   const term = statuses.reduce((max, s) => Math.max(max, s.raftTerm ?? 0), 0);
   for (const s of statuses) {
     if (s.revision !== undefined && top !== undefined) s.behind = top - s.revision;
@@ -182,6 +196,13 @@ export async function pollMembers(members: readonly Member[], key: string, optio
   const healthy = statuses.filter((s) => s.leaderId !== undefined && !s.staleTerm && s.linearizable).length;
   return {
     statuses,
-    quorum: { members: members.length, quorum, healthy, tolerates: healthy - quorum, leader: leaderIndex >= 0 ? members[leaderIndex]!.endpoint : undefined, agreed },
+    quorum: {
+      members: members.length,
+      quorum,
+      healthy,
+      tolerates: healthy - quorum,
+      leader: leaderIndex >= 0 ? members[leaderIndex]!.endpoint : undefined,
+      agreed,
+    },
   };
 }

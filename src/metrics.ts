@@ -10,7 +10,15 @@ import type { Store } from './store.js';
 export const KEEPALIVE_RTT_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 // Every StopReason once: the compiler refuses a reason missing here or one that is not a StopReason.
-const REASONS: Record<StopReason, true> = { removed: true, lost: true, deposed: true, error: true, unhealthy: true, handover: true, closed: true };
+const REASONS: Record<StopReason, true> = {
+  removed: true,
+  lost: true,
+  deposed: true,
+  error: true,
+  unhealthy: true,
+  handover: true,
+  closed: true,
+};
 
 /**
  * Every `StopReason`, in a fixed order: the values of the `reason` label of
@@ -138,7 +146,11 @@ export class MetricsRecorder {
   }
 
   /** `live`: the registered singletons' leader flag and queue position, read now; `host`: the locker's health and timings. */
-  snapshot(id: string, live: ReadonlyMap<string, { leader: boolean; queuePosition: number | undefined }>, host: HostFigures): MetricsSnapshot {
+  snapshot(
+    id: string,
+    live: ReadonlyMap<string, { leader: boolean; queuePosition: number | undefined }>,
+    host: HostFigures,
+  ): MetricsSnapshot {
     const names: Record<string, NameMetrics> = {};
     for (const name of new Set([...live.keys(), ...this.counts.keys()])) {
       const c = this.counts.get(name);
@@ -260,17 +272,31 @@ export function renderPrometheus(snapshot: MetricsSnapshot, extraLabels: Record<
 
   head('locked_leaderships_started_total', 'counter', 'Leaderships this host started.');
   if (perName) for (const [name, m] of names) sample('locked_leaderships_started_total', { name }, m.leadershipsStarted);
-  else sample('locked_leaderships_started_total', {}, names.reduce((n, [, m]) => n + m.leadershipsStarted, 0));
+  else
+    sample(
+      'locked_leaderships_started_total',
+      {},
+      names.reduce((n, [, m]) => n + m.leadershipsStarted, 0),
+    );
 
   head('locked_leaderships_stopped_total', 'counter', 'Leaderships this host ended, by reason.');
   for (const [name, m] of perName ? names : []) {
     for (const reason of STOP_REASONS) sample('locked_leaderships_stopped_total', { name, reason }, m.leadershipsStopped[reason]);
   }
   if (!perName) {
-    for (const reason of STOP_REASONS) sample('locked_leaderships_stopped_total', { reason }, names.reduce((n, [, m]) => n + m.leadershipsStopped[reason], 0));
+    for (const reason of STOP_REASONS)
+      sample(
+        'locked_leaderships_stopped_total',
+        { reason },
+        names.reduce((n, [, m]) => n + m.leadershipsStopped[reason], 0),
+      );
   }
 
-  head('locked_lease_losses_total', 'counter', 'Leases this host lost (no keepalive acknowledged within renewDeadline, or expired in etcd).');
+  head(
+    'locked_lease_losses_total',
+    'counter',
+    'Leases this host lost (no keepalive acknowledged within renewDeadline, or expired in etcd).',
+  );
   sample('locked_lease_losses_total', {}, snapshot.leaseLosses);
 
   const h = snapshot.keepaliveRtt;
@@ -283,7 +309,11 @@ export function renderPrometheus(snapshot: MetricsSnapshot, extraLabels: Record<
   head('locked_ready', 'gauge', 'Whether this host holds a lease inside its step-down deadline and watches its prefix (1) or not (0).');
   sample('locked_ready', {}, snapshot.ready ? 1 : 0);
 
-  head('locked_live', 'gauge', '0 while a function of this host still runs past its lease TTL since the last acknowledged keepalive, else 1.');
+  head(
+    'locked_live',
+    'gauge',
+    '0 while a function of this host still runs past its lease TTL since the last acknowledged keepalive, else 1.',
+  );
   sample('locked_live', {}, snapshot.live ? 1 : 0);
 
   const t = snapshot.timing;
@@ -293,7 +323,11 @@ export function renderPrometheus(snapshot: MetricsSnapshot, extraLabels: Record<
   sample('locked_renew_deadline_seconds', {}, t.renewDeadline);
   head('locked_keepalive_interval_seconds', 'gauge', 'Time between lease keepalives at rest.');
   sample('locked_keepalive_interval_seconds', {}, t.keepaliveInterval);
-  head('locked_keepalive_timeout_seconds', 'gauge', 'Time limit of one keepalive attempt; a slower answer counts as a failure and the keepalive is sent again.');
+  head(
+    'locked_keepalive_timeout_seconds',
+    'gauge',
+    'Time limit of one keepalive attempt; a slower answer counts as a failure and the keepalive is sent again.',
+  );
   sample('locked_keepalive_timeout_seconds', {}, t.keepaliveTimeout);
   return `${out.join('\n')}\n`;
 }

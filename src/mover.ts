@@ -6,7 +6,19 @@ import { untilAborted } from './abort.js';
 import type { Clock, Timer } from './clock.js';
 import { EtcdUnavailableError, HandOverError } from './errors.js';
 import { drainKey, hostKey, moveKey, nextKey, validateName } from './keys.js';
-import { EMPTY_CONTROL, handsOver, hostsStatus, liveRequests, parseControl, planMoves, planPromotions, standsAside, type ControlRecords, type HostStatus, type MoveRequest } from './placement.js';
+import {
+  EMPTY_CONTROL,
+  handsOver,
+  hostsStatus,
+  liveRequests,
+  parseControl,
+  planMoves,
+  planPromotions,
+  standsAside,
+  type ControlRecords,
+  type HostStatus,
+  type MoveRequest,
+} from './placement.js';
 import { nameRange, readPrefix } from './reads.js';
 import { byCreate, candidateOf, type Candidate } from './queue.js';
 import type { Session } from './session.js';
@@ -175,7 +187,13 @@ export class Mover {
   controlChanged(): void {
     // An operator's `del --prefix` takes our record too: without it our keys look foreign.
     const mine = this.recordFor;
-    if (mine && !mine.ended && !this.putting && this.host.view.current && !this.host.view.control.has(hostKey(this.host.prefix, this.host.nodeId))) {
+    if (
+      mine &&
+      !mine.ended &&
+      !this.putting &&
+      this.host.view.current &&
+      !this.host.view.control.has(hostKey(this.host.prefix, this.host.nodeId))
+    ) {
       void this.putRecord(mine);
     }
     const before = this.rec;
@@ -239,7 +257,10 @@ export class Mover {
     while (!this.closed && this.recordFor === session && !session.ended) {
       try {
         const value = JSON.stringify({ lease: session.hex });
-        await this.host.client.kv.put({ key: Buffer.from(hostKey(this.host.prefix, this.host.nodeId)), value: Buffer.from(value), lease: session.leaseId }, deadline(this.host.requestTimeoutMs()));
+        await this.host.client.kv.put(
+          { key: Buffer.from(hostKey(this.host.prefix, this.host.nodeId)), value: Buffer.from(value), lease: session.leaseId },
+          deadline(this.host.requestTimeoutMs()),
+        );
         return;
       } catch (err) {
         if (this.closed || session.ended) return;
@@ -321,7 +342,8 @@ export class Mover {
       if (req.by === this.host.nodeId && !this.stepping.get(name)) orphans.push(nextKey(this.host.prefix, name));
     }
     for (const [name, req] of this.rec.moves) {
-      if (req.by === this.host.nodeId && !this.inFlight.get(name) && this.host.view.head(name)?.key !== req.from) orphans.push(moveKey(this.host.prefix, name));
+      if (req.by === this.host.nodeId && !this.inFlight.get(name) && this.host.view.head(name)?.key !== req.from)
+        orphans.push(moveKey(this.host.prefix, name));
     }
     for (const key of orphans) {
       const raw = this.host.view.control.get(key);
@@ -363,7 +385,9 @@ export class Mover {
       if (!this.host.stepBack(name)) this.stepping.end(name);
       return;
     }
-    const sent = this.request(nextKey(this.host.prefix, name), name, { from, to }, session, 'standby request', () => this.stepping.end(name));
+    const sent = this.request(nextKey(this.host.prefix, name), name, { from, to }, session, 'standby request', () =>
+      this.stepping.end(name),
+    );
     st.written = sent.written;
     st.landed = sent.landed;
   }
@@ -373,7 +397,14 @@ export class Mover {
    * once it landed; `failed` ends the move or promotion. Returns the value written and the
    * write (settled once it landed or failed).
    */
-  private request(key: string, name: string, req: { from: string; to: string }, session: Session, what: string, failed: () => void): { written: string; landed: Promise<unknown> } {
+  private request(
+    key: string,
+    name: string,
+    req: { from: string; to: string },
+    session: Session,
+    what: string,
+    failed: () => void,
+  ): { written: string; landed: Promise<unknown> } {
     const value = JSON.stringify({ ...req, by: this.host.nodeId } satisfies MoveRequest);
     const landed = this.host.client.kv
       .put({ key: Buffer.from(key), value: Buffer.from(value), lease: session.leaseId }, deadline(this.host.requestTimeoutMs()))
@@ -403,7 +434,11 @@ export class Mover {
   async order(nodeId: string, on: boolean): Promise<void> {
     const key = Buffer.from(drainKey(this.host.prefix, nodeId));
     try {
-      if (on) await this.host.client.kv.put({ key, value: Buffer.from(JSON.stringify({ at: new Date().toISOString() })) }, deadline(this.host.requestTimeoutMs()));
+      if (on)
+        await this.host.client.kv.put(
+          { key, value: Buffer.from(JSON.stringify({ at: new Date().toISOString() })) },
+          deadline(this.host.requestTimeoutMs()),
+        );
       else await this.host.client.kv.deleteRange({ key }, deadline(this.host.requestTimeoutMs()));
     } catch (err) {
       throw new EtcdUnavailableError(`${on ? 'write' : 'delete'} of the drain order of '${nodeId}'`, err);
@@ -466,7 +501,13 @@ export class Mover {
 async function deleteIfUnchanged(client: Etcd3, key: string, value: string, timeoutMs: number): Promise<void> {
   const k = Buffer.from(key);
   try {
-    await client.kv.txn({ compare: [{ key: k, target: 'Value', result: 'Equal', value: Buffer.from(value) }], success: [{ request_delete_range: { key: k } }] }, deadline(timeoutMs));
+    await client.kv.txn(
+      {
+        compare: [{ key: k, target: 'Value', result: 'Equal', value: Buffer.from(value) }],
+        success: [{ request_delete_range: { key: k } }],
+      },
+      deadline(timeoutMs),
+    );
   } catch {
     // Left behind it is void: a request names the leadership it concerns, which is gone.
   }
@@ -478,7 +519,11 @@ async function deleteIfUnchanged(client: Etcd3, key: string, value: string, time
  * lease) or a key in some queue (an older locked writes no record) — sorted, and the
  * ids with a drain order, live or not: one snapshot of the prefix.
  */
-export async function knownHosts(client: Etcd3, prefix: string, timeoutMs: number): Promise<{ live: string[]; draining: ReadonlySet<string> }> {
+export async function knownHosts(
+  client: Etcd3,
+  prefix: string,
+  timeoutMs: number,
+): Promise<{ live: string[]; draining: ReadonlySet<string> }> {
   let snap;
   try {
     snap = await readPrefix(client, prefix, timeoutMs);
@@ -521,12 +566,18 @@ export async function requestHandOver(
   if (to !== undefined) {
     if (head.value === to) return to;
     if (!queue.some((c) => c.value === to)) {
-      throw new HandOverError(name, 'not-queued', `cannot hand '${name}' to '${to}': it does not queue for the name (candidates: ${queue.map((c) => c.value).join(', ')})`, head.value);
+      throw new HandOverError(
+        name,
+        'not-queued',
+        `cannot hand '${name}' to '${to}': it does not queue for the name (candidates: ${queue.map((c) => c.value).join(', ')})`,
+        head.value,
+      );
     }
     // A draining host stands aside whenever another may lead: the move could never land.
     let draining: boolean;
     try {
-      draining = (await client.kv.range({ key: Buffer.from(drainKey(prefix, to)), count_only: true }, deadline(requestTimeoutMs))).count !== '0';
+      draining =
+        (await client.kv.range({ key: Buffer.from(drainKey(prefix, to)), count_only: true }, deadline(requestTimeoutMs))).count !== '0';
     } catch (err) {
       throw new EtcdUnavailableError(`read of the drain order of '${to}'`, err);
     }
@@ -552,7 +603,12 @@ export async function requestHandOver(
       }
       if (now?.key !== head.key) {
         if (to !== undefined && now?.value !== to) {
-          throw new HandOverError(name, 'other', `'${name}' went to '${now?.value ?? 'nobody'}' instead of '${to}' (the target left the queue meanwhile?)`, now?.value);
+          throw new HandOverError(
+            name,
+            'other',
+            `'${name}' went to '${now?.value ?? 'nobody'}' instead of '${to}' (the target left the queue meanwhile?)`,
+            now?.value,
+          );
         }
         return now?.value;
       }
@@ -571,4 +627,3 @@ export async function requestHandOver(
     await deleteIfUnchanged(client, key, value, requestTimeoutMs);
   }
 }
-

@@ -309,7 +309,8 @@ class OnceJob {
           const current = kv ? parse(kv.value.toString()) : undefined;
           if (current && current.status !== 'running') {
             // Decided by a later runner while this attempt was paused or cut off.
-            if (current.token !== l.token) this.core.report(this.notRecorded(l, claim, status, `${current.by} had already recorded '${current.status}'`));
+            if (current.token !== l.token)
+              this.core.report(this.notRecorded(l, claim, status, `${current.by} had already recorded '${current.status}'`));
             this.finish({ outcome: outcomeOf(current) }, true);
             return;
           }
@@ -338,7 +339,10 @@ class OnceJob {
   /** The attempt ran here, but the cluster goes on without its outcome (the next runner counts it as used). */
   private notRecorded(l: Leadership, claim: Claim, status: 'done' | 'failed', why: string): NotLeaderError {
     const verb = status === 'done' ? 'succeeded' : 'failed';
-    return new NotLeaderError(this.name, `attempt ${claim.attempts} ${verb} after its leadership (token ${l.token}) ended; its outcome was not recorded: ${why}`);
+    return new NotLeaderError(
+      this.name,
+      `attempt ${claim.attempts} ${verb} after its leadership (token ${l.token}) ended; its outcome was not recorded: ${why}`,
+    );
   }
 
   private async read(): Promise<IKeyValue | undefined> {

@@ -102,7 +102,18 @@ function refuseTlsToAddresses(hosts: readonly string[], etcd: LockerOptions['etc
   );
 }
 
-const KNOWN: readonly (keyof LockerOptions)[] = ['id', 'ttl', 'renewDeadline', 'keepaliveInterval', 'prefix', 'handleSignals', 'stopTimeout', 'balance', 'etcd', 'clock'];
+const KNOWN: readonly (keyof LockerOptions)[] = [
+  'id',
+  'ttl',
+  'renewDeadline',
+  'keepaliveInterval',
+  'prefix',
+  'handleSignals',
+  'stopTimeout',
+  'balance',
+  'etcd',
+  'clock',
+];
 
 /** One place validates every option and the relations between the timings. */
 export function resolveOptions(hosts: unknown, options: LockerOptions = {}): ResolvedOptions {
@@ -121,11 +132,15 @@ export function resolveOptions(hosts: unknown, options: LockerOptions = {}): Res
   }
   const ttl = options.ttl ?? 10;
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < MIN_TTL || !Number.isInteger(ttl)) {
-    throw new RangeError(`options.ttl must be a whole number of seconds ≥ ${MIN_TTL} (etcd's minimum lease TTL), got ${describeValue(ttl)}`);
+    throw new RangeError(
+      `options.ttl must be a whole number of seconds ≥ ${MIN_TTL} (etcd's minimum lease TTL), got ${describeValue(ttl)}`,
+    );
   }
   const keepaliveInterval = options.keepaliveInterval ?? ttl / 3;
   if (!isPositive(keepaliveInterval) || keepaliveInterval > ttl / 3 + 1e-9) {
-    throw new RangeError(`options.keepaliveInterval must be a number of seconds in (0, ttl/3 = ${round(ttl / 3)}], got ${describeValue(keepaliveInterval)}`);
+    throw new RangeError(
+      `options.keepaliveInterval must be a number of seconds in (0, ttl/3 = ${round(ttl / 3)}], got ${describeValue(keepaliveInterval)}`,
+    );
   }
   const renewDeadline = options.renewDeadline ?? (2 * ttl) / 3;
   if (!isPositive(renewDeadline) || renewDeadline <= keepaliveInterval || renewDeadline >= ttl) {

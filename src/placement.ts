@@ -61,7 +61,13 @@ export interface ControlRecords {
   readonly nexts: ReadonlyMap<string, MoveRequest>;
 }
 
-export const EMPTY_CONTROL: ControlRecords = { hostByLease: new Map(), leaseByHost: new Map(), draining: new Set(), moves: new Map(), nexts: new Map() };
+export const EMPTY_CONTROL: ControlRecords = {
+  hostByLease: new Map(),
+  leaseByHost: new Map(),
+  draining: new Set(),
+  moves: new Map(),
+  nexts: new Map(),
+};
 
 /** Parses the control records under `<prefix>/`; malformed ones are ignored (an operator's typo must not stop elections). */
 export function parseControl(prefix: string, control: ReadonlyMap<string, string>): ControlRecords {
@@ -248,7 +254,8 @@ export function planMoves(input: PlanInput): PlannedMove[] {
       const surplus = (load.get(id) ?? 0) - shareOf(id);
       if (surplus <= 1e-9) continue;
       total += surplus;
-      if (surplus > topSurplus + 1e-9 || (Math.abs(surplus - topSurplus) <= 1e-9 && top !== undefined && id < top)) [top, topSurplus] = [id, surplus];
+      if (surplus > topSurplus + 1e-9 || (Math.abs(surplus - topSurplus) <= 1e-9 && top !== undefined && id < top))
+        [top, topSurplus] = [id, surplus];
     }
     const mySurplus = Math.max(0, (load.get(self) ?? 0) - shareOf(self));
     let any = 0;
@@ -320,7 +327,8 @@ export function planPromotions(input: Omit<PlanInput, 'balance'> & { readonly st
     if (pending?.to !== undefined && pending.from === head.key) owner = pending.to;
     else if (owner === self && input.stepping.has(name)) continue;
     standby.set(pair(leader, owner), (standby.get(pair(leader, owner)) ?? 0) + 1);
-    if (owner === self && queue.length > 2 && (input.movable?.(name) ?? true) && !rec.moves.has(name) && !rec.nexts.has(name)) mine.push([name, queue, leader]);
+    if (owner === self && queue.length > 2 && (input.movable?.(name) ?? true) && !rec.moves.has(name) && !rec.nexts.has(name))
+      mine.push([name, queue, leader]);
   }
   const out: PlannedMove[] = [];
   for (const [name, queue, leader] of mine) {
@@ -349,7 +357,11 @@ export function hostsStatus(queues: Iterable<[string, readonly Candidate[]]>, re
   const seen = new Set<string>();
   const get = (id: string): HostStatus => {
     let h = hosts.get(id);
-    if (!h) hosts.set(id, (h = { id, lease: rec.leaseByHost.get(id), leads: [], queued: [], next: 0, draining: rec.draining.has(id), share: 0, offBy: 0 }));
+    if (!h)
+      hosts.set(
+        id,
+        (h = { id, lease: rec.leaseByHost.get(id), leads: [], queued: [], next: 0, draining: rec.draining.has(id), share: 0, offBy: 0 }),
+      );
     return h;
   };
   for (const id of rec.leaseByHost.keys()) get(id);

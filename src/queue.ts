@@ -87,7 +87,8 @@ export class Queue {
 const NONE: readonly Candidate[] = Object.freeze([]);
 
 /** Queue order: lowest create revision first. */
-export const byCreate = (a: Candidate, b: Candidate): number => (a.createRevision < b.createRevision ? -1 : a.createRevision > b.createRevision ? 1 : 0);
+export const byCreate = (a: Candidate, b: Candidate): number =>
+  a.createRevision < b.createRevision ? -1 : a.createRevision > b.createRevision ? 1 : 0;
 
 /** An etcd key-value as a candidate (revisions stay exact as bigint). */
 export function candidateOf(kv: IKeyValue): Candidate {

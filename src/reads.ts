@@ -15,7 +15,10 @@ const deadline = (timeoutMs: number): { deadline: Date } => ({ deadline: new Dat
 
 /** The leader of `name` (lowest create revision), read by etcd sorted: one key comes back. */
 export async function readLeader(client: Etcd3, prefix: string, name: string, timeoutMs: number): Promise<Candidate | undefined> {
-  const res = await client.kv.range({ ...nameRange(prefix, name), sort_target: 'Create', sort_order: 'Ascend', limit: 1 }, deadline(timeoutMs));
+  const res = await client.kv.range(
+    { ...nameRange(prefix, name), sort_target: 'Create', sort_order: 'Ascend', limit: 1 },
+    deadline(timeoutMs),
+  );
   return res.kvs[0] ? candidateOf(res.kvs[0]) : undefined;
 }
 

@@ -74,8 +74,7 @@ export interface SingletonEvents {
 
 /** Result of `locker.tryLock()`. */
 export type TryLockResult =
-  | { acquired: true; singleton: Singleton }
-  | { acquired: false; /** Node id of the current leader. */ holder: string | undefined };
+  { acquired: true; singleton: Singleton } | { acquired: false; /** Node id of the current leader. */ holder: string | undefined };
 
 /** What a Singleton needs from its locker. @internal */
 export interface SingletonHost extends ElectionContext {
@@ -189,7 +188,9 @@ export class Singleton extends EventEmitter<SingletonEvents> {
   ) {
     super();
     if (options?.healthy) {
-      this.check = new HealthCheck(options.healthy, options.checkIntervalMs, host.clock, (failures, why) => this.healthChanged(failures, why));
+      this.check = new HealthCheck(options.healthy, options.checkIntervalMs, host.clock, (failures, why) =>
+        this.healthChanged(failures, why),
+      );
       this.check.start();
     }
   }
@@ -294,7 +295,7 @@ export class Singleton extends EventEmitter<SingletonEvents> {
       // try-lock, end.
       if (s.kind === 'leading') this.stopLeading(s, 'deposed', this.oneShot ? 'retire' : 'campaign', false);
       else if (this.mode === 'try') this.fail(new Error(`the key ${claim.key} was deleted before it led`), 'retire');
-      else this.enter({ kind: 'idle' }), this.start();
+      else (this.enter({ kind: 'idle' }), this.start());
       return;
     }
     if (!this.candidate) {
@@ -358,12 +359,14 @@ export class Singleton extends EventEmitter<SingletonEvents> {
       case 'campaigning':
         // Whatever the write did, its key goes with the lost lease.
         if (s.session !== session) return;
-        if (s.then === 'retire' || this.mode === 'try') return this.retire(new EtcdUnavailableError(`try-lock of '${this.name}'`, new Error('the lease was lost')));
+        if (s.then === 'retire' || this.mode === 'try')
+          return this.retire(new EtcdUnavailableError(`try-lock of '${this.name}'`, new Error('the lease was lost')));
         this.enter({ kind: 'idle' });
         return this.start();
       case 'queued':
         if (s.claim.session !== session) return;
-        if (this.mode === 'try') return this.retire(new EtcdUnavailableError(`try-lock of '${this.name}'`, new Error('the lease was lost')));
+        if (this.mode === 'try')
+          return this.retire(new EtcdUnavailableError(`try-lock of '${this.name}'`, new Error('the lease was lost')));
         this.enter({ kind: 'idle' });
         return this.start();
       case 'leading':
@@ -468,7 +471,14 @@ export class Singleton extends EventEmitter<SingletonEvents> {
   }
 
   private lead(claim: Claim): void {
-    const leadership = new ActiveLeadership(this.name, this.host.nodeId, claim.key, claim.token.toString(), claim.session, this.host.client);
+    const leadership = new ActiveLeadership(
+      this.name,
+      this.host.nodeId,
+      claim.key,
+      claim.token.toString(),
+      claim.session,
+      this.host.client,
+    );
     let resolveSettled!: () => void;
     const run: Run = { leadership, session: claim.session, settled: new Promise<void>((r) => (resolveSettled = r)), done: false };
     const st: State = { kind: 'leading', claim, run };
@@ -573,7 +583,9 @@ export class Singleton extends EventEmitter<SingletonEvents> {
 
   /** Deletes our key through the gate, retrying while our session lives, then proceeds. */
   private async resignKey(claim: Claim, settled: Promise<void>): Promise<void> {
-    await this.host.gate.releaseKey(settled, () => this.retrying(claim.session, () => resign(this.host, claim.key, claim.token, claim.session)));
+    await this.host.gate.releaseKey(settled, () =>
+      this.retrying(claim.session, () => resign(this.host, claim.key, claim.token, claim.session)),
+    );
     const s = this.state;
     if (s.kind === 'resigning') this.proceed(s.then);
   }
@@ -675,7 +687,14 @@ export class Singleton extends EventEmitter<SingletonEvents> {
     if (this.host.view.queue(this.name).length > 1) return this.stopLeading(s, 'unhealthy', 'campaign', false);
     if (this.saidKeepsLeading) return;
     this.saidKeepsLeading = true;
-    this.report(new HealthCheckError(this.name, this.check!.failures, this.check!.lastFailure ?? 'unknown', 'no other candidate queues, so this host keeps leading'));
+    this.report(
+      new HealthCheckError(
+        this.name,
+        this.check!.failures,
+        this.check!.lastFailure ?? 'unknown',
+        'no other candidate queues, so this host keeps leading',
+      ),
+    );
   }
 
   private retire(answer?: Error): void {

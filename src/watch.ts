@@ -101,7 +101,10 @@ export class PrefixWatch implements PrefixWatchHandle {
     await new Promise<void>((resolve, reject) => {
       // A member that accepts the connection but never answers (frozen) must not hold the
       // view up: the caller retries, on the member preferred by then.
-      const timer = setTimeout(() => reject(new Error(`watch not confirmed by ${this.member.endpoint} within ${this.confirmMs} ms`)), this.confirmMs);
+      const timer = setTimeout(
+        () => reject(new Error(`watch not confirmed by ${this.member.endpoint} within ${this.confirmMs} ms`)),
+        this.confirmMs,
+      );
       watcher.once('connected', () => {
         clearTimeout(timer);
         resolve();

@@ -27,7 +27,16 @@
 import { Etcd3 } from 'etcd3';
 import { etcdRevokesLiveLeases, startEtcd, type EtcdCluster } from './helpers/etcd.js';
 import { describeEvent, leadersOf, spawnHost, type Host, type HostConfig, type HostEvent } from './helpers/host.js';
-import { checkHistories, historyOf, ms, type FaultWindow, type HistoryReport, type LeadershipSpan, type Overlap, type ProcessHistory } from './helpers/history.js';
+import {
+  checkHistories,
+  historyOf,
+  ms,
+  type FaultWindow,
+  type HistoryReport,
+  type LeadershipSpan,
+  type Overlap,
+  type ProcessHistory,
+} from './helpers/history.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { memberUsers, partitionable, type Partitioner } from './helpers/partition.js';
 import { sleep, waitFor } from './helpers/wait.js';
@@ -197,7 +206,10 @@ async function main(): Promise<number> {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const ttlMs = opts.ttl * 1000;
   const prefix = 'chaos/';
-  const names = Array.from({ length: opts.names }, (_, i) => ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'][i] ?? `name${i}`);
+  const names = Array.from(
+    { length: opts.names },
+    (_, i) => ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'][i] ?? `name${i}`,
+  );
   const t0 = now();
   const clock = (): string => `${(ms(now() - t0) / 1000).toFixed(1).padStart(6)} s`;
   const log = (line: string): void => void process.stderr.write(`${clock()}  ${line}\n`);
@@ -309,23 +321,56 @@ async function main(): Promise<number> {
     for (let i = 0; i < opts.hosts; i++) {
       const id = `h${i}`;
       const proxies = await Promise.all(cluster.endpoints.map((e) => startProxy(e)));
-      const slot: Slot = { id, incarnation: 1, host: await spawnHost(config({ id, proxies })), proxies, past: [], busy: false, expectExit: false };
+      const slot: Slot = {
+        id,
+        incarnation: 1,
+        host: await spawnHost(config({ id, proxies })),
+        proxies,
+        past: [],
+        busy: false,
+        expectExit: false,
+      };
       probe(slot.host, `${id}#1`);
       watchExit(slot, slot.host);
       slots.push(slot);
     }
-    await waitFor(() => names.every((n) => leadersOf(slots.map((s) => s.host), n).length === 1), {
-      timeoutMs: 30_000,
-      message: 'a leader for every name at start',
-    });
-    log(`started: leaders ${names.map((n) => `${n}=${leadersOf(slots.map((s) => s.host), n)[0]!.id}`).join(' ')}`);
+    await waitFor(
+      () =>
+        names.every(
+          (n) =>
+            leadersOf(
+              slots.map((s) => s.host),
+              n,
+            ).length === 1,
+        ),
+      {
+        timeoutMs: 30_000,
+        message: 'a leader for every name at start',
+      },
+    );
+    log(
+      `started: leaders ${names
+        .map(
+          (n) =>
+            `${n}=${
+              leadersOf(
+                slots.map((s) => s.host),
+                n,
+              )[0]!.id
+            }`,
+        )
+        .join(' ')}`,
+    );
 
     /** A host to aim at: the leader of some name if it is free, else any free host. */
     const target = (): Slot | undefined => {
       const free = slots.filter((s) => !s.busy && s.host.alive);
       if (free.length === 0) return undefined;
       if (rand() < 0.75) {
-        const leader = leadersOf(slots.map((s) => s.host), pick(names))[0];
+        const leader = leadersOf(
+          slots.map((s) => s.host),
+          pick(names),
+        )[0];
         const slot = free.find((s) => s.host === leader);
         if (slot) return slot;
       }
@@ -363,7 +408,9 @@ async function main(): Promise<number> {
           case 'kill-host':
           case 'sigterm': {
             const d = between(500, 3000);
-            log(`${kind === 'sigterm' ? 'SIGTERM' : 'SIGKILL'} ${label} (leads ${leading.join(',') || 'nothing'}), restart in ${d.toFixed(0)} ms`);
+            log(
+              `${kind === 'sigterm' ? 'SIGTERM' : 'SIGKILL'} ${label} (leads ${leading.join(',') || 'nothing'}), restart in ${d.toFixed(0)} ms`,
+            );
             slot.expectExit = true;
             slot.host.kill(kind === 'sigterm' ? 'SIGTERM' : 'SIGKILL');
             const exited = await Promise.race([slot.host.exited.then(() => true), sleep(ttlMs + 5000).then(() => false)]);
@@ -420,7 +467,10 @@ async function main(): Promise<number> {
           case 'delete-key': {
             // Forced failover of a name whose leader's host is not under a fault.
             const name = pick(names);
-            const leader = leadersOf(slots.map((s) => s.host), name)[0];
+            const leader = leadersOf(
+              slots.map((s) => s.host),
+              name,
+            )[0];
             const slot = slots.find((s) => s.host === leader);
             if (!leader || !slot || slot.busy) return;
             const key = leader.events.filter((e) => e.type === 'start' && e.name === name).at(-1)?.key;
@@ -563,7 +613,10 @@ async function main(): Promise<number> {
         currentRound = round;
         for (const slot of slots) askOnce(slot, round, roundJobMs);
         const deadline = Date.now() + 20_000;
-        while (Date.now() < deadline && !round.asked.every(({ host }) => !host.alive || host.events.some((e) => e.type === 'outcome' && e.name === round.name))) {
+        while (
+          Date.now() < deadline &&
+          !round.asked.every(({ host }) => !host.alive || host.events.some((e) => e.type === 'outcome' && e.name === round.name))
+        ) {
           await sleep(100);
         }
         currentRound = undefined;
@@ -609,11 +662,21 @@ async function main(): Promise<number> {
     const healedAt = now();
     let settled = true;
     try {
-      await waitFor(() => names.every((n) => leadersOf(slots.map((s) => s.host), n).length === 1), {
-        timeoutMs: ttlMs + 20_000,
-        intervalMs: 10,
-        message: 'exactly one leader of every name after the last heal',
-      });
+      await waitFor(
+        () =>
+          names.every(
+            (n) =>
+              leadersOf(
+                slots.map((s) => s.host),
+                n,
+              ).length === 1,
+          ),
+        {
+          timeoutMs: ttlMs + 20_000,
+          intervalMs: 10,
+          message: 'exactly one leader of every name after the last heal',
+        },
+      );
     } catch (err) {
       settled = false;
       log(`!! ${(err as Error).message}`);
@@ -628,7 +691,10 @@ async function main(): Promise<number> {
     await Promise.all([...queriesInFlight]);
     // The singletons' histories without the run-once jobs (they would count as names nobody leads after their round).
     const onceNames = new Set(onceRounds.map((r) => r.name));
-    const singletonHistories = histories.map((h) => ({ ...h, events: h.events.filter((e) => e.name === undefined || !onceNames.has(e.name)) }));
+    const singletonHistories = histories.map((h) => ({
+      ...h,
+      events: h.events.filter((e) => e.name === undefined || !onceNames.has(e.name)),
+    }));
     const report = checkHistories(singletonHistories, { endOfRun, faults, deletes });
     const once = checkOnce(histories, onceRounds, recordDeletes, { endOfRun, faults, deletes });
     const crashes = histories.flatMap((h) => h.events.filter((e) => e.type === 'crash').map((e) => `${h.label}: ${e.message}`));
@@ -696,7 +762,14 @@ interface LeaseVerdict {
  *   it, issued before the stop, at a revision after the key's creation; one that did
  *   not answer, or whose revision is unknown, counts if issued within 30 s before the stop).
  */
-function leaseVerdict(histories: readonly ProcessHistory[], label: string, name: string, token: string, ev: EvidenceInputs, t0: bigint): LeaseVerdict | undefined {
+function leaseVerdict(
+  histories: readonly ProcessHistory[],
+  label: string,
+  name: string,
+  token: string,
+  ev: EvidenceInputs,
+  t0: bigint,
+): LeaseVerdict | undefined {
   const h = histories.find((x) => x.label === label);
   const stop = h?.events.find((e) => e.type === 'stop' && e.name === name && e.token === token && e.reason === 'deposed' && e.lease);
   if (!h || !stop?.lease) return undefined;
@@ -732,7 +805,9 @@ function leaseVerdict(histories: readonly ProcessHistory[], label: string, name:
         : alive.length
           ? `TimeToLive: alive (${alive.map((a) => `m${a.member} ${a.ttl} s`).join(', ')})`
           : `TimeToLive: no answer (${q.errors.join('; ') || 'none'})`,
-    revokedBefore.length ? `revoked by ${revokedBefore.map((r) => `${r.label} at ${at(r.t)}`).join(', ')}` : 'no revoke of it sent by its host',
+    revokedBefore.length
+      ? `revoked by ${revokedBefore.map((r) => `${r.label} at ${at(r.t)}`).join(', ')}`
+      : 'no revoke of it sent by its host',
     explaining.length
       ? `operator deletes that may have removed the key: ${explaining.map((d) => `${d.key ?? `${d.prefix}*`} at ${at(d.at)}${d.revision !== undefined ? ` rev ${d.revision}` : ' (no answer)'}`).join(', ')}`
       : 'no operator delete of the key since its creation',
@@ -783,7 +858,12 @@ interface OnceCheck {
  * - every caller reports the same outcome, unless a record delete lies between two
  *   different ones; 'done' names a run that ended well on that host with that attempt.
  */
-function checkOnce(histories: readonly ProcessHistory[], rounds: readonly OnceRound[], recordDeletes: readonly RecordDelete[], opts: Parameters<typeof checkHistories>[1]): OnceCheck {
+function checkOnce(
+  histories: readonly ProcessHistory[],
+  rounds: readonly OnceRound[],
+  recordDeletes: readonly RecordDelete[],
+  opts: Parameters<typeof checkHistories>[1],
+): OnceCheck {
   const onceNames = new Set(rounds.map((r) => r.name));
   const violations: string[] = [];
   const MAX_ATTEMPTS = 5;
@@ -847,7 +927,9 @@ function checkOnce(histories: readonly ProcessHistory[], rounds: readonly OnceRo
       if (h && h.exitedAt === undefined && h.killedAt === undefined && !h.events.some((e) => e.type === 'outcome' && e.name === name)) {
         waiting++;
         const last = h.events.filter((e) => e.name === name).at(-1);
-        notes.push(`'${name}': ${a.label} still waiting at the end${last ? ` (last: ${last.type}${last.reason ? ` ${last.reason}` : ''}${last.message ? ` ${last.message}` : ''})` : ''}`);
+        notes.push(
+          `'${name}': ${a.label} still waiting at the end${last ? ` (last: ${last.type}${last.reason ? ` ${last.reason}` : ''}${last.message ? ` ${last.message}` : ''})` : ''}`,
+        );
       }
     }
     const seen = new Set<string>();
@@ -861,13 +943,19 @@ function checkOnce(histories: readonly ProcessHistory[], rounds: readonly OnceRo
       const stop = h?.events.find((e) => e.type === 'stop' && e.name === name && e.token === s.e.token);
       if (stop && BigInt(stop.t) < s.t) {
         lateStarts++;
-        notes.push(`'${name}': ${s.label} began attempt ${attempt} ${ms(s.t - BigInt(stop.t)).toFixed(0)} ms after its leadership stopped (${stop.reason})`);
+        notes.push(
+          `'${name}': ${s.label} began attempt ${attempt} ${ms(s.t - BigInt(stop.t)).toFixed(0)} ms after its leadership stopped (${stop.reason})`,
+        );
       }
-      if (attempt < 1 || attempt > MAX_ATTEMPTS) violations.push(`'${name}': ${s.label} ran attempt ${attempt} (maxAttempts ${MAX_ATTEMPTS})`);
+      if (attempt < 1 || attempt > MAX_ATTEMPTS)
+        violations.push(`'${name}': ${s.label} ran attempt ${attempt} (maxAttempts ${MAX_ATTEMPTS})`);
       const prev = starts[i - 1];
       if (prev && attempt <= (prev.e.attempt ?? 0)) {
         const reset = deletesOf.some((d) => d.at < s.t && end(d) >= prev.t - slackNs);
-        if (!reset) violations.push(`'${name}': ${s.label} ran attempt ${attempt} after ${prev.label} ran attempt ${prev.e.attempt}, with no record delete between`);
+        if (!reset)
+          violations.push(
+            `'${name}': ${s.label} ran attempt ${attempt} after ${prev.label} ran attempt ${prev.e.attempt}, with no record delete between`,
+          );
         else restarts++;
       }
       // A run after an outcome: only on a record wiped after that outcome's last run.
@@ -875,7 +963,9 @@ function checkOnce(histories: readonly ProcessHistory[], rounds: readonly OnceRo
       if (decided) {
         const lastEnd = ends.filter((x) => x.t <= decided.t).at(-1)?.t ?? round.from;
         if (!deletesOf.some((d) => d.at < s.t && end(d) >= lastEnd)) {
-          violations.push(`'${name}': ${s.label} ran attempt ${attempt} after ${decided.label} had the outcome '${decided.e.status}' (attempts ${decided.e.attempts}), with no record delete between`);
+          violations.push(
+            `'${name}': ${s.label} ran attempt ${attempt} after ${decided.label} had the outcome '${decided.e.status}' (attempts ${decided.e.attempts}), with no record delete between`,
+          );
         }
       }
     }
@@ -907,12 +997,31 @@ function checkOnce(histories: readonly ProcessHistory[], rounds: readonly OnceRo
     }
     for (const o of firsts) {
       if (o.e.status === 'done' && !ends.some((x) => x.e.ok && x.e.attempt === o.e.attempts && x.e.id === o.e.by)) {
-        violations.push(`'${name}': outcome 'done' (attempts ${o.e.attempts}, by ${o.e.by}) but no run of attempt ${o.e.attempts} ended well on ${o.e.by}`);
+        violations.push(
+          `'${name}': outcome 'done' (attempts ${o.e.attempts}, by ${o.e.by}) but no run of attempt ${o.e.attempts} ended well on ${o.e.by}`,
+        );
       }
-      if ((o.e.attempts ?? 0) > MAX_ATTEMPTS) violations.push(`'${name}': outcome with ${o.e.attempts} attempts (maxAttempts ${MAX_ATTEMPTS})`);
+      if ((o.e.attempts ?? 0) > MAX_ATTEMPTS)
+        violations.push(`'${name}': outcome with ${o.e.attempts} attempts (maxAttempts ${MAX_ATTEMPTS})`);
     }
   }
-  return { rounds: rounds.length, runs, okRuns, outcomes, recordDeletes: { fault: recordDeletes.filter((d) => d.by === 'fault').length, all: recordDeletes.filter((d) => d.by === 'del-prefix-all').length }, restarts, waiting, lateStarts, notes, report, histories: jobHistories, violations };
+  return {
+    rounds: rounds.length,
+    runs,
+    okRuns,
+    outcomes,
+    recordDeletes: {
+      fault: recordDeletes.filter((d) => d.by === 'fault').length,
+      all: recordDeletes.filter((d) => d.by === 'del-prefix-all').length,
+    },
+    restarts,
+    waiting,
+    lateStarts,
+    notes,
+    report,
+    histories: jobHistories,
+    violations,
+  };
 }
 
 function printTable(
@@ -951,7 +1060,9 @@ function printTable(
     [o.a.label, o.b.label].some((label) =>
       extra.histories
         .find((h) => h.label === label)
-        ?.events.some((e) => e.type === 'lost' && /expired or revoked/.test(e.message ?? '') && BigInt(e.t) >= o.from - s && BigInt(e.t) <= o.to + s),
+        ?.events.some(
+          (e) => e.type === 'lost' && /expired or revoked/.test(e.message ?? '') && BigInt(e.t) >= o.from - s && BigInt(e.t) <= o.to + s,
+        ),
     );
   // The same etcd bug family without a frozen leader to point at (e.g. a stale leader
   // renewing or revoking leases after a leader change): the deposed side's lease was
@@ -979,18 +1090,25 @@ function printTable(
     return undefined;
   };
   type Judged = { o: Overlap; rep: HistoryReport; what: 'once' | 'singleton'; etcd?: 'etcd#15247' | 'early' };
-  const judged: Judged[] = [...r.overlaps.map((o) => ({ o, rep: r, what: 'singleton' as const })), ...once.report.overlaps.map((o) => ({ o, rep: once.report, what: 'once' as const }))].map(
-    (j): Judged => (byEtcd(j.o) ? { ...j, etcd: 'etcd#15247' } : earlyEnd(j.o, j.rep) ? { ...j, etcd: 'early' } : j),
-  );
+  const judged: Judged[] = [
+    ...r.overlaps.map((o) => ({ o, rep: r, what: 'singleton' as const })),
+    ...once.report.overlaps.map((o) => ({ o, rep: once.report, what: 'once' as const })),
+  ].map((j): Judged => (byEtcd(j.o) ? { ...j, etcd: 'etcd#15247' } : earlyEnd(j.o, j.rep) ? { ...j, etcd: 'early' } : j));
   const etcdOverlaps = judged.filter((j) => j.etcd === 'etcd#15247');
   const earlyOverlaps = judged.filter((j) => j.etcd === 'early');
   const overlaps = judged.filter((j) => j.etcd === undefined && j.what === 'singleton');
   const onceOverlaps = judged.filter((j) => j.etcd === undefined && j.what === 'once');
   // Every deposed stop with lease evidence, overlap or not: how often etcd ended a live lease early.
   const deposedStops = extra.histories.flatMap((h) =>
-    h.events.filter((e) => e.type === 'stop' && e.reason === 'deposed' && e.lease && e.name !== undefined && e.token !== undefined).map((e) => ({ h, e })),
+    h.events
+      .filter((e) => e.type === 'stop' && e.reason === 'deposed' && e.lease && e.name !== undefined && e.token !== undefined)
+      .map((e) => ({ h, e })),
   );
-  const verdicts = deposedStops.map(({ h, e }) => ({ label: h.label, e, v: leaseVerdict(extra.histories, h.label, e.name!, e.token!, extra.evidence, extra.t0) }));
+  const verdicts = deposedStops.map(({ h, e }) => ({
+    label: h.label,
+    e,
+    v: leaseVerdict(extra.histories, h.label, e.name!, e.token!, extra.evidence, extra.t0),
+  }));
   const earlyStops = verdicts.filter((x) => x.v?.early);
   // Step-down after a cut: from the blackhole to the end of each leadership the cut host
   // held, for cuts longer than renewDeadline (shorter ones may be ridden out). The rule
@@ -1020,12 +1138,21 @@ function printTable(
   const deposeMs: number[] = [];
   const lateDeposed: { l: LeadershipSpan; ms: number; at: bigint }[] = [];
   const keyOf = (l: LeadershipSpan): string | undefined =>
-    extra.histories.find((h) => h.label === l.label)?.events.find((e) => e.type === 'start' && e.name === l.name && e.token === l.token)?.key;
+    extra.histories.find((h) => h.label === l.label)?.events.find((e) => e.type === 'start' && e.name === l.name && e.token === l.token)
+      ?.key;
   for (const l of r.leaderships) {
     if (l.endedBy !== 'stop' || l.reason !== 'deposed') continue;
     const key = keyOf(l);
     const d = extra.deletes
-      .filter((x) => x.name === l.name && (x.key === undefined || x.key === key) && (x.revision === undefined || BigInt(l.token) < x.revision) && x.until !== undefined && x.until > l.start && x.at < l.end)
+      .filter(
+        (x) =>
+          x.name === l.name &&
+          (x.key === undefined || x.key === key) &&
+          (x.revision === undefined || BigInt(l.token) < x.revision) &&
+          x.until !== undefined &&
+          x.until > l.start &&
+          x.at < l.end,
+      )
       .sort((a, b) => (a.at < b.at ? -1 : 1))[0];
     if (!d) continue; // deposed by something else (a lease etcd revoked)
     const hostFault = extra.faults.some((f) => f.host === l.host && f.from < l.end && (f.to ?? l.end) > d.at);
@@ -1041,13 +1168,22 @@ function printTable(
   rows.push(['host processes', String(extra.histories.length)]);
   rows.push(['leaderships', String(r.leaderships.length)]);
   rows.push(['overlaps (must be 0)', String(overlaps.length)]);
-  rows.push([`overlaps after etcd revoked a live lease (etcd#15247${affected ? ', this etcd is affected' : ''})`, String(etcdOverlaps.length)]);
-  rows.push([`overlaps after etcd ended a live lease early (lease evidence${affected ? ', this etcd is affected' : ', not excused: this etcd is fixed'})`, String(earlyOverlaps.length)]);
+  rows.push([
+    `overlaps after etcd revoked a live lease (etcd#15247${affected ? ', this etcd is affected' : ''})`,
+    String(etcdOverlaps.length),
+  ]);
+  rows.push([
+    `overlaps after etcd ended a live lease early (lease evidence${affected ? ', this etcd is affected' : ', not excused: this etcd is fixed'})`,
+    String(earlyOverlaps.length),
+  ]);
   rows.push([
     'deposed stops: etcd ended the lease early / lease alive / gone otherwise / no answer',
     `${earlyStops.length} / ${verdicts.filter((x) => x.v?.etcd === 'alive').length} / ${verdicts.filter((x) => x.v?.etcd === 'gone' && !x.v.early).length} / ${verdicts.filter((x) => !x.v || x.v.etcd === 'no answer').length} (of ${verdicts.length})`,
   ]);
-  rows.push(['tolerated: stop right after SIGCONT or a stall of the process', `${r.wakeOverlaps.length} (longest ${maxOf(r.wakeOverlaps.map((o) => o.ms))})`]);
+  rows.push([
+    'tolerated: stop right after SIGCONT or a stall of the process',
+    `${r.wakeOverlaps.length} (longest ${maxOf(r.wakeOverlaps.map((o) => o.ms))})`,
+  ]);
   rows.push(['tolerated: stop right after key delete', `${r.deposeOverlaps.length} (longest ${maxOf(r.deposeOverlaps.map((o) => o.ms))})`]);
   rows.push(['fenced writes accepted', String(r.fencing.accepted)]);
   rows.push(['fenced writes rejected by the fence', String(r.fencing.rejected)]);
@@ -1058,7 +1194,9 @@ function printTable(
   const sortedDepose = deposeMs.slice().sort((a, b) => a - b);
   rows.push([
     'deposed stop after an operator delete, p50 / worst',
-    sortedDepose.length ? `${sortedDepose[Math.floor(sortedDepose.length / 2)]!.toFixed(0)} / ${maxOf(sortedDepose)} (n=${sortedDepose.length}, ttl/3 ${thirdMs.toFixed(0)} ms)` : '–',
+    sortedDepose.length
+      ? `${sortedDepose[Math.floor(sortedDepose.length / 2)]!.toFixed(0)} / ${maxOf(sortedDepose)} (n=${sortedDepose.length}, ttl/3 ${thirdMs.toFixed(0)} ms)`
+      : '–',
   ]);
   rows.push(['late deposed stops, over ttl/3 + 500 ms (must be 0)', String(lateDeposed.length)]);
   const all = extra.histories.flatMap((h) => h.events);
@@ -1081,7 +1219,12 @@ function printTable(
   const mustStop = r.wakeStops.filter((w) => w.wokeAt - w.pausedAt > renewNs);
   rows.push(['stop after SIGCONT (paused > renewDeadline), worst', `${maxOf(mustStop.map((w) => w.ms))} (n=${mustStop.length})`]);
   const g = r.worstGap;
-  rows.push(['worst time to a new leader', g ? `${g.effectiveMs.toFixed(0)} ms ('${g.name}' after ${g.prev}${g.effectiveMs !== g.ms ? `, ${g.ms.toFixed(0)} ms counting excused faults` : ''})` : '–']);
+  rows.push([
+    'worst time to a new leader',
+    g
+      ? `${g.effectiveMs.toFixed(0)} ms ('${g.name}' after ${g.prev}${g.effectiveMs !== g.ms ? `, ${g.ms.toFixed(0)} ms counting excused faults` : ''})`
+      : '–',
+  ]);
   rows.push(['one leader per name after the last heal', extra.settled ? `yes, ${extra.settleMs.toFixed(0)} ms after it` : 'NO']);
   rows.push(['crashes / unexpected exits (must be 0)', String(extra.crashes.length + extra.unexpected.length)]);
   rows.push(['odd histories (must be 0)', String(r.anomalies.length + once.report.anomalies.length)]);
@@ -1095,7 +1238,10 @@ function printTable(
   ]);
   rows.push(['once: callers still waiting at the end', String(once.waiting)]);
   rows.push(['once: attempts begun after their leadership stopped (must be 0)', String(once.lateStarts)]);
-  rows.push(['once: tolerated overlaps of runs (after SIGCONT / after key delete)', `${once.report.wakeOverlaps.length} / ${once.report.deposeOverlaps.length}`]);
+  rows.push([
+    'once: tolerated overlaps of runs (after SIGCONT / after key delete)',
+    `${once.report.wakeOverlaps.length} / ${once.report.deposeOverlaps.length}`,
+  ]);
   rows.push(['once: overlapping runs (must be 0)', String(onceOverlaps.length)]);
   rows.push(['once: broken rules (must be 0)', String(once.violations.length)]);
   const failures =
@@ -1122,9 +1268,14 @@ function printTable(
     const ws = extra.faults.filter((f) => f.kind === k);
     const inside = (t: bigint): boolean => ws.some((w) => t >= w.from && t <= (w.to ?? t) + slackNs);
     const downs = r.leaderships.filter((l) => l.endedBy === 'stop' && l.reason === 'lost' && inside(l.end)).length;
-    const gaps = r.gaps.filter((g) => inside(g.from)).map((g) => g.ms).sort((a, b) => a - b);
+    const gaps = r.gaps
+      .filter((g) => inside(g.from))
+      .map((g) => g.ms)
+      .sort((a, b) => a - b);
     const q = (p: number): string => (gaps.length ? `${gaps[Math.min(gaps.length - 1, Math.floor(p * gaps.length))]!.toFixed(0)}` : '–');
-    perKind.push(`| ${k} | ${ws.length} | ${downs} | ${gaps.length ? `${q(0.5)} / ${q(0.99)} / ${gaps[gaps.length - 1]!.toFixed(0)} ms (n=${gaps.length})` : '–'} |`);
+    perKind.push(
+      `| ${k} | ${ws.length} | ${downs} | ${gaps.length ? `${q(0.5)} / ${q(0.99)} / ${gaps[gaps.length - 1]!.toFixed(0)} ms (n=${gaps.length})` : '–'} |`,
+    );
   }
 
   /** The events of these processes between two stamps, one line each (writes left out). */
@@ -1145,28 +1296,47 @@ function printTable(
   out.push(`|${'-'.repeat(w + 2)}|${'-'.repeat(30)}`);
   for (const [k, v] of rows) out.push(`| ${k.padEnd(w)} | ${v}`);
   out.push(...perKind);
-  const worst = r.gaps.slice().sort((a, b) => b.effectiveMs - a.effectiveMs).slice(0, 5);
+  const worst = r.gaps
+    .slice()
+    .sort((a, b) => b.effectiveMs - a.effectiveMs)
+    .slice(0, 5);
   if (worst.length) {
     out.push('', 'slowest hand-overs (effective ms, raw ms):');
-    for (const x of worst) out.push(`  ${x.name.padEnd(8)} after ${x.prev.padEnd(6)} at ${(ms(x.from - extra.t0) / 1000).toFixed(1)} s: ${x.effectiveMs.toFixed(0)} (${x.ms.toFixed(0)})`);
+    for (const x of worst)
+      out.push(
+        `  ${x.name.padEnd(8)} after ${x.prev.padEnd(6)} at ${(ms(x.from - extra.t0) / 1000).toFixed(1)} s: ${x.effectiveMs.toFixed(0)} (${x.ms.toFixed(0)})`,
+      );
   }
   for (const { o, rep, what, etcd } of judged.slice(0, 20)) {
-    const tag = etcd === 'etcd#15247' ? ' [etcd#15247: a resumed raft leader revoked live leases]' : etcd === 'early' ? ' [etcd ended a live lease early]' : '';
-    out.push(`OVERLAP${tag} ${what === 'once' ? 'of once runs ' : ''}'${o.name}': ${o.a.label} (token ${o.a.token}) and ${o.b.label} (token ${o.b.token}), ${o.ms.toFixed(3)} ms at ${(ms(o.from - extra.t0) / 1000).toFixed(3)} s`);
+    const tag =
+      etcd === 'etcd#15247'
+        ? ' [etcd#15247: a resumed raft leader revoked live leases]'
+        : etcd === 'early'
+          ? ' [etcd ended a live lease early]'
+          : '';
+    out.push(
+      `OVERLAP${tag} ${what === 'once' ? 'of once runs ' : ''}'${o.name}': ${o.a.label} (token ${o.a.token}) and ${o.b.label} (token ${o.b.token}), ${o.ms.toFixed(3)} ms at ${(ms(o.from - extra.t0) / 1000).toFixed(3)} s`,
+    );
     const v = verdictOf(o, rep);
     if (v) for (const f of v.facts) out.push(`    evidence: ${f}`);
     // What both processes said from 4 s before to 1 s after: the clue for the next reader.
     said([o.a.label, o.b.label], o.from - 4_000_000_000n, o.to + 1_000_000_000n);
   }
   for (const { l, ms: x, at } of lateDeposed.slice(0, 10)) {
-    out.push(`LATE DEPOSED '${l.name}': ${l.label} (token ${l.token}) stopped ${x.toFixed(0)} ms after the delete returned (issued at ${(ms(at - extra.t0) / 1000).toFixed(3)} s)`);
+    out.push(
+      `LATE DEPOSED '${l.name}': ${l.label} (token ${l.token}) stopped ${x.toFixed(0)} ms after the delete returned (issued at ${(ms(at - extra.t0) / 1000).toFixed(3)} s)`,
+    );
     for (const f of extra.faults.filter((f) => f.from < l.end && (f.to ?? l.end) > at - 4_000_000_000n)) {
-      out.push(`    fault ${f.kind}${f.host ? ` on ${f.host}` : ''} ${(ms(f.from - extra.t0) / 1000).toFixed(3)} s – ${f.to !== undefined ? `${(ms(f.to - extra.t0) / 1000).toFixed(3)} s` : 'end'}`);
+      out.push(
+        `    fault ${f.kind}${f.host ? ` on ${f.host}` : ''} ${(ms(f.from - extra.t0) / 1000).toFixed(3)} s – ${f.to !== undefined ? `${(ms(f.to - extra.t0) / 1000).toFixed(3)} s` : 'end'}`,
+      );
     }
     said([l.label], at - 4_000_000_000n, l.end + 1_000_000_000n);
   }
   for (const v of r.fencing.violations.slice(0, 20)) {
-    out.push(`FENCING '${v.name}': ${v.write.label} token ${v.write.token} accepted at revision ${v.write.revision} after ${v.newer.label} token ${v.newer.token} at ${v.newer.revision}`);
+    out.push(
+      `FENCING '${v.name}': ${v.write.label} token ${v.write.token} accepted at revision ${v.write.revision} after ${v.newer.label} token ${v.newer.token} at ${v.newer.revision}`,
+    );
   }
   for (const x of earlyStops.slice(0, 10)) {
     out.push(`EARLY LEASE END '${x.e.name}' ${x.label} (token ${x.e.token}):`);
@@ -1191,4 +1361,3 @@ main().then(
     process.exitCode = 2;
   },
 );
-

@@ -154,7 +154,9 @@ function watchdog(pgid: number, killAfterMs: number): () => void {
       stdio: ['pipe', 'ignore', 'ignore'],
     });
   } catch (err) {
-    say(`cannot start the watchdog of process group ${pgid} (${(err as Error).message}): if this process is killed, the program keeps running`);
+    say(
+      `cannot start the watchdog of process group ${pgid} (${(err as Error).message}): if this process is killed, the program keeps running`,
+    );
     return () => {};
   }
   dog.on('error', (err) => say(`watchdog of process group ${pgid} failed: ${err.message}`));

@@ -70,10 +70,38 @@ const PROGRAM = { ttl: { type: 'string' }, grace: { type: 'string' } } as const;
 
 export const COMMANDS = {
   run: {
-    options: { ...COMMON, ...GENERAL, ...PROGRAM, try: { type: 'boolean' }, wait: { type: 'string' }, sighup: { type: 'string' }, listen: { type: 'string' }, check: { type: 'string' }, 'check-interval': { type: 'string' } },
+    options: {
+      ...COMMON,
+      ...GENERAL,
+      ...PROGRAM,
+      try: { type: 'boolean' },
+      wait: { type: 'string' },
+      sighup: { type: 'string' },
+      listen: { type: 'string' },
+      check: { type: 'string' },
+      'check-interval': { type: 'string' },
+    },
   },
-  once: { options: { ...COMMON, ...GENERAL, ...PROGRAM, 'max-attempts': { type: 'string' }, 'record-ttl': { type: 'string' }, json: { type: 'boolean' } } },
-  status: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' }, watch: { type: 'boolean', short: 'w' }, hosts: { type: 'boolean' }, members: { type: 'boolean' } } },
+  once: {
+    options: {
+      ...COMMON,
+      ...GENERAL,
+      ...PROGRAM,
+      'max-attempts': { type: 'string' },
+      'record-ttl': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  },
+  status: {
+    options: {
+      ...COMMON,
+      ...GENERAL,
+      json: { type: 'boolean' },
+      watch: { type: 'boolean', short: 'w' },
+      hosts: { type: 'boolean' },
+      members: { type: 'boolean' },
+    },
+  },
   leader: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' } } },
   failover: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' }, to: { type: 'string' }, force: { type: 'boolean' } } },
   drain: { options: { ...COMMON, ...GENERAL, json: { type: 'boolean' }, force: { type: 'boolean' } } },
@@ -348,16 +376,24 @@ export function parseCommandLine(
   env: NodeJS.ProcessEnv = process.env,
 ): Parsed | { help: true; topic?: string } | { version: true } | { completion: Shell } {
   // First pass only finds the command word, wherever common flags put it.
-  const all = Object.assign({}, ...Object.values(COMMANDS).map((c) => c.options)) as Record<string, { type: 'string' | 'boolean'; short?: string }>;
+  const all = Object.assign({}, ...Object.values(COMMANDS).map((c) => c.options)) as Record<
+    string,
+    { type: 'string' | 'boolean'; short?: string }
+  >;
   const { tokens } = parseArgs({ args: argv, options: all, allowPositionals: true, strict: false, tokens: true });
   const word = tokens.find((t) => t.kind === 'positional' || t.kind === 'option-terminator');
-  const before = (name: string): boolean => tokens.some((t) => t.kind === 'option' && t.name === name && (word === undefined || t.index < word.index));
+  const before = (name: string): boolean =>
+    tokens.some((t) => t.kind === 'option' && t.name === name && (word === undefined || t.index < word.index));
   if (before('version')) return { version: true };
   if (word?.kind !== 'positional') {
     if (before('help')) return { help: true };
     throw new UsageError(argv.length === 0 ? 'missing command' : `missing command (${COMMAND_LIST})`);
   }
-  if (word.value === 'help' || word.value === 'completion') return meta(word.value, argv.filter((_, i) => i !== word.index));
+  if (word.value === 'help' || word.value === 'completion')
+    return meta(
+      word.value,
+      argv.filter((_, i) => i !== word.index),
+    );
   if (!Object.hasOwn(COMMANDS, word.value)) {
     throw new UsageError(`unknown command '${word.value}' (expected ${COMMAND_LIST})`);
   }
@@ -401,7 +437,8 @@ function meta(word: 'help' | 'completion', args: string[]): { help: true; topic?
     return { help: true, topic };
   }
   if (topic === undefined) throw new UsageError(`completion needs a shell: ${SHELLS.join(', ')}`);
-  if (!(SHELLS as readonly string[]).includes(topic)) throw new UsageError(`completion: no script for shell '${topic}' (expected ${SHELLS.join(', ')})`);
+  if (!(SHELLS as readonly string[]).includes(topic))
+    throw new UsageError(`completion: no script for shell '${topic}' (expected ${SHELLS.join(', ')})`);
   return { completion: topic as Shell };
 }
 
@@ -476,7 +513,8 @@ function credentials(values: Values, env: NodeJS.ProcessEnv): { username: string
   if (name === '') name = undefined;
   if (name === undefined) {
     if (passwordFile !== undefined) throw new UsageError(`${passwordFrom} needs a user: --user NAME or LOCKED_USER`);
-    if (envPassword !== undefined && envPassword !== '') throw new UsageError('LOCKED_PASSWORD is set but no user is given: --user NAME or LOCKED_USER');
+    if (envPassword !== undefined && envPassword !== '')
+      throw new UsageError('LOCKED_PASSWORD is set but no user is given: --user NAME or LOCKED_USER');
     return undefined;
   }
   // Only the flag takes etcdctl's NAME:PASSWORD; LOCKED_USER is a name as it stands.
@@ -496,7 +534,9 @@ function credentials(values: Values, env: NodeJS.ProcessEnv): { username: string
     return { username: name, password };
   }
   if (envPassword !== undefined) return { username: name, password: envPassword };
-  throw new UsageError(`no password for etcd user '${name}': set LOCKED_PASSWORD, give --password-file FILE, or --user ${name}:PASSWORD (shown in ps)`);
+  throw new UsageError(
+    `no password for etcd user '${name}': set LOCKED_PASSWORD, give --password-file FILE, or --user ${name}:PASSWORD (shown in ps)`,
+  );
 }
 
 function readFlagFile(from: string, path: string): Buffer {
@@ -519,7 +559,8 @@ export function authFailure(err: unknown, conn: Connection): EtcdError | undefin
     const text = describe(e);
     // Watch errors arrive as plain Errors: "Watcher canceled: rpc error: code = PermissionDenied desc = …".
     if (e instanceof EtcdAuthenticationFailedError || /etcdserver: authentication failed/i.test(text)) kind = 'authentication';
-    else if (e instanceof EtcdPermissionDeniedError || /etcdserver: permission denied|code = PermissionDenied/i.test(text)) kind = 'permission';
+    else if (e instanceof EtcdPermissionDeniedError || /etcdserver: permission denied|code = PermissionDenied/i.test(text))
+      kind = 'permission';
     else if (e instanceof GRPCUnauthenticatedError || /etcdserver: user name is empty|code = Unauthenticated/i.test(text)) kind = 'no user';
     else continue;
     detail = clean(text.replace(/^.*?etcdserver: /s, ''));
@@ -541,9 +582,13 @@ export function etcdFailure(err: unknown, conn: Connection): EtcdError {
   let cause: unknown = err;
   while (cause instanceof Error && cause.cause !== undefined && !(cause instanceof GRPCUnavailableError)) cause = cause.cause;
   const unreachable =
-    cause instanceof GRPCUnavailableError || cause instanceof GRPCDeadlineExceededError || /UNAVAILABLE|deadline|timed out|ECONNREFUSED/i.test(describe(cause));
+    cause instanceof GRPCUnavailableError ||
+    cause instanceof GRPCDeadlineExceededError ||
+    /UNAVAILABLE|deadline|timed out|ECONNREFUSED/i.test(describe(cause));
   const why = clean(describe(cause));
-  return new EtcdError(unreachable ? `cannot reach etcd at ${conn.endpoints}: ${why}` : `etcd at ${conn.endpoints} failed the request: ${why}`);
+  return new EtcdError(
+    unreachable ? `cannot reach etcd at ${conn.endpoints}: ${why}` : `etcd at ${conn.endpoints} failed the request: ${why}`,
+  );
 }
 
 /** grpc-js appends an empty "Resolution note:" to connection errors. */

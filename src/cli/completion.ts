@@ -37,7 +37,12 @@ const helpTopics = (): string[] => [...allWords(), 'env'];
 
 function bash(): string {
   const cases = commandNames()
-    .map((c) => `    ${c}) flags='${flagsOf(c).map(([f]) => `--${f}`).join(' ')}' ;;`)
+    .map(
+      (c) =>
+        `    ${c}) flags='${flagsOf(c)
+          .map(([f]) => `--${f}`)
+          .join(' ')}' ;;`,
+    )
     .join('\n');
   const choices = Object.entries(CHOICES)
     .map(([f, vs]) => `    --${f}) COMPREPLY=($(compgen -W '${vs.join(' ')}' -- "$cur")); return 0 ;;`)
@@ -91,7 +96,12 @@ function zsh(): string {
     .map((w) => `    ${zshQuote(`${w}:${SUMMARY[w]}`)}`)
     .join('\n');
   const cases = commandNames()
-    .map((c) => `    ${c}) flags=(${flagsOf(c).map(([f]) => `--${f}`).join(' ')}) ;;`)
+    .map(
+      (c) =>
+        `    ${c}) flags=(${flagsOf(c)
+          .map(([f]) => `--${f}`)
+          .join(' ')}) ;;`,
+    )
     .join('\n');
   const choices = Object.entries(CHOICES)
     .map(([f, vs]) => `    --${f}) compadd -- ${vs.join(' ')}; return ;;`)
@@ -156,7 +166,14 @@ function fish(): string {
   for (const c of commandNames()) {
     for (const [flag, spec] of flagsOf(c)) {
       const short = spec.short ? ` -s ${spec.short}` : '';
-      const value = spec.type === 'boolean' ? '' : FILE_FLAGS.includes(flag) ? ' -r -F' : CHOICES[flag] ? ` -x -a ${fishQuote(CHOICES[flag].join(' '))}` : ' -x';
+      const value =
+        spec.type === 'boolean'
+          ? ''
+          : FILE_FLAGS.includes(flag)
+            ? ' -r -F'
+            : CHOICES[flag]
+              ? ` -x -a ${fishQuote(CHOICES[flag].join(' '))}`
+              : ' -x';
       lines.push(`complete -c locked -n '__fish_seen_subcommand_from ${c}'${short} -l ${flag}${value}`);
     }
   }

@@ -63,7 +63,11 @@ const BOOLEAN: Record<string, boolean> = { true: true, '1': true, false: false, 
  * command line left out; returns, for each flag so set, the variable's name (messages
  * about a bad value name it instead of the flag). Empty variables count as unset.
  */
-export function applyEnvironment(command: CommandName, values: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): Record<string, string> {
+export function applyEnvironment(
+  command: CommandName,
+  values: Record<string, string | boolean | undefined>,
+  env: NodeJS.ProcessEnv,
+): Record<string, string> {
   const from: Record<string, string> = {};
   const options = COMMANDS[command].options as Record<string, { type: 'string' | 'boolean' }>;
   for (const [flag, spec] of Object.entries(options)) {

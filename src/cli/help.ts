@@ -21,7 +21,11 @@ Prints the usage of locked, of one command (as 'locked COMMAND --help' does), or
 /** The table of variables: every flag but --help, --version and --force (env.ts says why), and the commands that take it. */
 export function environmentHelp(): string {
   const every = Object.keys(COMMANDS).length;
-  const rows = environmentFlags().map((f) => [f.variable, `--${f.flag}`, f.commands.length === every ? 'every command' : f.commands.join(', ')]);
+  const rows = environmentFlags().map((f) => [
+    f.variable,
+    `--${f.flag}`,
+    f.commands.length === every ? 'every command' : f.commands.join(', '),
+  ]);
   const head = ['VARIABLE', 'FLAG', 'COMMANDS'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');

@@ -59,7 +59,12 @@ async function main(argv: string[]): Promise<number> {
     const conn = connection(values);
     const locker = viewLocker(conn, values.id);
     // A drain waits for every leadership of the host to move, each after its work stopped.
-    const ctx = { locker, conn, timeoutMs: timeout ?? (command === 'drain' ? 120_000 : DEFAULT_COMMAND_DEADLINE_MS), json: values.json === true };
+    const ctx = {
+      locker,
+      conn,
+      timeoutMs: timeout ?? (command === 'drain' ? 120_000 : DEFAULT_COMMAND_DEADLINE_MS),
+      json: values.json === true,
+    };
     try {
       switch (command) {
         case 'status':
@@ -67,7 +72,10 @@ async function main(argv: string[]): Promise<number> {
         case 'leader':
           return await leaderCommand(ctx, parsed.positionals);
         case 'failover':
-          return await failoverCommand(ctx, parsed.positionals, { ...(values.to !== undefined ? { to: values.to } : {}), force: values.force === true });
+          return await failoverCommand(ctx, parsed.positionals, {
+            ...(values.to !== undefined ? { to: values.to } : {}),
+            force: values.force === true,
+          });
         case 'drain':
           return await drainCommand(ctx, parsed.positionals, true, values.force === true);
         case 'undrain':

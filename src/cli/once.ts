@@ -64,7 +64,14 @@ export async function onceCommand(plan: OncePlan, conn: Connection, timeoutMs?: 
   const lossMarginMs = (plan.ttl * 1000) / 3;
   let locker: Locker;
   try {
-    locker = locked(conn.hosts, { id, prefix: conn.prefix, ttl: plan.ttl, handleSignals: false, stopTimeout: graceMs / 1000 + 1, etcd: conn.etcd });
+    locker = locked(conn.hosts, {
+      id,
+      prefix: conn.prefix,
+      ttl: plan.ttl,
+      handleSignals: false,
+      stopTimeout: graceMs / 1000 + 1,
+      etcd: conn.etcd,
+    });
   } catch (err) {
     throw new UsageError(describe(err), 'once');
   }
@@ -134,7 +141,10 @@ export async function onceCommand(plan: OncePlan, conn: Connection, timeoutMs?: 
 
   let timer: NodeJS.Timeout | undefined;
   if (timeoutMs !== undefined) {
-    timer = setTimeout(() => stop.abort(new EtcdError(`etcd at ${conn.endpoints} did not answer within ${timeoutMs / 1000} s (--timeout)`)), timeoutMs);
+    timer = setTimeout(
+      () => stop.abort(new EtcdError(`etcd at ${conn.endpoints} did not answer within ${timeoutMs / 1000} s (--timeout)`)),
+      timeoutMs,
+    );
   }
   // Connect at once, whatever runOnce waits for: its first step, a watch, retries a
   // refused login silently for ever, while the session's failures reach 'error' above.
@@ -145,7 +155,11 @@ export async function onceCommand(plan: OncePlan, conn: Connection, timeoutMs?: 
   let outcome: OnceOutcome | undefined;
   let failure: unknown;
   try {
-    outcome = await locker.runOnce(name, fn, { maxAttempts: plan.maxAttempts, ...(plan.recordTtl !== undefined ? { recordTtl: plan.recordTtl } : {}), signal: stop.signal });
+    outcome = await locker.runOnce(name, fn, {
+      maxAttempts: plan.maxAttempts,
+      ...(plan.recordTtl !== undefined ? { recordTtl: plan.recordTtl } : {}),
+      signal: stop.signal,
+    });
   } catch (err) {
     failure = err;
   } finally {

@@ -25,7 +25,10 @@ export function listenFlag(value: string | undefined): ListenAddress | undefined
   const m = LISTEN.exec(value.trim());
   const port = m ? Number(m[2]) : -1;
   if (!m || port > 65535) {
-    throw new UsageError(`--listen must be HOST:PORT with the host given (e.g. 127.0.0.1:9090, [::1]:9090, 0.0.0.0:9090), got '${value}'`, 'run');
+    throw new UsageError(
+      `--listen must be HOST:PORT with the host given (e.g. 127.0.0.1:9090, [::1]:9090, 0.0.0.0:9090), got '${value}'`,
+      'run',
+    );
   }
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
 }
@@ -54,12 +57,20 @@ export async function startProbes(address: ListenAddress, locker: Locker, state:
       case '/healthz': {
         const h = locker.health();
         if (h.live) return send(200, 'ok\n');
-        return send(503, `unhealthy: ${h.overdue.map((n) => `'${n}'`).join(', ')} still running past the lease's TTL since its last acknowledged keepalive\n`);
+        return send(
+          503,
+          `unhealthy: ${h.overdue.map((n) => `'${n}'`).join(', ')} still running past the lease's TTL since its last acknowledged keepalive\n`,
+        );
       }
       case '/readyz': {
         const h = locker.health();
         if (h.ready) return send(200, 'ok\n');
-        const why = h.leaseId === undefined || h.lastKeepaliveAgoMs === undefined ? 'no lease held' : !h.watchConnected ? 'the watch of the prefix is not connected' : 'no usable lease';
+        const why =
+          h.leaseId === undefined || h.lastKeepaliveAgoMs === undefined
+            ? 'no lease held'
+            : !h.watchConnected
+              ? 'the watch of the prefix is not connected'
+              : 'no usable lease';
         return send(503, `not ready: ${why}${h.lastError ? ` (${h.lastError})` : ''}\n`);
       }
       case '/leader':

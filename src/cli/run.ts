@@ -55,16 +55,24 @@ export function planRun(parsed: Parsed): RunPlan {
   const label = (flag: string): string => flagLabel(parsed, flag);
   const ttl = ttlFlag(values.ttl, 'run', label('ttl'));
   const graceMs = duration(label('grace'), values.grace, 10_000, 'run');
-  if (values.try && values.wait !== undefined) throw new UsageError(`${label('try')} and ${label('wait')} exclude each other (--try never waits)`, 'run');
+  if (values.try && values.wait !== undefined)
+    throw new UsageError(`${label('try')} and ${label('wait')} exclude each other (--try never waits)`, 'run');
   const waitMs = values.wait === undefined ? undefined : duration(label('wait'), values.wait, 0, 'run');
   const sighup = values.sighup ?? 'forward';
-  if (sighup !== 'forward' && sighup !== 'stop') throw new UsageError(`${label('sighup')} must be 'forward' or 'stop', got '${sighup}'`, 'run');
+  if (sighup !== 'forward' && sighup !== 'stop')
+    throw new UsageError(`${label('sighup')} must be 'forward' or 'stop', got '${sighup}'`, 'run');
   const check = values.check;
   if (check !== undefined && check.trim() === '') throw new UsageError(`${label('check')} needs a command`, 'run');
-  if (check !== undefined && values.try) throw new UsageError(`${label('check')} and ${label('try')} exclude each other (--try runs at most once, it never waits to be healthy)`, 'run');
+  if (check !== undefined && values.try)
+    throw new UsageError(
+      `${label('check')} and ${label('try')} exclude each other (--try runs at most once, it never waits to be healthy)`,
+      'run',
+    );
   const checkIntervalMs = duration(label('check-interval'), values['check-interval'], 5_000, 'run');
-  if (checkIntervalMs < 100) throw new UsageError(`${label('check-interval')} must be at least 100ms, got '${values['check-interval']}'`, 'run');
-  if (values['check-interval'] !== undefined && check === undefined) throw new UsageError(`${label('check-interval')} needs --check`, 'run');
+  if (checkIntervalMs < 100)
+    throw new UsageError(`${label('check-interval')} must be at least 100ms, got '${values['check-interval']}'`, 'run');
+  if (values['check-interval'] !== undefined && check === undefined)
+    throw new UsageError(`${label('check-interval')} needs --check`, 'run');
   return {
     name,
     command: cmd[0]!,
@@ -303,7 +311,13 @@ export async function runCommand(plan: RunPlan, conn: Connection, timeoutMs?: nu
       () => {}, // closed by a signal before etcd answered
     );
   } else {
-    locker(name, fn, plan.check === undefined ? undefined : { healthy: shellCheck(plan.check, plan.checkIntervalMs, name, plan.id), checkInterval: plan.checkIntervalMs });
+    locker(
+      name,
+      fn,
+      plan.check === undefined
+        ? undefined
+        : { healthy: shellCheck(plan.check, plan.checkIntervalMs, name, plan.id), checkInterval: plan.checkIntervalMs },
+    );
   }
   if (plan.waitMs !== undefined) {
     const waitMs = plan.waitMs;

@@ -50,7 +50,12 @@ function nameArg(positionals: string[], command: 'leader' | 'failover'): string 
   return oneArg(positionals, command, 'NAME', validateName);
 }
 
-function oneArg(positionals: string[], command: 'leader' | 'failover' | 'drain' | 'undrain', what: string, validate: (v: string) => void): string {
+function oneArg(
+  positionals: string[],
+  command: 'leader' | 'failover' | 'drain' | 'undrain',
+  what: string,
+  validate: (v: string) => void,
+): string {
   if (positionals.length === 0) throw new UsageError(`missing ${what}`, command);
   if (positionals.length > 1) throw new UsageError(`expected one ${what}, got ${positionals.length}: ${positionals.join(' ')}`, command);
   const value = positionals[0]!;
@@ -87,7 +92,8 @@ export async function leaderCommand(ctx: ViewContext, positionals: string[]): Pr
 
 export async function failoverCommand(ctx: ViewContext, positionals: string[], options: { to?: string; force?: boolean }): Promise<number> {
   const name = nameArg(positionals, 'failover');
-  if (options.force && options.to !== undefined) throw new UsageError('--to cannot be combined with --force (a forced failover goes to whoever is next)', 'failover');
+  if (options.force && options.to !== undefined)
+    throw new UsageError('--to cannot be combined with --force (a forced failover goes to whoever is next)', 'failover');
   const was = await ask(ctx, ctx.locker.leader(name));
   if (was === undefined) {
     if (ctx.json) process.stdout.write(`${JSON.stringify({ name, was: null, leader: null, ms: null })}\n`);
@@ -98,7 +104,11 @@ export async function failoverCommand(ctx: ViewContext, positionals: string[], o
   let now: string | undefined;
   try {
     // The leader gets the whole --timeout to stop its work; etcd's answers get a little more.
-    const call = ctx.locker.failover(name, { ...(options.to !== undefined ? { to: options.to } : {}), force: options.force === true, timeoutMs: ctx.timeoutMs });
+    const call = ctx.locker.failover(name, {
+      ...(options.to !== undefined ? { to: options.to } : {}),
+      force: options.force === true,
+      timeoutMs: ctx.timeoutMs,
+    });
     now = await ask({ ...ctx, timeoutMs: ctx.timeoutMs + 3_000 }, call);
   } catch (err) {
     if (isHandOverError(err)) {
@@ -136,7 +146,12 @@ export async function drainCommand(ctx: ViewContext, positionals: string[], on: 
   } catch (err) {
     if (!isHostNotFoundError(err)) throw err;
     return on
-      ? notFound(ctx, err, `cannot drain '${id}'`, `a typo? 'locked drain ${id} --force' writes the order anyway, for a host about to start`)
+      ? notFound(
+          ctx,
+          err,
+          `cannot drain '${id}'`,
+          `a typo? 'locked drain ${id} --force' writes the order anyway, for a host about to start`,
+        )
       : notFound(ctx, err, `cannot undrain '${id}'`, `and no drain order names it`);
   }
 }
@@ -173,7 +188,13 @@ async function drainOrUndrain(ctx: ViewContext, id: string, on: boolean, force: 
   return EXIT.ok;
 }
 
-export async function statusCommand(ctx: ViewContext, positionals: string[], watch: boolean, hosts = false, members = false): Promise<number> {
+export async function statusCommand(
+  ctx: ViewContext,
+  positionals: string[],
+  watch: boolean,
+  hosts = false,
+  members = false,
+): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`, 'status');
   if (members) {
     if (watch || hosts) throw new UsageError(`--members cannot be combined with ${watch ? '--watch' : '--hosts'}`, 'status');
@@ -357,7 +378,20 @@ export function allHealthy(h: MembersHealth): boolean {
  */
 export function memberTable(h: MembersHealth): string {
   const used = h.members.some((m) => m.keepalive || m.watch);
-  const head = ['ENDPOINT', 'ROLE', 'ID', 'LEADER', 'TERM', 'REVISION', 'APPLIED', 'RTT', 'LINEARIZABLE', ...(used ? ['USED'] : []), 'NOTE', 'LAST ERROR'];
+  const head = [
+    'ENDPOINT',
+    'ROLE',
+    'ID',
+    'LEADER',
+    'TERM',
+    'REVISION',
+    'APPLIED',
+    'RTT',
+    'LINEARIZABLE',
+    ...(used ? ['USED'] : []),
+    'NOTE',
+    'LAST ERROR',
+  ];
   const dash = (v: string | number | undefined): string => (v === undefined ? '-' : String(v));
   const rows = h.members.map((m) => {
     const s = m.status;
@@ -365,7 +399,9 @@ export function memberTable(h: MembersHealth): string {
       ...(m.skipped ? [`breaker ${m.breaker ?? 'open'}: skipped`] : m.breaker === 'half-open' ? ['breaker half-open'] : []),
       ...(s.staleTerm ? ['old raft term: rejoining'] : []),
       ...(s.behind !== undefined && s.behind > 0 ? [`behind ${s.behind}`] : []),
-      ...(m.pending > 0 && (m.oldestPendingMs ?? 0) >= 1000 ? [`${m.pending} call(s) waiting ${(m.oldestPendingMs! / 1000).toFixed(1)}s`] : []),
+      ...(m.pending > 0 && (m.oldestPendingMs ?? 0) >= 1000
+        ? [`${m.pending} call(s) waiting ${(m.oldestPendingMs! / 1000).toFixed(1)}s`]
+        : []),
       ...s.alarms.map((a) => `alarm ${a}`),
     ];
     const rtt = s.statusMs ?? m.lastRttMs;
@@ -402,6 +438,7 @@ function quorumLine(h: MembersHealth): string {
           ? 'a single member: its failure stops etcd'
           : 'tolerates NO more failures: the next one loses quorum'
         : `tolerates ${q.tolerates} more failure${q.tolerates === 1 ? '' : 's'}`;
-  const rejoin = q.healthy < q.members && q.tolerates >= 0 ? `; ${q.members - q.healthy} member(s) not serving (down, cut off or rejoining)` : '';
+  const rejoin =
+    q.healthy < q.members && q.tolerates >= 0 ? `; ${q.members - q.healthy} member(s) not serving (down, cut off or rejoining)` : '';
   return `quorum: ${q.healthy}/${q.members} members healthy, ${q.quorum} needed: ${margin}; ${leader}${rejoin}`;
 }

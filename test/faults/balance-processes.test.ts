@@ -41,12 +41,25 @@ describe('balance across host processes', () => {
     const fewest = (before: Map<string, number>, ids: string[]): number => {
       const lo = Math.floor(N / ids.length);
       const hi = Math.ceil(N / ids.length);
-      const surplus = ids.reduce((s, id) => s + Math.max(0, (before.get(id) ?? 0) - hi), 0) + [...before].filter(([id]) => !ids.includes(id)).reduce((s, [, n]) => s + n, 0);
+      const surplus =
+        ids.reduce((s, id) => s + Math.max(0, (before.get(id) ?? 0) - hi), 0) +
+        [...before].filter(([id]) => !ids.includes(id)).reduce((s, [, n]) => s + n, 0);
       const deficit = ids.reduce((s, id) => s + Math.max(0, lo - (before.get(id) ?? 0)), 0);
       return Math.max(surplus, deficit);
     };
-    const converge = async (what: string, ids: string[], before: Map<string, number>, from: bigint, limitMs: number, s0: number): Promise<void> => {
-      await waitFor(async () => within(await loads(), ids, N), { timeoutMs: 60_000, intervalMs: 100, message: `${what}: ⌊N/H⌋..⌈N/H⌉ over ${ids.join(',')}` });
+    const converge = async (
+      what: string,
+      ids: string[],
+      before: Map<string, number>,
+      from: bigint,
+      limitMs: number,
+      s0: number,
+    ): Promise<void> => {
+      await waitFor(async () => within(await loads(), ids, N), {
+        timeoutMs: 60_000,
+        intervalMs: 100,
+        message: `${what}: ⌊N/H⌋..⌈N/H⌉ over ${ids.join(',')}`,
+      });
       const took = ms(process.hrtime.bigint() - from);
       const moves = starts() - s0;
       const best = fewest(before, ids);
@@ -75,11 +88,14 @@ describe('balance across host processes', () => {
       // Few moves — judged only when no host was starved of CPU meanwhile (no event-loop
       // stall reported): starved hosts decide on views that lag, lose leases, and make extra
       // moves (CI's full suite: 75 moves for 33 with stalls of 0.2–0.6 s, all graceful).
-      if (stalls.length > 0) t.diagnostic(`${what}: move count not judged: host event loops stalled ${stalls.length} time(s) during the step`);
+      if (stalls.length > 0)
+        t.diagnostic(`${what}: move count not judged: host event loops stalled ${stalls.length} time(s) during the step`);
       else assert.ok(moves <= Math.ceil(1.2 * best) + 1, `${what}: ${moves} moves > 1.2 × ${best}`);
     };
     for (let i = 0; i < 5; i++) {
-      group.push(await spawnHost({ endpoints: cluster.endpoints, id: `h${i}`, ttl: 3, prefix, names: list, fn: { kind: 'work', stopMs: 5 } }));
+      group.push(
+        await spawnHost({ endpoints: cluster.endpoints, id: `h${i}`, ttl: 3, prefix, names: list, fn: { kind: 'work', stopMs: 5 } }),
+      );
       hosts.push(group.at(-1)!);
     }
     /**
@@ -151,7 +167,10 @@ describe('balance across host processes', () => {
     // Wait until the standbys stand still (who is next in line for how many names unchanged
     // for 2 s): the rule balances them per leader, which the crash below then shows.
     await standStill('first standbys settled');
-    await standbysEven('first standbys even per leader', group.map((h) => h.id));
+    await standbysEven(
+      'first standbys even per leader',
+      group.map((h) => h.id),
+    );
     t.diagnostic(`first standbys: ${JSON.stringify((await ctl.status({ hosts: true })).map((h) => [h.id, h.next]))}`);
     before = await loads();
     const victim = group[1]!;
@@ -174,9 +193,14 @@ describe('balance across host processes', () => {
     assert.equal((await loads()).get(drained.id) ?? 0, 0, 'the drained host leads nothing');
 
     const end = process.hrtime.bigint();
-    const report = checkHistories(group.map((h) => historyOf(h)), { endOfRun: end });
+    const report = checkHistories(
+      group.map((h) => historyOf(h)),
+      { endOfRun: end },
+    );
     if (report.wakeOverlaps.length) {
-      t.diagnostic(`tolerated: ${report.wakeOverlaps.length} overlap(s) right after a host's event loop stalled (starved of CPU), longest ${Math.max(...report.wakeOverlaps.map((o) => o.ms)).toFixed(1)} ms`);
+      t.diagnostic(
+        `tolerated: ${report.wakeOverlaps.length} overlap(s) right after a host's event loop stalled (starved of CPU), longest ${Math.max(...report.wakeOverlaps.map((o) => o.ms)).toFixed(1)} ms`,
+      );
     }
     // On an overlap: both hosts' events of that name (and their watch moves, errors) around it.
     for (const o of report.overlaps.slice(0, 3)) {
@@ -187,11 +211,15 @@ describe('balance across host processes', () => {
           if (te < o.from - 3_000_000_000n || te > o.to + 500_000_000n) continue;
           if (e.name !== undefined && e.name !== o.name) continue;
           if (e.type === 'ready') continue;
-          t.diagnostic(`${o.name}: ${(ms(te - o.from)).toFixed(1)} ms ${label} ${describeEvent(e)}`);
+          t.diagnostic(`${o.name}: ${ms(te - o.from).toFixed(1)} ms ${label} ${describeEvent(e)}`);
         }
       }
     }
-    assert.deepEqual(report.overlaps.map((o) => `${o.name}: ${o.a.label}/${o.b.label} ${o.ms.toFixed(1)} ms`), [], 'overlapping fn executions');
+    assert.deepEqual(
+      report.overlaps.map((o) => `${o.name}: ${o.a.label}/${o.b.label} ${o.ms.toFixed(1)} ms`),
+      [],
+      'overlapping fn executions',
+    );
     assert.deepEqual(report.anomalies, []);
     // Graceful moves leave a name without a leader for one hand-over only (milliseconds; the
     // bench measures it): never as long as a crash failover (the TTL) — only the crashed
@@ -209,7 +237,11 @@ describe('balance across host processes', () => {
         }
       }
     }
-    assert.deepEqual(long.map((g) => `${g.name} after ${g.prev}: ${g.ms.toFixed(0)} ms`), [], 'a moved name waited long for its next leader');
+    assert.deepEqual(
+      long.map((g) => `${g.name} after ${g.prev}: ${g.ms.toFixed(0)} ms`),
+      [],
+      'a moved name waited long for its next leader',
+    );
     await ctl.undrain({ nodeId: drained.id });
   });
 });

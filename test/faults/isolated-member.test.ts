@@ -18,7 +18,20 @@ import { etcdctl, startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { checkHistories, describeReport, historyOf, ms, timeline } from '../helpers/history.js';
 import { describeEvent, leadersOf, type Host } from '../helpers/host.js';
 import { memberUsers, partitionable, type Partitioner } from '../helpers/partition.js';
-import { allHealthy, assertLedAgain, crashFailover, healthSampler, hostsOn, leaderSampler, now, raftLeader, settled, sleep, stopsSince, uniquePrefix } from '../helpers/sick.js';
+import {
+  allHealthy,
+  assertLedAgain,
+  crashFailover,
+  healthSampler,
+  hostsOn,
+  leaderSampler,
+  now,
+  raftLeader,
+  settled,
+  sleep,
+  stopsSince,
+  uniquePrefix,
+} from '../helpers/sick.js';
 import { waitFor } from '../helpers/wait.js';
 
 const TTL = 4;
@@ -75,15 +88,20 @@ async function healAndCheck(t: TestContext, hs: Host[], is: number[], label: str
   t.diagnostic(
     `${label}: after the heal (${AFTER_HEAL_MS} ms, pre-vote ${PRE_VOTE ? 'on' : 'off'}): raft leaderless ${gaps.length ? gaps.map((g) => `${g.toFixed(0)} ms`).join(', ') : 'never'}; step-downs: ${stops.length}${stops.length ? ` (${stops.join('; ')})` : ''}`,
   );
-  for (const i of is) await waitFor(async () => cluster.members[i]!.healthy(), { timeoutMs: 10_000, message: `m${i} healthy after the heal` });
+  for (const i of is)
+    await waitFor(async () => cluster.members[i]!.healthy(), { timeoutMs: 10_000, message: `m${i} healthy after the heal` });
   // A host must step down when no keepalive is acknowledged within renewDeadline (⅔ ttl)
   // of the last acknowledged one's send, which can be up to ttl/3 before a leaderless spell
   // begins: a spell of etcd's own longer than ⅓ ttl may rightly cost step-downs (it does
   // without --pre-vote, and can under CPU starvation). Shorter ones must cost none.
   const longest = Math.max(0, ...gaps);
   const allowedMs = (TTL * 1000) / 3;
-  if (PRE_VOTE && longest < allowedMs) assert.deepEqual(stops, [], `${label}: step-downs after the heal although etcd was never leaderless for ${allowedMs.toFixed(0)} ms`);
-  else if (stops.length) t.diagnostic(`${label}: etcd itself had no raft leader for ${longest.toFixed(0)} ms after the heal (≥ ttl/3): the step-downs are the rule at work`);
+  if (PRE_VOTE && longest < allowedMs)
+    assert.deepEqual(stops, [], `${label}: step-downs after the heal although etcd was never leaderless for ${allowedMs.toFixed(0)} ms`);
+  else if (stops.length)
+    t.diagnostic(
+      `${label}: etcd itself had no raft leader for ${longest.toFixed(0)} ms after the heal (≥ ttl/3): the step-downs are the rule at work`,
+    );
   return stops;
 }
 
@@ -134,7 +152,10 @@ async function followersCut(t: TestContext, count: number, label: string): Promi
 }
 
 function assertNoOverlap(hs: Host[], t0: bigint): void {
-  const r = checkHistories(hs.map((h) => historyOf(h)), { endOfRun: now() });
+  const r = checkHistories(
+    hs.map((h) => historyOf(h)),
+    { endOfRun: now() },
+  );
   assert.deepEqual(r.overlaps, [], `${describeReport(r)}\n${timeline(r, t0)}`);
 }
 
@@ -162,7 +183,9 @@ describe(`an etcd member cut off from its peers (iptables), 3 members, ttl ${TTL
       const start = victim.events.filter((e) => e.type === 'start' && e.name === 'b').at(-1)!;
       const since = BigInt(start.t);
       const on = await Promise.all(hs.map((h) => h.request<{ watchEndpoint?: string }>({ op: 'health' })));
-      t.diagnostic(`watches before the cut of m${sick} (${cluster.endpoints[sick]}): ${hs.map((h, i) => `${h.id} ${on[i]!.watchEndpoint}`).join(', ')}`);
+      t.diagnostic(
+        `watches before the cut of m${sick} (${cluster.endpoints[sick]}): ${hs.map((h, i) => `${h.id} ${on[i]!.watchEndpoint}`).join(', ')}`,
+      );
       net.cut(sick);
       await sleep(100); // the cut is in place; the hosts have not noticed anything yet
       const at = now();
@@ -192,8 +215,18 @@ describe(`an etcd member cut off from its peers (iptables), 3 members, ttl ${TTL
       ).catch(async (e: unknown) => {
         // Who leads, who queues, and what every host said since the delete: the clue.
         const q = await etcdctl(healthy, ['get', `${prefix}b/`, '--prefix']);
-        const said = hs.flatMap((h) => h.events.filter((x) => BigInt(x.t) >= at && x.type !== 'write').map((x) => `${(ms(BigInt(x.t) - at) / 1000).toFixed(3)} s ${h.id} ${describeEvent(x)}`));
-        throw new Error(`${String(e)}; leaders of 'b': ${leadersOf(hs, 'b').map((h) => h.id).join(', ') || 'none'}; queue of 'b' in etcd: ${q.stdout.trim().split('\n').join(' ')}\n${said.join('\n')}`);
+        const said = hs.flatMap((h) =>
+          h.events
+            .filter((x) => BigInt(x.t) >= at && x.type !== 'write')
+            .map((x) => `${(ms(BigInt(x.t) - at) / 1000).toFixed(3)} s ${h.id} ${describeEvent(x)}`),
+        );
+        throw new Error(
+          `${String(e)}; leaders of 'b': ${
+            leadersOf(hs, 'b')
+              .map((h) => h.id)
+              .join(', ') || 'none'
+          }; queue of 'b' in etcd: ${q.stdout.trim().split('\n').join(' ')}\n${said.join('\n')}`,
+        );
       });
       const nextStart = next.events.filter((e) => e.type === 'start' && e.name === 'b').at(-1)!;
       t.diagnostic(
@@ -209,8 +242,15 @@ describe(`an etcd member cut off from its peers (iptables), 3 members, ttl ${TTL
       const stops = stopsSince(hs, at).filter((l) => !l.startsWith(`${victim.id} b `));
       assert.deepEqual(stops, [], 'no other step-down during the cut');
       // The overlap is judged until fn settles: wait for that, or the leadership counts as open.
-      await victim.waitEvent((e) => e.type === 'fn-end' && e.name === 'b' && BigInt(e.t) >= BigInt(stop.t), 10_000, "the deposed leader's fn for 'b' settles");
-      const r2 = checkHistories(hs.map((h) => historyOf(h)), { endOfRun: now(), deletes, graceMs: (TTL * 1000) / 3 });
+      await victim.waitEvent(
+        (e) => e.type === 'fn-end' && e.name === 'b' && BigInt(e.t) >= BigInt(stop.t),
+        10_000,
+        "the deposed leader's fn for 'b' settles",
+      );
+      const r2 = checkHistories(
+        hs.map((h) => historyOf(h)),
+        { endOfRun: now(), deletes, graceMs: (TTL * 1000) / 3 },
+      );
       assert.deepEqual(r2.overlaps, [], `${describeReport(r2)}\n${timeline(r2, t0)}`);
     } finally {
       net.heal(sick);
@@ -245,7 +285,9 @@ describe(`an etcd member cut off from its peers (iptables), 3 members, ttl ${TTL
       t.diagnostic(
         `raft-leader cut: keepalives at most ${fig.maxKeepaliveAgoMs} ms old, watch down at most ${fig.maxWatchDownMs.toFixed(0)} ms, health not ok in ${fig.notOk.length} sample(s)`,
       );
-      t.diagnostic(`raft leaderless among the healthy members after the cut: ${gaps.map((g) => `${g.toFixed(0)} ms`).join(', ') || 'never (sampled every 50 ms)'}`);
+      t.diagnostic(
+        `raft leaderless among the healthy members after the cut: ${gaps.map((g) => `${g.toFixed(0)} ms`).join(', ') || 'never (sampled every 50 ms)'}`,
+      );
       assertLedAgain(t, hs, NAMES, cutAt, TTL, 'cut');
       await healAndCheck(t, hs, [sick], 'raft-leader cut');
       assertNoOverlap(hs, t0);

@@ -22,7 +22,13 @@ after(async () => {
   await cluster?.close();
 });
 
-const roles = (h: MembersHealth): string => h.members.map((m) => `${m.endpoint.replace(/^https?:\/\//, '')}=${m.status.role}${m.status.linearizable ? '' : '(no read)'}${m.status.staleTerm ? '(old term)' : ''}`).join(' ');
+const roles = (h: MembersHealth): string =>
+  h.members
+    .map(
+      (m) =>
+        `${m.endpoint.replace(/^https?:\/\//, '')}=${m.status.role}${m.status.linearizable ? '' : '(no read)'}${m.status.staleTerm ? '(old term)' : ''}`,
+    )
+    .join(' ');
 
 describe('per-member view under a partition', () => {
   test('a cut-off follower shows no leader and no linearizable read; after the heal the view shows its rejoin until it serves again', async (t) => {
@@ -32,7 +38,11 @@ describe('per-member view under a partition', () => {
     l('job', (_remove, leadership) => new Promise<void>((resolve) => leadership.signal.addEventListener('abort', () => resolve())));
     try {
       await l.ready();
-      await waitFor(async () => (await l.health({ members: true })).quorum.healthy === 3, { timeoutMs: 20_000, intervalMs: 200, message: 'every member serves before the cut' });
+      await waitFor(async () => (await l.health({ members: true })).quorum.healthy === 3, {
+        timeoutMs: 20_000,
+        intervalMs: 200,
+        message: 'every member serves before the cut',
+      });
       const leader = await cluster.leaderIndex();
       const victim = leader === 0 ? 1 : 0;
       const victimEndpoint = cluster.endpoints[victim]!;

@@ -41,10 +41,12 @@ before(async () => {
   cluster = await startEtcd({ members: 3 });
 });
 afterEach(async () => {
-  await Promise.all([...live].map(async (h) => {
-    h.kill('SIGCONT');
-    await h.stop();
-  }));
+  await Promise.all(
+    [...live].map(async (h) => {
+      h.kill('SIGCONT');
+      await h.stop();
+    }),
+  );
   live.clear();
   await Promise.all([...proxies].map((p) => p.close()));
   proxies.clear();
@@ -79,7 +81,11 @@ async function queueOf(prefix: string, name: string): Promise<QueueEntry[]> {
   const json = r.stdout.replace(/"(create_revision|mod_revision|version|lease)":(\d+)/g, '"$1":"$2"');
   const kvs = (JSON.parse(json) as { kvs?: { key: string; create_revision: string; lease?: string }[] }).kvs ?? [];
   return kvs
-    .map((kv) => ({ key: Buffer.from(kv.key, 'base64').toString(), createRevision: BigInt(kv.create_revision), lease: BigInt(kv.lease ?? '0').toString(16) }))
+    .map((kv) => ({
+      key: Buffer.from(kv.key, 'base64').toString(),
+      createRevision: BigInt(kv.create_revision),
+      lease: BigInt(kv.lease ?? '0').toString(16),
+    }))
     .sort((a, b) => (a.createRevision < b.createRevision ? -1 : 1));
 }
 
@@ -100,10 +106,13 @@ async function spreadOver(hs: Host[], names: string[]): Promise<void> {
 }
 
 async function queued(prefix: string, name: string, n: number): Promise<QueueEntry[]> {
-  return waitFor(async () => {
-    const q = await queueOf(prefix, name);
-    return q.length === n ? q : undefined;
-  }, { timeoutMs: 20_000, message: `${n} candidates of ${prefix}${name}` });
+  return waitFor(
+    async () => {
+      const q = await queueOf(prefix, name);
+      return q.length === n ? q : undefined;
+    },
+    { timeoutMs: 20_000, message: `${n} candidates of ${prefix}${name}` },
+  );
 }
 
 /** Runs the checker over every host's history; fails on an overlap, a fencing violation, an anomaly or a crash. */
@@ -146,19 +155,30 @@ describe('safety under faults', () => {
     const start = await b.waitEvent((e) => e.type === 'start' && e.name === name, 20_000, 'standby takes over');
     const stepDownMs = ms(BigInt(stop.t) - cutAt);
     const takeoverMs = ms(BigInt(start.t) - cutAt);
-    t.diagnostic(`step-down ${stepDownMs.toFixed(1)} ms after the cut (renewDeadline ${RENEW_MS.toFixed(0)} ms); standby started ${takeoverMs.toFixed(1)} ms after the cut, ${ms(BigInt(start.t) - BigInt(stop.t)).toFixed(1)} ms after the step-down`);
-    assert.ok(BigInt(stop.t) < BigInt(start.t), `the cut-off leader stopped ${ms(BigInt(stop.t) - BigInt(start.t))} ms after the standby started`);
+    t.diagnostic(
+      `step-down ${stepDownMs.toFixed(1)} ms after the cut (renewDeadline ${RENEW_MS.toFixed(0)} ms); standby started ${takeoverMs.toFixed(1)} ms after the cut, ${ms(BigInt(start.t) - BigInt(stop.t)).toFixed(1)} ms after the step-down`,
+    );
+    assert.ok(
+      BigInt(stop.t) < BigInt(start.t),
+      `the cut-off leader stopped ${ms(BigInt(stop.t) - BigInt(start.t))} ms after the standby started`,
+    );
     // The last acknowledged keepalive was sent before the cut, so the deadline is at most cut + renewDeadline.
-    assert.ok(stepDownMs <= RENEW_MS + MARGIN_MS, `step-down took ${stepDownMs} ms after the cut, more than renewDeadline (${RENEW_MS}) + ${MARGIN_MS} ms`);
+    assert.ok(
+      stepDownMs <= RENEW_MS + MARGIN_MS,
+      `step-down took ${stepDownMs} ms after the cut, more than renewDeadline (${RENEW_MS}) + ${MARGIN_MS} ms`,
+    );
 
     const healAt = now();
     proxy.heal();
     const session = await a.waitEvent((e) => e.type === 'session' && isAfter(e, healAt), 30_000, 'a new session after the heal');
     // Queued again, behind the standby, with its new lease.
-    await waitFor(async () => {
-      const q = await queueOf(prefix, name);
-      return q.length === 2 && q[1]!.lease === hex(session.leaseId!);
-    }, { timeoutMs: 20_000, message: `a queued again with lease ${hex(session.leaseId!)}` });
+    await waitFor(
+      async () => {
+        const q = await queueOf(prefix, name);
+        return q.length === 2 && q[1]!.lease === hex(session.leaseId!);
+      },
+      { timeoutMs: 20_000, message: `a queued again with lease ${hex(session.leaseId!)}` },
+    );
     t.diagnostic(`new session ${ms(BigInt(session.t) - healAt).toFixed(0)} ms after the heal`);
     assert.equal(await b.request({ op: 'leader', name }), 'b');
     assert.ok(b.leads(name) && !a.leads(name));
@@ -192,7 +212,9 @@ describe('safety under faults', () => {
     const stop = await a.waitEvent((e) => e.type === 'stop' && e.name === name, 10_000, 'stop after waking');
     assert.equal(stop.reason, 'lost');
     const wakeToStopMs = ms(BigInt(stop.t) - wokeAt);
-    t.diagnostic(`standby started ${ms(BigInt(start.t) - pausedAt).toFixed(0)} ms after SIGSTOP; woken leader stopped ${wakeToStopMs.toFixed(1)} ms after SIGCONT`);
+    t.diagnostic(
+      `standby started ${ms(BigInt(start.t) - pausedAt).toFixed(0)} ms after SIGSTOP; woken leader stopped ${wakeToStopMs.toFixed(1)} ms after SIGCONT`,
+    );
     assert.ok(wakeToStopMs < 1000, `woken leader stopped ${wakeToStopMs} ms after SIGCONT`);
     // No work started on a's behalf after waking: no new leadership before the stop.
     assert.equal(a.events.filter((e) => e.type === 'start' && isAfter(e, wokeAt) && BigInt(e.t) < BigInt(stop.t)).length, 0);
@@ -203,8 +225,15 @@ describe('safety under faults', () => {
       message: 'the 5 writes a makes after waking',
     });
     const late = a.events.filter((e) => e.type === 'write' && e.sent !== undefined && BigInt(e.sent) > wokeAt);
-    assert.deepEqual(late.filter((e) => e.ok), [], 'writes of the woken host after the takeover were accepted');
-    assert.ok(late.some((e) => e.ok === false && e.message === undefined), `the fence rejected them (not an error): ${JSON.stringify(late)}`);
+    assert.deepEqual(
+      late.filter((e) => e.ok),
+      [],
+      'writes of the woken host after the takeover were accepted',
+    );
+    assert.ok(
+      late.some((e) => e.ok === false && e.message === undefined),
+      `the fence rejected them (not an error): ${JSON.stringify(late)}`,
+    );
     await a.waitEvent((e) => e.type === 'session' && isAfter(e, wokeAt), 30_000, 'a new session after waking');
     assert.ok(b.leads(name));
 
@@ -212,7 +241,10 @@ describe('safety under faults', () => {
     // writes overlap b's by design and only the fence stops them, so this judges the
     // library's step-down (the signal), and the fence.
     const r = judge([a, b], t0, [], [], 'signal');
-    assert.ok(r.wakeOverlaps.every((o) => o.ms < 1000), describeReport(r));
+    assert.ok(
+      r.wakeOverlaps.every((o) => o.ms < 1000),
+      describeReport(r),
+    );
     assert.ok(r.wakeStops.some((w) => w.label === 'a' && w.reason === 'lost'));
   });
 
@@ -240,10 +272,13 @@ describe('safety under faults', () => {
     );
     assert.ok(ms(BigInt(stop.t) - delDone) < 1000, 'stops at once');
     // Queued again at the back: the same key (same lease) written anew, after b's.
-    const q = await waitFor(async () => {
-      const q = await queueOf(prefix, name);
-      return q.length === 2 && q[1]!.key === aStart.key ? q : undefined;
-    }, { timeoutMs: 10_000, message: 'a queued again behind b' });
+    const q = await waitFor(
+      async () => {
+        const q = await queueOf(prefix, name);
+        return q.length === 2 && q[1]!.key === aStart.key ? q : undefined;
+      },
+      { timeoutMs: 10_000, message: 'a queued again behind b' },
+    );
     assert.ok(q[1]!.createRevision > BigInt(aStart.token!));
     assert.equal(await a.request({ op: 'leader', name }), 'b');
     // Both learn of the delete from the same watch event: b may start a millisecond
@@ -276,7 +311,9 @@ describe('safety under faults', () => {
     proxy.heal();
     const session = await w.waitEvent((e) => e.type === 'session' && isAfter(e, BigInt(lost.t)), 30_000, 'a new session');
     const start = await w.waitEvent((e) => e.type === 'start' && e.name === name, 30_000, 'w leads on its new lease');
-    t.diagnostic(`new session ${ms(BigInt(session.t) - healAt).toFixed(0)} ms after the heal; leads ${ms(BigInt(start.t) - BigInt(session.t)).toFixed(0)} ms after it`);
+    t.diagnostic(
+      `new session ${ms(BigInt(session.t) - healAt).toFixed(0)} ms after the heal; leads ${ms(BigInt(start.t) - BigInt(session.t)).toFixed(0)} ms after it`,
+    );
     assert.ok(BigInt(start.t) > BigInt(session.t), 'w started before its new session: it won on the dead lease');
     assert.equal(start.key, `${prefix}${name}/${hex(session.leaseId!)}`);
     assert.notEqual(hex(first.leaseId!), hex(session.leaseId!));
@@ -329,7 +366,9 @@ describe('safety under faults', () => {
     assert.equal(stop.reason, 'closed');
     const start = await b.waitEvent((e) => e.type === 'start' && e.name === name, 10_000, 'the standby starts');
     const handOverMs = ms(BigInt(start.t) - termAt);
-    t.diagnostic(`stop ${ms(BigInt(stop.t) - termAt).toFixed(1)} ms after SIGTERM, standby started ${handOverMs.toFixed(1)} ms after SIGTERM (ttl ${ttl} s)`);
+    t.diagnostic(
+      `stop ${ms(BigInt(stop.t) - termAt).toFixed(1)} ms after SIGTERM, standby started ${handOverMs.toFixed(1)} ms after SIGTERM (ttl ${ttl} s)`,
+    );
     assert.ok(ms(BigInt(stop.t) - termAt) < 1000, 'resigned at once');
     assert.ok(handOverMs < (ttl * 1000) / 2, `the standby started ${handOverMs} ms after SIGTERM: that is an expiry, not a resign`);
     assert.ok(BigInt(stop.t) < BigInt(start.t));
@@ -409,7 +448,9 @@ describe('safety under faults', () => {
       for (const m of cluster.members) if (!m.isRunning) await m.start();
       await cluster.waitHealthy();
     }
-    const changes = [a, b].flatMap((h) => h.events.filter((e) => (e.type === 'start' || e.type === 'stop' || e.type === 'lost') && isAfter(e, settled)));
+    const changes = [a, b].flatMap((h) =>
+      h.events.filter((e) => (e.type === 'start' || e.type === 'stop' || e.type === 'lost') && isAfter(e, settled)),
+    );
     assert.deepEqual(changes, [], 'a leadership changed while one member was down');
     judge([a, b], t0, faults);
   });
@@ -435,7 +476,11 @@ describe('safety under faults', () => {
       await Promise.all([cluster.members[1]!.kill(), cluster.members[2]!.kill()]);
       for (const name of names) {
         const h = leaders.get(name)!;
-        const stop = await h.waitEvent((e) => e.type === 'stop' && e.name === name && BigInt(e.t) > from, RENEW_MS + 10_000, `${name} stops`);
+        const stop = await h.waitEvent(
+          (e) => e.type === 'stop' && e.name === name && BigInt(e.t) > from,
+          RENEW_MS + 10_000,
+          `${name} stops`,
+        );
         assert.equal(stop.reason, 'lost');
       }
       t.diagnostic(`all leaders stopped ${ms(now() - from).toFixed(0)} ms after quorum loss`);
@@ -448,7 +493,11 @@ describe('safety under faults', () => {
       restoredAt = now();
     }
     for (const name of names) {
-      await waitFor(() => leadersOf(hosts, name).length === 1, { timeoutMs: TTL * 1000 + 20_000, intervalMs: 10, message: `one leader of ${name} after restore` });
+      await waitFor(() => leadersOf(hosts, name).length === 1, {
+        timeoutMs: TTL * 1000 + 20_000,
+        intervalMs: 10,
+        message: `one leader of ${name} after restore`,
+      });
     }
     const recoveredMs = ms(now() - restoredAt);
     t.diagnostic(`every name led again ${recoveredMs.toFixed(0)} ms after quorum was restored`);

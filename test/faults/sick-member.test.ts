@@ -9,7 +9,19 @@ import assert from 'node:assert/strict';
 import { etcdRevokesLiveLeases, startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { checkHistories, describeReport, historyOf, ms, timeline } from '../helpers/history.js';
 import { leadersOf, type Host } from '../helpers/host.js';
-import { allHealthy, assertLedAgain, crashFailover, eventsSince, hostsOn, now, raftLeader, settled, sleep, stopsSince, uniquePrefix } from '../helpers/sick.js';
+import {
+  allHealthy,
+  assertLedAgain,
+  crashFailover,
+  eventsSince,
+  hostsOn,
+  now,
+  raftLeader,
+  settled,
+  sleep,
+  stopsSince,
+  uniquePrefix,
+} from '../helpers/sick.js';
 import { waitFor } from '../helpers/wait.js';
 
 const NAMES = ['a', 'b', 'c', 'd', 'e', 'f'];
@@ -25,7 +37,10 @@ after(async () => {
 const firstOf = (i: number): string[] => [cluster.endpoints[i]!, ...cluster.endpoints.filter((_, j) => j !== i)];
 
 function assertNoOverlap(hs: Host[], t0: bigint): void {
-  const r = checkHistories(hs.map((h) => historyOf(h)), { endOfRun: now() });
+  const r = checkHistories(
+    hs.map((h) => historyOf(h)),
+    { endOfRun: now() },
+  );
   assert.deepEqual(r.overlaps, [], `${describeReport(r)}\n${timeline(r, t0)}`);
 }
 
@@ -126,7 +141,9 @@ describe('a frozen etcd member (SIGSTOP), 3 members', () => {
           message: 'every name led again after quorum came back',
         });
         const after = ms(ledAt - quorumAt);
-        t.diagnostic(`quorum back ${(ms(quorumAt - frozenAt) / 1000).toFixed(1)} s after the freeze; every name led again ${after.toFixed(0)} ms later (limit ${renewDeadlineMs})`);
+        t.diagnostic(
+          `quorum back ${(ms(quorumAt - frozenAt) / 1000).toFixed(1)} s after the freeze; every name led again ${after.toFixed(0)} ms later (limit ${renewDeadlineMs})`,
+        );
         assert.ok(
           after <= renewDeadlineMs,
           `every name led again ${after.toFixed(0)} ms after quorum came back, more than renewDeadline\n${NAMES.map((n) => eventsSince(hs, frozenAt, n)).join('\n')}`,
@@ -140,10 +157,13 @@ describe('a frozen etcd member (SIGSTOP), 3 members', () => {
       // As in the test below: on an etcd with etcd#15247 the resumed raft leader may revoke
       // live leases; judge once every name has one leader and every host queues again.
       await settled(cluster, hs, NAMES).catch(() => undefined);
-      const r = checkHistories(hs.map((h) => historyOf(h)), {
-        endOfRun: now(),
-        ...(etcdRevokesLiveLeases() ? { deletes: NAMES.map((name) => ({ name, at: thawedAt })) } : {}),
-      });
+      const r = checkHistories(
+        hs.map((h) => historyOf(h)),
+        {
+          endOfRun: now(),
+          ...(etcdRevokesLiveLeases() ? { deletes: NAMES.map((name) => ({ name, at: thawedAt })) } : {}),
+        },
+      );
       assert.deepEqual(r.overlaps, [], `${describeReport(r)}\n${timeline(r, t0)}`);
     } finally {
       process.kill(cluster.members[sick]!.pid!, 'SIGCONT');
@@ -187,11 +207,15 @@ describe('a frozen etcd member (SIGSTOP), 3 members', () => {
       // never settle, the check below prints who still leads next to whom.
       await settled(cluster, hs, NAMES).catch(() => undefined);
       const deposed = stopsSince(hs, thawedAt);
-      if (deposed.length) t.diagnostic(`after the thaw: ${deposed.join('; ')}${etcdRevokesLiveLeases() ? ' (this etcd has etcd#15247)' : ''}`);
-      const r = checkHistories(hs.map((h) => historyOf(h)), {
-        endOfRun: now(),
-        ...(etcdRevokesLiveLeases() ? { deletes: NAMES.map((name) => ({ name, at: thawedAt })) } : {}),
-      });
+      if (deposed.length)
+        t.diagnostic(`after the thaw: ${deposed.join('; ')}${etcdRevokesLiveLeases() ? ' (this etcd has etcd#15247)' : ''}`);
+      const r = checkHistories(
+        hs.map((h) => historyOf(h)),
+        {
+          endOfRun: now(),
+          ...(etcdRevokesLiveLeases() ? { deletes: NAMES.map((name) => ({ name, at: thawedAt })) } : {}),
+        },
+      );
       assert.deepEqual(r.overlaps, [], `${describeReport(r)}\n${timeline(r, t0)}`);
     } finally {
       process.kill(cluster.members[sick]!.pid!, 'SIGCONT'); // (again: harmless) a failed assertion must not leave it frozen

@@ -11,7 +11,18 @@ import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { checkHistories, describeReport, historyOf, ms, timeline } from '../helpers/history.js';
 import { leadersOf } from '../helpers/host.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
-import { allHealthy, crashFailover, healthSampler, hostsOn, now, raftLeader, settled, sleep, stopsSince, uniquePrefix } from '../helpers/sick.js';
+import {
+  allHealthy,
+  crashFailover,
+  healthSampler,
+  hostsOn,
+  now,
+  raftLeader,
+  settled,
+  sleep,
+  stopsSince,
+  uniquePrefix,
+} from '../helpers/sick.js';
 
 const TTL = 4;
 const LATENCY_MS = 1_000;
@@ -55,12 +66,19 @@ describe(`a slow etcd member (+${LATENCY_MS} ms each way), 3 members, ttl ${TTL}
       t.diagnostic(`step-downs during the ${FAULT_MS} ms of latency: ${stops.length}${stops.length ? ` (${stops.join('; ')})` : ''}`);
       assert.deepEqual(stops, [], 'step-downs while a follower was slow');
       const fig = await health.stop();
-      t.diagnostic(`while slowed, keepalives at most ${fig.maxKeepaliveAgoMs} ms old (interval ${Math.round((TTL * 1000) / 3)}), watch down at most ${fig.maxWatchDownMs.toFixed(0)} ms, health not ok in ${fig.notOk.length} sample(s)`);
+      t.diagnostic(
+        `while slowed, keepalives at most ${fig.maxKeepaliveAgoMs} ms old (interval ${Math.round((TTL * 1000) / 3)}), watch down at most ${fig.maxWatchDownMs.toFixed(0)} ms, health not ok in ${fig.notOk.length} sample(s)`,
+      );
       assert.deepEqual(fig.notOk, [], 'health().ok false while a follower was slow');
       for (const n of NAMES) assert.equal(leadersOf(hs, n).length, 1, `one leader of '${n}' at the end`);
       const healthyMs = await allHealthy(hs, fastAt, 3_000);
-      t.diagnostic(`every host healthy (watch connected) ${healthyMs.toFixed(0)} ms after the latency went away; proxy stats ${JSON.stringify(proxy.stats)}`);
-      const r = checkHistories(hs.map((h) => historyOf(h)), { endOfRun: now() });
+      t.diagnostic(
+        `every host healthy (watch connected) ${healthyMs.toFixed(0)} ms after the latency went away; proxy stats ${JSON.stringify(proxy.stats)}`,
+      );
+      const r = checkHistories(
+        hs.map((h) => historyOf(h)),
+        { endOfRun: now() },
+      );
       assert.deepEqual(r.overlaps, [], `${describeReport(r)}\n${timeline(r, t0)}`);
     } finally {
       await Promise.all(hs.map((h) => h.stop()));

@@ -22,10 +22,13 @@ after(async () => {
 const now = (): number => performance.now();
 
 async function follower(): Promise<number> {
-  const r = await waitFor(async () => {
-    const i = await cluster.leaderIndex();
-    return i >= 0 ? { i } : undefined;
-  }, { timeoutMs: 20_000, message: 'a raft leader' });
+  const r = await waitFor(
+    async () => {
+      const i = await cluster.leaderIndex();
+      return i >= 0 ? { i } : undefined;
+    },
+    { timeoutMs: 20_000, message: 'a raft leader' },
+  );
   return (r.i + 1) % cluster.members.length;
 }
 
@@ -35,7 +38,13 @@ function watchOn(
   prefix: string,
   freshnessMs: number,
   onConnected: () => void = () => {},
-): { watch: PrefixWatch; members: Members; keys: string[]; seen: Map<string, number>; moves: { from: string; to: string; reason: string }[] } {
+): {
+  watch: PrefixWatch;
+  members: Members;
+  keys: string[];
+  seen: Map<string, number>;
+  moves: { from: string; to: string; reason: string }[];
+} {
   const endpoints = [cluster.endpoints[first]!, ...cluster.endpoints.filter((_, i) => i !== first)];
   const members = new Members(endpoints, withRequireLeader({}));
   const keys: string[] = [];
@@ -84,15 +93,25 @@ describe('the prefix watch', () => {
         for (const k of ['k3', 'k4', 'k5']) assert.equal((await etcdctl(healthy, ['put', prefix + k, 'v'])).code, 0);
         await waitFor(() => w.keys.length === 5 || undefined, { timeoutMs: 20_000, message: 'k3..k5 seen after the freeze' });
         const lateMs = w.seen.get(`${prefix}k3`)! - putAt;
-        t.diagnostic(`a put on the healthy members reached the watch ${lateMs.toFixed(0)} ms later (check every ${freshnessMs} ms); the watch moved to ${w.watch.endpoint}`);
+        t.diagnostic(
+          `a put on the healthy members reached the watch ${lateMs.toFixed(0)} ms later (check every ${freshnessMs} ms); the watch moved to ${w.watch.endpoint}`,
+        );
         assert.notEqual(w.watch.endpoint, cluster.endpoints[sick], 'the watch left the frozen member');
         assert.ok(w.watch.staleMoves >= 1, 'moved by the freshness check');
-        assert.deepEqual(w.moves[0], { from: cluster.endpoints[sick], to: w.watch.endpoint, reason: 'silent' }, 'the move was reported, as a silent member');
+        assert.deepEqual(
+          w.moves[0],
+          { from: cluster.endpoints[sick], to: w.watch.endpoint, reason: 'silent' },
+          'the move was reported, as a silent member',
+        );
         assert.ok(lateMs <= 1.5 * freshnessMs + 1_000, `noticed after ${lateMs} ms, more than 1.5 periods + 1 s`);
       } finally {
         process.kill(cluster.members[sick]!.pid!, 'SIGCONT');
       }
-      assert.deepEqual(w.keys, ['k1', 'k2', 'k3', 'k4', 'k5'].map((k) => prefix + k), 'every put once, in order: no gap, no duplicate');
+      assert.deepEqual(
+        w.keys,
+        ['k1', 'k2', 'k3', 'k4', 'k5'].map((k) => prefix + k),
+        'every put once, in order: no gap, no duplicate',
+      );
     } finally {
       await w.watch.close();
       w.members.close();
@@ -131,7 +150,10 @@ describe('the prefix watch', () => {
         for (const k of ['k2', 'k3']) assert.equal((await etcdctl(healthy, ['put', prefix + k, 'v'])).code, 0);
         armed = true;
         await prefer(a);
-        await waitFor(() => w.watch.endpoint === cluster.endpoints[b] || undefined, { timeoutMs: 10_000, message: 'the watch moved on to the second member' });
+        await waitFor(() => w.watch.endpoint === cluster.endpoints[b] || undefined, {
+          timeoutMs: 10_000,
+          message: 'the watch moved on to the second member',
+        });
         assert.equal((await etcdctl(healthy, ['put', `${prefix}k4`, 'v'])).code, 0);
         await waitFor(() => w.keys.includes(`${prefix}k4`) || undefined, { timeoutMs: 10_000, message: 'k4 seen after the moves' });
       } finally {
@@ -142,7 +164,11 @@ describe('the prefix watch', () => {
         ['preferred', 'preferred'],
         'two moves, both because another member was preferred',
       );
-      assert.deepEqual(w.keys, ['k1', 'k2', 'k3', 'k4'].map((k) => prefix + k), 'every put once, in order: k2 and k3 were not skipped');
+      assert.deepEqual(
+        w.keys,
+        ['k1', 'k2', 'k3', 'k4'].map((k) => prefix + k),
+        'every put once, in order: k2 and k3 were not skipped',
+      );
     } finally {
       await w.watch.close();
       w.members.close();

@@ -24,10 +24,7 @@ export interface EtcdAuth {
   etcdctl(args: string[], opts?: EtcdctlOptions): Promise<EtcdctlResult>;
 }
 
-export async function enableAuth(
-  cluster: EtcdCluster,
-  opts: { rootPassword?: string; users: AuthUser[] },
-): Promise<EtcdAuth> {
+export async function enableAuth(cluster: EtcdCluster, opts: { rootPassword?: string; users: AuthUser[] }): Promise<EtcdAuth> {
   const rootPassword = opts.rootPassword ?? 'root-secret';
   const ok = async (args: string[]): Promise<void> => {
     const r = await cluster.etcdctl(args);

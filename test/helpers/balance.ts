@@ -47,4 +47,3 @@ export function within(counts: Map<string, number>, ids: string[], n: number): b
     return c >= lo && c <= hi;
   });
 }
-

@@ -231,16 +231,19 @@ function httpGet(url: string, timeoutMs: number, tls?: EtcdTls): Promise<{ statu
     const onResponse = (res: IncomingMessage): void => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
-      );
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', reject);
     };
     const options = { method: 'GET', agent: false, timeout: timeoutMs } as const;
     // With tls, etcd requires a client certificate on every client URL, /health included.
-    const req = tls && url.startsWith('https:')
-      ? httpsRequest(url, { ...options, ca: readFileSync(tls.ca), cert: readFileSync(tls.clientCert), key: readFileSync(tls.clientKey) }, onResponse)
-      : request(url, options, onResponse);
+    const req =
+      tls && url.startsWith('https:')
+        ? httpsRequest(
+            url,
+            { ...options, ca: readFileSync(tls.ca), cert: readFileSync(tls.clientCert), key: readFileSync(tls.clientKey) },
+            onResponse,
+          )
+        : request(url, options, onResponse);
     req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out after ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end();
@@ -255,11 +258,7 @@ function delay(ms: number): Promise<void> {
  * Run etcdctl against arbitrary endpoints (e.g. a proxy's). ETCDCTL_API=3.
  * Never throws for a non-zero exit.
  */
-export function etcdctl(
-  endpoints: string | string[],
-  args: string[],
-  opts: EtcdctlOptions = {},
-): Promise<EtcdctlResult> {
+export function etcdctl(endpoints: string | string[], args: string[], opts: EtcdctlOptions = {}): Promise<EtcdctlResult> {
   const eps = Array.isArray(endpoints) ? endpoints.join(',') : endpoints;
   const timeoutMs = opts.timeoutMs ?? 30_000;
   return new Promise((resolve, reject) => {
@@ -356,14 +355,21 @@ class EtcdMember implements Member {
   spawnProcess(state: 'new' | 'existing'): Promise<void> {
     if (this.child) throw new Error(`etcd member ${this.name} is already running`);
     const args = [
-      '--name', this.name,
-      '--data-dir', this.dataDir,
-      '--listen-client-urls', this.clientUrl,
-      '--advertise-client-urls', this.clientUrl,
-      '--listen-peer-urls', this.peerUrl,
-      '--initial-advertise-peer-urls', this.peerUrl,
+      '--name',
+      this.name,
+      '--data-dir',
+      this.dataDir,
+      '--listen-client-urls',
+      this.clientUrl,
+      '--advertise-client-urls',
+      this.clientUrl,
+      '--listen-peer-urls',
+      this.peerUrl,
+      '--initial-advertise-peer-urls',
+      this.peerUrl,
       ...this.clusterArgs(),
-      '--initial-cluster-state', state,
+      '--initial-cluster-state',
+      state,
       ...this.commonArgs,
     ];
     this.incarnation += 1;
@@ -437,9 +443,7 @@ class EtcdMember implements Member {
         throw new Error(`etcd member ${this.name} exited during restart:\n${this.stderr}`);
       }
       if (Date.now() > deadline) {
-        throw new Error(
-          `etcd member ${this.name} not healthy ${timeoutMs} ms after restart:\n${this.stderr}`,
-        );
+        throw new Error(`etcd member ${this.name} not healthy ${timeoutMs} ms after restart:\n${this.stderr}`);
       }
       await delay(100);
     }
@@ -451,12 +455,7 @@ class EtcdMember implements Member {
       const res = await httpGet(`${this.clientUrl}/health`, 2_000, this.tls);
       if (res.status !== 200) return false;
       const body: unknown = JSON.parse(res.body);
-      return (
-        typeof body === 'object' &&
-        body !== null &&
-        'health' in body &&
-        (body as { health: unknown }).health === 'true'
-      );
+      return typeof body === 'object' && body !== null && 'health' in body && (body as { health: unknown }).health === 'true';
     } catch {
       return false;
     }
@@ -624,16 +623,18 @@ async function tryStart(opts: Required<Omit<StartEtcdOptions, 'tls'>> & Pick<Sta
   if (opts.users.length > 0 && opts.users.length < n) throw new Error(`startEtcd: ${n} members but only ${opts.users.length} users`);
   const initialCluster = specs.map((s) => `${s.name}=http://127.0.0.1:${s.peerPort}`).join(',');
   const token = `locked-test-${process.pid}-${randomBytes(6).toString('hex')}`;
-  const clusterArgs = (): string[] => [
-    '--initial-cluster', initialCluster,
-    '--initial-cluster-token', token,
-  ];
+  const clusterArgs = (): string[] => ['--initial-cluster', initialCluster, '--initial-cluster-token', token];
   const commonArgs = [
-    '--heartbeat-interval', String(opts.heartbeatIntervalMs),
-    '--election-timeout', String(opts.electionTimeoutMs),
-    '--logger', 'zap',
-    '--log-outputs', 'stderr',
-    '--log-level', opts.logLevel,
+    '--heartbeat-interval',
+    String(opts.heartbeatIntervalMs),
+    '--election-timeout',
+    String(opts.electionTimeoutMs),
+    '--logger',
+    'zap',
+    '--log-outputs',
+    'stderr',
+    '--log-level',
+    opts.logLevel,
     ...(opts.tls
       ? ['--cert-file', opts.tls.serverCert, '--key-file', opts.tls.serverKey, '--trusted-ca-file', opts.tls.ca, '--client-cert-auth']
       : []),
@@ -653,16 +654,12 @@ async function tryStart(opts: Required<Omit<StartEtcdOptions, 'tls'>> & Pick<Sta
     for (;;) {
       const dead = members.filter((m) => !m.isRunning);
       if (dead.length > 0) {
-        throw new EarlyExitError(
-          `etcd member(s) ${dead.map((m) => m.name).join(', ')} exited during startup\n${cluster.diagnostics()}`,
-        );
+        throw new EarlyExitError(`etcd member(s) ${dead.map((m) => m.name).join(', ')} exited during startup\n${cluster.diagnostics()}`);
       }
       const health = await Promise.all(members.map((m) => m.healthy()));
       if (health.every(Boolean)) return cluster;
       if (Date.now() > deadline) {
-        throw new Error(
-          `etcd cluster (${n} members) not healthy after ${opts.startTimeoutMs} ms\n${cluster.diagnostics()}`,
-        );
+        throw new Error(`etcd cluster (${n} members) not healthy after ${opts.startTimeoutMs} ms\n${cluster.diagnostics()}`);
       }
       await delay(100);
     }

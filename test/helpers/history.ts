@@ -183,7 +183,12 @@ const min = (a: bigint, b: bigint): bigint => (a < b ? a : b);
 const max = (a: bigint, b: bigint): bigint => (a > b ? a : b);
 
 /** Leadership spans of one process. */
-export function leadershipsOf(h: ProcessHistory, endOfRun: bigint, anomalies: string[] = [], spanMode: 'fn' | 'signal' = 'fn'): LeadershipSpan[] {
+export function leadershipsOf(
+  h: ProcessHistory,
+  endOfRun: bigint,
+  anomalies: string[] = [],
+  spanMode: 'fn' | 'signal' = 'fn',
+): LeadershipSpan[] {
   const open = new Map<string, { token: string; start: bigint }>();
   const spans: LeadershipSpan[] = [];
   /** Token of the fn running per name (between 'fn' and 'fn-end'). */
@@ -203,7 +208,9 @@ export function leadershipsOf(h: ProcessHistory, endOfRun: bigint, anomalies: st
     if (ev.name === undefined) continue;
     if (ev.type === 'start') {
       if (open.has(ev.name)) {
-        anomalies.push(`${h.label}: start of '${ev.name}' (token ${ev.token}) while already leading it (token ${open.get(ev.name)!.token})`);
+        anomalies.push(
+          `${h.label}: start of '${ev.name}' (token ${ev.token}) while already leading it (token ${open.get(ev.name)!.token})`,
+        );
         close(ev.name, BigInt(ev.t), 'stop', 'anomaly');
       }
       open.set(ev.name, { token: ev.token ?? '?', start: BigInt(ev.t) });
@@ -276,7 +283,8 @@ export function checkHistories(histories: readonly ProcessHistory[], opts: Check
   const overlaps: Overlap[] = [];
   const wakeOverlaps: Overlap[] = [];
   /** Running time of `l` from `from` to its end (its pauses left out). */
-  const runningAfter = (l: LeadershipSpan, from: bigint): bigint => l.running.reduce((sum, [a, b]) => sum + (b > from ? b - max(a, from) : 0n), 0n);
+  const runningAfter = (l: LeadershipSpan, from: bigint): bigint =>
+    l.running.reduce((sum, [a, b]) => sum + (b > from ? b - max(a, from) : 0n), 0n);
   const deposeOverlaps: Overlap[] = [];
   for (const name of names) {
     const segs = leaderships
@@ -344,7 +352,16 @@ export function checkHistories(histories: readonly ProcessHistory[], opts: Check
       if (p.to === undefined) continue;
       for (const l of leaderships) {
         if (l.label !== h.label || !(l.start < p.from && l.end > p.to)) continue;
-        const w: WakeStop = { name: l.name, label: l.label, token: l.token, pausedAt: p.from, wokeAt: p.to, end: l.end, endedBy: l.endedBy, ms: ms(l.end - p.to) };
+        const w: WakeStop = {
+          name: l.name,
+          label: l.label,
+          token: l.token,
+          pausedAt: p.from,
+          wokeAt: p.to,
+          end: l.end,
+          endedBy: l.endedBy,
+          ms: ms(l.end - p.to),
+        };
         if (l.reason !== undefined) w.reason = l.reason;
         wakeStops.push(w);
       }
@@ -407,7 +424,16 @@ export function checkHistories(histories: readonly ProcessHistory[], opts: Check
       // A fault active at some time during the gap delays the decision until it heals.
       if (excuses && f.from < until && fTo > from) effectiveFrom = max(effectiveFrom, min(fTo, until));
     }
-    return { name, prev: prev.label, prevHost: prev.host, from, to, ms: ms(until - from), effectiveFrom, effectiveMs: ms(until - effectiveFrom) };
+    return {
+      name,
+      prev: prev.label,
+      prevHost: prev.host,
+      from,
+      to,
+      ms: ms(until - from),
+      effectiveFrom,
+      effectiveMs: ms(until - effectiveFrom),
+    };
   }
   const worstGap = gaps.reduce<Gap | undefined>((w, g) => (!w || g.effectiveMs > w.effectiveMs ? g : w), undefined);
 
@@ -436,7 +462,9 @@ export function describeReport(r: HistoryReport): string {
   const lines = [
     `${r.leaderships.length} leaderships of ${r.names.length} name(s); ${r.overlaps.length} overlap(s); ${r.wakeOverlaps.length} post-wake and ${r.deposeOverlaps.length} post-delete overlap(s) (tolerated); ` +
       `fenced writes: ${r.fencing.accepted} accepted, ${r.fencing.rejected} rejected, ${r.fencing.failed} failed, ${r.fencing.violations.length} violation(s)` +
-      (r.worstGap ? `; worst time to a new leader ${r.worstGap.effectiveMs.toFixed(0)} ms ('${r.worstGap.name}' after ${r.worstGap.prev})` : ''),
+      (r.worstGap
+        ? `; worst time to a new leader ${r.worstGap.effectiveMs.toFixed(0)} ms ('${r.worstGap.name}' after ${r.worstGap.prev})`
+        : ''),
   ];
   for (const o of r.overlaps.slice(0, 10)) {
     lines.push(`  OVERLAP '${o.name}': ${o.a.label} (token ${o.a.token}) and ${o.b.label} (token ${o.b.token}) for ${o.ms.toFixed(3)} ms`);
@@ -455,11 +483,14 @@ export function timeline(r: HistoryReport, t0: bigint): string {
   return r.leaderships
     .slice()
     .sort((a, b) => (a.start < b.start ? -1 : 1))
-    .map((l) => `  ${l.name} ${l.label} token ${l.token}: ${rel(l.start, t0)} → ${rel(l.end, t0)} (${l.endedBy}${l.reason ? ` ${l.reason}` : ''})`)
+    .map(
+      (l) =>
+        `  ${l.name} ${l.label} token ${l.token}: ${rel(l.start, t0)} → ${rel(l.end, t0)} (${l.endedBy}${l.reason ? ` ${l.reason}` : ''})`,
+    )
     .join('\n');
 }
 
-const rel = (t: bigint, t0: bigint): string => `${((Number(t - t0) / 1e6) / 1000).toFixed(3)} s`;
+const rel = (t: bigint, t0: bigint): string => `${(Number(t - t0) / 1e6 / 1000).toFixed(3)} s`;
 
 export const nsFromMs = (x: number): bigint => BigInt(Math.round(x)) * NS_PER_MS;
 

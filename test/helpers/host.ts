@@ -75,7 +75,22 @@ export interface HostEvent {
   id: string;
   /** 'crash': an uncaught exception or unhandled rejection (message), reported just before the process dies of it. */
   /** 'watch': the prefix watch moved (from 'locked:watch': from, to, reason in `message`, `revision`); 'stall': the event loop ran a timer `ms` late (the process did not run meanwhile). */
-  type: 'ready' | 'session' | 'lost' | 'start' | 'stop' | 'fn' | 'fn-end' | 'error' | 'write' | 'crash' | 'blocking' | 'revoke' | 'watch' | 'stall' | OnceEventType;
+  type:
+    | 'ready'
+    | 'session'
+    | 'lost'
+    | 'start'
+    | 'stop'
+    | 'fn'
+    | 'fn-end'
+    | 'error'
+    | 'write'
+    | 'crash'
+    | 'blocking'
+    | 'revoke'
+    | 'watch'
+    | 'stall'
+    | OnceEventType;
   name?: string;
   token?: string;
   key?: string;

@@ -80,7 +80,8 @@ export function memberUsers(n: number): { name: string; uid: number; gid: number
         run('useradd', ['--system', '--no-create-home', '--user-group', '--shell', '/usr/sbin/nologin', name]);
       } catch (e) {
         // Another test process may have created it in the meantime.
-        if (!ids()) throw new Error(`cannot create unix user ${name} with useradd: ${(e as { stderr?: string }).stderr?.trim() ?? String(e)}`);
+        if (!ids())
+          throw new Error(`cannot create unix user ${name} with useradd: ${(e as { stderr?: string }).stderr?.trim() ?? String(e)}`);
       }
       u = ids();
       if (!u) throw new Error(`unix user ${name} missing after useradd`);
@@ -101,7 +102,10 @@ function pidAlive(pid: number): boolean {
 
 function removeChain(chain: string): void {
   // Every jump to it, then the chain itself. Best effort, synchronous (runs in 'exit').
-  for (const jump of [['-o', 'lo', '-j', chain], ['-j', chain]]) {
+  for (const jump of [
+    ['-o', 'lo', '-j', chain],
+    ['-j', chain],
+  ]) {
     for (let k = 0; k < 16; k++) {
       try {
         run(IPTABLES, ['-w', '-D', 'OUTPUT', ...jump]);
@@ -172,8 +176,40 @@ function setUp(cluster: EtcdCluster, users: readonly { uid: number }[]): Partiti
       const others = peerPorts.filter((_, j) => j !== i).join(',');
       const uid = String(users[i]!.uid);
       // i's connections to the others' peer ports, and the others' connections to i's.
-      ipt(['-A', chain, '-p', 'tcp', '-m', 'owner', '--uid-owner', uid, '-m', 'multiport', '--dports', others, '-j', 'CONNMARK', '--or-mark', bitOf(i)]);
-      ipt(['-A', chain, '-p', 'tcp', '-m', 'owner', '--uid-owner', uid, '--sport', String(peerPorts[i]), '-j', 'CONNMARK', '--or-mark', bitOf(i)]);
+      ipt([
+        '-A',
+        chain,
+        '-p',
+        'tcp',
+        '-m',
+        'owner',
+        '--uid-owner',
+        uid,
+        '-m',
+        'multiport',
+        '--dports',
+        others,
+        '-j',
+        'CONNMARK',
+        '--or-mark',
+        bitOf(i),
+      ]);
+      ipt([
+        '-A',
+        chain,
+        '-p',
+        'tcp',
+        '-m',
+        'owner',
+        '--uid-owner',
+        uid,
+        '--sport',
+        String(peerPorts[i]),
+        '-j',
+        'CONNMARK',
+        '--or-mark',
+        bitOf(i),
+      ]);
     });
     ipt(['-I', 'OUTPUT', '1', '-o', 'lo', '-j', chain]);
   } catch (e) {

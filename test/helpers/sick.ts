@@ -43,10 +43,13 @@ export async function settled(cluster: EtcdCluster, hs: Host[], names: string[])
 
 /** Index of the raft leader (waits for one). */
 export async function raftLeader(cluster: EtcdCluster): Promise<number> {
-  const r = await waitFor(async () => {
-    const i = await cluster.leaderIndex();
-    return i >= 0 ? { i } : undefined; // (index 0 is falsy)
-  }, { timeoutMs: 20_000, message: 'a raft leader' });
+  const r = await waitFor(
+    async () => {
+      const i = await cluster.leaderIndex();
+      return i >= 0 ? { i } : undefined; // (index 0 is falsy)
+    },
+    { timeoutMs: 20_000, message: 'a raft leader' },
+  );
   return r.i;
 }
 
@@ -207,7 +210,14 @@ export async function crashFailover(
  * A raft leader's fault that began at `since`: each name stepped down at most once, and
  * one that did was led again within ttl + 1.5 s of `since`; one leader per name now.
  */
-export function assertLedAgain(t: { diagnostic(s: string): void }, hs: Host[], names: string[], since: bigint, ttl: number, what: string): void {
+export function assertLedAgain(
+  t: { diagnostic(s: string): void },
+  hs: Host[],
+  names: string[],
+  since: bigint,
+  ttl: number,
+  what: string,
+): void {
   const stops = stopsSince(hs, since);
   t.diagnostic(`step-downs during the ${what}: ${stops.length}${stops.length ? ` (${stops.join('; ')})` : ''}`);
   const limit = ttl * 1000 + 1500;
@@ -222,7 +232,8 @@ export function assertLedAgain(t: { diagnostic(s: string): void }, hs: Host[], n
     if (next === undefined) throw new Error(`'${n}' not led again after its step-down\n${eventsSince(hs, since, n)}`);
     const again = ms(next - since);
     t.diagnostic(`'${n}' led again ${again.toFixed(0)} ms after the ${what} began (limit ${limit})`);
-    if (again > limit) throw new Error(`'${n}' led again ${again} ms after the ${what} began, more than ttl + 1.5 s\n${eventsSince(hs, since, n)}`);
+    if (again > limit)
+      throw new Error(`'${n}' led again ${again} ms after the ${what} began, more than ttl + 1.5 s\n${eventsSince(hs, since, n)}`);
   }
   for (const n of names) if (leadersOf(hs, n).length !== 1) throw new Error(`not one leader of '${n}' at the end of the ${what}`);
 }
@@ -231,11 +242,18 @@ export function assertLedAgain(t: { diagnostic(s: string): void }, hs: Host[], n
 export function eventsSince(hs: Host[], since: bigint, name: string): string {
   const lines = hs.flatMap((h) =>
     h.events
-      .filter((e) => BigInt(e.t) > since && (e.name === undefined ? ['session', 'lost', 'error', 'revoke', 'watch', 'stall'].includes(e.type) : e.name === name))
+      .filter(
+        (e) =>
+          BigInt(e.t) > since &&
+          (e.name === undefined ? ['session', 'lost', 'error', 'revoke', 'watch', 'stall'].includes(e.type) : e.name === name),
+      )
       .map((e) => {
         const { t, type, ...rest } = e;
         return { t: BigInt(t), line: `${(ms(BigInt(t) - since) / 1000).toFixed(3)} s ${h.id} ${type} ${JSON.stringify(rest)}` };
       }),
   );
-  return lines.sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : 0)).map((l) => l.line).join('\n');
+  return lines
+    .sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : 0))
+    .map((l) => l.line)
+    .join('\n');
 }

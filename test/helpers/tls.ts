@@ -49,12 +49,31 @@ function openssl(args: string[], cwd: string): Promise<void> {
 export async function makeCerts(): Promise<TlsFiles> {
   const dir = await mkdtemp(join(tmpdir(), 'locked-tls-'));
   try {
-    await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=locked test CA'], dir);
+    await openssl(
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=locked test CA'],
+      dir,
+    );
     const leaf = async (name: string, cn: string, ext: string): Promise<void> => {
       await writeFile(join(dir, `${name}.ext`), ext);
       await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`], dir);
       await openssl(
-        ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`],
+        [
+          'x509',
+          '-req',
+          '-in',
+          `${name}.csr`,
+          '-CA',
+          'ca.crt',
+          '-CAkey',
+          'ca.key',
+          '-CAcreateserial',
+          '-out',
+          `${name}.crt`,
+          '-days',
+          '1',
+          '-extfile',
+          `${name}.ext`,
+        ],
         dir,
       );
     };

@@ -23,10 +23,7 @@ export interface WaitForOptions {
  * the timeout error. Each attempt starts after the previous one settled, so
  * a slow `fn` is never run concurrently with itself.
  */
-export async function waitFor<T>(
-  fn: () => T | Promise<T>,
-  opts: WaitForOptions,
-): Promise<NonNullable<T>> {
+export async function waitFor<T>(fn: () => T | Promise<T>, opts: WaitForOptions): Promise<NonNullable<T>> {
   const interval = opts.intervalMs ?? 50;
   const start = Date.now();
   const deadline = start + opts.timeoutMs;
@@ -47,11 +44,9 @@ export async function waitFor<T>(
     if (now >= deadline) {
       const detail =
         lastError !== undefined
-          ? `last error: ${lastError instanceof Error ? lastError.stack ?? lastError.message : String(lastError)}`
+          ? `last error: ${lastError instanceof Error ? (lastError.stack ?? lastError.message) : String(lastError)}`
           : `last value: ${describeValue(lastValue)}`;
-      const err = new Error(
-        `timed out after ${now - start} ms (${attempts} attempts) waiting for: ${opts.message}; ${detail}`,
-      );
+      const err = new Error(`timed out after ${now - start} ms (${attempts} attempts) waiting for: ${opts.message}; ${detail}`);
       if (lastError !== undefined) err.cause = lastError;
       throw err;
     }
@@ -90,9 +85,7 @@ export function once<A extends unknown[] = unknown[]>(
     const timer = setTimeout(() => {
       cleanup();
       reject(
-        new Error(
-          `timed out after ${opts.timeoutMs} ms waiting for event ${String(event)}${opts.message ? ` (${opts.message})` : ''}`,
-        ),
+        new Error(`timed out after ${opts.timeoutMs} ms waiting for event ${String(event)}${opts.message ? ` (${opts.message})` : ''}`),
       );
     }, opts.timeoutMs);
     const cleanup = (): void => {

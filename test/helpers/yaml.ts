@@ -22,12 +22,14 @@ export function parseYamlDocuments(source: string): Yaml[] {
     if (text === '---') return void docs.push([]);
     docs[docs.length - 1]!.push({ no: i + 1, indent: text.length - text.trimStart().length, text: text.trim() });
   });
-  return docs.filter((d) => d.length > 0).map((lines) => {
-    const p = new Parser(lines);
-    const v = p.block(lines[0]!.indent);
-    if (!p.done()) throw new Error(`line ${p.peek()!.no}: unexpected indentation`);
-    return v;
-  });
+  return docs
+    .filter((d) => d.length > 0)
+    .map((lines) => {
+      const p = new Parser(lines);
+      const v = p.block(lines[0]!.indent);
+      if (!p.done()) throw new Error(`line ${p.peek()!.no}: unexpected indentation`);
+      return v;
+    });
 }
 
 function stripComment(line: string): string {

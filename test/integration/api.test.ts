@@ -4,7 +4,15 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter, on, once } from 'node:events';
 import diagnostics_channel from 'node:diagnostics_channel';
-import locked, { AbortedError, DIAGNOSTICS_CHANNELS, isAbortedError, isLockerClosedError, Locker, type LeadershipMessage, type SessionMessage } from '../../src/index.js';
+import locked, {
+  AbortedError,
+  DIAGNOSTICS_CHANNELS,
+  isAbortedError,
+  isLockerClosedError,
+  Locker,
+  type LeadershipMessage,
+  type SessionMessage,
+} from '../../src/index.js';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { ms } from '../helpers/history.js';
@@ -118,17 +126,23 @@ describe('{ signal } on calls that wait', () => {
     const locker = locked(cluster.endpoints, { ttl: 2, prefix, handleSignals: false });
     try {
       await locker.ready();
-      await assert.rejects(locker.tryLock('x', () => {}, { signal: AbortSignal.abort() }), (err: unknown) => isAbortedError(err));
+      await assert.rejects(
+        locker.tryLock('x', () => {}, { signal: AbortSignal.abort() }),
+        (err: unknown) => isAbortedError(err),
+      );
       const ac = new AbortController();
       const p = locker.tryLock('y', () => new Promise(() => {}), { signal: ac.signal });
       ac.abort();
       await assert.rejects(p, (err: unknown) => isAbortedError(err));
       // The rejection is prompt; the name leaves singletons() once its removal settled (its
       // key, if one was written, deleted) — CI (node 24) once looked 70 ms in, before that.
-      await waitFor(async () => ((await cluster.keys(prefix)).length === 0 && Object.keys(locker.singletons()).length === 0 ? true : undefined), {
-        timeoutMs: 10_000,
-        message: 'no key left in etcd and no singleton registered',
-      });
+      await waitFor(
+        async () => ((await cluster.keys(prefix)).length === 0 && Object.keys(locker.singletons()).length === 0 ? true : undefined),
+        {
+          timeoutMs: 10_000,
+          message: 'no key left in etcd and no singleton registered',
+        },
+      );
     } finally {
       await locker.close();
     }
@@ -147,17 +161,27 @@ describe('diagnostics_channel', () => {
     const a = locked(cluster.endpoints, { ttl: 2, prefix, id: 'diag-a', handleSignals: false });
     const b = locked(cluster.endpoints, { ttl: 2, prefix, id: 'diag-b', handleSignals: false });
     try {
-      const untilStopped = (_remove: unknown, l: { signal: AbortSignal }): Promise<void> => new Promise((r) => l.signal.addEventListener('abort', () => r()));
+      const untilStopped = (_remove: unknown, l: { signal: AbortSignal }): Promise<void> =>
+        new Promise((r) => l.signal.addEventListener('abort', () => r()));
       const sa = a('job', untilStopped);
       await once(sa, 'start');
       b('job', untilStopped);
-      await waitFor(() => sessions.filter((m) => m.event === 'granted').length >= 2 || undefined, { timeoutMs: 10_000, message: 'two sessions' });
+      await waitFor(() => sessions.filter((m) => m.event === 'granted').length >= 2 || undefined, {
+        timeoutMs: 10_000,
+        message: 'two sessions',
+      });
       await sa.remove();
-      await waitFor(() => leaderships.some((m) => m.id === 'diag-b' && m.event === 'start') || undefined, { timeoutMs: 10_000, message: 'b starts' });
+      await waitFor(() => leaderships.some((m) => m.id === 'diag-b' && m.event === 'start') || undefined, {
+        timeoutMs: 10_000,
+        message: 'b starts',
+      });
       const mine = leaderships.filter((m) => m.name === 'job').map((m) => `${m.id} ${m.event}${m.reason ? ` ${m.reason}` : ''}`);
       assert.deepEqual(mine, ['diag-a start', 'diag-a stop removed', 'diag-b start']);
       const tokens = leaderships.filter((m) => m.name === 'job').map((m) => m.token);
-      assert.ok(tokens.every((t) => /^\d+$/.test(t)) && tokens[0] === tokens[1] && BigInt(tokens[2]!) > BigInt(tokens[0]!), tokens.join(' '));
+      assert.ok(
+        tokens.every((t) => /^\d+$/.test(t)) && tokens[0] === tokens[1] && BigInt(tokens[2]!) > BigInt(tokens[0]!),
+        tokens.join(' '),
+      );
       assert.deepEqual(new Set(sessions.map((m) => m.id)), new Set(['diag-a', 'diag-b']));
     } finally {
       diagnostics_channel.unsubscribe(DIAGNOSTICS_CHANNELS.leadership, onLeadership);
@@ -173,7 +197,14 @@ describe('remove() inside fn', () => {
     const hosts: Host[] = [];
     try {
       // ttl 10: stopTimeout 10 s, the time the old implementation waited.
-      const a = await spawnHost({ endpoints: cluster.endpoints, id: 'a', ttl: 10, prefix, names: ['job'], fn: { kind: 'remove-after', ms: 300 } });
+      const a = await spawnHost({
+        endpoints: cluster.endpoints,
+        id: 'a',
+        ttl: 10,
+        prefix,
+        names: ['job'],
+        fn: { kind: 'remove-after', ms: 300 },
+      });
       hosts.push(a);
       await a.waitEvent((e) => e.type === 'start' && e.name === 'job');
       const b = await spawnHost({ endpoints: cluster.endpoints, id: 'b', ttl: 10, prefix, names: ['job'], fn: { kind: 'work' } });
@@ -183,7 +214,9 @@ describe('remove() inside fn', () => {
       const end = await a.waitEvent((e) => e.type === 'fn-end' && e.name === 'job', 20_000, "a's fn returns");
       const start = await b.waitEvent((e) => e.type === 'fn' && e.name === 'job', 20_000, 'b starts');
       const handOverMs = ms(BigInt(start.t) - BigInt(end.t));
-      t.diagnostic(`b started ${handOverMs.toFixed(1)} ms after a's fn returned (${ms(BigInt(start.t) - BigInt(stop.t)).toFixed(1)} ms after remove())`);
+      t.diagnostic(
+        `b started ${handOverMs.toFixed(1)} ms after a's fn returned (${ms(BigInt(start.t) - BigInt(stop.t)).toFixed(1)} ms after remove())`,
+      );
       assert.ok(BigInt(start.t) > BigInt(end.t), 'b starts only after a returned');
       // At once, not after stopTimeout: half of it is a generous bound (the speed is the bench's).
       assert.ok(handOverMs < 5000, `hand-over took ${handOverMs} ms (stopTimeout is 10 s)`);
@@ -195,12 +228,21 @@ describe('remove() inside fn', () => {
 
 describe('options', () => {
   test('an unknown option key is a TypeError naming it and the nearest valid one', () => {
-    assert.throws(() => locked('127.0.0.1:9', { tll: 5 } as never), (e: Error) => e instanceof TypeError && /unknown option 'tll' \(did you mean 'ttl'\?\)/.test(e.message));
-    assert.throws(() => locked('127.0.0.1:9', { colour: 1 } as never), (e: Error) => e instanceof TypeError && /unknown option 'colour'; valid options/.test(e.message));
+    assert.throws(
+      () => locked('127.0.0.1:9', { tll: 5 } as never),
+      (e: Error) => e instanceof TypeError && /unknown option 'tll' \(did you mean 'ttl'\?\)/.test(e.message),
+    );
+    assert.throws(
+      () => locked('127.0.0.1:9', { colour: 1 } as never),
+      (e: Error) => e instanceof TypeError && /unknown option 'colour'; valid options/.test(e.message),
+    );
   });
 
   test('a prefix must end with "/"', () => {
-    assert.throws(() => locked('127.0.0.1:9', { prefix: 'app' }), (e: Error) => e instanceof TypeError && /must end with '\/'/.test(e.message));
+    assert.throws(
+      () => locked('127.0.0.1:9', { prefix: 'app' }),
+      (e: Error) => e instanceof TypeError && /must end with '\/'/.test(e.message),
+    );
   });
 });
 
@@ -224,7 +266,10 @@ describe('lock(): a waiting mutex', () => {
         events.push(`b start ${l.token}`);
         return 42;
       });
-      await waitFor(async () => ((await cluster.keys(`${prefix}m/`)).length === 2 ? true : undefined), { timeoutMs: 20_000, message: 'b queued' });
+      await waitFor(async () => ((await cluster.keys(`${prefix}m/`)).length === 2 ? true : undefined), {
+        timeoutMs: 20_000,
+        message: 'b queued',
+      });
       assert.equal(events.length, 1, 'b waits while a holds the lock');
       open();
       assert.equal(await first, 'A');
@@ -259,7 +304,10 @@ describe('lock(): a waiting mutex', () => {
       );
       const ac = new AbortController();
       const aborted = b.lock('m', () => assert.fail('must not run'), { signal: ac.signal });
-      await waitFor(async () => ((await cluster.keys(`${prefix}m/`)).length === 2 ? true : undefined), { timeoutMs: 20_000, message: 'b queued' });
+      await waitFor(async () => ((await cluster.keys(`${prefix}m/`)).length === 2 ? true : undefined), {
+        timeoutMs: 20_000,
+        message: 'b queued',
+      });
       ac.abort(new Error('no longer needed'));
       await assert.rejects(aborted, (e) => isLockCancelledError(e) && e.reason === 'aborted');
       assert.equal((await cluster.keys(`${prefix}m/`)).length, 1, "only a's key is left");

@@ -40,7 +40,10 @@ describe('balance', () => {
     await waitFor(async () => within(await spread(a), ['a', 'b', 'c'], 60), { timeoutMs: 20_000, message: 'spread 20/20/20' });
     const d = make('d', prefix);
     register(d, 'd', list, spans);
-    await waitFor(async () => within(await spread(a), ['a', 'b', 'c', 'd'], 60), { timeoutMs: 20_000, message: 'spread 15 each after d joined' });
+    await waitFor(async () => within(await spread(a), ['a', 'b', 'c', 'd'], 60), {
+      timeoutMs: 20_000,
+      message: 'spread 15 each after d joined',
+    });
     const moves = spans.length - 60;
     // From 60/0/0 to 20/20/20 takes 40 moves, then 15 more for d: at most 1.2 × 55.
     assert.ok(moves <= Math.ceil(1.2 * 55), `moves ${moves} > 1.2 × the fewest (55)`);
@@ -68,7 +71,12 @@ describe('balance', () => {
     const a = make('a', prefix);
     const b = make('b', prefix);
     const c = make('c', prefix);
-    for (const [l, id] of [[a, 'a'], [b, 'b'], [c, 'c']] as const) register(l, id, list, spans);
+    for (const [l, id] of [
+      [a, 'a'],
+      [b, 'b'],
+      [c, 'c'],
+    ] as const)
+      register(l, id, list, spans);
     await waitFor(async () => within(await spread(a), ['a', 'b', 'c'], 30), { timeoutMs: 20_000, message: 'spread 10/10/10' });
     const moved: string[] = [];
     await a.drain({ onMove: (name) => moved.push(name) });
@@ -78,7 +86,10 @@ describe('balance', () => {
     const st = await a.status({ hosts: true });
     assert.equal(st.find((h) => h.id === 'a')?.draining, true);
     // Each handed-over name is campaigned for again, at the back of its queue.
-    await waitFor(async () => (await a.status({ hosts: true })).find((h) => h.id === 'a')?.queued.length === 30, { timeoutMs: 10_000, message: 'a queues again for every name' });
+    await waitFor(async () => (await a.status({ hosts: true })).find((h) => h.id === 'a')?.queued.length === 30, {
+      timeoutMs: 10_000,
+      message: 'a queues again for every name',
+    });
     // A drained host still takes a name nobody else can: b and c leave one.
     b.singletons()['job000']!.remove();
     c.singletons()['job000']!.remove();
@@ -98,11 +109,17 @@ describe('graceful failover', () => {
     await waitFor(async () => (await ls[0]!.status())[0]?.candidates.length === 4, { timeoutMs: 20_000, message: 'four candidates' });
     for (const to of ['d', 'b', 'c', 'a', 'd']) {
       assert.equal(await ls[0]!.failover('x', { to }), to);
-      await waitFor(() => spans.filter((s) => s.end === undefined).length === 1 && spans.at(-1)!.host === to, { timeoutMs: 10_000, message: `${to} runs x` });
+      await waitFor(() => spans.filter((s) => s.end === undefined).length === 1 && spans.at(-1)!.host === to, {
+        timeoutMs: 10_000,
+        message: `${to} runs x`,
+      });
     }
     assert.deepEqual(overlaps(spans), []);
     // No live host is 'nobody' (test/integration/host-not-found.test.ts has the live host that does not queue).
-    await assert.rejects(ls[0]!.failover('x', { to: 'nobody' }), (e: unknown) => isHostNotFoundError(e) && e.nodeId === 'nobody' && e.liveIds.join() === 'a,b,c,d');
+    await assert.rejects(
+      ls[0]!.failover('x', { to: 'nobody' }),
+      (e: unknown) => isHostNotFoundError(e) && e.nodeId === 'nobody' && e.liveIds.join() === 'a,b,c,d',
+    );
     // A draining host stands aside whenever another may lead: refused at once, not left to time out.
     const notLeading = ['a', 'b', 'c', 'd'].find((id) => id !== spans.at(-1)!.host)!;
     await ls[0]!.drain({ nodeId: notLeading });
@@ -118,12 +135,16 @@ describe('graceful failover', () => {
   test('20 targeted failovers between host processes: the named host leads next and the old stop precedes the new start every time', async () => {
     const prefix = uniquePrefix();
     const ids = ['p0', 'p1', 'p2'];
-    for (const id of ids) hosts.push(await spawnHost({ endpoints: cluster.endpoints, id, ttl: 5, prefix, names: ['y'], fn: { kind: 'work', stopMs: 20 } }));
+    for (const id of ids)
+      hosts.push(await spawnHost({ endpoints: cluster.endpoints, id, ttl: 5, prefix, names: ['y'], fn: { kind: 'work', stopMs: 20 } }));
     const ctl = make('ctl', prefix);
     await waitFor(async () => (await ctl.status())[0]?.candidates.length === 3, { timeoutMs: 20_000, message: 'three candidates' });
     for (let i = 0; i < 20; i++) {
       // The last leader queues again after its hand-over: the target may be it.
-      await waitFor(async () => (await ctl.status())[0]?.candidates.length === 3, { timeoutMs: 20_000, message: `trial ${i}: three candidates` });
+      await waitFor(async () => (await ctl.status())[0]?.candidates.length === 3, {
+        timeoutMs: 20_000,
+        message: `trial ${i}: three candidates`,
+      });
       const leader = await ctl.leader('y');
       const others = ids.filter((id) => id !== leader);
       const to = others[i % others.length]!;
@@ -131,7 +152,10 @@ describe('graceful failover', () => {
       const target = hosts.find((h) => h.config.id === to)!;
       const startsBefore = target.events.filter((e) => e.type === 'fn' && e.name === 'y').length;
       assert.equal(await ctl.failover('y', { to }), to);
-      await waitFor(() => target.events.filter((e) => e.type === 'fn' && e.name === 'y').length > startsBefore, { timeoutMs: 10_000, message: `${to} starts y` });
+      await waitFor(() => target.events.filter((e) => e.type === 'fn' && e.name === 'y').length > startsBefore, {
+        timeoutMs: 10_000,
+        message: `${to} starts y`,
+      });
       const lastEnd = BigInt(from.events.filter((e) => e.type === 'fn-end' && e.name === 'y').at(-1)!.t);
       const lastStart = BigInt(target.events.filter((e) => e.type === 'fn' && e.name === 'y').at(-1)!.t);
       assert.ok(lastEnd < lastStart, `trial ${i}: ${leader}'s fn ended at ${lastEnd}, after ${to} started at ${lastStart}`);

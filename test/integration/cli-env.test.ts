@@ -26,7 +26,10 @@ interface Result {
 
 /** `locked ARGS` with exactly `env` besides PATH (no LOCKED_* of this process leaks in). */
 function locked(args: string[], env: Record<string, string> = {}): Promise<Result> & { kill: () => void } {
-  const child = spawn(process.execPath, [MAIN, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    env: { PATH: process.env['PATH'] ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -51,10 +54,17 @@ test('LOCKED_ID is the node id run uses (the program and status see it); --id wi
   // While it runs, the cluster knows it by that id: status and leader say so.
   const holder = locked(['run', 'held', '--', 'sh', '-c', 'sleep 60'], { ...conn(p), LOCKED_ID: 'pod-abc12' });
   try {
-    await waitFor(async () => (await locked(['leader', 'held'], conn(p))).stdout.trim() === 'pod-abc12', { timeoutMs: 20_000, message: 'pod-abc12 leads held' });
+    await waitFor(async () => (await locked(['leader', 'held'], conn(p))).stdout.trim() === 'pod-abc12', {
+      timeoutMs: 20_000,
+      message: 'pod-abc12 leads held',
+    });
     const hosts = await locked(['status', '--hosts'], { ...conn(p), LOCKED_JSON: '1' });
     assert.equal(hosts.code, 0, hosts.stderr);
-    assert.deepEqual((JSON.parse(hosts.stdout) as { id: string }[]).map((h) => h.id), ['pod-abc12'], 'LOCKED_JSON=1 is --json');
+    assert.deepEqual(
+      (JSON.parse(hosts.stdout) as { id: string }[]).map((h) => h.id),
+      ['pod-abc12'],
+      'LOCKED_JSON=1 is --json',
+    );
   } finally {
     holder.kill();
     await holder;
@@ -72,7 +82,10 @@ test('a bad value from a variable is a usage error naming the variable (run: 125
   // --try from the environment: with another host leading, exit 75 at once naming it.
   const holder = locked(['run', 'job', '--id', 'A', '--', 'sh', '-c', 'sleep 60'], conn(p));
   try {
-    await waitFor(async () => (await locked(['leader', 'job'], conn(p))).stdout.trim() === 'A', { timeoutMs: 20_000, message: 'A leads job' });
+    await waitFor(async () => (await locked(['leader', 'job'], conn(p))).stdout.trim() === 'A', {
+      timeoutMs: 20_000,
+      message: 'A leads job',
+    });
     const busy = await locked(['run', 'job', '--id', 'B', '--', 'true'], { ...conn(p), LOCKED_TRY: '1', LOCKED_TTL: '1m30s' });
     assert.equal(busy.code, 75, busy.stderr);
     assert.match(busy.stderr, /'job' is led by A/);
@@ -90,10 +103,13 @@ test("a nested locked run does not take the parent's LOCKED_ID; a nested locked 
     `"$NODE" "$MAIN" run inner --try -- sh -c 'echo "inner id=$LOCKED_ID"'`,
     `echo "leader of outer: $("$NODE" "$MAIN" leader outer)"`,
   ].join('\n');
-  const r = await locked(['run', 'outer', '--try', '--endpoints', cluster.endpointsString, '--prefix', p, '--id', 'parent', '--', 'sh', '-c', script], {
-    NODE: process.execPath,
-    MAIN,
-  });
+  const r = await locked(
+    ['run', 'outer', '--try', '--endpoints', cluster.endpointsString, '--prefix', p, '--id', 'parent', '--', 'sh', '-c', script],
+    {
+      NODE: process.execPath,
+      MAIN,
+    },
+  );
   assert.equal(r.code, 0, r.stderr);
   const inner = /^inner id=(.*)$/m.exec(r.stdout)?.[1];
   assert.ok(inner, `the nested run ran its program: ${r.stdout}\n${r.stderr}`);

@@ -12,7 +12,6 @@ import { LockedProcesses } from '../helpers/cli.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { waitFor } from '../helpers/wait.js';
 
-
 /** Writes its pid to $PIDS, starts a grandchild in its own group that ignores SIGTERM (pid to $PIDS too), exits on SIGTERM. */
 const PARENT_OF_STUBBORN = `
 const { spawn } = require('child_process');
@@ -23,7 +22,8 @@ process.on('SIGTERM', () => process.exit(0));
 setInterval(() => {}, 1000);
 `;
 /** Appends Date.now() to $OUT at start, then idles. */
-const MARKER = `require('fs').appendFileSync(process.env.OUT, Date.now() + '\\n'); setInterval(() => {}, 1000);`;
+/** Writes its start time and pid (one line, appended at once) to $OUT, then runs until killed. */
+const MARKER = `require('fs').appendFileSync(process.env.OUT, Date.now() + ' ' + process.pid + '\\n'); setInterval(() => {}, 1000);`;
 /** Ignores SIGTERM entirely; writes its pid to $PIDS. */
 const STUBBORN = `require('fs').appendFileSync(process.env.PIDS, process.pid + '\\n'); process.on('SIGTERM', () => {}); setInterval(() => {}, 1000);`;
 
@@ -60,6 +60,11 @@ const alive = (pid: number): boolean => {
 const locked = (args: string[], env: NodeJS.ProcessEnv): ChildProcess => procs.spawn(args, env);
 const stderrOf = (p: ChildProcess): string => procs.stderr(p);
 const readPids = (f: string): number[] => (existsSync(f) ? readFileSync(f, 'utf8').split(/\s+/).filter(Boolean).map(Number) : []);
+/** MARKER's line in `file`: when the program started and its pid. */
+const marker = (file: string): { at: number; pid: number } | undefined => {
+  const [at, pid] = existsSync(file) ? readFileSync(file, 'utf8').trim().split(/\s+/).map(Number) : [];
+  return at !== undefined && pid !== undefined && Number.isFinite(at) && Number.isFinite(pid) ? { at, pid } : undefined;
+};
 const uniquePrefix = (): string => `grp${Math.random().toString(36).slice(2, 8)}/`;
 
 describe('locked run and the process group', () => {
@@ -69,18 +74,24 @@ describe('locked run and the process group', () => {
     const out = join(dir, 'b.out');
     const common = ['--endpoints', cluster.endpointsString, '--prefix', prefix, '--ttl', '4', '--grace', '1'];
     const a = locked(['run', 'job', ...common, '--id', 'a', '--', process.execPath, '-e', PARENT_OF_STUBBORN], { PIDS: pidsFile });
-    const [, grandchild] = await waitFor(() => (readPids(pidsFile).length === 2 ? readPids(pidsFile) : undefined), { timeoutMs: 20_000, message: 'a runs its program' });
+    const [, grandchild] = await waitFor(() => (readPids(pidsFile).length === 2 ? readPids(pidsFile) : undefined), {
+      timeoutMs: 20_000,
+      message: 'a runs its program',
+    });
     pids.push(...readPids(pidsFile));
     const b = locked(['run', 'job', ...common, '--id', 'b', '--', process.execPath, '-e', MARKER], { OUT: out });
     // b queued: give it time to campaign, observed through etcd.
-    await waitFor(async () => ((await cluster.keys(`${prefix}job/`)).length === 2 ? true : undefined), { timeoutMs: 20_000, message: 'b queued' });
+    await waitFor(async () => ((await cluster.keys(`${prefix}job/`)).length === 2 ? true : undefined), {
+      timeoutMs: 20_000,
+      message: 'b queued',
+    });
     let diedAt: number | undefined;
     const watch = setInterval(() => {
       if (diedAt === undefined && !alive(grandchild!)) diedAt = Date.now();
     }, 5);
     try {
       a.kill('SIGTERM');
-      const started = await waitFor(() => (existsSync(out) ? Number(readFileSync(out, 'utf8').trim().split('\n')[0]) : undefined), {
+      const started = await waitFor(() => (marker(out) ? marker(out)!.at : undefined), {
         timeoutMs: 30_000,
         message: `b starts its program (a: ${stderrOf(a)})`,
       });
@@ -90,6 +101,17 @@ describe('locked run and the process group', () => {
     } finally {
       clearInterval(watch);
       b.kill('SIGKILL');
+      // b's program holds b's stderr, a pipe to this process: left running, it would keep
+      // this test file from ever exiting. Its watchdog must end it (SIGKILL of locked run);
+      // if it does not, say so and end it here.
+      const program = marker(out)?.pid;
+      if (program !== undefined) {
+        pids.push(program);
+        await waitFor(() => (alive(program) ? undefined : true), {
+          timeoutMs: 10_000,
+          message: `b's program (pid ${program}) still running 10 s after b was SIGKILLed: its watchdog did not end it (b: ${stderrOf(b)})`,
+        });
+      }
     }
   });
 
@@ -99,15 +121,42 @@ describe('locked run and the process group', () => {
     const proxy: Proxy = await startProxy(cluster.endpoints[0]!);
     try {
       // ttl 3: renewDeadline 2 s, ttl/3 = 1 s. --grace 60 would keep the program for a minute.
-      const c = locked(['run', 'job', '--endpoints', proxy.endpoint, '--prefix', prefix, '--ttl', '3', '--grace', '60', '--id', 'c', '--', process.execPath, '-e', STUBBORN], { PIDS: pidsFile });
-      const [pid] = await waitFor(() => (readPids(pidsFile).length === 1 ? readPids(pidsFile) : undefined), { timeoutMs: 20_000, message: 'c runs its program' });
+      const c = locked(
+        [
+          'run',
+          'job',
+          '--endpoints',
+          proxy.endpoint,
+          '--prefix',
+          prefix,
+          '--ttl',
+          '3',
+          '--grace',
+          '60',
+          '--id',
+          'c',
+          '--',
+          process.execPath,
+          '-e',
+          STUBBORN,
+        ],
+        { PIDS: pidsFile },
+      );
+      const [pid] = await waitFor(() => (readPids(pidsFile).length === 1 ? readPids(pidsFile) : undefined), {
+        timeoutMs: 20_000,
+        message: 'c runs its program',
+      });
       pids.push(pid!);
       c.kill('SIGTERM'); // forwarded and ignored: the 60 s grace begins
       await new Promise((r) => setTimeout(r, 200));
       assert.ok(alive(pid!), 'the program ignores SIGTERM');
       const cutAt = Date.now();
       proxy.blackhole(); // the lease is lost ≤ 2 s later
-      const goneAt = await waitFor(() => (alive(pid!) ? undefined : Date.now()), { timeoutMs: 30_000, intervalMs: 10, message: `the program is killed (${stderrOf(c)})` });
+      const goneAt = await waitFor(() => (alive(pid!) ? undefined : Date.now()), {
+        timeoutMs: 30_000,
+        intervalMs: 10,
+        message: `the program is killed (${stderrOf(c)})`,
+      });
       const ms = goneAt - cutAt;
       t.diagnostic(`program killed ${ms} ms after the cut (renewDeadline 2 s + ttl/3 1 s; --grace 60 s)`);
       assert.ok(ms < 2000 + 1000 + 1500, `killed ${ms} ms after the cut`);

@@ -139,7 +139,22 @@ const cli = (args: string[], env?: NodeJS.ProcessEnv): Promise<Result> => new Cl
 
 function run(name: string, prefix: string, id: string, out: string, opts: { endpoints?: string; ttl?: number; go?: string } = {}): Cli {
   return new Cli(
-    ['run', name, '--endpoints', opts.endpoints ?? cluster.endpointsString, '--prefix', prefix, '--id', id, '--ttl', String(opts.ttl ?? 10), '--grace', '5', '--', ...CHILD],
+    [
+      'run',
+      name,
+      '--endpoints',
+      opts.endpoints ?? cluster.endpointsString,
+      '--prefix',
+      prefix,
+      '--id',
+      id,
+      '--ttl',
+      String(opts.ttl ?? 10),
+      '--grace',
+      '5',
+      '--',
+      ...CHILD,
+    ],
     { OUT: out, ...(opts.go ? { GO: opts.go } : {}) },
   );
 }
@@ -176,7 +191,10 @@ describe('locked command', () => {
       [['run', 'job', '--ttl', '1m30', '--', 'true'], /--ttl must be a duration ≥ 2s .*, got '1m30'/],
       [['run', 'job', '--ttl', '0x10', '--', 'true'], /--ttl must be a duration ≥ 2s .*, got '0x10'/],
       [['run', 'job', '--ttl', '2500ms', '--', 'true'], /--ttl must be whole seconds/],
-      [['run', 'job', '--grace', 'soon', '--', 'true'], /--grace must be a duration such as 500ms, 10s, 1m30s or plain seconds, got 'soon'/],
+      [
+        ['run', 'job', '--grace', 'soon', '--', 'true'],
+        /--grace must be a duration such as 500ms, 10s, 1m30s or plain seconds, got 'soon'/,
+      ],
       [['run', 'job', '--try', '--wait', '1s', '--', 'true'], /--try and --wait exclude each other/],
       [['run', 'job', '--sighup', 'ignore', '--', 'true'], /--sighup must be 'forward' or 'stop', got 'ignore'/],
       [['run', 'job', '--endpoints', 'http//127.0.0.1', '--', 'true'], /--endpoints: 'http\/\/127.0.0.1' is not HOST:PORT/],
@@ -189,7 +207,10 @@ describe('locked command', () => {
       [['leader'], /missing NAME/],
       [['failover', 'a/b'], /must not contain '\/'/],
       [['status', '--cacert', '/nonexistent/ca.pem'], /cannot read --cacert file '\/nonexistent\/ca.pem'/],
-      [['help', 'nope'], /no help on 'nope' \(expected a command — run, once, status, leader, failover, drain, undrain, help or completion — or env\)/],
+      [
+        ['help', 'nope'],
+        /no help on 'nope' \(expected a command — run, once, status, leader, failover, drain, undrain, help or completion — or env\)/,
+      ],
       [['help', 'run', 'once'], /help takes one word, got 2: run once/],
       [['completion'], /completion needs a shell: bash, zsh, fish/],
     ];
@@ -205,11 +226,31 @@ describe('locked command', () => {
       noStack(r.stderr);
     });
     const helps = await Promise.all(
-      [['--help'], ['run', '--help'], ['once', '--help'], ['status', '-h'], ['leader', '--help'], ['--help', 'failover'], ['help'], ['help', 'drain'], ['help', 'completion'], ['completion', '--help']].map((a) =>
-        cli(a),
-      ),
+      [
+        ['--help'],
+        ['run', '--help'],
+        ['once', '--help'],
+        ['status', '-h'],
+        ['leader', '--help'],
+        ['--help', 'failover'],
+        ['help'],
+        ['help', 'drain'],
+        ['help', 'completion'],
+        ['completion', '--help'],
+      ].map((a) => cli(a)),
     );
-    for (const [i, sub] of ['<command>', 'run NAME', 'once NAME', 'status', 'leader NAME', 'failover NAME', '<command>', 'drain ID', 'completion', 'completion'].entries()) {
+    for (const [i, sub] of [
+      '<command>',
+      'run NAME',
+      'once NAME',
+      'status',
+      'leader NAME',
+      'failover NAME',
+      '<command>',
+      'drain ID',
+      'completion',
+      'completion',
+    ].entries()) {
       assert.equal(helps[i]!.code, 0);
       assert.match(helps[i]!.stdout, new RegExp(`^Usage: locked ${sub}`));
     }
@@ -289,7 +330,10 @@ describe('locked command', () => {
       await queued(prefix, 'job', ['A', 'B']);
       const watch = new Cli(['status', '--watch', '--json', '--endpoints', cluster.endpointsString, '--prefix', prefix]);
       const lines = (): { leader?: string; candidates: string[] }[][] =>
-        watch.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { leader?: string; candidates: string[] }[]);
+        watch.stdout
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { leader?: string; candidates: string[] }[]);
       await waitFor(() => lines()[0]?.[0]?.leader === 'A', { timeoutMs: 10_000, message: 'status --watch shows A' });
       const r = await cli(['failover', 'job', '--endpoints', cluster.endpointsString, '--prefix', prefix]);
       assert.equal(r.code, 0, r.stderr);
@@ -299,7 +343,10 @@ describe('locked command', () => {
       assert.ok(BigInt(second.token!) > BigInt(first.token!), `token ${second.token} > ${first.token}`);
       // The deposed runner queued again, at the back; the watching status saw it happen.
       await queued(prefix, 'job', ['B', 'A']);
-      await waitFor(() => lines().some((l) => l[0]?.candidates.join() === 'B,A'), { timeoutMs: 10_000, message: 'status --watch shows B,A' });
+      await waitFor(() => lines().some((l) => l[0]?.candidates.join() === 'B,A'), {
+        timeoutMs: 10_000,
+        message: 'status --watch shows B,A',
+      });
       watch.kill('SIGINT');
       assert.equal((await watch.exited).code, 0);
       assert.equal(events(out).filter((e) => e.ev === 'start').length, 2);
@@ -351,7 +398,14 @@ describe('locked command', () => {
       const hosts = await cli(['status', '--hosts', '--json', ...conn]);
       assert.equal(hosts.code, 0, hosts.stderr);
       const list = JSON.parse(hosts.stdout) as { id: string; leads: string[]; queued: string[]; draining: boolean; share: number }[];
-      assert.deepEqual(list.map((h) => [h.id, h.leads.length, h.queued.length, h.draining]), [['A', 0, 1, false], ['B', 0, 1, false], ['C', 1, 0, false]]);
+      assert.deepEqual(
+        list.map((h) => [h.id, h.leads.length, h.queued.length, h.draining]),
+        [
+          ['A', 0, 1, false],
+          ['B', 0, 1, false],
+          ['C', 1, 0, false],
+        ],
+      );
       assert.ok(Math.abs(list[0]!.share - 1 / 3) < 0.01, `share ${list[0]!.share}`);
       const table = await cli(['status', '--hosts', ...conn]);
       assert.match(table.stdout, /^HOST\s+LEADS\s+QUEUED\s+SHARE\s+OFF\s+DRAINING/m);
@@ -361,7 +415,10 @@ describe('locked command', () => {
       assert.equal(d.code, 0, d.stderr);
       assert.match(d.stdout, /^moved 'job' to [AB]$/m);
       assert.match(d.stdout, /'C' is drained: 1 leadership\(s\) moved/);
-      await waitFor(async () => (await statusJson(prefix))[0]?.candidates.at(-1) === 'C', { timeoutMs: 10_000, message: 'C queues again, last' });
+      await waitFor(async () => (await statusJson(prefix))[0]?.candidates.at(-1) === 'C', {
+        timeoutMs: 10_000,
+        message: 'C queues again, last',
+      });
       const drained = JSON.parse((await cli(['status', '--hosts', '--json', ...conn])).stdout) as { id: string; draining: boolean }[];
       assert.equal(drained.find((h) => h.id === 'C')?.draining, true);
       // A forced failover still deletes the key: C, draining, steps out of the way of the next.
@@ -371,7 +428,10 @@ describe('locked command', () => {
       assert.notEqual((await statusJson(prefix))[0]?.leader, 'C');
       const u = await cli(['undrain', 'C', ...conn]);
       assert.equal(u.code, 0, u.stderr);
-      assert.equal(JSON.parse((await cli(['status', '--hosts', '--json', ...conn])).stdout).find((h: { id: string }) => h.id === 'C').draining, false);
+      assert.equal(
+        JSON.parse((await cli(['status', '--hosts', '--json', ...conn])).stdout).find((h: { id: string }) => h.id === 'C').draining,
+        false,
+      );
     } finally {
       await Promise.all([a.stop(), b.stop(), c?.stop()]);
     }
@@ -517,7 +577,9 @@ describe('locked run --try, --wait, SIGHUP, a killed run; locked once', () => {
     const a = run('job', prefix, 'A', out);
     try {
       await waitEvent(out, (e) => e.ev === 'start', 'A child starts');
-      const waited = await cli(['run', 'job', '--wait', '1500ms', '--ttl', '5s', '--id', 'B', ...common(prefix), '--', ...CHILD], { OUT: out });
+      const waited = await cli(['run', 'job', '--wait', '1500ms', '--ttl', '5s', '--id', 'B', ...common(prefix), '--', ...CHILD], {
+        OUT: out,
+      });
       assert.equal(waited.code, 75, waited.stderr);
       assert.match(waited.stderr, /not elected for 'job' within 1.5 s \(--wait\)/);
       assert.equal(events(out).filter((e) => e.ev === 'start').length, 1, 'B ran nothing');
@@ -548,7 +610,10 @@ describe('locked run --try, --wait, SIGHUP, a killed run; locked once', () => {
       b.kill('SIGHUP');
       const r = await b.exited;
       assert.equal(r.code, 0, r.stderr);
-      assert.ok(events(out2).some((e) => e.ev === 'SIGTERM'), 'the program got SIGTERM, then the name was released');
+      assert.ok(
+        events(out2).some((e) => e.ev === 'SIGTERM'),
+        'the program got SIGTERM, then the name was released',
+      );
       assert.deepEqual(await statusJson(prefix), []);
     } finally {
       await b.stop();
@@ -585,7 +650,10 @@ describe('locked run --try, --wait, SIGHUP, a killed run; locked once', () => {
         `program got SIGTERM ${term.t - killed} ms and was gone ${gone - killed} ms after SIGKILL of its run; standby started ${second.t - killed} ms after (ttl ${ttl} s)`,
       );
       assert.ok(gone < second.t, 'the orphan was gone before the standby started');
-      assert.ok(gone - killed < (ttl * 1000) / 3 + 1000, `gone ${gone - killed} ms after the kill (SIGKILL at min(grace, ttl/3) at the latest)`);
+      assert.ok(
+        gone - killed < (ttl * 1000) / 3 + 1000,
+        `gone ${gone - killed} ms after the kill (SIGKILL at min(grace, ttl/3) at the latest)`,
+      );
     } finally {
       await b.stop();
     }
@@ -616,7 +684,10 @@ describe('locked run --try, --wait, SIGHUP, a killed run; locked once', () => {
     for (const r of results) {
       assert.equal(r.code, 0, r.stderr);
       const record = JSON.parse(r.stdout) as { name: string; status: string; attempts: number; by: string; ranHere: boolean };
-      assert.deepEqual({ ...record, ranHere: undefined }, { name: 'migrate', status: 'done', attempts: 2, by: ev[2]!.id, ranHere: undefined });
+      assert.deepEqual(
+        { ...record, ranHere: undefined },
+        { name: 'migrate', status: 'done', attempts: 2, by: ev[2]!.id, ranHere: undefined },
+      );
     }
     const late = await once('migrate', prefix, 'D', out, env).exited;
     assert.equal(late.code, 0, late.stderr);
@@ -661,4 +732,3 @@ describe('locked run --try, --wait, SIGHUP, a killed run; locked once', () => {
     assert.match(bad.stderr, /--record-ttl must be whole seconds ≥ 1 \(etcd leases count in seconds\), got '1500ms'/);
   });
 });
-

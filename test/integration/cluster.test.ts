@@ -69,13 +69,19 @@ describe('cluster view', () => {
     assert.deepEqual(initial, { name: 'job', leader: undefined, token: undefined, key: undefined, since: undefined });
 
     const { lockers, singletons } = await candidates(['a', 'b'], 'job', prefix);
-    const first = await waitFor(() => (obs.current?.leader === 'a' ? obs.current : undefined), { timeoutMs: 10_000, message: 'observer sees a lead' });
+    const first = await waitFor(() => (obs.current?.leader === 'a' ? obs.current : undefined), {
+      timeoutMs: 10_000,
+      message: 'observer sees a lead',
+    });
     assert.equal(first.token, singletons[0]!.leadership!.token);
     assert.equal(first.key, singletons[0]!.leadership!.key);
     assert.equal(typeof first.since, 'number');
 
     await singletons[0]!.remove();
-    const second = await waitFor(() => (obs.current?.leader === 'b' ? obs.current : undefined), { timeoutMs: 10_000, message: 'observer sees b lead' });
+    const second = await waitFor(() => (obs.current?.leader === 'b' ? obs.current : undefined), {
+      timeoutMs: 10_000,
+      message: 'observer sees b lead',
+    });
     assert.ok(BigInt(second.token!) > BigInt(first.token!), 'the token grows with the new leadership');
 
     await lockers[1]!.close();

@@ -32,7 +32,7 @@ printf '%s\\n' "\${COMPREPLY[@]}"`;
   return r.stdout.split('\n').filter(Boolean).sort();
 }
 
-test('bash: the script loads and completes commands, a command\'s flags, flag values and help topics', () => {
+test("bash: the script loads and completes commands, a command's flags, flag values and help topics", () => {
   assert.deepEqual(complete(['locked', 'dr']), ['drain']);
   assert.deepEqual(complete(['locked', 'un']), ['undrain']);
   assert.deepEqual(complete(['locked', 'c']), ['completion']);
@@ -55,7 +55,13 @@ test('bash: every flag of every command in the table completes after that comman
   for (const [command, { options }] of Object.entries(COMMANDS)) {
     const offered = complete(['locked', command, '--']);
     // '--' as the word being completed is a flag's beginning, not the end of options.
-    assert.deepEqual(offered, Object.keys(options).map((f) => `--${f}`).sort(), command);
+    assert.deepEqual(
+      offered,
+      Object.keys(options)
+        .map((f) => `--${f}`)
+        .sort(),
+      command,
+    );
   }
 });
 
@@ -65,9 +71,16 @@ test('zsh and fish: the scripts name every command and every flag of each', () =
   assert.match(zsh, /^#compdef locked$/m);
   for (const [command, { options }] of Object.entries(COMMANDS)) {
     const zshFlags = new RegExp(`^\\s+${command}\\) flags=\\((.*)\\) ;;$`, 'm').exec(zsh)?.[1]?.split(' ');
-    assert.deepEqual(zshFlags?.sort(), Object.keys(options).map((f) => `--${f}`).sort(), `zsh ${command}`);
+    assert.deepEqual(
+      zshFlags?.sort(),
+      Object.keys(options)
+        .map((f) => `--${f}`)
+        .sort(),
+      `zsh ${command}`,
+    );
     assert.match(fish, new RegExp(`-n __fish_use_subcommand -a ${command} -d `));
-    for (const flag of Object.keys(options)) assert.match(fish, new RegExp(`'__fish_seen_subcommand_from ${command}'.* -l ${flag}\\b`), `fish ${command} --${flag}`);
+    for (const flag of Object.keys(options))
+      assert.match(fish, new RegExp(`'__fish_seen_subcommand_from ${command}'.* -l ${flag}\\b`), `fish ${command} --${flag}`);
   }
   const bad = spawnSync(process.execPath, [MAIN, 'completion', 'tcsh'], { encoding: 'utf8' });
   assert.equal(bad.status, 2);

@@ -103,7 +103,10 @@ describe('examples/kubernetes', () => {
     assert.equal(get(container, 'livenessProbe', 'httpGet', 'path'), '/healthz');
     assert.equal(get(container, 'readinessProbe', 'httpGet', 'path'), '/readyz');
     const grace = parseInt(args[args.indexOf('--grace') + 1]!, 10);
-    assert.ok(Number(get(deployment, 'spec', 'template', 'spec', 'terminationGracePeriodSeconds')) > grace, 'terminationGracePeriodSeconds outlasts --grace');
+    assert.ok(
+      Number(get(deployment, 'spec', 'template', 'spec', 'terminationGracePeriodSeconds')) > grace,
+      'terminationGracePeriodSeconds outlasts --grace',
+    );
     const service = docs.find((d) => get(d, 'kind') === 'Service');
     assert.deepEqual(get(service, 'spec', 'selector'), get(deployment, 'spec', 'selector', 'matchLabels'));
   });
@@ -142,17 +145,24 @@ describe('examples/kubernetes', () => {
         assert.match(env[tls] ?? '', /^\/etc\/locked\/tls\//, `${tls} is a file of the mounted secret`);
         delete env[tls];
       }
-      const child = spawn(process.execPath, [MAIN, ...mine, '--', process.execPath, '-e', 'setInterval(() => {}, 1000); process.on("SIGTERM", () => process.exit(0))'], {
-        env: { ...process.env, ...env, LOCKED_ENDPOINTS: cluster.endpoints.join(','), LOCKED_PREFIX: prefix },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [MAIN, ...mine, '--', process.execPath, '-e', 'setInterval(() => {}, 1000); process.on("SIGTERM", () => process.exit(0))'],
+        {
+          env: { ...process.env, ...env, LOCKED_ENDPOINTS: cluster.endpoints.join(','), LOCKED_PREFIX: prefix },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
       return { child, exited, stderr: () => stderr };
     });
     const locked = (...more: string[]) =>
-      spawnSync(process.execPath, [MAIN, ...more, '--endpoints', cluster.endpoints.join(','), '--prefix', prefix], { encoding: 'utf8', env: { ...process.env, LOCKED_ID: '' } });
+      spawnSync(process.execPath, [MAIN, ...more, '--endpoints', cluster.endpoints.join(','), '--prefix', prefix], {
+        encoding: 'utf8',
+        env: { ...process.env, LOCKED_ID: '' },
+      });
     try {
       let leader = '';
       await waitFor(

@@ -27,7 +27,8 @@ after(async () => {
 });
 
 const uniquePrefix = (): string => `hc${Math.random().toString(36).slice(2, 8)}/`;
-const queueOf = async (l: Locker, name: string): Promise<string[]> => (await l.status()).find((s) => s.name === name)?.candidates.map((c) => c) ?? [];
+const queueOf = async (l: Locker, name: string): Promise<string[]> =>
+  (await l.status()).find((s) => s.name === name)?.candidates.map((c) => c) ?? [];
 
 /** A locker whose check answers `state.ok`; fn runs until its signal aborts and records start/settle times. */
 function host(id: string, prefix: string, state: { ok: boolean }, log: string[]): { locker: Locker; errors: Error[] } {
@@ -67,17 +68,26 @@ describe('healthy: health-gated candidacy', () => {
       assert.deepEqual(await queueOf(a.locker, 'job'), ['a'], 'b is not in the queue while unhealthy');
       // b healthy: it queues behind a.
       sb.ok = true;
-      await waitFor(async () => ((await queueOf(a.locker, 'job')).join() === 'a,b' ? true : undefined), { timeoutMs: 10_000, message: 'b queues' });
+      await waitFor(async () => ((await queueOf(a.locker, 'job')).join() === 'a,b' ? true : undefined), {
+        timeoutMs: 10_000,
+        message: 'b queues',
+      });
       // a unhealthy: after two failures it hands over; b starts after a's fn settled.
       sa.ok = false;
       await waitFor(() => log.includes('b start') || undefined, { timeoutMs: 15_000, message: 'b takes over' });
       assert.deepEqual(log, ['a start', 'a settled', 'b start'], 'a drained before b started');
-      assert.ok(a.errors.some((e) => isHealthCheckError(e) && e.failures === 1), 'the first failure is reported');
+      assert.ok(
+        a.errors.some((e) => isHealthCheckError(e) && e.failures === 1),
+        'the first failure is reported',
+      );
       assert.deepEqual(await queueOf(b.locker, 'job'), ['b'], 'a left the queue while unhealthy');
       assert.equal(a.locker.metrics().names['job']?.leadershipsStopped.unhealthy, 1);
       // a healthy again: queues behind b, does not take over.
       sa.ok = true;
-      await waitFor(async () => ((await queueOf(b.locker, 'job')).join() === 'b,a' ? true : undefined), { timeoutMs: 10_000, message: 'a queues again' });
+      await waitFor(async () => ((await queueOf(b.locker, 'job')).join() === 'b,a' ? true : undefined), {
+        timeoutMs: 10_000,
+        message: 'a queues again',
+      });
       assert.deepEqual(log, ['a start', 'a settled', 'b start']);
     } finally {
       await Promise.all([a.locker.close(), b.locker.close()]);
@@ -97,7 +107,10 @@ describe('healthy: health-gated candidacy', () => {
       // Several more failing checks: still leading, said once.
       const failuresNow = (): number => a.errors.filter(isHealthCheckError).length;
       const before = failuresNow();
-      await waitFor(() => (a.locker.singletons()['job']!.isLeader && keeps().length === 1 ? true : undefined), { timeoutMs: 5_000, message: 'still leading' });
+      await waitFor(() => (a.locker.singletons()['job']!.isLeader && keeps().length === 1 ? true : undefined), {
+        timeoutMs: 5_000,
+        message: 'still leading',
+      });
       assert.ok(before >= 2);
       assert.deepEqual(log, ['a start']);
       assert.equal(keeps().length, 1);
@@ -111,7 +124,10 @@ describe('healthy: health-gated candidacy', () => {
     try {
       assert.throws(() => locker('x', () => {}, { healthy: () => true, checkIntervall: 100 } as never), /unknown option 'checkIntervall'/);
       assert.throws(() => locker('x', () => {}, { healthy: true } as never), /options.healthy of 'x' must be a function, got boolean/);
-      assert.throws(() => locker('x', () => {}, { healthy: () => true, checkInterval: 10 }), /checkInterval of 'x' must be a number of milliseconds ≥ 100, got 10/);
+      assert.throws(
+        () => locker('x', () => {}, { healthy: () => true, checkInterval: 10 }),
+        /checkInterval of 'x' must be a number of milliseconds ≥ 100, got 10/,
+      );
       assert.deepEqual(Object.keys(locker.singletons()), []);
     } finally {
       void locker.close();
@@ -122,7 +138,26 @@ describe('healthy: health-gated candidacy', () => {
 describe('locked run --check', () => {
   function run(id: string, prefix: string, flag: string, out: string): ChildProcess {
     const program = `require('fs').appendFileSync(${JSON.stringify(out)}, ${JSON.stringify(id)} + ' start ' + Date.now() + '\\n'); process.on('SIGTERM', () => { require('fs').appendFileSync(${JSON.stringify(out)}, ${JSON.stringify(id)} + ' end ' + Date.now() + '\\n'); process.exit(0); }); setInterval(() => {}, 1000);`;
-    return procs.spawn(['run', 'job', '--endpoints', cluster.endpointsString, '--prefix', prefix, '--id', id, '--ttl', '3', '--check', `test -e ${flag}`, '--check-interval', '500ms', '--', process.execPath, '-e', program]);
+    return procs.spawn([
+      'run',
+      'job',
+      '--endpoints',
+      cluster.endpointsString,
+      '--prefix',
+      prefix,
+      '--id',
+      id,
+      '--ttl',
+      '3',
+      '--check',
+      `test -e ${flag}`,
+      '--check-interval',
+      '500ms',
+      '--',
+      process.execPath,
+      '-e',
+      program,
+    ]);
   }
   const lines = (f: string): string[] => (existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean) : []);
 
@@ -134,25 +169,40 @@ describe('locked run --check', () => {
     writeFileSync(okA, '');
     const a = run('a', prefix, okA, out);
     const b = run('b', prefix, okB, out);
-    await waitFor(() => (lines(out).some((l) => l.startsWith('a start')) ? true : undefined), { timeoutMs: 20_000, message: 'a runs the program' });
+    await waitFor(() => (lines(out).some((l) => l.startsWith('a start')) ? true : undefined), {
+      timeoutMs: 20_000,
+      message: 'a runs the program',
+    });
     // The first failure is the one reported: usually "--check exited with status 1", but on a
     // loaded machine spawning the check can outlast the interval ("no answer within 500 ms").
-    await waitFor(() => (/health check of 'job' failed \(the check failed: (--check exited with status 1|no answer within 500 ms)\)/.test(procs.stderr(b)) ? true : undefined), {
-      timeoutMs: 30_000,
-      message: 'b says its check fails',
-    });
+    await waitFor(
+      () =>
+        /health check of 'job' failed \(the check failed: (--check exited with status 1|no answer within 500 ms)\)/.test(procs.stderr(b))
+          ? true
+          : undefined,
+      {
+        timeoutMs: 30_000,
+        message: 'b says its check fails',
+      },
+    );
     // Swap health: a must hand over to b, stopping its program first.
     writeFileSync(okB, '');
-    await waitFor(async () => {
-      const l = locked(cluster.endpoints, { prefix, handleSignals: false });
-      try {
-        return (await queueOf(l, 'job')).join() === 'a,b' ? true : undefined;
-      } finally {
-        await l.close();
-      }
-    }, { timeoutMs: 10_000, message: 'b queues once healthy' });
+    await waitFor(
+      async () => {
+        const l = locked(cluster.endpoints, { prefix, handleSignals: false });
+        try {
+          return (await queueOf(l, 'job')).join() === 'a,b' ? true : undefined;
+        } finally {
+          await l.close();
+        }
+      },
+      { timeoutMs: 10_000, message: 'b queues once healthy' },
+    );
     rmSync(okA);
-    await waitFor(() => (lines(out).some((l) => l.startsWith('b start')) ? true : undefined), { timeoutMs: 20_000, message: 'b runs the program' });
+    await waitFor(() => (lines(out).some((l) => l.startsWith('b start')) ? true : undefined), {
+      timeoutMs: 20_000,
+      message: 'b runs the program',
+    });
     const ev = lines(out).map((l) => l.split(' '));
     const aEnd = Number(ev.find(([id, what]) => id === 'a' && what === 'end')?.[2]);
     const bStart = Number(ev.find(([id, what]) => id === 'b' && what === 'start')?.[2]);
@@ -164,8 +214,14 @@ describe('locked run --check', () => {
   });
 
   test('--check with --try, or without a command, is a usage error (125 with run usage)', async () => {
-    for (const args of [['--try', '--check', 'true'], ['--check', ''], ['--check-interval', '1s']]) {
-      const p = spawn(process.execPath, [MAIN, 'run', 'job', '--endpoints', cluster.endpointsString, ...args, '--', 'true'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    for (const args of [
+      ['--try', '--check', 'true'],
+      ['--check', ''],
+      ['--check-interval', '1s'],
+    ]) {
+      const p = spawn(process.execPath, [MAIN, 'run', 'job', '--endpoints', cluster.endpointsString, ...args, '--', 'true'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       let err = '';
       p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
       const code = await new Promise<number | null>((r) => p.once('exit', r));

@@ -72,15 +72,19 @@ test('3-member cluster survives losing its leader; the member restarts and rejoi
   assert.equal(victim.pid, undefined);
 
   // The others elect a new leader and keep serving writes.
-  await waitFor(
-    async () => (await cluster.etcdctl(['put', 'k', 'during', '--command-timeout=2s'])).code === 0,
-    { timeoutMs: 20_000, intervalMs: 200, message: `put with ${victim.name} dead\n${cluster.diagnostics()}` },
-  );
+  await waitFor(async () => (await cluster.etcdctl(['put', 'k', 'during', '--command-timeout=2s'])).code === 0, {
+    timeoutMs: 20_000,
+    intervalMs: 200,
+    message: `put with ${victim.name} dead\n${cluster.diagnostics()}`,
+  });
   assert.equal(await cluster.get('k'), 'during');
-  const newLeader = await waitFor(async () => {
-    const i = await cluster.leaderIndex();
-    return i >= 0 ? { i } : undefined;
-  }, { timeoutMs: 10_000, message: 'new leader' });
+  const newLeader = await waitFor(
+    async () => {
+      const i = await cluster.leaderIndex();
+      return i >= 0 ? { i } : undefined;
+    },
+    { timeoutMs: 10_000, message: 'new leader' },
+  );
   assert.notEqual(newLeader.i, leader);
 
   // Restart with the same data dir; it catches up with the write it missed.
@@ -95,7 +99,13 @@ test('3-member cluster survives losing its leader; the member restarts and rejoi
     { timeoutMs: 10_000, message: `${victim.name} serves the write made while it was down` },
   );
   const members = await cluster.etcdctl(['member', 'list']);
-  assert.equal(members.stdout.trim().split('\n').filter((l) => l.includes('started')).length, 3);
+  assert.equal(
+    members.stdout
+      .trim()
+      .split('\n')
+      .filter((l) => l.includes('started')).length,
+    3,
+  );
 
   // Graceful stop works too.
   await victim.stop();
@@ -106,8 +116,7 @@ test('3-member cluster survives losing its leader; the member restarts and rejoi
 test('proxy forwards etcd traffic, blackhole times out, heal restores', async () => {
   await using cluster = await startEtcd();
   await using proxy = await startProxy(cluster.endpoints[0]!);
-  const ctl = (args: string[]) =>
-    etcdctl(proxy.endpoint, ['--dial-timeout=1s', '--command-timeout=1s', ...args]);
+  const ctl = (args: string[]) => etcdctl(proxy.endpoint, ['--dial-timeout=1s', '--command-timeout=1s', ...args]);
 
   const ok = await ctl(['put', 'via-proxy', '1']);
   assert.equal(ok.code, 0, ok.stderr);

@@ -72,7 +72,10 @@ describe('locker', () => {
     assert.equal(added.length, 1, `leases added: ${added.join(', ')}`);
     const keys = await cluster.keys(prefix);
     assert.equal(keys.length, 200);
-    assert.ok(keys.every((k) => k.endsWith(`/${added[0]}`)), `every key hangs off the one lease ${added[0]}: ${keys.slice(0, 3).join(', ')}`);
+    assert.ok(
+      keys.every((k) => k.endsWith(`/${added[0]}`)),
+      `every key hangs off the one lease ${added[0]}: ${keys.slice(0, 3).join(', ')}`,
+    );
     await a.close();
     assert.deepEqual(await cluster.keys(prefix), []);
     assert.ok(!(await cluster.leases()).includes(added[0]!));
@@ -90,7 +93,10 @@ describe('locker', () => {
 
     // etcdctl campaigns first and holds; our candidate must queue behind it.
     const eps = cluster.endpoints.join(',');
-    const ctl = spawn(ETCDCTL_BIN, ['--endpoints', eps, 'elect', `${prefix}build`, 'go-service'], { env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const ctl = spawn(ETCDCTL_BIN, ['--endpoints', eps, 'elect', `${prefix}build`, 'go-service'], {
+      env: { ...process.env, ETCDCTL_API: '3' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     ctl.stdout.on('data', (d: Buffer) => (out += d.toString()));
     try {
@@ -119,10 +125,16 @@ describe('locker', () => {
       lead = l;
     });
     await waitFor(() => s.isLeader && lead, { timeoutMs: 10_000, message: 'leads' });
-    const ok = await lead!.fence().then(a.client.put(`${prefix}data`).value('v1')).commit();
+    const ok = await lead!
+      .fence()
+      .then(a.client.put(`${prefix}data`).value('v1'))
+      .commit();
     assert.equal(ok.succeeded, true);
     await s.remove();
-    const late = await lead!.fence().then(a.client.put(`${prefix}data`).value('v2')).commit();
+    const late = await lead!
+      .fence()
+      .then(a.client.put(`${prefix}data`).value('v2'))
+      .commit();
     assert.equal(late.succeeded, false, 'a write fenced by an ended leadership is refused');
     assert.equal(await a.client.get(`${prefix}data`).string(), 'v1');
     assert.throws(() => lead!.check(), /not the leader of 'db' any more \(removed\)/);

@@ -60,7 +60,10 @@ async function runningHost(prefix: string): Promise<Locker> {
   l.on('error', () => {});
   l('job', (_remove, leadership) => new Promise<void>((resolve) => leadership.signal.addEventListener('abort', () => resolve())));
   await l.ready();
-  await waitFor(() => l.health().ready && l.health().leading.includes('job'), { timeoutMs: 20_000, message: 'the host leads job with its watch connected' });
+  await waitFor(() => l.health().ready && l.health().leading.includes('job'), {
+    timeoutMs: 20_000,
+    message: 'the host leads job with its watch connected',
+  });
   return l;
 }
 
@@ -79,7 +82,9 @@ describe('per-member health', () => {
         { timeoutMs: 20_000, message: 'a member acknowledged a keepalive' },
       );
       assert.equal(h.members.length, 3);
-      h.members.forEach((m, i) => assert.ok(m.endpoint.endsWith(cluster.endpoints[i]!), `${m.endpoint} is member ${i}, ${cluster.endpoints[i]}`));
+      h.members.forEach((m, i) =>
+        assert.ok(m.endpoint.endsWith(cluster.endpoints[i]!), `${m.endpoint} is member ${i}, ${cluster.endpoints[i]}`),
+      );
       assert.equal(h.members.filter((m) => m.keepalive).length, 1);
       assert.equal(h.members.filter((m) => m.preferred).length, 1);
       const watched = h.members.filter((m) => m.watch);
@@ -132,8 +137,14 @@ describe('per-member health', () => {
       assert.equal(h.ready, true);
       assert.equal(typeof h.lastKeepaliveAgoMs, 'number');
       // A bad option is refused, naming it; a bad time limit too.
-      await assert.rejects(l.health({ members: false } as unknown as { members: true }), /options must be \{ members: true, timeoutMs\? \}, got members: false/);
-      await assert.rejects(l.health({ members: true, timeoutMs: -1 }), /timeoutMs of a member poll must be a positive number of milliseconds, got -1/);
+      await assert.rejects(
+        l.health({ members: false } as unknown as { members: true }),
+        /options must be \{ members: true, timeoutMs\? \}, got members: false/,
+      );
+      await assert.rejects(
+        l.health({ members: true, timeoutMs: -1 }),
+        /timeoutMs of a member poll must be a positive number of milliseconds, got -1/,
+      );
     } finally {
       await l.close();
     }
@@ -160,7 +171,11 @@ describe('per-member health', () => {
           const othersServe = others.every((m) => (m.status.role === 'leader' || m.status.role === 'follower') && m.status.linearizable);
           return frozenOne.status.role === 'no answer' && othersServe && x.quorum.leader !== undefined ? x : undefined;
         },
-        { timeoutMs: 30_000, intervalMs: 200, message: 'the frozen member shows no answer and the other two agree on a new raft leader and serve' },
+        {
+          timeoutMs: 30_000,
+          intervalMs: 200,
+          message: 'the frozen member shows no answer and the other two agree on a new raft leader and serve',
+        },
       );
       // Bounded whatever the frozen member does: each call has 1 s (a generous margin for a loaded machine).
       assert.ok(slowest < 8_000, `a poll took ${slowest} ms`);
@@ -198,11 +213,14 @@ describe('per-member health', () => {
       );
       assert.deepEqual(back.members.map((m) => m.status.role).sort(), ['follower', 'follower', 'leader'], describeAll(back));
       assert.equal(back.quorum.tolerates, 1);
-      await waitFor(async () => (await cli(['status', '--members', '--endpoints', cluster.endpointsString, '--prefix', prefix])).code === 0, {
-        timeoutMs: 20_000,
-        intervalMs: 200,
-        message: 'status --members exits 0 once every member is back',
-      });
+      await waitFor(
+        async () => (await cli(['status', '--members', '--endpoints', cluster.endpointsString, '--prefix', prefix])).code === 0,
+        {
+          timeoutMs: 20_000,
+          intervalMs: 200,
+          message: 'status --members exits 0 once every member is back',
+        },
+      );
     } finally {
       if (frozen.has(pid)) thaw(pid);
       await l.close();
@@ -245,11 +263,17 @@ describe('per-member health', () => {
     const l = await runningHost(uniquePrefix());
     const { server, url } = await startProbes({ host: '127.0.0.1', port: 0 }, l, { leading: () => true, describe: () => 'h leads' });
     try {
-      const plain = (await (await fetch(`${url}/health`)).json()) as { ready: boolean; members: { endpoint: string; watch: boolean; status?: unknown }[] };
+      const plain = (await (await fetch(`${url}/health`)).json()) as {
+        ready: boolean;
+        members: { endpoint: string; watch: boolean; status?: unknown }[];
+      };
       assert.equal(plain.ready, true);
       assert.equal(plain.members.length, 3);
       assert.equal(plain.members.filter((m) => m.watch).length, 1);
-      assert.ok(plain.members.every((m) => m.status === undefined), 'the plain view asks no member');
+      assert.ok(
+        plain.members.every((m) => m.status === undefined),
+        'the plain view asks no member',
+      );
 
       const polled = await fetch(`${url}/health?members=1`);
       assert.equal(polled.status, 200);
@@ -278,7 +302,12 @@ describe('per-member health', () => {
     const single = await startEtcd({ members: 1 });
     try {
       await enableAuth(single, { users: [{ name: 'app', password: 'app-pw', prefix: 'app/' }] });
-      const l = locked(single.endpoints, { prefix: 'app/', ttl: 5, handleSignals: false, etcd: { auth: { username: 'app', password: 'app-pw' } } });
+      const l = locked(single.endpoints, {
+        prefix: 'app/',
+        ttl: 5,
+        handleSignals: false,
+        etcd: { auth: { username: 'app', password: 'app-pw' } },
+      });
       try {
         const h = await l.health({ members: true });
         assert.equal(h.members.length, 1);

@@ -7,7 +7,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import locked, { renderPrometheus, PROMETHEUS_CONTENT_TYPE, STOP_REASONS, PER_NAME_SERIES_LIMIT, type Leadership, type MetricsSnapshot, type NameMetrics } from '../../src/index.js';
+import locked, {
+  renderPrometheus,
+  PROMETHEUS_CONTENT_TYPE,
+  STOP_REASONS,
+  PER_NAME_SERIES_LIMIT,
+  type Leadership,
+  type MetricsSnapshot,
+  type NameMetrics,
+} from '../../src/index.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -66,7 +74,8 @@ describe('locker.metrics()', () => {
     const a = locked(cluster.endpoints, { ttl: 2, prefix, id: 'a', handleSignals: false });
     const b = locked(cluster.endpoints, { ttl: 2, prefix, id: 'b', handleSignals: false });
     try {
-      const runFn = (_r: unknown, l: Leadership): Promise<void> => new Promise((resolve) => l.signal.addEventListener('abort', () => resolve(), { once: true }));
+      const runFn = (_r: unknown, l: Leadership): Promise<void> =>
+        new Promise((resolve) => l.signal.addEventListener('abort', () => resolve(), { once: true }));
       const sa = a('job', runFn);
       await waitFor(() => sa.isLeader, { timeoutMs: 20_000, message: 'a leads' });
       const sb = b('job', runFn);
@@ -107,7 +116,10 @@ describe('locker.metrics()', () => {
         message: 'an answered keepalive',
       });
       assert.ok(rtt.sum >= 0 && rtt.sum < rtt.count * 5, `rtt sum ${rtt.sum}`);
-      assert.ok(rtt.counts.every((c, i) => c <= rtt.count && (i === 0 || c >= rtt.counts[i - 1]!)), 'cumulative buckets');
+      assert.ok(
+        rtt.counts.every((c, i) => c <= rtt.count && (i === 0 || c >= rtt.counts[i - 1]!)),
+        'cumulative buckets',
+      );
 
       // The rendered text: every line valid, the figures where they belong.
       const text = renderPrometheus(b.metrics());
@@ -125,7 +137,8 @@ describe('locker.metrics()', () => {
       assert.equal(sa2.get('locked_names_registered{id="a"}'), 0);
       assert.equal(sa2.get('locked_leaderships_started_total{id="a",name="job"}'), 1);
       assert.equal(sa2.get('locked_leaderships_stopped_total{id="a",name="job",reason="removed"}'), 1);
-      for (const reason of STOP_REASONS) assert.ok(sa2.has(`locked_leaderships_stopped_total{id="a",name="job",reason="${reason}"}`), `reason ${reason} rendered`);
+      for (const reason of STOP_REASONS)
+        assert.ok(sa2.has(`locked_leaderships_stopped_total{id="a",name="job",reason="${reason}"}`), `reason ${reason} rendered`);
       // The host figures: leading one name, ready, live, and the timings of ttl 2.
       assert.equal(s.get('locked_names_registered'), 1);
       assert.equal(s.get('locked_names_leading'), 1);
@@ -152,7 +165,13 @@ describe('locker.metrics()', () => {
     const snap: MetricsSnapshot = {
       id: 'x',
       names: {
-        'we"ird\\name\nx': { registered: true, leader: true, queuePosition: 0, leadershipsStarted: 2, leadershipsStopped: { removed: 0, lost: 1, deposed: 0, error: 0, unhealthy: 0, handover: 0, closed: 0 } },
+        'we"ird\\name\nx': {
+          registered: true,
+          leader: true,
+          queuePosition: 0,
+          leadershipsStarted: 2,
+          leadershipsStopped: { removed: 0, lost: 1, deposed: 0, error: 0, unhealthy: 0, handover: 0, closed: 0 },
+        },
       },
       leaseLosses: 1,
       keepaliveRtt: { buckets: [0.01, 0.1], counts: [1, 2], sum: 0.055, count: 3 },
@@ -170,13 +189,28 @@ describe('locker.metrics()', () => {
   });
 
   test('per-name series: on up to PER_NAME_SERIES_LIMIT names by default, else host totals only; perName forces either way', () => {
-    const stops = (over: Partial<NameMetrics['leadershipsStopped']> = {}): NameMetrics['leadershipsStopped'] => ({ removed: 0, lost: 0, deposed: 0, error: 0, unhealthy: 0, handover: 0, closed: 0, ...over });
+    const stops = (over: Partial<NameMetrics['leadershipsStopped']> = {}): NameMetrics['leadershipsStopped'] => ({
+      removed: 0,
+      lost: 0,
+      deposed: 0,
+      error: 0,
+      unhealthy: 0,
+      handover: 0,
+      closed: 0,
+      ...over,
+    });
     const snap = (n: number): MetricsSnapshot => {
       const names: Record<string, NameMetrics> = {};
       for (let i = 0; i < n; i++) {
         // Every third name led here, every fifth one removed (counters only), one 'lost' stop each.
         const registered = i % 5 !== 4;
-        names[`n${i}`] = { registered, leader: registered && i % 3 === 0, queuePosition: registered ? (i % 3 === 0 ? 0 : 1) : undefined, leadershipsStarted: 2, leadershipsStopped: stops({ lost: 1, handover: i % 2 }) };
+        names[`n${i}`] = {
+          registered,
+          leader: registered && i % 3 === 0,
+          queuePosition: registered ? (i % 3 === 0 ? 0 : 1) : undefined,
+          leadershipsStarted: 2,
+          leadershipsStopped: stops({ lost: 1, handover: i % 2 }),
+        };
       }
       return {
         id: 'h',
@@ -188,7 +222,8 @@ describe('locker.metrics()', () => {
         timing: { ttl: 10, renewDeadline: 20 / 3, keepaliveInterval: 10 / 3, keepaliveTimeout: 5 / 3 },
       };
     };
-    const count = (s: Map<string, number>, metric: string): number => [...s.keys()].filter((k) => k === metric || k.startsWith(`${metric}{`)).length;
+    const count = (s: Map<string, number>, metric: string): number =>
+      [...s.keys()].filter((k) => k === metric || k.startsWith(`${metric}{`)).length;
 
     // At the limit: per-name series for the registered names, counters per name.
     const n = PER_NAME_SERIES_LIMIT;
@@ -219,7 +254,10 @@ describe('locker.metrics()', () => {
     assert.equal(big.get('locked_names_registered'), Array.from({ length: n + 1 }, (_, i) => i).filter((i) => i % 5 !== 4).length);
 
     // Forced either way.
-    assert.equal(count(parseExposition(renderPrometheus(snap(n + 1), {}, { perName: true })), 'locked_leader'), registered.length + (n % 5 === 4 ? 0 : 1));
+    assert.equal(
+      count(parseExposition(renderPrometheus(snap(n + 1), {}, { perName: true })), 'locked_leader'),
+      registered.length + (n % 5 === 4 ? 0 : 1),
+    );
     assert.equal(count(parseExposition(renderPrometheus(snap(3), {}, { perName: false })), 'locked_leader'), 0);
     assert.equal(count(parseExposition(renderPrometheus(snap(3), {}, { perName: 2 })), 'locked_leader'), 0);
     assert.equal(count(parseExposition(renderPrometheus(snap(3), {}, { perName: 3 })), 'locked_leader'), 3);
@@ -239,7 +277,10 @@ describe('health(): live and ready', () => {
     try {
       polite('p', (_r, l) => new Promise<void>((resolve) => l.signal.addEventListener('abort', () => resolve(), { once: true })));
       stubborn('s', () => stubbornDone); // ignores its signal
-      await waitFor(() => polite.health().leading.length === 1 && stubborn.health().leading.length === 1, { timeoutMs: 20_000, message: 'both lead' });
+      await waitFor(() => polite.health().leading.length === 1 && stubborn.health().leading.length === 1, {
+        timeoutMs: 20_000,
+        message: 'both lead',
+      });
       for (const l of [polite, stubborn]) {
         const h = l.health();
         assert.equal(h.live, true);
@@ -319,7 +360,10 @@ class Run {
   }
   /** The probe server's base URL, once it printed it. */
   url(): Promise<string> {
-    return waitFor(() => /listening on (http:\/\/127\.0\.0\.1:\d+) /.exec(this.stderr)?.[1], { timeoutMs: 10_000, message: `listening line in: ${this.stderr}` });
+    return waitFor(() => /listening on (http:\/\/127\.0\.0\.1:\d+) /.exec(this.stderr)?.[1], {
+      timeoutMs: 10_000,
+      message: `listening line in: ${this.stderr}`,
+    });
   }
 }
 
@@ -340,7 +384,24 @@ function get(url: string): Promise<{ status: number; body: string; type: string 
 describe('locked run --listen', () => {
   test('/leader is 200 on exactly one of two runs, moves when the leader is SIGKILLed; /metrics, /healthz, /readyz', async () => {
     const prefix = uniquePrefix();
-    const args = (id: string): string[] => ['run', 'web', '--endpoints', cluster.endpointsString, '--prefix', prefix, '--id', id, '--ttl', '2', '--grace', '1', '--listen', '127.0.0.1:0', '--', ...PROGRAM];
+    const args = (id: string): string[] => [
+      'run',
+      'web',
+      '--endpoints',
+      cluster.endpointsString,
+      '--prefix',
+      prefix,
+      '--id',
+      id,
+      '--ttl',
+      '2',
+      '--grace',
+      '1',
+      '--listen',
+      '127.0.0.1:0',
+      '--',
+      ...PROGRAM,
+    ];
     const runs = { r1: new Run(args('r1')), r2: new Run(args('r2')) };
     try {
       const urls = { r1: await runs.r1.url(), r2: await runs.r2.url() };
@@ -374,12 +435,19 @@ describe('locked run --listen', () => {
       const ms = parseExposition(m.body);
       assert.equal(ms.get(`locked_leader{id="${leader}",name="web"}`), 1);
       assert.equal(ms.get(`locked_leaderships_started_total{id="${leader}",name="web"}`), 1);
-      assert.equal(parseExposition((await get(`${urls[standby]}/metrics`)).body).get(`locked_queue_position{id="${standby}",name="web"}`), 1);
+      assert.equal(
+        parseExposition((await get(`${urls[standby]}/metrics`)).body).get(`locked_queue_position{id="${standby}",name="web"}`),
+        1,
+      );
 
       // The leader dies without a word: its lease expires, the standby takes over.
       runs[leader].proc.kill('SIGKILL');
       await runs[leader].exited;
-      await waitFor(async () => (await get(`${urls[standby]}/leader`)).status === 200, { timeoutMs: 15_000, intervalMs: 100, message: 'the standby leads' });
+      await waitFor(async () => (await get(`${urls[standby]}/leader`)).status === 200, {
+        timeoutMs: 15_000,
+        intervalMs: 100,
+        message: 'the standby leads',
+      });
       const later = parseExposition((await get(`${urls[standby]}/metrics`)).body);
       assert.equal(later.get(`locked_leader{id="${standby}",name="web"}`), 1);
       assert.equal(later.get(`locked_queue_position{id="${standby}",name="web"}`), 0);
@@ -405,7 +473,18 @@ describe('locked run --listen', () => {
     try {
       const port = (busy.address() as { port: number }).port;
       const prefix = uniquePrefix();
-      const r = new Run(['run', 'web', '--endpoints', cluster.endpointsString, '--prefix', prefix, '--listen', `127.0.0.1:${port}`, '--', 'true']);
+      const r = new Run([
+        'run',
+        'web',
+        '--endpoints',
+        cluster.endpointsString,
+        '--prefix',
+        prefix,
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--',
+        'true',
+      ]);
       assert.equal(await r.exited, 125, r.stderr);
       assert.match(r.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
       assert.deepEqual(await cluster.keys(prefix), [], 'nothing campaigned');

@@ -28,9 +28,7 @@ const outcomeOf = (h: Host, name: string): Promise<HostEvent> =>
 
 /** Every attempt started, on any of `hosts`, in attempt order. */
 function runs(hosts: Host[], name: string): HostEvent[] {
-  return hosts
-    .flatMap((h) => h.events.filter((e) => e.type === 'job-start' && e.name === name))
-    .sort((x, y) => x.attempt! - y.attempt!);
+  return hosts.flatMap((h) => h.events.filter((e) => e.type === 'job-start' && e.name === name)).sort((x, y) => x.attempt! - y.attempt!);
 }
 
 /** Waits until `n` hosts campaign for `name` (their keys are under `<prefix><name>/`). */
@@ -54,62 +52,87 @@ const stopAll = (hs: Host[]): Promise<unknown> => Promise.all(hs.map((h) => h.st
 
 // One test at a time: each runs several hosts with 2 s leases, and the machine is small.
 describe('once', () => {
-  test('the first runner is SIGKILLed mid-job: another host finishes, every caller gets done with attempts = 2', { timeout: TEST_TIMEOUT_MS }, async () => {
-    const prefix = uniquePrefix();
-    const hs = await spawn(prefix, ['a', 'b', 'c']);
-    const [a, b, c] = hs as [Host, Host, Host];
-    try {
-      await callOnce(a, 'migrate', { kind: 'hang' });
-      await a.waitEvent((e) => e.type === 'job-start' && e.name === 'migrate');
-      await callOnce(b, 'migrate', { kind: 'ok-after', ms: 200 });
-      await callOnce(c, 'migrate', { kind: 'ok-after', ms: 200 });
-      await candidates(prefix, 'migrate', 3);
-      a.kill('SIGKILL');
-      await a.exited;
-      const outcomes = await Promise.all([outcomeOf(b, 'migrate'), outcomeOf(c, 'migrate')]);
-      const r = runs(hs, 'migrate');
-      assert.deepEqual(r.map((e) => [e.id, e.attempt]).slice(0, 1), [['a', 1]]);
-      assert.equal(r.length, 2, `two attempts in total, got ${JSON.stringify(r.map((e) => [e.id, e.attempt]))}`);
-      const second = r[1]!;
-      assert.ok(second.id === 'b' || second.id === 'c');
-      assert.equal(second.attempt, 2);
-      assert.ok(BigInt(second.token!) > BigInt(r[0]!.token!), 'the second attempt runs under a newer leadership');
-      for (const o of outcomes) {
-        assert.deepEqual({ status: o.status, attempts: o.attempts, by: o.by, message: o.message }, { status: 'done', attempts: 2, by: second.id, message: undefined });
+  test(
+    'the first runner is SIGKILLed mid-job: another host finishes, every caller gets done with attempts = 2',
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      const prefix = uniquePrefix();
+      const hs = await spawn(prefix, ['a', 'b', 'c']);
+      const [a, b, c] = hs as [Host, Host, Host];
+      try {
+        await callOnce(a, 'migrate', { kind: 'hang' });
+        await a.waitEvent((e) => e.type === 'job-start' && e.name === 'migrate');
+        await callOnce(b, 'migrate', { kind: 'ok-after', ms: 200 });
+        await callOnce(c, 'migrate', { kind: 'ok-after', ms: 200 });
+        await candidates(prefix, 'migrate', 3);
+        a.kill('SIGKILL');
+        await a.exited;
+        const outcomes = await Promise.all([outcomeOf(b, 'migrate'), outcomeOf(c, 'migrate')]);
+        const r = runs(hs, 'migrate');
+        assert.deepEqual(r.map((e) => [e.id, e.attempt]).slice(0, 1), [['a', 1]]);
+        assert.equal(r.length, 2, `two attempts in total, got ${JSON.stringify(r.map((e) => [e.id, e.attempt]))}`);
+        const second = r[1]!;
+        assert.ok(second.id === 'b' || second.id === 'c');
+        assert.equal(second.attempt, 2);
+        assert.ok(BigInt(second.token!) > BigInt(r[0]!.token!), 'the second attempt runs under a newer leadership');
+        for (const o of outcomes) {
+          assert.deepEqual(
+            { status: o.status, attempts: o.attempts, by: o.by, message: o.message },
+            { status: 'done', attempts: 2, by: second.id, message: undefined },
+          );
+        }
+        assert.deepEqual(await record(prefix, 'migrate'), {
+          status: 'done',
+          attempts: 2,
+          maxAttempts: 3,
+          by: second.id,
+          token: second.token,
+        });
+        // Every caller left the name once settled: only the record remains.
+        assert.deepEqual(await cluster.keys(prefix), [`${prefix}migrate`]);
+      } finally {
+        await stopAll(hs);
       }
-      assert.deepEqual(await record(prefix, 'migrate'), { status: 'done', attempts: 2, maxAttempts: 3, by: second.id, token: second.token });
-      // Every caller left the name once settled: only the record remains.
-      assert.deepEqual(await cluster.keys(prefix), [`${prefix}migrate`]);
-    } finally {
-      await stopAll(hs);
-    }
-  });
+    },
+  );
 
-  test('fn always throws: failed after exactly maxAttempts runs in total, taken in turn by the hosts', { timeout: TEST_TIMEOUT_MS }, async () => {
-    const prefix = uniquePrefix();
-    const hs = await spawn(prefix, ['a', 'b']);
-    const [a, b] = hs as [Host, Host];
-    try {
-      // a's first attempt waits at its gate until b is queued behind it.
-      await callOnce(a, 'deploy', { kind: 'always-throw', gated: true }, 3);
-      await a.waitEvent((e) => e.type === 'job-start' && e.name === 'deploy');
-      await callOnce(b, 'deploy', { kind: 'always-throw' }, 3);
-      await candidates(prefix, 'deploy', 2);
-      await a.request({ op: 'release', name: 'deploy' });
-      const outcomes = await Promise.all([outcomeOf(a, 'deploy'), outcomeOf(b, 'deploy')]);
-      const r = runs(hs, 'deploy');
-      assert.deepEqual(r.map((e) => e.attempt), [1, 2, 3], `attempts ${JSON.stringify(r.map((e) => [e.id, e.attempt]))}`);
-      assert.equal(r[0]!.id, 'a');
-      assert.equal(r[1]!.id, 'b', 'after a failed attempt, the next host in line makes the next one');
-      for (const o of outcomes) assert.deepEqual({ status: o.status, attempts: o.attempts, by: o.by }, { status: 'failed', attempts: 3, by: r[2]!.id });
-      // Nobody is queued any more, so no fourth attempt can start.
-      assert.deepEqual(await cluster.keys(`${prefix}deploy/`), []);
-      assert.equal(runs(hs, 'deploy').length, 3);
-      assert.ok(a.events.some((e) => e.type === 'error' && /failed on purpose/.test(e.message ?? '')), 'the failure is reported as an error');
-    } finally {
-      await stopAll(hs);
-    }
-  });
+  test(
+    'fn always throws: failed after exactly maxAttempts runs in total, taken in turn by the hosts',
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      const prefix = uniquePrefix();
+      const hs = await spawn(prefix, ['a', 'b']);
+      const [a, b] = hs as [Host, Host];
+      try {
+        // a's first attempt waits at its gate until b is queued behind it.
+        await callOnce(a, 'deploy', { kind: 'always-throw', gated: true }, 3);
+        await a.waitEvent((e) => e.type === 'job-start' && e.name === 'deploy');
+        await callOnce(b, 'deploy', { kind: 'always-throw' }, 3);
+        await candidates(prefix, 'deploy', 2);
+        await a.request({ op: 'release', name: 'deploy' });
+        const outcomes = await Promise.all([outcomeOf(a, 'deploy'), outcomeOf(b, 'deploy')]);
+        const r = runs(hs, 'deploy');
+        assert.deepEqual(
+          r.map((e) => e.attempt),
+          [1, 2, 3],
+          `attempts ${JSON.stringify(r.map((e) => [e.id, e.attempt]))}`,
+        );
+        assert.equal(r[0]!.id, 'a');
+        assert.equal(r[1]!.id, 'b', 'after a failed attempt, the next host in line makes the next one');
+        for (const o of outcomes)
+          assert.deepEqual({ status: o.status, attempts: o.attempts, by: o.by }, { status: 'failed', attempts: 3, by: r[2]!.id });
+        // Nobody is queued any more, so no fourth attempt can start.
+        assert.deepEqual(await cluster.keys(`${prefix}deploy/`), []);
+        assert.equal(runs(hs, 'deploy').length, 3);
+        assert.ok(
+          a.events.some((e) => e.type === 'error' && /failed on purpose/.test(e.message ?? '')),
+          'the failure is reported as an error',
+        );
+      } finally {
+        await stopAll(hs);
+      }
+    },
+  );
 
   test('a late caller gets the recorded outcome without running fn or campaigning', { timeout: TEST_TIMEOUT_MS }, async () => {
     const prefix = uniquePrefix();
@@ -131,40 +154,53 @@ describe('once', () => {
     }
   });
 
-  test('the first runner is SIGSTOPped past its lease and resumed: its late completion is rejected, the outcome is the second runner\'s', { timeout: TEST_TIMEOUT_MS }, async () => {
-    const prefix = uniquePrefix();
-    const hs = await spawn(prefix, ['a', 'b']);
-    const [a, b] = hs as [Host, Host];
-    try {
-      await callOnce(a, 'reindex', { kind: 'ok-after', ms: 0, gated: true });
-      await a.waitEvent((e) => e.type === 'job-start' && e.name === 'reindex');
-      await callOnce(b, 'reindex', { kind: 'ok-after', ms: 0, gated: true });
-      await candidates(prefix, 'reindex', 2);
-      a.kill('SIGSTOP');
-      // a's lease (ttl 2 s) expires while it is stopped; b is elected and makes attempt 2.
-      const bStart = await b.waitEvent((e) => e.type === 'job-start' && e.name === 'reindex', 15_000, 'attempt 2 on b');
-      assert.equal(bStart.attempt, 2);
-      a.kill('SIGCONT');
-      // a's job ignores its signal and completes now, while b's attempt still runs: a's fenced write must fail.
-      await a.request({ op: 'release', name: 'reindex' });
-      const aEnd = await a.waitEvent((e) => e.type === 'job-end' && e.name === 'reindex', 15_000, "a's job completes after resume");
-      assert.equal(aEnd.ok, true);
-      await a
-        .waitEvent((e) => e.type === 'error' && /attempt 1 succeeded after its leadership .* not recorded/.test(e.message ?? ''), 15_000, "a's outcome rejected")
-        .catch((err: Error) => assert.fail(`${err.message}\nevents of a: ${JSON.stringify(a.events.slice(-15))}`));
-      const now = await record(prefix, 'reindex');
-      assert.deepEqual(now, { status: 'running', attempts: 2, maxAttempts: 3, by: 'b', token: bStart.token }, 'the record is still b\'s attempt');
-      assert.ok(!a.events.some((e) => e.type === 'outcome'), 'a is still waiting for the outcome');
-      await b.request({ op: 'release', name: 'reindex' });
-      const outcomes = await Promise.all([outcomeOf(a, 'reindex'), outcomeOf(b, 'reindex')]);
-      for (const o of outcomes) assert.deepEqual({ status: o.status, attempts: o.attempts, by: o.by }, { status: 'done', attempts: 2, by: 'b' });
-      assert.equal(runs(hs, 'reindex').length, 2);
-      assert.deepEqual(await record(prefix, 'reindex'), { status: 'done', attempts: 2, maxAttempts: 3, by: 'b', token: bStart.token });
-    } finally {
-      a.kill('SIGCONT');
-      await stopAll(hs);
-    }
-  });
+  test(
+    "the first runner is SIGSTOPped past its lease and resumed: its late completion is rejected, the outcome is the second runner's",
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      const prefix = uniquePrefix();
+      const hs = await spawn(prefix, ['a', 'b']);
+      const [a, b] = hs as [Host, Host];
+      try {
+        await callOnce(a, 'reindex', { kind: 'ok-after', ms: 0, gated: true });
+        await a.waitEvent((e) => e.type === 'job-start' && e.name === 'reindex');
+        await callOnce(b, 'reindex', { kind: 'ok-after', ms: 0, gated: true });
+        await candidates(prefix, 'reindex', 2);
+        a.kill('SIGSTOP');
+        // a's lease (ttl 2 s) expires while it is stopped; b is elected and makes attempt 2.
+        const bStart = await b.waitEvent((e) => e.type === 'job-start' && e.name === 'reindex', 15_000, 'attempt 2 on b');
+        assert.equal(bStart.attempt, 2);
+        a.kill('SIGCONT');
+        // a's job ignores its signal and completes now, while b's attempt still runs: a's fenced write must fail.
+        await a.request({ op: 'release', name: 'reindex' });
+        const aEnd = await a.waitEvent((e) => e.type === 'job-end' && e.name === 'reindex', 15_000, "a's job completes after resume");
+        assert.equal(aEnd.ok, true);
+        await a
+          .waitEvent(
+            (e) => e.type === 'error' && /attempt 1 succeeded after its leadership .* not recorded/.test(e.message ?? ''),
+            15_000,
+            "a's outcome rejected",
+          )
+          .catch((err: Error) => assert.fail(`${err.message}\nevents of a: ${JSON.stringify(a.events.slice(-15))}`));
+        const now = await record(prefix, 'reindex');
+        assert.deepEqual(
+          now,
+          { status: 'running', attempts: 2, maxAttempts: 3, by: 'b', token: bStart.token },
+          "the record is still b's attempt",
+        );
+        assert.ok(!a.events.some((e) => e.type === 'outcome'), 'a is still waiting for the outcome');
+        await b.request({ op: 'release', name: 'reindex' });
+        const outcomes = await Promise.all([outcomeOf(a, 'reindex'), outcomeOf(b, 'reindex')]);
+        for (const o of outcomes)
+          assert.deepEqual({ status: o.status, attempts: o.attempts, by: o.by }, { status: 'done', attempts: 2, by: 'b' });
+        assert.equal(runs(hs, 'reindex').length, 2);
+        assert.deepEqual(await record(prefix, 'reindex'), { status: 'done', attempts: 2, maxAttempts: 3, by: 'b', token: bStart.token });
+      } finally {
+        a.kill('SIGCONT');
+        await stopAll(hs);
+      }
+    },
+  );
 
   test('recordTtl: the decision expires with its own lease, and a later call runs fn again', { timeout: TEST_TIMEOUT_MS }, async () => {
     const prefix = uniquePrefix();
@@ -178,7 +214,11 @@ describe('once', () => {
       await waitFor(async () => (await cluster.get(`${prefix}warm-cache`)) === undefined, { timeoutMs: 15_000, message: 'record expired' });
       await a.request({ op: 'once', name: 'warm-cache', job: { kind: 'ok-after', ms: 10 }, recordTtl: 2 });
       await waitFor(() => a.events.filter((e) => e.type === 'outcome').length === 2, { timeoutMs: 15_000, message: 'second outcome' });
-      assert.deepEqual(runs([a], 'warm-cache').map((e) => e.attempt), [1, 1], 'the job ran again, from attempt 1');
+      assert.deepEqual(
+        runs([a], 'warm-cache').map((e) => e.attempt),
+        [1, 1],
+        'the job ran again, from attempt 1',
+      );
     } finally {
       await a.stop();
     }
@@ -202,10 +242,14 @@ describe('once', () => {
 
       const controller = new AbortController();
       let ctx: OnceContext | undefined;
-      const pending = locker.runOnce('long', (c) => {
-        ctx = c;
-        return new Promise((_resolve, reject) => c.signal.addEventListener('abort', () => reject(c.signal.reason as Error)));
-      }, { signal: controller.signal });
+      const pending = locker.runOnce(
+        'long',
+        (c) => {
+          ctx = c;
+          return new Promise((_resolve, reject) => c.signal.addEventListener('abort', () => reject(c.signal.reason as Error)));
+        },
+        { signal: controller.signal },
+      );
       await waitFor(() => ctx, { timeoutMs: 10_000, message: 'fn started' });
       assert.equal(ctx!.attempt, 1);
       controller.abort(new Error('deploy cancelled'));

@@ -37,7 +37,11 @@ async function queueOf(prefix: string, name: string): Promise<{ key: string; val
   const json = r.stdout.replace(/"(create_revision|mod_revision|version|lease)":(\d+)/g, '"$1":"$2"');
   const kvs = (JSON.parse(json) as { kvs?: { key: string; value: string; create_revision: string }[] }).kvs ?? [];
   return kvs
-    .map((kv) => ({ key: Buffer.from(kv.key, 'base64').toString(), value: Buffer.from(kv.value, 'base64').toString(), create: BigInt(kv.create_revision) }))
+    .map((kv) => ({
+      key: Buffer.from(kv.key, 'base64').toString(),
+      value: Buffer.from(kv.value, 'base64').toString(),
+      create: BigInt(kv.create_revision),
+    }))
     .sort((a, b) => (a.create < b.create ? -1 : 1));
 }
 
@@ -62,11 +66,19 @@ async function settledOn(hs: Host[], prefix: string, name: string, n: number): P
 }
 
 function judge(hs: Host[], t0: bigint, deletes: { name: string; at: bigint }[]): void {
-  const r = checkHistories(hs.map((h) => historyOf(h)), { endOfRun: now(), deletes });
+  const r = checkHistories(
+    hs.map((h) => historyOf(h)),
+    { endOfRun: now(), deletes },
+  );
   const why = `${describeReport(r)}\n${timeline(r, t0)}`;
   assert.deepEqual(r.overlaps, [], `fn runs overlap:\n${why}`);
   assert.deepEqual(r.anomalies, [], `odd histories:\n${why}`);
-  for (const h of hs) assert.deepEqual(h.events.filter((e) => e.type === 'crash'), [], `host ${h.id} crashed`);
+  for (const h of hs)
+    assert.deepEqual(
+      h.events.filter((e) => e.type === 'crash'),
+      [],
+      `host ${h.id} crashed`,
+    );
 }
 
 describe('operator actions', () => {
@@ -100,7 +112,7 @@ describe('operator actions', () => {
     judge(hs, t0, deletes);
   });
 
-  test('a lost lease is not revoked while fn still runs on it: the standby starts after the paused leader\'s fn settled', async (t: TestContext) => {
+  test("a lost lease is not revoked while fn still runs on it: the standby starts after the paused leader's fn settled", async (t: TestContext) => {
     const prefix = uniquePrefix();
     const t0 = now();
     // ttl 10: renewDeadline 6.67 s. fn needs 1 s to stop once its signal aborts.
@@ -121,8 +133,13 @@ describe('operator actions', () => {
     assert.equal(stop.reason, 'lost');
     const fnEnd = await a.waitEvent((e) => e.type === 'fn-end' && e.name === 'job', 20_000, "a's fn settles");
     const bStart = await b.waitEvent((e) => e.type === 'fn' && e.name === 'job', 30_000, 'b starts');
-    t.diagnostic(`a's fn settled ${ms(BigInt(fnEnd.t) - BigInt(stop.t)).toFixed(0)} ms after its step-down; b started ${ms(BigInt(bStart.t) - BigInt(fnEnd.t)).toFixed(0)} ms after that`);
-    assert.ok(BigInt(bStart.t) > BigInt(fnEnd.t), `b started ${ms(BigInt(fnEnd.t) - BigInt(bStart.t)).toFixed(0)} ms before a's fn settled`);
+    t.diagnostic(
+      `a's fn settled ${ms(BigInt(fnEnd.t) - BigInt(stop.t)).toFixed(0)} ms after its step-down; b started ${ms(BigInt(bStart.t) - BigInt(fnEnd.t)).toFixed(0)} ms after that`,
+    );
+    assert.ok(
+      BigInt(bStart.t) > BigInt(fnEnd.t),
+      `b started ${ms(BigInt(fnEnd.t) - BigInt(bStart.t)).toFixed(0)} ms before a's fn settled`,
+    );
     judge([a, b], t0, []);
   });
 });
@@ -150,7 +167,10 @@ describe('application mistakes', () => {
       assert.equal(sessions, 1, `${sessions} sessions granted`);
       assert.equal(locker.health().leaseId, first);
       assert.ok(s.isLeader);
-      assert.ok(errors.some((e) => /listener bug/.test(e.message)), 'the throw is reported');
+      assert.ok(
+        errors.some((e) => /listener bug/.test(e.message)),
+        'the throw is reported',
+      );
       const leases = await cluster.leases();
       assert.ok(leases.includes(BigInt(first!).toString(16)), 'its lease is in etcd');
     } finally {

@@ -53,7 +53,11 @@ test(`${N.toLocaleString('en-US')} names in one locker: one lease, every name le
 
     const leaseA = a.health().leaseId!;
     const leases = await cluster.leases();
-    assert.deepEqual(leases.map((hex) => BigInt(`0x${hex}`).toString()), [leaseA], 'exactly one lease in etcd: the locker\'s');
+    assert.deepEqual(
+      leases.map((hex) => BigInt(`0x${hex}`).toString()),
+      [leaseA],
+      "exactly one lease in etcd: the locker's",
+    );
     // Besides the locker's own record under `<prefix>/hosts/` (placement.ts).
     const kvs = (await client.getAll().prefix(prefix).exec()).kvs.filter((kv) => !kv.key.toString().startsWith(`${prefix}/`));
     assert.equal(kvs.length, N, 'one key per name');
@@ -85,10 +89,17 @@ test(`${N.toLocaleString('en-US')} names in one locker: one lease, every name le
       assert.ok(token > tokensA.get(n)!, `token of '${n}' grows with the new leadership (${tokensA.get(n)} → ${token})`);
     }
     const leaseB = b.health().leaseId!;
-    assert.deepEqual((await cluster.leases()).map((hex) => BigInt(`0x${hex}`).toString()), [leaseB], "a's close revoked its lease");
+    assert.deepEqual(
+      (await cluster.leases()).map((hex) => BigInt(`0x${hex}`).toString()),
+      [leaseB],
+      "a's close revoked its lease",
+    );
     const left = (await client.getAll().prefix(prefix).exec()).kvs.filter((kv) => !kv.key.toString().startsWith(`${prefix}/`));
     assert.equal(left.length, N);
-    assert.ok(left.every((kv) => kv.lease === leaseB), "a's close removed every key of a");
+    assert.ok(
+      left.every((kv) => kv.lease === leaseB),
+      "a's close removed every key of a",
+    );
 
     await b.close();
     assert.equal(await client.getAll().prefix(prefix).count(), 0, 'close removes every key');

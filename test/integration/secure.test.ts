@@ -70,7 +70,11 @@ let seq = 0;
 const file = (what: string): string => join(dir, `${what}-${++seq}`);
 
 /** A program for run/once: writes its environment to $OUT (atomically), then waits for $GO if set. */
-const PROGRAM = ['sh', '-c', 'env > "$OUT.tmp" && mv "$OUT.tmp" "$OUT"; if [ -n "$GO" ]; then while [ ! -e "$GO" ]; do sleep 0.05; done; fi'];
+const PROGRAM = [
+  'sh',
+  '-c',
+  'env > "$OUT.tmp" && mv "$OUT.tmp" "$OUT"; if [ -n "$GO" ]; then while [ ! -e "$GO" ]; do sleep 0.05; done; fi',
+];
 
 function envOf(out: string): Map<string, string> {
   return new Map(
@@ -80,7 +84,8 @@ function envOf(out: string): Map<string, string> {
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as [string, string]),
   );
 }
-const waitFile = (f: string, message: string): Promise<boolean> => waitFor(() => existsSync(f), { timeoutMs: 20_000, intervalMs: 20, message });
+const waitFile = (f: string, message: string): Promise<boolean> =>
+  waitFor(() => existsSync(f), { timeoutMs: 20_000, intervalMs: 20, message });
 /** What ps shows as the arguments of `pid`. */
 const psArgs = (pid: number): string => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
 
@@ -143,7 +148,12 @@ describe('etcd auth: user app, role on app/ only', () => {
   test('--user NAME with LOCKED_PASSWORD: run works; the program gets no LOCKED_PASSWORD and ps shows no password', async () => {
     const out = file('env');
     const go = file('go');
-    const runner = new Cli(['run', 'job', '--user', 'app', '--id', 'auth-a', '--', ...PROGRAM], { ...at(), LOCKED_PASSWORD: PASSWORD, OUT: out, GO: go });
+    const runner = new Cli(['run', 'job', '--user', 'app', '--id', 'auth-a', '--', ...PROGRAM], {
+      ...at(),
+      LOCKED_PASSWORD: PASSWORD,
+      OUT: out,
+      GO: go,
+    });
     await waitFile(out, 'the program started as user app');
     assert.doesNotMatch(psArgs(runner.proc.pid!), new RegExp(PASSWORD));
     const env = envOf(out);
@@ -195,7 +205,11 @@ describe('etcd auth: user app, role on app/ only', () => {
       cli(['once', 'migrate2', '--', ...PROGRAM], { ...env, OUT: out }),
       cli(['leader', 'job'], env),
     ]);
-    for (const [what, r, code] of [['run', runner, 125], ['once', once, 125], ['leader', leader, 3]] as const) {
+    for (const [what, r, code] of [
+      ['run', runner, 125],
+      ['once', once, 125],
+      ['leader', leader, 3],
+    ] as const) {
       assert.equal(r.code, code, `${what}: ${r.stderr}`);
       assert.match(r.stderr, /refused user 'app': authentication failed/, what);
       assert.doesNotMatch(r.stderr, /retrying/, what);
@@ -213,7 +227,11 @@ describe('etcd auth: user app, role on app/ only', () => {
       cli(['once', 'migrate', '--', ...PROGRAM], { ...env, OUT: out }),
       cli(['leader', 'job'], env),
     ]);
-    for (const [what, r, code] of [['run', runner, 125], ['once', once, 125], ['leader', leader, 3]] as const) {
+    for (const [what, r, code] of [
+      ['run', runner, 125],
+      ['once', once, 125],
+      ['leader', leader, 3],
+    ] as const) {
       assert.equal(r.code, code, `${what}: ${r.stderr}`);
       assert.match(r.stderr, /refused user 'app' under prefix 'other\/': permission denied/, what);
       assert.ok(r.ms < 8_000, `${what} took ${r.ms} ms`);
@@ -223,7 +241,10 @@ describe('etcd auth: user app, role on app/ only', () => {
 
   test('no user where etcd requires one: leader exits 3, run 125, saying a user is needed', async () => {
     const out = file('never');
-    const [leader, runner] = await Promise.all([cli(['leader', 'job'], at()), cli(['run', 'job', '--', ...PROGRAM], { ...at(), OUT: out })]);
+    const [leader, runner] = await Promise.all([
+      cli(['leader', 'job'], at()),
+      cli(['run', 'job', '--', ...PROGRAM], { ...at(), OUT: out }),
+    ]);
     assert.equal(leader.code, 3, leader.stderr);
     assert.equal(runner.code, 125, runner.stderr);
     for (const r of [leader, runner]) assert.match(r.stderr, /requires a user: .*--user NAME or LOCKED_USER/);
@@ -235,7 +256,11 @@ describe('etcd auth: user app, role on app/ only', () => {
       [['leader', 'job', '--user', 'app'], {}, /no password for etcd user 'app': set LOCKED_PASSWORD, give --password-file FILE/],
       [['leader', 'job', '--password-file', '/dev/null'], {}, /--password-file needs a user/],
       [['leader', 'job'], { LOCKED_PASSWORD: PASSWORD }, /LOCKED_PASSWORD is set but no user is given/],
-      [['leader', 'job', '--user', 'app', '--password-file', '/nonexistent/pw'], {}, /cannot read --password-file file '\/nonexistent\/pw'/],
+      [
+        ['leader', 'job', '--user', 'app', '--password-file', '/nonexistent/pw'],
+        {},
+        /cannot read --password-file file '\/nonexistent\/pw'/,
+      ],
     ];
     const results = await Promise.all(cases.map(([args, env]) => cli(args, { ...at(), ...env })));
     results.forEach((r, i) => {

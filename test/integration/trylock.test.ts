@@ -113,31 +113,35 @@ describe('tryLock', () => {
     }
   });
 
-  test('a try-lock whose lease is lost (process paused past its TTL) stops and does not campaign again', { timeout: TEST_TIMEOUT_MS }, async () => {
-    const prefix = uniquePrefix();
-    const [a, b] = await twoHosts(prefix);
-    const view = observer(prefix);
-    try {
-      assert.deepEqual(await a.request<TryAnswer>({ op: 'tryLock', name: 'nightly' }), { acquired: true });
-      await a.waitEvent((e) => e.type === 'start' && e.name === 'nightly');
-      a.kill('SIGSTOP');
-      // The lease (ttl 2 s) expires while the process is stopped, and its key with it.
-      await waitFor(async () => !(await view.exists('nightly')), { timeoutMs: 15_000, intervalMs: 100, message: "a's key expired" });
-      a.kill('SIGCONT');
-      const stop = await a.waitEvent((e) => e.type === 'stop' && e.name === 'nightly', 10_000, 'stop after resume');
-      assert.equal(stop.reason, 'lost');
-      // The locker recovers with a new lease, but the try-lock is not part of it any more.
-      await waitFor(() => a.events.filter((e) => e.type === 'session').length >= 2, { timeoutMs: 10_000, message: 'a new session on a' });
-      assert.deepEqual(await registered(a), []);
-      assert.deepEqual(await cluster.keys(prefix), [], 'no key of a came back');
-      assert.deepEqual(await b.request<TryAnswer>({ op: 'tryLock', name: 'nightly' }), { acquired: true });
-      assert.equal(a.events.filter((e) => e.type === 'start' && e.name === 'nightly').length, 1, 'a never led again');
-    } finally {
-      a.kill('SIGCONT');
-      await view.close();
-      await Promise.all([a.stop(), b.stop()]);
-    }
-  });
+  test(
+    'a try-lock whose lease is lost (process paused past its TTL) stops and does not campaign again',
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      const prefix = uniquePrefix();
+      const [a, b] = await twoHosts(prefix);
+      const view = observer(prefix);
+      try {
+        assert.deepEqual(await a.request<TryAnswer>({ op: 'tryLock', name: 'nightly' }), { acquired: true });
+        await a.waitEvent((e) => e.type === 'start' && e.name === 'nightly');
+        a.kill('SIGSTOP');
+        // The lease (ttl 2 s) expires while the process is stopped, and its key with it.
+        await waitFor(async () => !(await view.exists('nightly')), { timeoutMs: 15_000, intervalMs: 100, message: "a's key expired" });
+        a.kill('SIGCONT');
+        const stop = await a.waitEvent((e) => e.type === 'stop' && e.name === 'nightly', 10_000, 'stop after resume');
+        assert.equal(stop.reason, 'lost');
+        // The locker recovers with a new lease, but the try-lock is not part of it any more.
+        await waitFor(() => a.events.filter((e) => e.type === 'session').length >= 2, { timeoutMs: 10_000, message: 'a new session on a' });
+        assert.deepEqual(await registered(a), []);
+        assert.deepEqual(await cluster.keys(prefix), [], 'no key of a came back');
+        assert.deepEqual(await b.request<TryAnswer>({ op: 'tryLock', name: 'nightly' }), { acquired: true });
+        assert.equal(a.events.filter((e) => e.type === 'start' && e.name === 'nightly').length, 1, 'a never led again');
+      } finally {
+        a.kill('SIGCONT');
+        await view.close();
+        await Promise.all([a.stop(), b.stop()]);
+      }
+    },
+  );
 
   test('a try-lock whose fn throws steps down and does not campaign again', { timeout: TEST_TIMEOUT_MS }, async () => {
     const prefix = uniquePrefix();
@@ -146,7 +150,10 @@ describe('tryLock', () => {
       assert.deepEqual(await a.request<TryAnswer>({ op: 'tryLock', name: 'job', fn: { kind: 'throw' } }), { acquired: true });
       // The failure reaches the locker's 'error' event (the fixture attaches singleton listeners too late to see it).
       await a.waitEvent((e) => e.type === 'error' && /failed on purpose/.test(e.message ?? ''), 10_000, 'the fn failure');
-      await waitFor(async () => (await cluster.keys(prefix)).length === 0, { timeoutMs: 10_000, message: 'key deleted after the step-down' });
+      await waitFor(async () => (await cluster.keys(prefix)).length === 0, {
+        timeoutMs: 10_000,
+        message: 'key deleted after the step-down',
+      });
       await waitFor(async () => (await registered(a)).length === 0, { timeoutMs: 10_000, message: 'try-lock retired' });
       assert.equal(a.events.filter((e) => e.type === 'fn').length, 1, 'fn ran once: no second campaign');
       assert.deepEqual(await cluster.keys(prefix), []);

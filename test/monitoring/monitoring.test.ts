@@ -28,7 +28,10 @@ const DOC = join(ROOT, 'docs/monitoring.md');
 const PROMTOOL = process.env.PROMTOOL ?? '';
 
 function promtool(args: string[], input?: string): { status: number | null; out: string } {
-  assert.ok(PROMTOOL, 'PROMTOOL must name a promtool binary: scripts/check-monitoring.sh sets it from scripts/promtool-bin.sh (Debian\'s promtool package)');
+  assert.ok(
+    PROMTOOL,
+    "PROMTOOL must name a promtool binary: scripts/check-monitoring.sh sets it from scripts/promtool-bin.sh (Debian's promtool package)",
+  );
   const r = spawnSync(PROMTOOL, args, { input, encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.error, undefined, `promtool ${args.join(' ')}: ${r.error?.message}`);
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
@@ -106,7 +109,10 @@ interface Panel {
 
 /** Every query of the dashboard: panel targets and query variables. */
 function dashboardExprs(): { where: string; expr: string }[] {
-  const d = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels?: Panel[]; templating?: { list?: { name?: string; type?: string; query?: unknown }[] } };
+  const d = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as {
+    panels?: Panel[];
+    templating?: { list?: { name?: string; type?: string; query?: unknown }[] };
+  };
   const out: { where: string; expr: string }[] = [];
   const ids = new Set<number>();
   const walk = (panels: Panel[]): void => {
@@ -140,7 +146,9 @@ function dashboardExprs(): { where: string; expr: string }[] {
 
 describe('promql references', () => {
   test('reads metric and label names, not functions, keywords, strings, durations or variables', () => {
-    const r = promqlRefs('sum by (job, name) (increase(locked_a_total{name!="x y",reason=~"lost|error"}[$__rate_interval] offset 5m)) > 0.5 * on (id) group_left locked_b_seconds or vector(1e3) unless locked_c == bool 0');
+    const r = promqlRefs(
+      'sum by (job, name) (increase(locked_a_total{name!="x y",reason=~"lost|error"}[$__rate_interval] offset 5m)) > 0.5 * on (id) group_left locked_b_seconds or vector(1e3) unless locked_c == bool 0',
+    );
     assert.deepEqual([...r.metrics].sort(), ['locked_a_total', 'locked_b_seconds', 'locked_c']);
     assert.deepEqual([...r.labels].sort(), ['id', 'job', 'name', 'reason']);
     assert.deepEqual([...promqlRefs('histogram_quantile(0.99, rate(x_bucket[5m]))').metrics], ['x_bucket']);
@@ -156,9 +164,29 @@ describe('the monitoring examples against a real scrape', () => {
     // `locked run --listen` leading one name, scraped once a keepalive was answered (so the
     // histogram has observations) and it is ready.
     const prefix = `mon${process.pid}/`;
-    const p = procs.spawn(['run', 'report', '--endpoints', cluster.endpointsString, '--prefix', prefix, '--id', 'scrape-a', '--ttl', '2', '--listen', '127.0.0.1:0', '--', 'node', '-e', 'setInterval(() => {}, 1000)']);
+    const p = procs.spawn([
+      'run',
+      'report',
+      '--endpoints',
+      cluster.endpointsString,
+      '--prefix',
+      prefix,
+      '--id',
+      'scrape-a',
+      '--ttl',
+      '2',
+      '--listen',
+      '127.0.0.1:0',
+      '--',
+      'node',
+      '-e',
+      'setInterval(() => {}, 1000)',
+    ]);
     const said = (e: unknown): Error => new Error(`${(e as Error).message}\nlocked run said: ${procs.stderr(p)}`);
-    const url = await waitFor(() => /listening on (http:\/\/127\.0\.0\.1:\d+) /.exec(procs.stderr(p))?.[1], { timeoutMs: 20_000, message: 'the listening line' }).catch((e) => {
+    const url = await waitFor(() => /listening on (http:\/\/127\.0\.0\.1:\d+) /.exec(procs.stderr(p))?.[1], {
+      timeoutMs: 20_000,
+      message: 'the listening line',
+    }).catch((e) => {
       throw said(e);
     });
     scrape = await waitFor(
@@ -186,10 +214,14 @@ describe('the monitoring examples against a real scrape', () => {
   test('promtool check metrics on the library rendering with and without per-name series', async () => {
     const l = locked(cluster.endpoints, { ttl: 2, prefix: `monlib${process.pid}/`, id: 'lib', handleSignals: false });
     try {
-      const fn = (_r: unknown, x: Leadership): Promise<void> => new Promise((resolve) => x.signal.addEventListener('abort', () => resolve(), { once: true }));
+      const fn = (_r: unknown, x: Leadership): Promise<void> =>
+        new Promise((resolve) => x.signal.addEventListener('abort', () => resolve(), { once: true }));
       l('a', fn);
       l('b', fn);
-      await waitFor(() => l.metrics().names['b']?.leader === true && l.metrics().names['a']?.leader === true, { timeoutMs: 20_000, message: 'leads a and b' });
+      await waitFor(() => l.metrics().names['b']?.leader === true && l.metrics().names['a']?.leader === true, {
+        timeoutMs: 20_000,
+        message: 'leads a and b',
+      });
       const totals = renderPrometheus(l.metrics(), { id: 'lib' }, { perName: false });
       assert.doesNotMatch(totals, /name="/);
       assert.match(totals, /^locked_names_leading\{id="lib"\} 2$/m);
@@ -208,7 +240,8 @@ describe('the monitoring examples against a real scrape', () => {
     for (const { alert, expr } of rules) {
       const refs = promqlRefs(expr);
       assert.ok(refs.metrics.size > 0, `${alert} queries some metric: ${expr}`);
-      for (const m of refs.metrics) assert.ok(samples.has(m), `${alert} queries '${m}', which locked does not export (exported: ${[...samples].join(', ')})`);
+      for (const m of refs.metrics)
+        assert.ok(samples.has(m), `${alert} queries '${m}', which locked does not export (exported: ${[...samples].join(', ')})`);
       for (const l of refs.labels) assert.ok(known.has(l), `${alert} uses the label '${l}', which no exported series has`);
     }
   });
@@ -221,7 +254,8 @@ describe('the monitoring examples against a real scrape', () => {
     for (const { where, expr } of queries) {
       const refs = promqlRefs(expr);
       assert.ok(refs.metrics.size > 0, `${where} queries some metric: ${expr}`);
-      for (const m of refs.metrics) assert.ok(samples.has(m), `${where} queries '${m}', which locked does not export (exported: ${[...samples].join(', ')})`);
+      for (const m of refs.metrics)
+        assert.ok(samples.has(m), `${where} queries '${m}', which locked does not export (exported: ${[...samples].join(', ')})`);
       for (const l of refs.labels) assert.ok(known.has(l), `${where} uses the label '${l}', which no exported series has`);
     }
     // promtool parses each query as a recording rule, Grafana's variables replaced by values.
@@ -234,7 +268,11 @@ describe('the monitoring examples against a real scrape', () => {
       });
       writeFileSync(file, `groups:\n  - name: dashboard\n    rules:\n${rules.join('\n')}\n`);
       const r = promtool(['check', 'rules', file]);
-      assert.equal(r.status, 0, `promtool check rules on the dashboard's queries:\n${r.out}\n${queries.map((q, i) => `query${i}: ${q.where}`).join('\n')}`);
+      assert.equal(
+        r.status,
+        0,
+        `promtool check rules on the dashboard's queries:\n${r.out}\n${queries.map((q, i) => `query${i}: ${q.where}`).join('\n')}`,
+      );
       assert.match(r.out, new RegExp(`SUCCESS: ${queries.length} rules found`));
     } finally {
       rmSync(dir, { recursive: true, force: true });

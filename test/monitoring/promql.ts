@@ -5,7 +5,22 @@
  * clauses `by (…)`, `on (…)`… give label names, ranges `[…]` are dropped, and an
  * identifier that is not a keyword, a function or an aggregation is a metric name.
  */
-const KEYWORDS = new Set(['and', 'or', 'unless', 'bool', 'offset', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'atan2', 'inf', 'nan']);
+const KEYWORDS = new Set([
+  'and',
+  'or',
+  'unless',
+  'bool',
+  'offset',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'atan2',
+  'inf',
+  'nan',
+]);
 const GROUPING = /\b(by|without|on|ignoring|group_left|group_right)\s*\(([^()]*)\)/g;
 
 export interface PromqlRefs {
@@ -28,7 +43,11 @@ export function promqlRefs(expr: string): PromqlRefs {
   });
   e = e.replace(/\[[^\]]*\]/g, ' ');
   e = e.replace(GROUPING, (_m, _kw: string, list: string) => {
-    for (const l of list.split(',').map((x) => x.trim()).filter(Boolean)) labels.add(l);
+    for (const l of list
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean))
+      labels.add(l);
     return ' ';
   });
   // Numbers and durations (1e3, 0.5, 5m) first, so their letters are not read as names.

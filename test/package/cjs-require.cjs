@@ -10,13 +10,18 @@ assert.equal(typeof m.LockerClosedError, 'function', 'require(): LockerClosedErr
 // Set by require(esm) when the module has a default export: what __importDefault looks for.
 assert.equal(m.__esModule, true, 'require(): namespace lacks __esModule');
 // Same module instance as import(): one copy of the classes, instanceof works across both.
-import('locked-etcd').then(async (esm) => {
-  assert.equal(esm.LockerClosedError, m.LockerClosedError, 'require() and import() loaded two copies');
-  const locker = m.locked('127.0.0.1:9');
-  await locker.close();
-  await assert.rejects(locker.tryLock('x', () => {}), (err) => m.isLockerClosedError(err));
-  console.log(`cjs require ok (node ${process.version})`);
-}).catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+import('locked-etcd')
+  .then(async (esm) => {
+    assert.equal(esm.LockerClosedError, m.LockerClosedError, 'require() and import() loaded two copies');
+    const locker = m.locked('127.0.0.1:9');
+    await locker.close();
+    await assert.rejects(
+      locker.tryLock('x', () => {}),
+      (err) => m.isLockerClosedError(err),
+    );
+    console.log(`cjs require ok (node ${process.version})`);
+  })
+  .catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });

@@ -11,5 +11,8 @@ assert.equal(ns.default, locked);
 // A locker that never talks to etcd: closed before use, it refuses work with a LockerClosedError.
 const locker = locked('127.0.0.1:9');
 await locker.close();
-await assert.rejects(locker.tryLock('x', () => {}), (err) => isLockerClosedError(err) && err instanceof LockerClosedError);
+await assert.rejects(
+  locker.tryLock('x', () => {}),
+  (err) => isLockerClosedError(err) && err instanceof LockerClosedError,
+);
 console.log(`esm import ok (node ${process.version})`);

@@ -9,7 +9,20 @@ import { PREFIX, World, type WorldOptions } from '../helpers/sim/world.js';
 
 /** A scripted scenario with no random latency: many events fall on the same instant, and the explorer orders them every way. */
 function scenario(script: (w: World) => void, extra: Partial<WorldOptions> = {}): (chooser: Chooser) => World {
-  return (chooser) => new World({ seed: 7, hosts: 2, names: 1, horizonMs: 3_000, ttl: 2, faults: 0, latency: [0, 0], lossAfterApply: 0, chooser, script, ...extra });
+  return (chooser) =>
+    new World({
+      seed: 7,
+      hosts: 2,
+      names: 1,
+      horizonMs: 3_000,
+      ttl: 2,
+      faults: 0,
+      latency: [0, 0],
+      lossAfterApply: 0,
+      chooser,
+      script,
+      ...extra,
+    });
 }
 
 const cases: [string, ReturnType<typeof scenario>, [number, number]][] = [
@@ -97,8 +110,14 @@ test('a try-lock whose campaign answer is lost takes its key back out, so the na
     },
   }).run();
   assert.deepEqual(r.violations, [], r.trace.join('\n'));
-  assert.ok(r.trace.some((l) => /h0 try-lock n0 failed/.test(l)), `the try-lock failed:\n${r.trace.join('\n')}`);
-  assert.ok(r.trace.some((l) => /h1 starts n0/.test(l)), `h1 led n0:\n${r.trace.join('\n')}`);
+  assert.ok(
+    r.trace.some((l) => /h0 try-lock n0 failed/.test(l)),
+    `the try-lock failed:\n${r.trace.join('\n')}`,
+  );
+  assert.ok(
+    r.trace.some((l) => /h1 starts n0/.test(l)),
+    `h1 led n0:\n${r.trace.join('\n')}`,
+  );
 });
 
 test('a standby first in line while its keepalive is overdue does not start until one is answered (no start-then-lose)', async () => {
@@ -130,7 +149,13 @@ test('a standby first in line while its keepalive is overdue does not start unti
   }).run();
   const trace = r.trace.join('\n');
   assert.deepEqual(r.violations, [], trace);
-  assert.ok(r.trace.some((l) => /h0 stops n0 .*: removed/.test(l)), `h0 handed n0 over:\n${trace}`);
+  assert.ok(
+    r.trace.some((l) => /h0 stops n0 .*: removed/.test(l)),
+    `h0 handed n0 over:\n${trace}`,
+  );
   assert.ok(!r.trace.some((l) => /h1 stops n0 .*: lost/.test(l)), `h1 started on its overdue session and lost it:\n${trace}`);
-  assert.ok(r.trace.some((l) => /h1 starts n0/.test(l)), `h1 led n0 on a new session:\n${trace}`);
+  assert.ok(
+    r.trace.some((l) => /h1 starts n0/.test(l)),
+    `h1 led n0 on a new session:\n${trace}`,
+  );
 });

@@ -6,7 +6,12 @@ import type { SimJob, SimSummary } from './worker.js';
 export const SMALL: SimJob['shape'] = { hosts: 2, names: 1, horizonMs: 6_000, ttl: 2, faults: 4 };
 export const MEDIUM: SimJob['shape'] = { hosts: 3, names: 2, horizonMs: 15_000, ttl: 3, faults: 8 };
 
-export async function runParallel(from: number, count: number, shape: SimJob['shape'], threads = Math.min(2, availableParallelism())): Promise<SimSummary> {
+export async function runParallel(
+  from: number,
+  count: number,
+  shape: SimJob['shape'],
+  threads = Math.min(2, availableParallelism()),
+): Promise<SimSummary> {
   const per = Math.ceil(count / threads);
   const jobs: Promise<SimSummary>[] = [];
   for (let i = 0; i < threads; i++) {

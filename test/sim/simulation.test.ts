@@ -32,7 +32,10 @@ test(`seeded schedules: ${total} random schedules of faults and operations, inva
   t.diagnostic(describeSummary(`medium (3 hosts, 2 names, ttl 3, 8 faults; seeds ${baseSeed + small}…${baseSeed + total - 1})`, b));
   const failures = [...a.failures, ...b.failures];
   const report = failures
-    .map((f) => `seed ${f.seed} (replay: LOCKED_SIM_SEED=${f.seed} LOCKED_SIM_SCHEDULES=1 for a small one):\n  ${f.violations.join('\n  ')}\n${f.trace.join('\n')}`)
+    .map(
+      (f) =>
+        `seed ${f.seed} (replay: LOCKED_SIM_SEED=${f.seed} LOCKED_SIM_SCHEDULES=1 for a small one):\n  ${f.violations.join('\n  ')}\n${f.trace.join('\n')}`,
+    )
     .join('\n\n');
   assert.equal(failures.length, 0, report);
   assert.equal(a.schedules + b.schedules, total);

@@ -59,10 +59,15 @@ test('the variable table has a row for every flag a variable can set, with its f
     assert.match(table, new RegExp(`^\\| \`${v.variable}\` \\| \`--${v.flag}\` \\|`, 'm'), `a row for ${v.variable}`);
   }
   const rows = [...table.matchAll(/^\| `(LOCKED_[A-Z_]+)` \|/gm)].map((m) => m[1]);
-  assert.deepEqual(rows, environmentFlags().map((v) => v.variable), 'no row for a variable that sets nothing, in the order of locked help env');
+  assert.deepEqual(
+    rows,
+    environmentFlags().map((v) => v.variable),
+    'no row for a variable that sets nothing, in the order of locked help env',
+  );
 });
 
 test('every exit status is in the table', () => {
   const table = section('## Exit status');
-  for (const [what, code] of Object.entries(EXIT)) assert.match(table, new RegExp(`^\\| ${code} \\|`, 'm'), `exit status ${code} (${what})`);
+  for (const [what, code] of Object.entries(EXIT))
+    assert.match(table, new RegExp(`^\\| ${code} \\|`, 'm'), `exit status ${code} (${what})`);
 });

@@ -44,13 +44,23 @@ test('a variable sets the flag the command line left out; the flag wins; an empt
 });
 
 test('a flag without a value takes true, false, 1 or 0 (any case); anything else is a usage error naming the variable and the value', () => {
-  for (const [raw, want] of [['1', true], ['true', true], ['TRUE', true], ['0', false], ['false', false], ['False', false]] as const) {
+  for (const [raw, want] of [
+    ['1', true],
+    ['true', true],
+    ['TRUE', true],
+    ['0', false],
+    ['false', false],
+    ['False', false],
+  ] as const) {
     assert.equal(parse(['leader', 'job'], { LOCKED_JSON: raw }).values.json, want, raw);
   }
   for (const raw of ['yes', 'on', '2', 'y']) {
     assert.throws(
       () => parseCommandLine(['leader', 'job'], { LOCKED_JSON: raw }),
-      (e: unknown) => e instanceof UsageError && e.command === 'leader' && e.message === `LOCKED_JSON must be true, false, 1 or 0 (it sets --json), got '${raw}'`,
+      (e: unknown) =>
+        e instanceof UsageError &&
+        e.command === 'leader' &&
+        e.message === `LOCKED_JSON must be true, false, 1 or 0 (it sets --json), got '${raw}'`,
     );
   }
   // The flag on the command line wins over a variable saying otherwise.
@@ -82,7 +92,10 @@ test('connection settings: LOCKED_PASSWORD_FILE gives the password of LOCKED_USE
     assert.deepEqual(c.hosts, ['http://127.0.0.1:1']);
     const flagWins = { ...env };
     writeFileSync(join(dir, 'other'), 'other\n');
-    assert.deepEqual(connection(parse(['status', '--password-file', join(dir, 'other')], flagWins).values, flagWins).etcd.auth, { username: 'app', password: 'other' });
+    assert.deepEqual(connection(parse(['status', '--password-file', join(dir, 'other')], flagWins).values, flagWins).etcd.auth, {
+      username: 'app',
+      password: 'other',
+    });
     const missing = { LOCKED_USER: 'app', LOCKED_PASSWORD_FILE: join(dir, 'nope') };
     assert.throws(() => connection(parse(['status'], missing).values, missing), /cannot read LOCKED_PASSWORD_FILE file '.*nope'/);
   } finally {

@@ -29,7 +29,27 @@ test("Go's form, compound ones included, and plain seconds: in milliseconds", ()
 });
 
 test('a sign, another base, an exponent, a space inside, an unknown unit or a bare unit is not a duration', () => {
-  for (const bad of ['', '-1', '-1s', '+5s', '0x10', '1e3', '10 s', '1m 30s', '1d', '1w', 's', 'ms', '1.2.3s', '1m30', 'm30s', '10S', '1h-2m', 'Infinity', 'NaN']) {
+  for (const bad of [
+    '',
+    '-1',
+    '-1s',
+    '+5s',
+    '0x10',
+    '1e3',
+    '10 s',
+    '1m 30s',
+    '1d',
+    '1w',
+    's',
+    'ms',
+    '1.2.3s',
+    '1m30',
+    'm30s',
+    '10S',
+    '1h-2m',
+    'Infinity',
+    'NaN',
+  ]) {
     assert.ok(Number.isNaN(parseDuration(bad)), `'${bad}' gave ${parseDuration(bad)}`);
   }
 });
@@ -39,8 +59,14 @@ test('duration(): the fallback when not given; a usage error naming the flag (or
   assert.equal(duration('--grace', '1m30s', 10_000, 'run'), 90_000);
   assert.throws(
     () => duration('--wait', '1m30', 0, 'run'),
-    (e: unknown) => e instanceof UsageError && e.command === 'run' && e.message === "--wait must be a duration such as 500ms, 10s, 1m30s or plain seconds, got '1m30'",
+    (e: unknown) =>
+      e instanceof UsageError &&
+      e.command === 'run' &&
+      e.message === "--wait must be a duration such as 500ms, 10s, 1m30s or plain seconds, got '1m30'",
   );
-  assert.throws(() => duration('LOCKED_TTL', '1500ms', 10_000, 'once', 2_000), /^UsageError: LOCKED_TTL must be a duration ≥ 2s .*got '1500ms'$/);
+  assert.throws(
+    () => duration('LOCKED_TTL', '1500ms', 10_000, 'once', 2_000),
+    /^UsageError: LOCKED_TTL must be a duration ≥ 2s .*got '1500ms'$/,
+  );
   assert.throws(() => duration('--timeout', '0s', 0, 'status', 1), /--timeout must be a duration ≥ 1ms/);
 });

@@ -34,12 +34,18 @@ test('a preferred member that lets a whole call time out is no longer preferred:
 
 test('a never-hedged call that times out on the preferred member moves the next call to the next member', () =>
   withMembers(async (members) => {
-    await assert.rejects(members.hedged(() => never, 200, 200), /no member answered within 200 ms/);
+    await assert.rejects(
+      members.hedged(() => never, 200, 200),
+      /no member answered within 200 ms/,
+    );
     assert.equal(members.current.index, 1);
   }));
 
-test('a preferred member that answers with an error keeps its place (it is not frozen; the error may be the request\'s own)', () =>
+test("a preferred member that answers with an error keeps its place (it is not frozen; the error may be the request's own)", () =>
   withMembers(async (members) => {
-    await assert.rejects(members.hedged(() => Promise.reject(new Error('requested lease not found')), 50, 300), /not found/);
+    await assert.rejects(
+      members.hedged(() => Promise.reject(new Error('requested lease not found')), 50, 300),
+      /not found/,
+    );
     assert.equal(members.current.index, 0);
   }));

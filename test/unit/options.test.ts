@@ -19,8 +19,16 @@ test('hosts: missing or empty is a TypeError; strings and arrays are accepted, h
 test('TLS to an IP address: a TypeError naming the host on Node ≥ 26 (grpc-js would never connect), accepted before', () => {
   const creds = { etcd: { credentials: { rootCertificate: Buffer.from('x') } } };
   const major = Number(process.versions.node.split('.')[0]);
-  for (const [hosts, opts] of [['127.0.0.1:2379', creds], ['https://[::1]:2379', {}], ['https://127.0.0.2:2379', {}]] as const) {
-    if (major >= 26) assert.throws(() => resolveOptions(hosts, opts), /hosts: TLS to an IP address cannot work on Node .*(127\.0\.0\.1|\[::1\]|127\.0\.0\.2)/);
+  for (const [hosts, opts] of [
+    ['127.0.0.1:2379', creds],
+    ['https://[::1]:2379', {}],
+    ['https://127.0.0.2:2379', {}],
+  ] as const) {
+    if (major >= 26)
+      assert.throws(
+        () => resolveOptions(hosts, opts),
+        /hosts: TLS to an IP address cannot work on Node .*(127\.0\.0\.1|\[::1\]|127\.0\.0\.2)/,
+      );
     else assert.doesNotThrow(() => resolveOptions(hosts, opts));
   }
   // By name, or without TLS, every line is fine.
@@ -73,7 +81,7 @@ test('registering a name twice on one locker is an Error', async () => {
   }
 });
 
-test('key layout is etcd\'s election protocol: <prefix><name>/<lease id in lowercase hex>', () => {
+test("key layout is etcd's election protocol: <prefix><name>/<lease id in lowercase hex>", () => {
   assert.equal(leaseHex('7587869343212843269'), '694d86f724473105');
   assert.equal(electionKey('locked/', 'build', '7587869343212843269'), 'locked/build/694d86f724473105');
   assert.equal(nameOf('locked/', 'locked/build/694d86f724473105'), 'build');

@@ -3,7 +3,17 @@
 // balance.test.ts.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { handsOver, hostsStatus, liveRequests, ownerOf, parseControl, planMoves, planPromotions, standsAside, type ControlRecords } from '../../src/placement.js';
+import {
+  handsOver,
+  hostsStatus,
+  liveRequests,
+  ownerOf,
+  parseControl,
+  planMoves,
+  planPromotions,
+  standsAside,
+  type ControlRecords,
+} from '../../src/placement.js';
 import type { Candidate } from '../../src/queue.js';
 
 const P = 'p/';
@@ -15,11 +25,18 @@ function control(hosts: string[], extra: Record<string, unknown> = {}): ControlR
   return parseControl(P, m);
 }
 /** A queue of `name`, in this order (create revisions 1, 2, …). */
-const queue = (name: string, ...ids: string[]): Candidate[] => ids.map((id, i) => ({ key: `${P}${name}/${LEASE[id] ?? 'ff'}`, value: id, createRevision: BigInt(i + 1) }));
+const queue = (name: string, ...ids: string[]): Candidate[] =>
+  ids.map((id, i) => ({ key: `${P}${name}/${LEASE[id] ?? 'ff'}`, value: id, createRevision: BigInt(i + 1) }));
 
 describe('placement', () => {
   test('control records: hosts by lease, drain orders, move and next requests; garbage is ignored', () => {
-    const rec = control(['a', 'b'], { 'drain/b': { at: 'x' }, 'move/x': { from: 'p/x/a1', to: 'b', by: 'cli' }, 'next/y': { from: 'p/y/a1', to: 'b' }, 'move/z': 'not json', 'hosts/': '{}' });
+    const rec = control(['a', 'b'], {
+      'drain/b': { at: 'x' },
+      'move/x': { from: 'p/x/a1', to: 'b', by: 'cli' },
+      'next/y': { from: 'p/y/a1', to: 'b' },
+      'move/z': 'not json',
+      'hosts/': '{}',
+    });
     assert.equal(rec.hostByLease.get('a1'), 'a');
     assert.deepEqual([...rec.draining], ['b']);
     assert.deepEqual(rec.moves.get('x'), { from: 'p/x/a1', to: 'b', by: 'cli' });
@@ -99,7 +116,10 @@ describe('placement', () => {
     const inFlight = new Map(moves.slice(0, 30).map((m) => [m.name, m.to]));
     assert.equal(planMoves({ queues: qs, rec, self: 'a', balance: true, inFlight, limit: 100 }).length, 10);
     // A foreign candidate (an etcdctl elect) pins the name.
-    const foreign: [string, Candidate[]][] = qs.map(([n, q]) => [n, [...q, { key: `${P}${n}/ee`, value: 'go-service', createRevision: 9n }]]);
+    const foreign: [string, Candidate[]][] = qs.map(([n, q]) => [
+      n,
+      [...q, { key: `${P}${n}/ee`, value: 'go-service', createRevision: 9n }],
+    ]);
     assert.equal(planMoves({ queues: foreign, rec, self: 'a', balance: true, inFlight: new Map(), limit: 100 }).length, 0);
   });
 
@@ -112,7 +132,10 @@ describe('placement', () => {
       qs.push([`n${i}`, queue(`n${i}`, leader, ...['a', 'b', 'c'].filter((x) => x !== leader), 'd')]);
     }
     const plans = ['a', 'b', 'c'].map((self) => planMoves({ queues: qs, rec, self, balance: true, inFlight: new Map(), limit: 100 }));
-    assert.deepEqual(plans.map((p) => p.length), [5, 5, 5]);
+    assert.deepEqual(
+      plans.map((p) => p.length),
+      [5, 5, 5],
+    );
     assert.ok(plans.flat().every((m) => m.to === 'd'));
   });
 
@@ -124,25 +147,38 @@ describe('placement', () => {
     assert.deepEqual([moves.filter((m) => m.to === 'b').length, moves.filter((m) => m.to === 'c').length], [3, 3]);
   });
 
-  test('standbys: the first standby of too many of a leader\'s names asks another to take its place', () => {
+  test("standbys: the first standby of too many of a leader's names asks another to take its place", () => {
     const rec = control(['a', 'b', 'c']);
     const qs: [string, Candidate[]][] = Array.from({ length: 10 }, (_, i) => [`n${i}`, queue(`n${i}`, 'a', 'b', 'c')]);
     const p = planPromotions({ queues: qs, rec, self: 'b', inFlight: new Map(), stepping: new Set(), limit: 100 });
     assert.equal(p.length, 5, 'from 10/0 to 5/5');
     assert.ok(p.every((m) => m.to === 'c' && m.position === 2));
-    assert.equal(planPromotions({ queues: qs, rec, self: 'c', inFlight: new Map(), stepping: new Set(), limit: 100 }).length, 0, 'c is next for none');
+    assert.equal(
+      planPromotions({ queues: qs, rec, self: 'c', inFlight: new Map(), stepping: new Set(), limit: 100 }).length,
+      0,
+      'c is next for none',
+    );
   });
 
   test('void requests (their leader key gone, their delete failed) block nothing once filtered by liveRequests()', () => {
     const qs: [string, Candidate[]][] = Array.from({ length: 10 }, (_, i) => [`n${i}`, queue(`n${i}`, 'a', 'b', 'c')]);
     const head = new Map(qs.map(([n, q]) => [n, q[0]!.key]));
     // A standby request and a move left behind by earlier leaderships of n0 and n1, and a live one for n2.
-    const raw = control(['a', 'b', 'c'], { 'next/n0': { from: 'p/n0/old', to: 'c', by: 'b' }, 'move/n1': { from: 'p/n1/old', to: 'c', by: 'b' }, 'move/n2': { from: head.get('n2'), to: 'c', by: 'x' } });
+    const raw = control(['a', 'b', 'c'], {
+      'next/n0': { from: 'p/n0/old', to: 'c', by: 'b' },
+      'move/n1': { from: 'p/n1/old', to: 'c', by: 'b' },
+      'move/n2': { from: head.get('n2'), to: 'c', by: 'x' },
+    });
     const rec = liveRequests(raw, (n) => head.get(n));
     assert.deepEqual([...rec.nexts.keys()], []);
     assert.deepEqual([...rec.moves.keys()], ['n2']);
-    assert.equal(liveRequests(rec, (n) => head.get(n)), rec, 'nothing void: the same records');
-    const plan = (r: ControlRecords): string[] => planPromotions({ queues: qs, rec: r, self: 'b', inFlight: new Map(), stepping: new Set(), limit: 100 }).map((m) => m.name);
+    assert.equal(
+      liveRequests(rec, (n) => head.get(n)),
+      rec,
+      'nothing void: the same records',
+    );
+    const plan = (r: ControlRecords): string[] =>
+      planPromotions({ queues: qs, rec: r, self: 'b', inFlight: new Map(), stepping: new Set(), limit: 100 }).map((m) => m.name);
     assert.ok(!plan(raw).includes('n0') && !plan(raw).includes('n1'), 'raw: the void requests rule their names');
     assert.ok(plan(rec).includes('n0') && plan(rec).includes('n1'), 'filtered: promotable again');
     assert.ok(!plan(rec).includes('n2'), 'a live move still rules its name');

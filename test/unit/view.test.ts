@@ -7,7 +7,13 @@ import type { PrefixSnapshot, Store, WatchHandlers } from '../../src/store.js';
 import { PrefixView } from '../../src/view.js';
 import { FakeClock, settle } from '../helpers/clock.js';
 
-const put = (key: string, create: bigint, mod = create): KeyEvent => ({ type: 'put', key, value: key, createRevision: create, modRevision: mod });
+const put = (key: string, create: bigint, mod = create): KeyEvent => ({
+  type: 'put',
+  key,
+  value: key,
+  createRevision: create,
+  modRevision: mod,
+});
 const del = (key: string, mod: bigint): KeyEvent => ({ type: 'delete', key, value: '', createRevision: 0n, modRevision: mod });
 
 /** A store whose watch and prefix reads the test drives by hand. */
@@ -59,7 +65,11 @@ async function started(): Promise<{ s: ScriptedStore; view: PrefixView; changes:
 
 test('every event of one revision applies: del --prefix of a whole queue leaves it empty', async () => {
   const { s, view } = await started();
-  s.answer(0, 10n, [['p/x/a', 5n], ['p/x/b', 6n], ['p/x/c', 7n]]);
+  s.answer(0, 10n, [
+    ['p/x/a', 5n],
+    ['p/x/b', 6n],
+    ['p/x/c', 7n],
+  ]);
   await settle();
   assert.equal(view.head('x')?.key, 'p/x/a');
   // One revision (11), three deletes in one watch response: the bug this view fixes
@@ -72,7 +82,12 @@ test('every event of one revision applies: del --prefix of a whole queue leaves 
 
 test('a revision with events of several names (del --prefix of the whole prefix) applies to each', async () => {
   const { s, view, changes } = await started();
-  s.answer(0, 10n, [['p/x/a', 5n], ['p/x/b', 6n], ['p/y/a', 8n], ['p/y/b', 9n]]);
+  s.answer(0, 10n, [
+    ['p/x/a', 5n],
+    ['p/x/b', 6n],
+    ['p/y/a', 8n],
+    ['p/y/b', 9n],
+  ]);
   await settle();
   changes.length = 0;
   s.handlers!.events([del('p/x/a', 11n), del('p/x/b', 11n), del('p/y/a', 11n), del('p/y/b', 11n)]);
@@ -94,7 +109,10 @@ test('events up to the snapshot revision are in it; later ones apply once', asyn
 
 test('events that arrive while a re-read is pending are replayed over its snapshot, not wiped by it', async () => {
   const { s, view } = await started();
-  s.answer(0, 10n, [['p/x/a', 5n], ['p/x/b', 6n]]);
+  s.answer(0, 10n, [
+    ['p/x/a', 5n],
+    ['p/x/b', 6n],
+  ]);
   await settle();
   s.handlers!.reset(Promise.resolve()); // the watch was re-created: a new snapshot is read
   await settle();
@@ -103,7 +121,10 @@ test('events that arrive while a re-read is pending are replayed over its snapsh
   // The new watch delivers the delete of the leader before the read answers; the read was
   // taken before that delete (revision 20).
   s.handlers!.events([del('p/x/a', 21n)]);
-  s.answer(1, 20n, [['p/x/a', 5n], ['p/x/b', 6n]]);
+  s.answer(1, 20n, [
+    ['p/x/a', 5n],
+    ['p/x/b', 6n],
+  ]);
   await settle();
   assert.equal(view.current, true);
   assert.equal(view.head('x')?.key, 'p/x/b', 'the buffered delete applies over the snapshot');

@@ -68,7 +68,13 @@ export class EtcdModel {
   }
 
   /** The campaign transaction: put-if-absent (or, try-only, if the name is empty) plus the range of the name. */
-  campaign(namePrefix: string, key: string, value: string, lease: string, tryOnly: boolean): { revision: bigint; candidates: Candidate[]; created: boolean } {
+  campaign(
+    namePrefix: string,
+    key: string,
+    value: string,
+    lease: string,
+    tryOnly: boolean,
+  ): { revision: bigint; candidates: Candidate[]; created: boolean } {
     if (!this.leases.has(lease)) throw new Error('etcdserver: requested lease not found');
     const existing = this.range(namePrefix);
     const ok = tryOnly ? existing.length === 0 : !this.kvs.has(key);

@@ -38,7 +38,12 @@ export interface Exploration {
   failures: WorldResult[];
 }
 
-export async function explore(make: (chooser: Chooser) => World, window: readonly [number, number], depth: number, maxRuns: number): Promise<Exploration> {
+export async function explore(
+  make: (chooser: Chooser) => World,
+  window: readonly [number, number],
+  depth: number,
+  maxRuns: number,
+): Promise<Exploration> {
   let prefix: number[] | undefined = [];
   let runs = 0;
   let maxChoicePoints = 0;
@@ -48,7 +53,8 @@ export async function explore(make: (chooser: Chooser) => World, window: readonl
     const r = await make(chooser).run();
     runs++;
     maxChoicePoints = Math.max(maxChoicePoints, chooser.taken.length);
-    if (r.violations.length > 0 && failures.length < 3) failures.push({ ...r, trace: [`choices: ${chooser.taken.map((t: { c: number }) => t.c).join(',')}`, ...r.trace] });
+    if (r.violations.length > 0 && failures.length < 3)
+      failures.push({ ...r, trace: [`choices: ${chooser.taken.map((t: { c: number }) => t.c).join(',')}`, ...r.trace] });
     prefix = chooser.next(depth);
   }
   return { runs, complete: prefix === undefined, maxChoicePoints, failures };

@@ -22,7 +22,16 @@ export class SimStore implements Store {
   /** Answers of this many next campaign writes are lost after being applied. */
   loseCampaignAnswers = 0;
   private watchState:
-    | { prefix: string; handlers: WatchHandlers; unwatch: (() => void) | undefined; queue: { at: number; epoch: number; evs: KeyEvent[] }[]; pumping: boolean; epoch: number; closed: boolean; confirms: (() => void)[] }
+    | {
+        prefix: string;
+        handlers: WatchHandlers;
+        unwatch: (() => void) | undefined;
+        queue: { at: number; epoch: number; evs: KeyEvent[] }[];
+        pumping: boolean;
+        epoch: number;
+        closed: boolean;
+        confirms: (() => void)[];
+      }
     | undefined;
 
   constructor(
@@ -48,7 +57,11 @@ export class SimStore implements Store {
         timer.cancelled = true;
         f();
       };
-      const timer = this.sched.after(timeoutMs, () => finish(() => reject(new Error(`deadline exceeded after ${timeoutMs} ms`))), this.host);
+      const timer = this.sched.after(
+        timeoutMs,
+        () => finish(() => reject(new Error(`deadline exceeded after ${timeoutMs} ms`))),
+        this.host,
+      );
       // The request travels (not owned by the host: a paused host's sent request still arrives).
       this.sched.after(this.delay(), () => {
         if (!this.up) return;
@@ -76,7 +89,10 @@ export class SimStore implements Store {
   }
 
   keepAlive(leaseId: string, timeoutMs: number): Promise<number> {
-    if (this.keepalivesDown) return new Promise((_, reject) => this.sched.after(timeoutMs, () => reject(new Error(`keepalive: deadline exceeded after ${timeoutMs} ms`)), this.host));
+    if (this.keepalivesDown)
+      return new Promise((_, reject) =>
+        this.sched.after(timeoutMs, () => reject(new Error(`keepalive: deadline exceeded after ${timeoutMs} ms`)), this.host),
+      );
     return this.call(timeoutMs, () => this.model.keepAlive(leaseId));
   }
 
@@ -87,16 +103,18 @@ export class SimStore implements Store {
   campaign(requests: readonly CampaignRequest[], timeoutMs: number): Promise<(CampaignResult | Error)[]> {
     const lose = this.loseCampaignAnswers > 0;
     if (lose) this.loseCampaignAnswers--;
-    return this.call(timeoutMs, () =>
-      requests.map((r) => {
-        try {
-          const res = this.model.campaign(r.namePrefix, r.key, r.value, r.leaseId, r.tryOnly === true);
-          const mine = res.candidates.find((c) => c.key === r.key);
-          return { revision: res.revision, candidates: res.candidates, createRevision: mine?.createRevision };
-        } catch (err) {
-          return err as Error;
-        }
-      }),
+    return this.call(
+      timeoutMs,
+      () =>
+        requests.map((r) => {
+          try {
+            const res = this.model.campaign(r.namePrefix, r.key, r.value, r.leaseId, r.tryOnly === true);
+            const mine = res.candidates.find((c) => c.key === r.key);
+            return { revision: res.revision, candidates: res.candidates, createRevision: mine?.createRevision };
+          } catch (err) {
+            return err as Error;
+          }
+        }),
       lose,
     );
   }
@@ -121,7 +139,16 @@ export class SimStore implements Store {
   }
 
   watchPrefix(prefix: string, handlers: WatchHandlers): PrefixWatchHandle {
-    const st = { prefix, handlers, unwatch: undefined as (() => void) | undefined, queue: [] as { at: number; epoch: number; evs: KeyEvent[] }[], pumping: false, epoch: 0, closed: false, confirms: [] as (() => void)[] };
+    const st = {
+      prefix,
+      handlers,
+      unwatch: undefined as (() => void) | undefined,
+      queue: [] as { at: number; epoch: number; evs: KeyEvent[] }[],
+      pumping: false,
+      epoch: 0,
+      closed: false,
+      confirms: [] as (() => void)[],
+    };
     this.watchState = st;
     // etcd3 re-dials an unconfirmed watch stream after a while; 2 s stands for that here.
     const open = (): Promise<void> =>

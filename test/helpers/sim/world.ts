@@ -124,7 +124,11 @@ export class World {
       lossAfterApply: this.opts.lossAfterApply ?? 0.02,
     });
     // A closed loopback port: the etcd3 client of a simulated host is never used.
-    const locker = new Locker('127.0.0.1:9', { id, ttl: this.opts.ttl, prefix: PREFIX, handleSignals: false, clock: this.sched.clock(id), stopTimeout: this.opts.ttl }, store);
+    const locker = new Locker(
+      '127.0.0.1:9',
+      { id, ttl: this.opts.ttl, prefix: PREFIX, handleSignals: false, clock: this.sched.clock(id), stopTimeout: this.opts.ttl },
+      store,
+    );
     locker.on('error', () => {});
     const h = new SimHost(id, store, locker);
     this.hosts.push(h);
@@ -146,10 +150,14 @@ export class World {
           if (!this.failOnce.has(`${h.id}/${l.name}`)) {
             this.failOnce.add(`${h.id}/${l.name}`);
             return new Promise((_, reject) =>
-              this.sched.after(Math.floor(this.random() * 200), () => {
-                end();
-                reject(new Error('fn failed on purpose'));
-              }, h.id),
+              this.sched.after(
+                Math.floor(this.random() * 200),
+                () => {
+                  end();
+                  reject(new Error('fn failed on purpose'));
+                },
+                h.id,
+              ),
             );
           }
           return this.work(h, l, end);
@@ -166,10 +174,14 @@ export class World {
   private work(h: SimHost, l: Leadership, end: () => void): Promise<void> {
     return new Promise<void>((resolve) => {
       const stop = (): void => {
-        this.sched.after(Math.floor(this.random() * this.stopDelayMaxMs), () => {
-          end();
-          resolve();
-        }, h.id);
+        this.sched.after(
+          Math.floor(this.random() * this.stopDelayMaxMs),
+          () => {
+            end();
+            resolve();
+          },
+          h.id,
+        );
       };
       if (l.signal.aborted) stop();
       else l.signal.addEventListener('abort', stop, { once: true });
@@ -181,7 +193,10 @@ export class World {
     const head = this.model.head(`${PREFIX}${l.name}/`);
     const lease = leaseOfKey(l.key);
     this.log(`${h.id} starts ${l.name} token ${l.token}`);
-    if (h.runs.has(l.name)) this.violate(`${h.id} starts ${l.name} (token ${l.token}) while its previous run (token ${h.runs.get(l.name)!.token}) has not settled`);
+    if (h.runs.has(l.name))
+      this.violate(
+        `${h.id} starts ${l.name} (token ${l.token}) while its previous run (token ${h.runs.get(l.name)!.token}) has not settled`,
+      );
     // A key the operator deleted may still look first to its host (the delete is on its
     // way): that host starts, and stops as 'deposed' when the delete arrives.
     const mineForced = this.forced.has(`${l.key}@${l.token}`);
@@ -189,7 +204,10 @@ export class World {
       const view = h.locker.view as unknown as { revision: bigint };
       this.violate(
         `${h.id} starts ${l.name} with key ${l.key}@${l.token}, but etcd's first key is ${head ? `${head.key}@${head.create}` : 'none'} ` +
-          `(its view at ${view.revision}: ${h.locker.view.queue(l.name).map((c) => `${c.key}@${c.createRevision}`).join(' ')})`,
+          `(its view at ${view.revision}: ${h.locker.view
+            .queue(l.name)
+            .map((c) => `${c.key}@${c.createRevision}`)
+            .join(' ')})`,
       );
     }
     for (const g of this.hosts) {
@@ -310,7 +328,8 @@ export class World {
       if (left > 0) this.violate(`${h.id} left ${left} timers behind after close()`);
     }
     if (this.model.kvs.size > 0) this.violate(`keys left in etcd after every host closed: ${[...this.model.kvs.keys()].join(', ')}`);
-    if (this.model.leases.size > 0) this.violate(`leases left in etcd a TTL after every host closed: ${[...this.model.leases.keys()].join(', ')}`);
+    if (this.model.leases.size > 0)
+      this.violate(`leases left in etcd a TTL after every host closed: ${[...this.model.leases.keys()].join(', ')}`);
   }
 
   register(h: SimHost, name: string, kind: FnKind): void {
@@ -331,10 +350,18 @@ export class World {
       const idle = candidates.filter((h) => !['queued', 'leading'].includes((h.locker.singletons()[name] as Singleton).phase));
       if (candidates.length > 0 && (leaders.length !== 1 || idle.length > 0)) {
         const phases = candidates
-          .map((h) => `${h.id}:${(h.locker.singletons()[name] as Singleton).phase}(lease ${h.locker.health().leaseId}, view ${h.locker.view.current ? 'current' : 'stale'}, ${h.locker.health().lastError})`)
+          .map(
+            (h) =>
+              `${h.id}:${(h.locker.singletons()[name] as Singleton).phase}(lease ${h.locker.health().leaseId}, view ${h.locker.view.current ? 'current' : 'stale'}, ${h.locker.health().lastError})`,
+          )
           .join(' ');
-        const keys = this.model.range(`${PREFIX}${name}/`).map((kv) => `${kv.key}@${kv.create}`).join(' ');
-        this.violate(`after the quiet period ${name} has ${leaders.length} leaders among ${candidates.length} registered hosts, ${idle.length} of them not queued (${phases}); etcd: ${keys || 'no keys'}`);
+        const keys = this.model
+          .range(`${PREFIX}${name}/`)
+          .map((kv) => `${kv.key}@${kv.create}`)
+          .join(' ');
+        this.violate(
+          `after the quiet period ${name} has ${leaders.length} leaders among ${candidates.length} registered hosts, ${idle.length} of them not queued (${phases}); etcd: ${keys || 'no keys'}`,
+        );
       }
     }
   }
@@ -406,7 +433,9 @@ export class World {
     if (!s || !h.alive || h.closed) return;
     this.count('remove');
     this.log(`op: ${h.id} removes ${name}`);
-    void s.remove().then(() => comeBackAfterMs !== undefined && this.sched.after(comeBackAfterMs, () => this.register(h, name, 'work'), h.id));
+    void s
+      .remove()
+      .then(() => comeBackAfterMs !== undefined && this.sched.after(comeBackAfterMs, () => this.register(h, name, 'work'), h.id));
   }
 
   closeHost(h: SimHost): void {
@@ -440,10 +469,14 @@ export class World {
         (l) => {
           this.fnStarted(h, l);
           return new Promise<number>((resolve) =>
-            this.sched.after(holdMs, () => {
-              this.fnEnded(h, name, l.token);
-              resolve(holdMs);
-            }, h.id),
+            this.sched.after(
+              holdMs,
+              () => {
+                this.fnEnded(h, name, l.token);
+                resolve(holdMs);
+              },
+              h.id,
+            ),
           );
         },
         timeout !== undefined ? { timeout } : {},
