@@ -89,11 +89,16 @@ export async function allHealthy(hs: Host[], from: bigint, timeoutMs: number): P
 
 /**
  * Samples, every ~50 ms, whether some member outside `excluded()` is the raft leader;
- * stop() returns the leaderless intervals (ms) seen, longest first.
+ * stop() returns the leaderless intervals (ms) seen, longest first. `leaderBackAt` is when
+ * the last leaderless interval ended (a member outside `excluded()` led again), if any.
  */
-export function leaderSampler(cluster: EtcdCluster, excluded: () => ReadonlySet<number>): { stop(): Promise<number[]> } {
+export function leaderSampler(
+  cluster: EtcdCluster,
+  excluded: () => ReadonlySet<number>,
+): { stop(): Promise<number[]>; readonly leaderBackAt: bigint | undefined } {
   let running = true;
   const gaps: number[] = [];
+  let leaderBackAt: bigint | undefined;
   const loop = (async () => {
     let since: bigint | undefined;
     while (running) {
@@ -110,7 +115,10 @@ export function leaderSampler(cluster: EtcdCluster, excluded: () => ReadonlySet<
       );
       const t = now();
       if (leads.some(Boolean)) {
-        if (since !== undefined) gaps.push(ms(t - since));
+        if (since !== undefined) {
+          gaps.push(ms(t - since));
+          leaderBackAt = t;
+        }
         since = undefined;
       } else since ??= t;
       await sleep(50);
@@ -122,6 +130,9 @@ export function leaderSampler(cluster: EtcdCluster, excluded: () => ReadonlySet<
       running = false;
       await loop;
       return gaps.sort((a, b) => b - a);
+    },
+    get leaderBackAt() {
+      return leaderBackAt;
     },
   };
 }
@@ -208,18 +219,33 @@ export async function crashFailover(
 
 /**
  * A raft leader's fault that began at `since`: each name stepped down at most once, and
- * one that did was led again within ttl + 1.5 s of `since`; one leader per name now.
+ * one that did was led again within ttl + 1.5 s of `since` — or of `raftBackAt`, when the
+ * healthy members elected their raft leader, if that came later: until then etcd serves
+ * nobody (no grant, no revoke, no campaign), and a lease left to expire gets a full ttl
+ * from that election (etcd renews every lease when a raft leader takes office). Waits (up to
+ * 30 s) until every name has one leader first; one leader per name at the end.
  */
-export function assertLedAgain(
+export async function assertLedAgain(
   t: { diagnostic(s: string): void },
   hs: Host[],
   names: string[],
   since: bigint,
   ttl: number,
   what: string,
-): void {
+  raftBackAt?: bigint,
+): Promise<void> {
+  await waitFor(() => names.every((n) => leadersOf(hs, n).length === 1) || undefined, {
+    timeoutMs: 30_000,
+    intervalMs: 20,
+    message: `one leader of every name after the ${what}`,
+  }).catch((e: unknown) => {
+    throw new Error(`${String(e)}\n${names.map((n) => eventsSince(hs, since, n)).join('\n')}`);
+  });
   const stops = stopsSince(hs, since);
   t.diagnostic(`step-downs during the ${what}: ${stops.length}${stops.length ? ` (${stops.join('; ')})` : ''}`);
+  const from = raftBackAt !== undefined && raftBackAt > since ? raftBackAt : since;
+  const fromWhat =
+    from === since ? `the ${what} began` : `the healthy members elected a raft leader (${ms(from - since).toFixed(0)} ms into the ${what})`;
   const limit = ttl * 1000 + 1500;
   for (const n of names) {
     const mine = hs.flatMap((h) => h.events.filter((e) => isStepDown(e) && e.name === n && BigInt(e.t) > since));
@@ -230,10 +256,10 @@ export function assertLedAgain(
       .map((e) => BigInt(e.t))
       .sort((a, b) => (a < b ? -1 : 1))[0];
     if (next === undefined) throw new Error(`'${n}' not led again after its step-down\n${eventsSince(hs, since, n)}`);
-    const again = ms(next - since);
-    t.diagnostic(`'${n}' led again ${again.toFixed(0)} ms after the ${what} began (limit ${limit})`);
+    const again = ms(next - from);
+    t.diagnostic(`'${n}' led again ${again.toFixed(0)} ms after ${fromWhat} (limit ${limit})`);
     if (again > limit)
-      throw new Error(`'${n}' led again ${again} ms after the ${what} began, more than ttl + 1.5 s\n${eventsSince(hs, since, n)}`);
+      throw new Error(`'${n}' led again ${again} ms after ${fromWhat}, more than ttl + 1.5 s\n${eventsSince(hs, since, n)}`);
   }
   for (const n of names) if (leadersOf(hs, n).length !== 1) throw new Error(`not one leader of '${n}' at the end of the ${what}`);
 }
