@@ -3,17 +3,17 @@
 import { EventEmitter } from 'node:events';
 import { safeEmit } from './emit.js';
 import { EtcdUnavailableError, LockerClosedError, describe } from './errors.js';
-import { validateName } from './keys.js';
-import { nameRange, readLeader, readPrefix } from './reads.js';
-import type { Etcd3 } from 'etcd3';
+import { namePrefix, validateName } from './keys.js';
+import { wallTime, type Clock } from './clock.js';
 import type { PrefixView } from './view.js';
-import { byCreate, candidateOf, type Candidate } from './queue.js';
-import type { PrefixSnapshot } from './store.js';
+import type { Candidate } from './queue.js';
+import type { ControlStore, PrefixSnapshot } from './store.js';
 
 /** What the cluster view needs of its locker. @internal */
 export interface ClusterHost {
   readonly prefix: string;
-  readonly client: Etcd3;
+  readonly store: ControlStore;
+  readonly clock: Clock;
   readonly view: PrefixView;
   /** Aborted when the locker closes. */
   readonly closeSignal: AbortSignal;
@@ -123,7 +123,13 @@ export class Observer extends EventEmitter<ObserverEvents> {
     const head = this.core.view.head(this.name);
     const token = head?.createRevision.toString();
     if (this.info && this.info.key === head?.key && this.info.token === token) return;
-    const info: LeaderInfo = { name: this.name, leader: head?.value, token, key: head?.key, since: first ? undefined : Date.now() };
+    const info: LeaderInfo = {
+      name: this.name,
+      leader: head?.value,
+      token,
+      key: head?.key,
+      since: first ? undefined : wallTime(this.core.clock),
+    };
     this.info = info;
     for (const w of this.readyWaiters.splice(0)) w.resolve(info);
     safeEmit(this, 'change', [info], (e) => this.core.report(e instanceof Error ? e : new Error(describe(e))));
@@ -141,7 +147,7 @@ export async function clusterStatus(core: ClusterHost): Promise<NameStatus[]> {
   if (core.closeSignal.aborted) throw new LockerClosedError('read status');
   let snapshot: PrefixSnapshot;
   try {
-    snapshot = await readPrefix(core.client, core.prefix, core.requestTimeoutMs());
+    snapshot = await core.store.readPrefix(core.prefix, core.requestTimeoutMs());
   } catch (err) {
     throw new EtcdUnavailableError(`status read of prefix '${core.prefix}'`, err);
   }
@@ -165,29 +171,18 @@ export async function clusterStatus(core: ClusterHost): Promise<NameStatus[]> {
 export async function failover(core: ClusterHost, name: string): Promise<string | undefined> {
   validateName(name);
   if (core.closeSignal.aborted) throw new LockerClosedError(`fail over '${name}'`);
-  const range = nameRange(core.prefix, name);
-  const deadline = (): { deadline: Date } => ({ deadline: new Date(Date.now() + core.requestTimeoutMs()) });
+  const range = namePrefix(core.prefix, name);
   let head: Candidate | undefined;
   try {
-    head = await readLeader(core.client, core.prefix, name, core.requestTimeoutMs());
+    head = (await core.store.readQueue(range, core.requestTimeoutMs(), true))[0];
   } catch (err) {
     throw new EtcdUnavailableError(`read of the leader of '${name}'`, err);
   }
   if (!head) return undefined;
-  const key = Buffer.from(head.key);
   let queue: Candidate[];
   try {
-    const res = await core.client.kv.txn(
-      {
-        compare: [{ key, target: 'Create', result: 'Equal', create_revision: head.createRevision.toString() }],
-        success: [{ request_delete_range: { key } }, { request_range: range }],
-        failure: [{ request_range: range }],
-      },
-      deadline(),
-    );
-    // On failure that leadership ended by itself meanwhile: whoever leads now is the answer.
-    const read = res.responses[res.succeeded ? 1 : 0]?.response_range;
-    queue = (read?.kvs ?? []).map(candidateOf).sort(byCreate);
+    // If that leadership ended by itself meanwhile, nothing is deleted: whoever leads now is the answer.
+    queue = await core.store.depose(head.key, head.createRevision, range, core.requestTimeoutMs());
   } catch (err) {
     throw new EtcdUnavailableError(`failover of '${name}' (delete of ${head.key})`, err);
   }

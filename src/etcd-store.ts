@@ -1,14 +1,23 @@
 // The Store of the election core on a real etcd, through the etcd3 client.
-import type { Etcd3, ILeaseKeepAliveResponse, IRequestOp, ITxnRequest, ITxnResponse, IRangeResponse } from 'etcd3';
+import type { Etcd3, IKeyValue, ILeaseKeepAliveResponse, IRequestOp, ITxnRequest, ITxnResponse, IRangeResponse, Watcher } from 'etcd3';
 import { prefixEnd } from './keys.js';
 import type { WatchMoveReason } from './diagnostics.js';
 import type { Member, Members } from './members.js';
 import type { Candidate } from './queue.js';
-import { readPrefix } from './reads.js';
-import type { CampaignRequest, CampaignResult, PrefixSnapshot, PrefixWatchHandle, Store, WatchHandlers } from './store.js';
+import { byCreate, candidateOf } from './queue.js';
+import { deadline, nameRange, readLeader, readPrefix } from './reads.js';
+import type {
+  CampaignRequest,
+  CampaignResult,
+  ControlStore,
+  FencedPut,
+  KeyWatchHandle,
+  PrefixSnapshot,
+  PrefixWatchHandle,
+  StoredKey,
+  WatchHandlers,
+} from './store.js';
 import { PrefixWatch } from './watch.js';
-
-const deadline = (timeoutMs: number): { deadline: Date } => ({ deadline: new Date(Date.now() + timeoutMs) });
 
 /**
  * Every call goes to the member that answered last and is hedged to the next member if
@@ -16,13 +25,15 @@ const deadline = (timeoutMs: number): { deadline: Date } => ({ deadline: new Dat
  * safe to send twice: put-if-absent of our own key, a guarded delete, a revoke, reads,
  * and the lease grant, whose surplus lease is revoked (grant()).
  */
-export class EtcdStore implements Store {
+export class EtcdStore implements ControlStore {
   /** `freshnessMs`: how often the prefix watch checks that its member keeps up (watch.ts); 0 never. */
   constructor(
     private readonly members: Members,
     private readonly freshnessMs = 0,
     /** Told when the prefix watch moves to another member (the locker publishes it on `locked:watch`). */
     private readonly watchMoved?: (from: Member, to: Member, reason: WatchMoveReason, after: bigint) => void,
+    /** For watches of one key (run-once records): a client over every member (etcd3 moves the watch itself). */
+    private readonly keyWatchClient?: Etcd3,
   ) {}
 
   /** When a call has not answered, the next member gets it too. */
@@ -102,6 +113,122 @@ export class EtcdStore implements Store {
 
   watchPrefix(prefix: string, handlers: WatchHandlers): PrefixWatchHandle {
     return new PrefixWatch(this.members, prefix, handlers, 2_000, this.freshnessMs, this.watchMoved);
+  }
+
+  // ——— ControlStore: control records, reads of one name, run-once records ———
+
+  private hedged<T>(call: (client: Etcd3) => Promise<T>, timeoutMs: number): Promise<T> {
+    return this.members.hedged(call, EtcdStore.hedgeMs(timeoutMs), timeoutMs);
+  }
+
+  put(key: string, value: string, leaseId: string | undefined, timeoutMs: number): Promise<void> {
+    return this.hedged(
+      async (client) =>
+        void (await client.kv.put(
+          { key: Buffer.from(key), value: Buffer.from(value), ...(leaseId !== undefined ? { lease: leaseId } : {}) },
+          deadline(timeoutMs),
+        )),
+      timeoutMs,
+    );
+  }
+
+  remove(key: string, ifValue: string | undefined, timeoutMs: number): Promise<void> {
+    const k = Buffer.from(key);
+    if (ifValue === undefined)
+      return this.hedged(async (client) => void (await client.kv.deleteRange({ key: k }, deadline(timeoutMs))), timeoutMs);
+    return this.hedged(
+      async (client) =>
+        void (await client.kv.txn(
+          {
+            compare: [{ key: k, target: 'Value', result: 'Equal', value: Buffer.from(ifValue) }],
+            success: [{ request_delete_range: { key: k } }],
+          },
+          deadline(timeoutMs),
+        )),
+      timeoutMs,
+    );
+  }
+
+  get(key: string, timeoutMs: number): Promise<StoredKey | undefined> {
+    return this.hedged(async (client) => {
+      const kv = (await client.kv.range({ key: Buffer.from(key) }, deadline(timeoutMs))).kvs[0];
+      return kv
+        ? { value: kv.value.toString(), createRevision: BigInt(kv.create_revision), modRevision: BigInt(kv.mod_revision) }
+        : undefined;
+    }, timeoutMs);
+  }
+
+  readQueue(namePrefix: string, timeoutMs: number, leaderOnly = false): Promise<Candidate[]> {
+    return this.hedged(async (client) => {
+      if (leaderOnly) {
+        const head = await readLeader(client, namePrefix, timeoutMs);
+        return head ? [head] : [];
+      }
+      const res = await client.kv.range(nameRange(namePrefix), deadline(timeoutMs));
+      return res.kvs.map(candidateOf).sort(byCreate);
+    }, timeoutMs);
+  }
+
+  depose(key: string, createRevision: bigint, namePrefix: string, timeoutMs: number): Promise<Candidate[]> {
+    const k = Buffer.from(key);
+    const range = nameRange(namePrefix);
+    return this.hedged(async (client) => {
+      const res = await client.kv.txn(
+        {
+          compare: [{ key: k, target: 'Create', result: 'Equal', create_revision: createRevision.toString() }],
+          success: [{ request_delete_range: { key: k } }, { request_range: range }],
+          failure: [{ request_range: range }],
+        },
+        deadline(timeoutMs),
+      );
+      const read = res.responses[res.succeeded ? 1 : 0]?.response_range;
+      return (read?.kvs ?? []).map(candidateOf).sort(byCreate);
+    }, timeoutMs);
+  }
+
+  putFenced(w: FencedPut, timeoutMs: number): Promise<bigint | 'deposed' | 'conflict'> {
+    const key = Buffer.from(w.key);
+    const fence = Buffer.from(w.fence.key);
+    return this.hedged(async (client) => {
+      const res = await client.kv.txn(
+        {
+          compare: [
+            { key: fence, target: 'Create', result: 'Equal', create_revision: w.fence.createRevision.toString() },
+            { key, target: 'Mod', result: 'Equal', mod_revision: w.modRevision.toString() },
+          ],
+          success: [{ request_put: { key, value: Buffer.from(w.value), ...(w.leaseId !== undefined ? { lease: w.leaseId } : {}) } }],
+          failure: [{ request_range: { key: fence } }],
+        },
+        deadline(timeoutMs),
+      );
+      if (res.succeeded) return BigInt(res.header.revision);
+      const mine = res.responses[0]?.response_range?.kvs[0];
+      return mine && BigInt(mine.create_revision) === w.fence.createRevision ? 'conflict' : 'deposed';
+    }, timeoutMs);
+  }
+
+  watchKey(key: string, onPut: (value: string) => void): KeyWatchHandle {
+    // Not hedged: a broken watch only costs speed.
+    const client = this.keyWatchClient ?? this.members.current.client;
+    let watcher: Watcher | undefined;
+    let closed = false;
+    const ready = client
+      .watch()
+      .key(key)
+      .create()
+      .then((w) => {
+        if (closed) return void w.cancel().catch(() => {});
+        watcher = w;
+        w.on('put', (kv: IKeyValue) => onPut(kv.value.toString()));
+        w.on('error', () => {});
+      });
+    return {
+      ready,
+      close: async () => {
+        closed = true;
+        await watcher?.cancel().catch(() => {});
+      },
+    };
   }
 }
 

@@ -1,12 +1,4 @@
-export {
-  locked,
-  Locker,
-  type LockerEvents,
-  type LockOptions,
-  type Health,
-  type MembersHealth,
-  type MembersHealthOptions,
-} from './locker.js';
+export { locked, Locker, type LockerEvents, type Health, type MembersHealth, type MembersHealthOptions } from './locker.js';
 export type { MemberHealth, PolledMemberHealth } from './member-health.js';
 export type { MemberStatus, MemberRole, QuorumView, MemberPollOptions } from './member-status.js';
 export type { BreakerState, MemberCalls } from './member-stats.js';
@@ -19,10 +11,9 @@ export {
   type TryLockResult,
 } from './singleton.js';
 export type { LeaderInfo, NameStatus, Observer, ObserverEvents } from './cluster.js';
-export type { OnceContext, OnceFunction, OnceOptions, OnceOutcome } from './once.js';
-export type { LockerOptions } from './options.js';
+export type { OnceContext, OnceFunction, OnceOutcome } from './once.js';
+export type { LockerOptions, SingletonOptions, LockOptions, FailoverOptions, DrainOptions, OnceOptions } from './options.js';
 export type { HostStatus, MoveRequest } from './placement.js';
-export type { FailoverOptions, DrainOptions } from './mover.js';
 export {
   renderPrometheus,
   PROMETHEUS_CONTENT_TYPE,
@@ -59,7 +50,6 @@ export {
   isHostNotFoundError,
 } from './errors.js';
 export type { SignalOption } from './abort.js';
-export type { SingletonOptions } from './health-check.js';
 export {
   DIAGNOSTICS_CHANNELS,
   type LeadershipMessage,

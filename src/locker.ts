@@ -5,7 +5,6 @@ import { checkSignal, untilAborted, type SignalOption } from './abort.js';
 import { CampaignBatcher } from './campaign.js';
 import type { Clock } from './clock.js';
 import { publishError, publishSession, publishWatchMove } from './diagnostics.js';
-import { resolveSingletonOptions, type SingletonOptions } from './health-check.js';
 import { safeEmit } from './emit.js';
 import {
   AbortedError,
@@ -23,18 +22,33 @@ import { Members, withRequireLeader } from './members.js';
 import { membersHealth, polledMembersHealth, type MemberHealth, type PolledMemberHealth } from './member-health.js';
 import type { MemberPollOptions, QuorumView } from './member-status.js';
 import { MetricsRecorder, timedKeepalive, type MetricsSnapshot } from './metrics.js';
-import { validateName } from './keys.js';
-import { readLeader, readPrefix } from './reads.js';
-import { Mover, knownHosts, requestHandOver, type DrainOptions, type FailoverOptions } from './mover.js';
+import { namePrefix, validateName } from './keys.js';
+import { Mover, knownHosts, requestHandOver } from './mover.js';
 import { hostsStatus, parseControl, type HostStatus } from './placement.js';
-import { resolveOptions, type LockerOptions, type ResolvedOptions } from './options.js';
+import {
+  resolveDrainOptions,
+  resolveFailoverOptions,
+  resolveLockOptions,
+  resolveOptions,
+  resolveRunOnceOptions,
+  resolveSingletonOptions,
+  resolveTryLockOptions,
+  resolveUndrainOptions,
+  type DrainOptions,
+  type FailoverOptions,
+  type LockOptions,
+  type LockerOptions,
+  type OnceOptions,
+  type ResolvedOptions,
+  type SingletonOptions,
+} from './options.js';
 import { ReleaseGate } from './release.js';
 import { Session } from './session.js';
-import type { Store } from './store.js';
+import type { ControlStore, Store } from './store.js';
 import { onShutdown } from './signals.js';
 import { Singleton, type Leadership, type SingletonFunction, type TryLockResult } from './singleton.js';
 import { clusterStatus, failover, observe, type NameStatus, type Observer } from './cluster.js';
-import { runOnce, type OnceFunction, type OnceOptions, type OnceOutcome } from './once.js';
+import { runOnce, type OnceFunction, type OnceOutcome } from './once.js';
 import { PrefixView } from './view.js';
 
 export interface LockerEvents {
@@ -44,13 +58,6 @@ export interface LockerEvents {
   session: [leaseId: string];
   /** The lease was lost: every leadership ended with reason 'lost'; a new lease is on its way. */
   lost: [error: LeaseLostError];
-}
-
-export interface LockOptions {
-  /** Give up waiting (not running) after this many milliseconds: rejects with a LockCancelledError. */
-  timeout?: number;
-  /** Give up waiting when aborted: rejects with a LockCancelledError. */
-  signal?: AbortSignal;
 }
 
 /** Cheap, synchronous health for probes. */
@@ -119,7 +126,7 @@ export class Locker extends EventEmitter<LockerEvents> {
   /** The etcd3 client, for your own (fenced) writes. */
   readonly client: Etcd3;
   /** @internal */
-  readonly store: Store;
+  readonly store: ControlStore;
   /** @internal */
   readonly members: Members;
   /** @internal */
@@ -133,6 +140,8 @@ export class Locker extends EventEmitter<LockerEvents> {
   /** @internal */
   readonly recorder = new MetricsRecorder();
   private readonly names = new Map<string, Singleton>();
+  /** Registrations waiting behind a retiring one of the same name (removed, an aborted try-lock): admitted once it has left. */
+  private readonly successors = new Map<string, Singleton>();
   /** Balance, drain and requested hand-overs (mover.ts drives placement.ts). */
   private readonly mover: Mover;
   /** Observers of single names (cluster.ts), fed by the same view. */
@@ -152,7 +161,7 @@ export class Locker extends EventEmitter<LockerEvents> {
   private readonly keepaliveStore: Store;
 
   /** Use `locked(hosts, options)`. @internal */
-  constructor(hosts: unknown, options?: LockerOptions, store?: Store) {
+  constructor(hosts: unknown, options?: LockerOptions, store?: ControlStore) {
     super();
     this.opts = resolveOptions(hosts, options);
     const { etcd } = this.opts;
@@ -175,8 +184,12 @@ export class Locker extends EventEmitter<LockerEvents> {
     this.members = new Members(this.opts.hosts, clientOptions);
     this.store =
       store ??
-      new EtcdStore(this.members, this.opts.watchFreshnessMs, (from, to, reason, after) =>
-        publishWatchMove(() => ({ id: this.opts.id, from: from.endpoint, to: to.endpoint, reason, revision: after.toString() })),
+      new EtcdStore(
+        this.members,
+        this.opts.watchFreshnessMs,
+        (from, to, reason, after) =>
+          publishWatchMove(() => ({ id: this.opts.id, from: from.endpoint, to: to.endpoint, reason, revision: after.toString() })),
+        this.client,
       );
     this.keepaliveStore = timedKeepalive(this.store, this.opts.clock, (ms) => this.recorder.keepaliveRtt(ms));
     this.batcher = new CampaignBatcher(this.store, () => this.requestTimeoutMs());
@@ -191,13 +204,12 @@ export class Locker extends EventEmitter<LockerEvents> {
     const self = this;
     this.mover = new Mover({
       view: this.view,
-      client: this.client,
+      store: this.store,
       prefix: this.opts.prefix,
       nodeId: this.opts.id,
       clock: this.opts.clock,
       ttl: this.opts.ttl,
       balanceConcurrency: this.opts.balanceConcurrency,
-      writes: store === undefined,
       session: () => self.session(),
       requestTimeoutMs: () => self.requestTimeoutMs(),
       handOver: (name) => self.names.get(name)?.handOver() ?? false,
@@ -255,6 +267,7 @@ export class Locker extends EventEmitter<LockerEvents> {
   /** @internal */
   unregister(s: Singleton): void {
     if (this.names.get(s.name) === s) this.names.delete(s.name);
+    else if (this.successors.get(s.name) === s) this.successors.delete(s.name);
   }
   /** @internal */
   report(err: Error): void {
@@ -301,7 +314,7 @@ export class Locker extends EventEmitter<LockerEvents> {
   /** Registers `fn` under `name`: this host campaigns, and runs fn whenever elected. Same as `locker(name, fn)`. */
   register(name: string, fn: SingletonFunction, options?: SingletonOptions): Singleton {
     const s = this.add(name, fn, 'queue', options);
-    s.start();
+    this.begin(s);
     return s;
   }
 
@@ -316,14 +329,14 @@ export class Locker extends EventEmitter<LockerEvents> {
     let s: Singleton;
     let signal: AbortSignal | undefined;
     try {
-      signal = checkSignal(options.signal, `tryLock('${name}')`);
+      signal = resolveTryLockOptions(name, options).signal;
       if (signal?.aborted) throw new AbortedError(`tryLock('${name}')`, signal.reason);
       s = this.add(name, fn, 'try');
     } catch (err) {
       return Promise.reject(err);
     }
     const outcome = s.outcome();
-    s.start();
+    this.begin(s);
     // On abort the try-lock leaves: a key it wrote is taken back out, an fn that just
     // started is stopped. The outcome then settles to nobody.
     return untilAborted(
@@ -342,7 +355,7 @@ export class Locker extends EventEmitter<LockerEvents> {
    * `concurrency.Mutex`): queues for `name` on the same election protocol, runs
    * `fn(leadership)` once elected, releases the name as soon as fn settles (or its signal
    * aborts on loss), and resolves with fn's value — or rejects with fn's error. Rejects
-   * with a LockCancelledError on `timeout` (ms, waiting only) or `signal`, leaving
+   * with a LockCancelledError on `timeoutMs` (waiting only) or `signal`, leaving
    * nothing queued in etcd.
    */
   lock<T>(name: string, fn: (leadership: Leadership) => T | Promise<T>, options: LockOptions = {}): Promise<T> {
@@ -355,10 +368,7 @@ export class Locker extends EventEmitter<LockerEvents> {
 
   private startLock<T>(name: string, fn: (leadership: Leadership) => T | Promise<T>, options: LockOptions): Promise<T> {
     if (typeof fn !== 'function') throw new TypeError(`fn for lock '${name}' must be a function, got ${typeof fn}`);
-    const { signal, timeout } = options;
-    if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && Number.isFinite(timeout))) {
-      throw new RangeError(`options.timeout must be a finite number of milliseconds ≥ 0, got ${String(timeout)}`);
-    }
+    const { signal, timeoutMs: timeout } = resolveLockOptions(name, options);
     if (signal?.aborted) return Promise.reject(new LockCancelledError(name, 'aborted', signal.reason));
     let result: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
     let cancelled: LockCancelledError | undefined;
@@ -382,7 +392,7 @@ export class Locker extends EventEmitter<LockerEvents> {
     const onAbort = (): void => cancel('aborted', signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     const timer = timeout !== undefined ? this.clock.setTimeout(() => cancel('timeout'), timeout) : undefined;
-    s.start();
+    this.begin(s);
     return s.released().then(() => {
       signal?.removeEventListener('abort', onAbort);
       if (timer) this.clock.clearTimeout(timer);
@@ -399,15 +409,44 @@ export class Locker extends EventEmitter<LockerEvents> {
     if (typeof fn !== 'function') throw new TypeError(`fn for '${name}' must be a function, got ${typeof fn}`);
     const resolved = resolveSingletonOptions(name, options);
     if (this.closing) throw new LockerClosedError(`register '${name}'`);
-    if (this.names.has(name)) throw new Error(`singleton '${name}' is already registered on this locker (id ${this.nodeId})`);
+    const old = this.names.get(name);
+    if ((old && !old.retiring) || this.successors.has(name)) {
+      throw new Error(`singleton '${name}' is already registered on this locker (id ${this.nodeId})`);
+    }
     const s = new Singleton(name, fn, this, mode, resolved);
-    this.names.set(name, s);
+    if (old) {
+      // The old registration is on its way out (removed, an aborted try-lock, a lock
+      // released) but its write or fn has not settled: campaigning beside it would write
+      // the same key. This one waits and campaigns once the old one has left.
+      this.successors.set(name, s);
+      void old.released().then(() => this.admit(s));
+    } else {
+      this.names.set(name, s);
+    }
     this.ensureStarted(true);
     return s;
   }
 
+  /** Campaigns now, or — waiting behind a retiring registration of the name — once admitted. */
+  private begin(s: Singleton): void {
+    if (this.names.get(s.name) === s) s.start();
+  }
+
+  /** The retiring registration has left: its successor takes the name, unless it was removed or the locker closed meanwhile. */
+  private admit(s: Singleton): void {
+    if (this.successors.get(s.name) !== s) return;
+    this.successors.delete(s.name);
+    this.names.set(s.name, s);
+    s.start();
+  }
+
   /** Runs `fn` to completion once across the cluster (see README, "run-once jobs"). */
   runOnce(name: string, fn: OnceFunction, options?: OnceOptions): Promise<OnceOutcome> {
+    try {
+      resolveRunOnceOptions(name, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return runOnce(this, name, fn, options);
   }
 
@@ -426,7 +465,7 @@ export class Locker extends EventEmitter<LockerEvents> {
     if (options.hosts) {
       return this.read('status({ hosts: true })', options, async () => {
         try {
-          const snap = await readPrefix(this.client, this.prefix, this.requestTimeoutMs());
+          const snap = await this.store.readPrefix(this.prefix, this.requestTimeoutMs());
           return hostsStatus(snap.queues, parseControl(this.prefix, snap.control ?? new Map()));
         } catch (err) {
           throw new EtcdUnavailableError(`status read of prefix '${this.prefix}'`, err);
@@ -458,24 +497,26 @@ export class Locker extends EventEmitter<LockerEvents> {
    * deletes the leader's key instead, without waiting for it.
    */
   failover(name: string, options: FailoverOptions = {}): Promise<string | undefined> {
-    return this.read(`failover('${name}')`, options, async () => {
-      if (options.force) {
-        if (options.to !== undefined)
-          throw new TypeError("failover: 'to' cannot be combined with 'force' (a forced failover goes to whoever is next)");
-        return failover(this, name);
-      }
-      const timeoutMs = options.timeoutMs ?? Math.max(10_000, 3 * this.opts.ttl * 1000);
+    let o: ReturnType<typeof resolveFailoverOptions>;
+    try {
+      o = resolveFailoverOptions(name, options, this.opts.ttl);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.read(`failover('${name}')`, o, async () => {
+      if (o.force) return failover(this, name);
+      const { timeoutMs } = o;
       try {
-        return await requestHandOver(this.client, this.prefix, name, this.opts.id, {
-          ...(options.to !== undefined ? { to: options.to } : {}),
+        return await requestHandOver(this.store, this.clock, this.prefix, name, this.opts.id, {
+          ...(o.to !== undefined ? { to: o.to } : {}),
           timeoutMs,
           requestTimeoutMs: this.requestTimeoutMs(),
         });
       } catch (err) {
         // Not queued: a typo in `to` deserves another answer than a host queued elsewhere.
-        if (options.to !== undefined && isHandOverError(err) && err.kind === 'not-queued') {
-          const { live } = await knownHosts(this.client, this.prefix, this.requestTimeoutMs());
-          if (!live.includes(options.to)) throw new HostNotFoundError(`failover('${name}', { to: '${options.to}' })`, options.to, live, '');
+        if (o.to !== undefined && isHandOverError(err) && err.kind === 'not-queued') {
+          const { live } = await knownHosts(this.store, this.prefix, this.requestTimeoutMs());
+          if (!live.includes(o.to)) throw new HostNotFoundError(`failover('${name}', { to: '${o.to}' })`, o.to, live, '');
         }
         throw err;
       }
@@ -491,9 +532,10 @@ export class Locker extends EventEmitter<LockerEvents> {
    * HostNotFoundError, unless `force` (an order for a host about to start).
    */
   async drain(options: DrainOptions & { nodeId?: string } = {}): Promise<void> {
-    const id = options.nodeId ?? this.opts.id;
-    await this.read(`drain('${id}')`, options, async () => {
-      if (options.nodeId !== undefined && !options.force) await this.requireHost(`drain('${id}')`, id, false);
+    const o = resolveDrainOptions(options);
+    const id = o.nodeId ?? this.opts.id;
+    await this.read(`drain('${id}')`, o, async () => {
+      if (o.nodeId !== undefined && !o.force) await this.requireHost(`drain('${id}')`, id, false);
       await this.mover.drained(id, options, () => this.mover.order(id, true));
     });
   }
@@ -504,16 +546,17 @@ export class Locker extends EventEmitter<LockerEvents> {
    * HostNotFoundError, unless `force`.
    */
   async undrain(options: SignalOption & { nodeId?: string; force?: boolean } = {}): Promise<void> {
-    const id = options.nodeId ?? this.opts.id;
-    await this.read(`undrain('${id}')`, options, async () => {
-      if (options.nodeId !== undefined && !options.force) await this.requireHost(`undrain('${id}')`, id, true);
+    const o = resolveUndrainOptions(options);
+    const id = o.nodeId ?? this.opts.id;
+    await this.read(`undrain('${id}')`, o, async () => {
+      if (o.nodeId !== undefined && !o.force) await this.requireHost(`undrain('${id}')`, id, true);
       await this.mover.order(id, false);
     });
   }
 
   /** Rejects with HostNotFoundError unless a live host has node id `id` (or, with `drained`, a drain order names it). */
   private async requireHost(operation: string, id: string, drained: boolean): Promise<void> {
-    const { live, draining } = await knownHosts(this.client, this.prefix, this.requestTimeoutMs());
+    const { live, draining } = await knownHosts(this.store, this.prefix, this.requestTimeoutMs());
     if (live.includes(id) || (drained && draining.has(id))) return;
     throw new HostNotFoundError(operation, id, live, 'pass force: true to write the order anyway, for a host about to start');
   }
@@ -532,7 +575,7 @@ export class Locker extends EventEmitter<LockerEvents> {
   leader(name: string, options: SignalOption = {}): Promise<string | undefined> {
     return this.read(`leader('${name}')`, options, async () => {
       validateName(name);
-      return (await readLeader(this.client, this.prefix, name, this.requestTimeoutMs()))?.value;
+      return (await this.store.readQueue(namePrefix(this.prefix, name), this.requestTimeoutMs(), true))[0]?.value;
     });
   }
 
@@ -647,7 +690,7 @@ export class Locker extends EventEmitter<LockerEvents> {
     // Stop every fn first, then revoke: the revoke lets standbys in, so it must come
     // last (the gate). A fn that ignores its signal past stopTimeout is not waited for
     // any longer: the lease is then left to expire by itself, never revoked under it.
-    const singletons = [...this.names.values()];
+    const singletons = [...this.names.values(), ...this.successors.values()];
     const closing = Promise.allSettled(singletons.map((s) => s.close()));
     let timer: ReturnType<Clock['setTimeout']> | undefined;
     const timedOut = await Promise.race([

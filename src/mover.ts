@@ -1,11 +1,10 @@
 // Drives placement.ts on a locker: keeps the control records parsed, this host's record
 // under its lease, the balance passes and their moves in flight, drains, and the
 // requester side of a graceful failover. The rules themselves are in placement.ts.
-import type { Etcd3 } from 'etcd3';
 import { untilAborted } from './abort.js';
-import type { Clock, Timer } from './clock.js';
+import { sleep, wallTime, type Clock, type Timer } from './clock.js';
 import { EtcdUnavailableError, HandOverError } from './errors.js';
-import { drainKey, hostKey, moveKey, nextKey, validateName } from './keys.js';
+import { drainKey, hostKey, moveKey, namePrefix, nextKey, validateName } from './keys.js';
 import {
   EMPTY_CONTROL,
   handsOver,
@@ -19,44 +18,22 @@ import {
   type HostStatus,
   type MoveRequest,
 } from './placement.js';
-import { nameRange, readPrefix } from './reads.js';
-import { byCreate, candidateOf, type Candidate } from './queue.js';
+import type { Candidate } from './queue.js';
 import type { Session } from './session.js';
+import type { ControlStore } from './store.js';
+import type { DrainOptions } from './options.js';
 import type { PrefixView } from './view.js';
-
-export interface FailoverOptions {
-  /** Node id that must lead next (it must queue for the name). Default: whoever is next in line. */
-  to?: string;
-  /** Delete the leader's key instead of asking it (the behaviour of 0.1): for a leader that does not answer. */
-  force?: boolean;
-  /** How long the leader has to hand over (ms). Default max(10 s, 3 × ttl). */
-  timeoutMs?: number;
-  signal?: AbortSignal;
-}
-
-export interface DrainOptions {
-  /** Called for each leadership that moved away: name and the node id leading it now. */
-  onMove?: (name: string, to: string | undefined) => void;
-  /**
-   * With `nodeId`: write the drain order even if no live host has that id — for a host
-   * about to start, which then never takes a name another host could lead. Without it
-   * such an id rejects with HostNotFoundError (a typo would drain nothing, at once).
-   */
-  force?: boolean;
-  signal?: AbortSignal;
-}
 
 /** What the mover needs from its locker. @internal */
 export interface MoverHost {
   readonly view: PrefixView;
-  readonly client: Etcd3;
+  /** Every etcd access of the mover: control records and reads (etcd-store.ts; the simulation's own). */
+  readonly store: ControlStore;
   readonly prefix: string;
   readonly nodeId: string;
   readonly clock: Clock;
   readonly ttl: number;
   readonly balanceConcurrency: number;
-  /** False on an injected store (the simulation): no control writes through the etcd3 client. */
-  readonly writes: boolean;
   session(): Session | undefined;
   requestTimeoutMs(): number;
   /** Hands a name over if this host leads it (Singleton.handOver). */
@@ -121,7 +98,7 @@ class Pending<T extends object> {
       // After the write has landed (or failed): a delete that overtook it would leave the
       // request behind, acted on for as long as its leader leads.
       const key = this.keyOf(this.host.prefix, name);
-      void (landed ?? Promise.resolve()).finally(() => deleteIfUnchanged(this.host.client, key, written, this.host.requestTimeoutMs()));
+      void (landed ?? Promise.resolve()).finally(() => deleteIfUnchanged(this.host.store, key, written, this.host.requestTimeoutMs()));
     }
     this.ended();
   }
@@ -139,9 +116,6 @@ const QUIET_MS = 500;
 const MIN_PASS_GAP_MS = 200;
 /** Promotions of first standbys planned per pass: small steps, each seen by every host before the next. */
 const PROMOTIONS_PER_PASS = 16;
-
-const deadline = (ms: number): { deadline: Date } => ({ deadline: new Date(Date.now() + ms) });
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** @internal */
 export class Mover {
@@ -229,7 +203,6 @@ export class Mover {
 
   /** A new session: publish this host's record under its lease (the sign that its keys are ours). */
   sessionGranted(session: Session): void {
-    if (!this.host.writes) return;
     this.recordFor = session;
     void this.putRecord(session);
   }
@@ -257,15 +230,12 @@ export class Mover {
     while (!this.closed && this.recordFor === session && !session.ended) {
       try {
         const value = JSON.stringify({ lease: session.hex });
-        await this.host.client.kv.put(
-          { key: Buffer.from(hostKey(this.host.prefix, this.host.nodeId)), value: Buffer.from(value), lease: session.leaseId },
-          deadline(this.host.requestTimeoutMs()),
-        );
+        await this.host.store.put(hostKey(this.host.prefix, this.host.nodeId), value, session.leaseId, this.host.requestTimeoutMs());
         return;
       } catch (err) {
         if (this.closed || session.ended) return;
         this.host.report(new EtcdUnavailableError(`write of the host record of '${this.host.nodeId}'`, err));
-        await sleep(wait);
+        await sleep(this.host.clock, wait);
         wait = Math.min(wait * 2, 2000);
       }
     }
@@ -292,7 +262,7 @@ export class Mover {
 
   private pass(): void {
     const session = this.host.session();
-    if (this.closed || !this.host.writes || !session || !this.host.view.current) return;
+    if (this.closed || !session || !this.host.view.current) return;
     this.sweepOrphans();
     if (!this.draining && this.host.balanceConcurrency === 0) return;
     const limit = (this.host.balanceConcurrency || 16) - this.inFlight.size;
@@ -334,7 +304,11 @@ export class Mover {
    * e.g. under load): left behind, one would keep its leader's standbys re-queueing for as
    * long as that leader leads. Move requests of ours are deleted only once void (their
    * leader key gone: liveRequests()) and no move of ours waits for them — `failover()` writes
-   * them under our node id too, and waits while its leader key exists.
+   * them under our node id too, and waits while its leader key exists. A move request of a
+   * requester that is no live host (a `failover()` whose process died before its `finally`:
+   * such requests have no lease) is deleted by whoever sees it once it is void or nobody it
+   * could go to queues: left behind it would stay for good, and act again whenever its leader
+   * key reappears (a host that re-queues on the same lease writes the same key).
    */
   private sweepOrphans(): void {
     const orphans: string[] = [];
@@ -342,14 +316,21 @@ export class Mover {
       if (req.by === this.host.nodeId && !this.stepping.get(name)) orphans.push(nextKey(this.host.prefix, name));
     }
     for (const [name, req] of this.rec.moves) {
-      if (req.by === this.host.nodeId && !this.inFlight.get(name) && this.host.view.head(name)?.key !== req.from)
-        orphans.push(moveKey(this.host.prefix, name));
+      const live = this.host.view.head(name)?.key === req.from;
+      if (req.by === this.host.nodeId) {
+        if (!live && !this.inFlight.get(name)) orphans.push(moveKey(this.host.prefix, name));
+        continue;
+      }
+      const requesterGone = req.by === undefined || !this.rec.leaseByHost.has(req.by);
+      const queue = this.host.view.queue(name);
+      const unreachable = req.to === undefined ? queue.length < 2 : !queue.some((c) => c.value === req.to);
+      if (requesterGone && (!live || unreachable)) orphans.push(moveKey(this.host.prefix, name));
     }
     for (const key of orphans) {
       const raw = this.host.view.control.get(key);
       if (raw === undefined || this.sweeping.has(key)) continue;
       this.sweeping.add(key);
-      void deleteIfUnchanged(this.host.client, key, raw, this.host.requestTimeoutMs()).finally(() => this.sweeping.delete(key));
+      void deleteIfUnchanged(this.host.store, key, raw, this.host.requestTimeoutMs()).finally(() => this.sweeping.delete(key));
     }
   }
 
@@ -406,8 +387,8 @@ export class Mover {
     failed: () => void,
   ): { written: string; landed: Promise<unknown> } {
     const value = JSON.stringify({ ...req, by: this.host.nodeId } satisfies MoveRequest);
-    const landed = this.host.client.kv
-      .put({ key: Buffer.from(key), value: Buffer.from(value), lease: session.leaseId }, deadline(this.host.requestTimeoutMs()))
+    const landed = this.host.store
+      .put(key, value, session.leaseId, this.host.requestTimeoutMs())
       .then(() => this.host.judge([name]))
       .catch((err: unknown) => {
         this.host.report(new EtcdUnavailableError(`write of the ${what} of '${name}'`, err));
@@ -432,14 +413,12 @@ export class Mover {
 
   /** Writes a drain order for `nodeId` (no lease: it holds until undrain). */
   async order(nodeId: string, on: boolean): Promise<void> {
-    const key = Buffer.from(drainKey(this.host.prefix, nodeId));
+    const key = drainKey(this.host.prefix, nodeId);
+    const timeoutMs = this.host.requestTimeoutMs();
     try {
       if (on)
-        await this.host.client.kv.put(
-          { key, value: Buffer.from(JSON.stringify({ at: new Date().toISOString() })) },
-          deadline(this.host.requestTimeoutMs()),
-        );
-      else await this.host.client.kv.deleteRange({ key }, deadline(this.host.requestTimeoutMs()));
+        await this.host.store.put(key, JSON.stringify({ at: new Date(wallTime(this.host.clock)).toISOString() }), undefined, timeoutMs);
+      else await this.host.store.remove(key, undefined, timeoutMs);
     } catch (err) {
       throw new EtcdUnavailableError(`${on ? 'write' : 'delete'} of the drain order of '${nodeId}'`, err);
     }
@@ -498,16 +477,9 @@ export class Mover {
 }
 
 /** Deletes `key` only while it still holds `value` (a newer request is someone else's). */
-async function deleteIfUnchanged(client: Etcd3, key: string, value: string, timeoutMs: number): Promise<void> {
-  const k = Buffer.from(key);
+async function deleteIfUnchanged(store: ControlStore, key: string, value: string, timeoutMs: number): Promise<void> {
   try {
-    await client.kv.txn(
-      {
-        compare: [{ key: k, target: 'Value', result: 'Equal', value: Buffer.from(value) }],
-        success: [{ request_delete_range: { key: k } }],
-      },
-      deadline(timeoutMs),
-    );
+    await store.remove(key, value, timeoutMs);
   } catch {
     // Left behind it is void: a request names the leadership it concerns, which is gone.
   }
@@ -520,13 +492,13 @@ async function deleteIfUnchanged(client: Etcd3, key: string, value: string, time
  * ids with a drain order, live or not: one snapshot of the prefix.
  */
 export async function knownHosts(
-  client: Etcd3,
+  store: ControlStore,
   prefix: string,
   timeoutMs: number,
 ): Promise<{ live: string[]; draining: ReadonlySet<string> }> {
   let snap;
   try {
-    snap = await readPrefix(client, prefix, timeoutMs);
+    snap = await store.readPrefix(prefix, timeoutMs);
   } catch (err) {
     throw new EtcdUnavailableError(`read of the hosts under prefix '${prefix}'`, err);
   }
@@ -543,7 +515,8 @@ export async function knownHosts(
  * drains fn before it deletes its key, so the next leader starts after it stopped.
  */
 export async function requestHandOver(
-  client: Etcd3,
+  store: ControlStore,
+  clock: Clock,
   prefix: string,
   name: string,
   by: string,
@@ -551,10 +524,7 @@ export async function requestHandOver(
 ): Promise<string | undefined> {
   validateName(name);
   const { to, timeoutMs, requestTimeoutMs } = options;
-  const readQueue = async (): Promise<Candidate[]> => {
-    const res = await client.kv.range(nameRange(prefix, name), deadline(requestTimeoutMs));
-    return res.kvs.map(candidateOf).sort(byCreate);
-  };
+  const readQueue = (): Promise<Candidate[]> => store.readQueue(namePrefix(prefix, name), requestTimeoutMs);
   let queue: Candidate[];
   try {
     queue = await readQueue();
@@ -576,8 +546,7 @@ export async function requestHandOver(
     // A draining host stands aside whenever another may lead: the move could never land.
     let draining: boolean;
     try {
-      draining =
-        (await client.kv.range({ key: Buffer.from(drainKey(prefix, to)), count_only: true }, deadline(requestTimeoutMs))).count !== '0';
+      draining = (await store.get(drainKey(prefix, to), requestTimeoutMs)) !== undefined;
     } catch (err) {
       throw new EtcdUnavailableError(`read of the drain order of '${to}'`, err);
     }
@@ -588,11 +557,13 @@ export async function requestHandOver(
   const value = JSON.stringify({ from: head.key, ...(to !== undefined ? { to } : {}), by } satisfies MoveRequest);
   const key = moveKey(prefix, name);
   try {
-    await client.kv.put({ key: Buffer.from(key), value: Buffer.from(value) }, deadline(requestTimeoutMs));
+    await store.put(key, value, undefined, requestTimeoutMs);
   } catch (err) {
+    // Its answer may be what was lost: the request has no lease, so take it back out.
+    await deleteIfUnchanged(store, key, value, requestTimeoutMs);
     throw new EtcdUnavailableError(`write of the move request of '${name}'`, err);
   }
-  const until = Date.now() + timeoutMs;
+  const until = clock.now() + timeoutMs;
   try {
     for (;;) {
       let now: Candidate | undefined;
@@ -612,7 +583,7 @@ export async function requestHandOver(
         }
         return now?.value;
       }
-      if (Date.now() >= until) {
+      if (clock.now() >= until) {
         throw new HandOverError(
           name,
           'timeout',
@@ -621,9 +592,9 @@ export async function requestHandOver(
           head.value,
         );
       }
-      await sleep(50);
+      await sleep(clock, 50);
     }
   } finally {
-    await deleteIfUnchanged(client, key, value, requestTimeoutMs);
+    await deleteIfUnchanged(store, key, value, requestTimeoutMs);
   }
 }

@@ -10,11 +10,12 @@
 // and a paused old runner can neither start an extra attempt nor record a stale
 // outcome: its key is gone before the next runner is elected.
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
-import type { ComparatorBuilder, Etcd3, IKeyValue, Watcher } from 'etcd3';
+import { sleep, type Clock } from './clock.js';
 import { EtcdUnavailableError, LockerClosedError, NotLeaderError, describe } from './errors.js';
 import { validateName } from './keys.js';
-import { describeValue } from './options.js';
+import { describeValue, type OnceOptions } from './options.js';
 import type { Leadership, Singleton, SingletonFunction } from './singleton.js';
+import type { ControlStore, KeyWatchHandle, StoredKey } from './store.js';
 
 /** What fn gets for one attempt. */
 export interface OnceContext {
@@ -25,26 +26,10 @@ export interface OnceContext {
   /** 1 for the first attempt, cluster-wide. */
   attempt: number;
   /** An etcd transaction guarded by this attempt's leadership, for your own writes (see `Leadership.fence`). */
-  fence(): ComparatorBuilder;
+  fence(): ReturnType<Leadership['fence']>;
 }
 
 export type OnceFunction = (ctx: OnceContext) => unknown;
-
-export interface OnceOptions {
-  /**
-   * Attempts in total across the cluster, whole number ≥ 1 (default 3). An attempt cut
-   * short (host killed, lease lost) counts. The first attempt records the value; hosts
-   * that call later follow the recorded one, so the bound holds even if they disagree.
-   */
-  maxAttempts?: number;
-  /**
-   * Seconds the decided outcome stays in etcd; after that a new call runs fn again.
-   * Default: the outcome stays until someone deletes `<prefix><name>`.
-   */
-  recordTtl?: number;
-  /** Stops waiting: this host leaves the name (aborting fn if it runs here) and the call rejects with the signal's reason. */
-  signal?: AbortSignal;
-}
 
 export interface OnceOutcome {
   status: 'done' | 'failed';
@@ -67,7 +52,7 @@ interface OnceRecord {
 
 interface Claim extends OnceRecord {
   /** Mod revision of our 'running' record: the outcome write is guarded by it. */
-  modRevision: string;
+  modRevision: bigint;
 }
 
 export const DEFAULT_MAX_ATTEMPTS = 3;
@@ -103,7 +88,9 @@ function resolveOnceOptions(options: unknown): ResolvedOnceOptions {
 export interface OnceHost {
   readonly prefix: string;
   readonly nodeId: string;
-  readonly client: Etcd3;
+  /** Every etcd access of a job: the record, its watch, the lease of a decided record. */
+  readonly store: ControlStore;
+  readonly clock: Clock;
   /** Aborted when the locker closes. */
   readonly closeSignal: AbortSignal;
   requestTimeoutMs(): number;
@@ -144,7 +131,7 @@ class OnceJob {
   private reject!: (e: unknown) => void;
   private settled = false;
   private singleton: Singleton | undefined;
-  private watcher: Watcher | undefined;
+  private watcher: KeyWatchHandle | undefined;
   private readonly unhooks: (() => void)[] = [];
 
   constructor(
@@ -179,18 +166,20 @@ class OnceJob {
 
   private async begin(): Promise<void> {
     // Watch before reading: a decision made between the two is seen by one or the other.
-    const watcher = await this.core.client.watch().key(this.key).create();
-    if (this.settled) {
-      void watcher.cancel().catch(() => {});
-      return;
-    }
-    this.watcher = watcher;
-    watcher.on('put', (kv: IKeyValue) => this.observed(kv.value.toString()));
     // A broken watch only costs speed: the elected host reads the record before running fn.
-    watcher.on('error', () => {});
+    const watcher = this.core.store.watchKey(this.key, (value) => this.observed(value));
+    this.watcher = watcher;
+    try {
+      await watcher.ready;
+    } catch (err) {
+      this.watcher = undefined;
+      void watcher.close().catch(() => {});
+      throw err;
+    }
+    if (this.settled) return;
     try {
       const kv = await this.read();
-      if (kv && this.observed(kv.value.toString())) return;
+      if (kv && this.observed(kv.value)) return;
     } catch (err) {
       // Same: the runner's read decides. Campaign anyway instead of failing the call.
       this.core.report(new EtcdUnavailableError(`read of once record '${this.key}'`, err));
@@ -217,7 +206,7 @@ class OnceJob {
     for (const u of this.unhooks.splice(0)) u();
     const w = this.watcher;
     this.watcher = undefined;
-    if (w) void w.cancel().catch(() => {});
+    if (w) void w.close().catch(() => {});
     const settle = (): void => ('outcome' in s ? this.resolve(s.outcome) : this.reject(s.error));
     const singleton = this.singleton;
     if (leave && singleton) void singleton.remove().finally(settle);
@@ -230,9 +219,11 @@ class OnceJob {
   private async lead(l: Leadership): Promise<void> {
     const claim = await this.claim(l);
     // The leadership may have ended while the claim was in flight: never start fn on an
-    // aborted signal (a job that does not check it would run beside the next runner).
+    // aborted signal (a job that does not check it would run beside the next runner), nor
+    // past the step-down deadline — a host paused with its claim in flight wakes to the
+    // answer before its deadline timer runs (`active` reads the clock).
     // The claimed attempt counts as cut short; the next runner carries on.
-    if (!claim || this.settled || l.signal.aborted) return;
+    if (!claim || this.settled || l.signal.aborted || !l.active) return;
     let failure: { error: unknown } | undefined;
     try {
       await this.fn({ signal: l.signal, token: l.token, attempt: claim.attempts, fence: () => l.fence() });
@@ -254,19 +245,19 @@ class OnceJob {
     const backoff = new Backoff();
     for (;;) {
       if (this.settled || l.signal.aborted) return undefined;
-      let kv: IKeyValue | undefined;
+      let kv: StoredKey | undefined;
       try {
         kv = await this.read();
       } catch (err) {
         if (!(await backoff.wait(this.core, l, `read of once record '${this.key}'`, err))) return undefined;
         continue;
       }
-      const record = kv ? parse(kv.value.toString()) : undefined;
+      const record = kv ? parse(kv.value) : undefined;
       if (kv && !record) {
-        this.finish({ error: malformed(this.name, this.key, kv.value.toString()) }, true);
+        this.finish({ error: malformed(this.name, this.key, kv.value) }, true);
         return undefined;
       }
-      const modRevision = kv ? kv.mod_revision : '0';
+      const modRevision = kv ? kv.modRevision : 0n;
       if (record && record.status !== 'running') {
         this.finish({ outcome: outcomeOf(record) }, true);
         return undefined;
@@ -280,7 +271,7 @@ class OnceJob {
           ? // The last allowed attempt was cut short (its host died or lost its lease).
             { status: 'failed', attempts: used, maxAttempts: max, by: record!.by, token: l.token }
           : { status: 'running', attempts: used + 1, maxAttempts: max, by: this.core.nodeId, token: l.token };
-      let res: string | 'deposed' | 'conflict';
+      let res: bigint | 'deposed' | 'conflict';
       try {
         res = await this.write(l, modRevision, next);
       } catch (err) {
@@ -299,14 +290,14 @@ class OnceJob {
   private async decide(l: Leadership, claim: Claim, status: 'done' | 'failed'): Promise<void> {
     const record: OnceRecord = { status, attempts: claim.attempts, maxAttempts: claim.maxAttempts, by: this.core.nodeId, token: l.token };
     const backoff = new Backoff();
-    let modRevision: string | undefined = claim.modRevision;
+    let modRevision: bigint | undefined = claim.modRevision;
     // One try even if the leadership already ended locally (e.g. after a pause): etcd's
     // fence, not our clock, says whether another runner may have started since.
     for (;;) {
       try {
         if (modRevision === undefined) {
           const kv = await this.read();
-          const current = kv ? parse(kv.value.toString()) : undefined;
+          const current = kv ? parse(kv.value) : undefined;
           if (current && current.status !== 'running') {
             // Decided by a later runner while this attempt was paused or cut off.
             if (current.token !== l.token)
@@ -314,7 +305,7 @@ class OnceJob {
             this.finish({ outcome: outcomeOf(current) }, true);
             return;
           }
-          modRevision = kv ? kv.mod_revision : '0';
+          modRevision = kv ? kv.modRevision : 0n;
         }
         const res = await this.write(l, modRevision, record);
         if (res === 'deposed') {
@@ -345,44 +336,33 @@ class OnceJob {
     );
   }
 
-  private async read(): Promise<IKeyValue | undefined> {
-    const res = await this.core.client.kv.range({ key: Buffer.from(this.key) }, { deadline: this.deadline() });
-    return res.kvs[0];
+  private read(): Promise<StoredKey | undefined> {
+    return this.core.store.get(this.key, this.core.requestTimeoutMs());
   }
 
   /**
    * Puts `record` if our leadership key still has its create revision (the token) and the
-   * record is unchanged since `modRevision` ('0' = absent). Resolves with the new mod
+   * record is unchanged since `modRevision` (0n = absent). Resolves with the new mod
    * revision, 'deposed' (our key is gone) or 'conflict' (the record changed).
    */
-  private async write(l: Leadership, modRevision: string, record: OnceRecord): Promise<string | 'deposed' | 'conflict'> {
-    const { client } = this.core;
+  private async write(l: Leadership, modRevision: bigint, record: OnceRecord): Promise<bigint | 'deposed' | 'conflict'> {
+    const { store } = this.core;
+    const timeoutMs = this.core.requestTimeoutMs();
     const decided = record.status !== 'running';
     // Only the decision expires: the attempt count must outlive every runner.
-    const lease =
-      decided && this.opts.recordTtl !== undefined
-        ? (await client.leaseClient.leaseGrant({ TTL: this.opts.recordTtl, ID: 0 }, { deadline: this.deadline() })).ID
-        : undefined;
-    const key = Buffer.from(this.key);
-    const res = await client.kv.txn(
+    const lease = decided && this.opts.recordTtl !== undefined ? await store.grant(this.opts.recordTtl, timeoutMs) : undefined;
+    const res = await store.putFenced(
       {
-        compare: [
-          { key: Buffer.from(l.key), target: 'Create', result: 'Equal', create_revision: l.token },
-          { key, target: 'Mod', result: 'Equal', mod_revision: modRevision },
-        ],
-        success: [{ request_put: { key, value: Buffer.from(JSON.stringify(record)), ...(lease ? { lease } : {}) } }],
-        failure: [{ request_range: { key: Buffer.from(l.key) } }],
+        fence: { key: l.key, createRevision: BigInt(l.token) },
+        key: this.key,
+        value: JSON.stringify(record),
+        modRevision,
+        ...(lease !== undefined ? { leaseId: lease } : {}),
       },
-      { deadline: this.deadline() },
+      timeoutMs,
     );
-    if (res.succeeded) return res.header.revision;
-    if (lease) void client.leaseClient.leaseRevoke({ ID: lease }).catch(() => {});
-    const mine = res.responses[0]?.response_range?.kvs[0];
-    return mine && mine.create_revision === l.token ? 'conflict' : 'deposed';
-  }
-
-  private deadline(): Date {
-    return new Date(Date.now() + this.core.requestTimeoutMs());
+    if (typeof res !== 'bigint' && lease !== undefined) void store.revoke(lease, timeoutMs).catch(() => {});
+    return res;
   }
 }
 
@@ -410,15 +390,7 @@ class Backoff {
     core.report(new EtcdUnavailableError(what, err));
     const ms = this.b.duration;
     this.b = this.b.next(undefined);
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(t);
-        l.signal.removeEventListener('abort', done);
-        resolve();
-      }
-      l.signal.addEventListener('abort', done, { once: true });
-    });
+    await sleep(core.clock, ms, l.signal);
     return !l.signal.aborted;
   }
 }

@@ -1,22 +1,22 @@
-// The reads of election state that several operations share: the leader of one name,
-// and every name's queue under a prefix in one consistent snapshot.
+// The reads of election state on etcd3 (part of the etcd layer: etcd-store.ts calls them):
+// the leader of one name, and every name's queue under a prefix in one consistent snapshot.
 import type { Etcd3, IRangeResponse } from 'etcd3';
-import { controlPrefix, nameOf, namePrefix, prefixEnd } from './keys.js';
+import { controlPrefix, nameOf, prefixEnd } from './keys.js';
 import { byCreate, candidateOf, type Candidate } from './queue.js';
 import type { PrefixSnapshot } from './store.js';
 
-/** The range of every candidate key of `name`. */
-export function nameRange(prefix: string, name: string): { key: Buffer; range_end: Buffer } {
-  const p = namePrefix(prefix, name);
-  return { key: Buffer.from(p), range_end: prefixEnd(p) };
+/** The range of every candidate key of a name (`<prefix><name>/`). */
+export function nameRange(namePrefix: string): { key: Buffer; range_end: Buffer } {
+  return { key: Buffer.from(namePrefix), range_end: prefixEnd(namePrefix) };
 }
 
-const deadline = (timeoutMs: number): { deadline: Date } => ({ deadline: new Date(Date.now() + timeoutMs) });
+/** etcd3's call deadline: a wall-clock Date, which only the etcd layer builds. */
+export const deadline = (timeoutMs: number): { deadline: Date } => ({ deadline: new Date(Date.now() + timeoutMs) });
 
-/** The leader of `name` (lowest create revision), read by etcd sorted: one key comes back. */
-export async function readLeader(client: Etcd3, prefix: string, name: string, timeoutMs: number): Promise<Candidate | undefined> {
+/** The leader of a name (lowest create revision), read by etcd sorted: one key comes back. */
+export async function readLeader(client: Etcd3, namePrefix: string, timeoutMs: number): Promise<Candidate | undefined> {
   const res = await client.kv.range(
-    { ...nameRange(prefix, name), sort_target: 'Create', sort_order: 'Ascend', limit: 1 },
+    { ...nameRange(namePrefix), sort_target: 'Create', sort_order: 'Ascend', limit: 1 },
     deadline(timeoutMs),
   );
   return res.kvs[0] ? candidateOf(res.kvs[0]) : undefined;

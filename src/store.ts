@@ -78,3 +78,56 @@ export interface Store {
   /** Watches every key under `prefix` from now on. */
   watchPrefix(prefix: string, handlers: WatchHandlers): PrefixWatchHandle;
 }
+
+/** One key as etcd holds it. */
+export interface StoredKey {
+  value: string;
+  createRevision: bigint;
+  modRevision: bigint;
+}
+
+/** A put that lands only while a leadership holds and a record is unchanged (run-once records). */
+export interface FencedPut {
+  /** The leadership: its key must still have this create revision (the fencing token). */
+  fence: { key: string; createRevision: bigint };
+  key: string;
+  value: string;
+  /** Mod revision `key` must have (0n: absent). */
+  modRevision: bigint;
+  /** Under this lease, if given. */
+  leaseId?: string;
+}
+
+/** A watch of one key. */
+export interface KeyWatchHandle {
+  /** Resolves once etcd confirmed the watch: a read issued after it is covered. */
+  readonly ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The etcd layer as the features on top of the election core use it — control records
+ * (host records, drain orders, move and standby requests), the reads of `failover`,
+ * `status` and `leader`, and run-once records — so that every etcd access of balancing,
+ * drain, failover, the cluster view and run-once goes through one interface, which the
+ * simulation implements too. Every call is safe to send twice (members.ts hedges them).
+ */
+export interface ControlStore extends Store {
+  /** Puts `key` = `value`, under `leaseId` when given. */
+  put(key: string, value: string, leaseId: string | undefined, timeoutMs: number): Promise<void>;
+  /** Deletes `key`; with `ifValue`, only while it still holds that value. */
+  remove(key: string, ifValue: string | undefined, timeoutMs: number): Promise<void>;
+  /** One key, or undefined when it does not exist. */
+  get(key: string, timeoutMs: number): Promise<StoredKey | undefined>;
+  /** The candidates of one name (`<prefix><name>/`), leader first; with `leaderOnly`, at most the leader. */
+  readQueue(namePrefix: string, timeoutMs: number, leaderOnly?: boolean): Promise<Candidate[]>;
+  /**
+   * Deletes the election key `key` if it still has `createRevision` (a forced failover);
+   * resolves with the name's queue at the revision of that transaction, leader first.
+   */
+  depose(key: string, createRevision: bigint, namePrefix: string, timeoutMs: number): Promise<Candidate[]>;
+  /** The fenced put; resolves with the new mod revision, 'deposed' (the fence key is gone or newer) or 'conflict' (the record changed). */
+  putFenced(write: FencedPut, timeoutMs: number): Promise<bigint | 'deposed' | 'conflict'>;
+  /** Calls `onPut` with each new value of `key` from now on (a broken watch only costs speed: callers also read). */
+  watchKey(key: string, onPut: (value: string) => void): KeyWatchHandle;
+}

@@ -3,7 +3,7 @@
 // kills the group if this process dies without cleaning up (SIGKILL, OOM killer).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
-import { say } from './common.js';
+import { say } from './messages.js';
 
 export interface ChildSpec {
   command: string;
@@ -24,23 +24,28 @@ export interface ChildExit {
   how: string;
 }
 
-// The watchdog is /bin/sh, not a second Node process: a few hundred KB per program. It
-// blocks on a pipe from us. We write 'disarm' once the group is gone; EOF without it
-// means we died: it signals the group (SIGTERM, then SIGKILL after $2 tenths of a second
-// unless the group is gone). It polls the group too, so it never outlives it by long
-// (after which the group id could be reused). No `kill --`: dash, Debian's sh, takes
-// "-PGID" as a process group only without it.
+// The watchdog is /bin/sh, not a second Node process: a few hundred KB per program. It is
+// started BEFORE the program and blocks on a pipe from us: first we write the program's
+// process group id, and 'disarm' once the group is gone; EOF after the group id means we
+// died: it signals the group (SIGTERM, then SIGKILL after $1 tenths of a second unless the
+// group is gone). Started after the program, it left a window (a fork of /bin/sh: ms, tens
+// of ms on a loaded host) in which a SIGKILL of `locked` orphaned the program for good —
+// running on while the lease expired and a standby started its own: two at once. Now the
+// window is the one write of the group id right after the spawn. It polls the group too,
+// so it never outlives it by long (after which the group id could be reused). No `kill --`:
+// dash, Debian's sh, takes "-PGID" as a process group only without it.
 const WATCHDOG = `
+IFS= read -r pgid || exit 0
 IFS= read -r line
 [ "$line" = disarm ] && exit 0
-kill -TERM "-$1" 2>/dev/null || exit 0
+kill -TERM "-$pgid" 2>/dev/null || exit 0
 i=0
-while [ "$i" -lt "$2" ]; do
-  kill -0 "-$1" 2>/dev/null || exit 0
+while [ "$i" -lt "$1" ]; do
+  kill -0 "-$pgid" 2>/dev/null || exit 0
   sleep 0.1
   i=$((i + 1))
 done
-kill -KILL "-$1" 2>/dev/null
+kill -KILL "-$pgid" 2>/dev/null
 exit 0`;
 
 /** Whether any process of group `pgid` still exists. */
@@ -85,9 +90,11 @@ export class Child {
     // A process group of its own: the whole tree gets the signals, and a terminal's
     // Ctrl-C reaches only us (we forward it after deciding what to do). stdin is
     // /dev/null: a singleton's program is not interactive, and it may run on any host.
+    const dog = watchdog(spec.orphanKillMs); // first: see WATCHDOG
     const p = spawn(spec.command, spec.args, { detached: true, stdio: ['ignore', 'inherit', 'inherit'], env: spec.env });
     this.process = p;
     this.pid = p.pid;
+    const disarm = dog(this.pid);
     this.exited = new Promise<ChildExit>((resolve) => {
       p.once('error', (err: NodeJS.ErrnoException) => {
         say(`cannot start '${spec.command}': ${err.message}`);
@@ -101,7 +108,6 @@ export class Child {
         );
       });
     });
-    const disarm = this.pid === undefined ? () => {} : watchdog(this.pid, spec.orphanKillMs);
     // The group outlives the direct child while any member of it runs.
     this.gone = this.exited
       .then(() => (this.pid === undefined ? undefined : groupGone(this.pid)))
@@ -143,28 +149,37 @@ export class Child {
   }
 }
 
-/** Starts the watchdog of group `pgid`; returns the disarm to call once the group is gone. */
-function watchdog(pgid: number, killAfterMs: number): () => void {
+/**
+ * Starts a watchdog; returns the function that hands it the program's process group id
+ * (undefined: the program did not start — the watchdog ends) and returns the disarm to
+ * call once that group is gone.
+ */
+function watchdog(killAfterMs: number): (pgid: number | undefined) => () => void {
   let dog: ChildProcess;
   try {
     // detached: a session of its own, so the signals that reach us (a terminal's Ctrl-C
     // to our group, a supervisor's SIGTERM) do not reach it.
-    dog = spawn('/bin/sh', ['-c', WATCHDOG, 'locked-watchdog', String(pgid), String(Math.max(1, Math.floor(killAfterMs / 100)))], {
+    dog = spawn('/bin/sh', ['-c', WATCHDOG, 'locked-watchdog', String(Math.max(1, Math.floor(killAfterMs / 100)))], {
       detached: true,
       stdio: ['pipe', 'ignore', 'ignore'],
     });
   } catch (err) {
-    say(
-      `cannot start the watchdog of process group ${pgid} (${(err as Error).message}): if this process is killed, the program keeps running`,
-    );
-    return () => {};
+    say(`cannot start the watchdog of the program (${(err as Error).message}): if this process is killed, the program keeps running`);
+    return () => () => {};
   }
-  dog.on('error', (err) => say(`watchdog of process group ${pgid} failed: ${err.message}`));
+  dog.on('error', (err) => say(`watchdog of the program failed: ${err.message}`));
   dog.stdin?.on('error', () => {}); // EPIPE if it ended first
   dog.unref();
   // The pipe must not keep our event loop alive, only exist.
   (dog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-  return () => {
-    dog.stdin?.end('disarm\n');
+  return (pgid) => {
+    if (pgid === undefined) {
+      dog.stdin?.end();
+      return () => {};
+    }
+    dog.stdin?.write(`${pgid}\n`);
+    return () => {
+      dog.stdin?.end('disarm\n');
+    };
   };
 }

@@ -1,6 +1,6 @@
 // `locked completion bash|zsh|fish`: shell completion scripts generated from COMMANDS,
 // the table the parser uses, so a flag added there completes without touching this file.
-import { COMMANDS, META_COMMANDS, SHELLS, type CommandName, type Shell } from './common.js';
+import { COMMANDS, META_COMMANDS, SHELLS, type CommandName, type Shell } from './commands.js';
 
 /** One line per command, for the shells that show descriptions (zsh, fish). */
 const SUMMARY: Record<CommandName | (typeof META_COMMANDS)[number], string> = {

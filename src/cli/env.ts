@@ -1,7 +1,8 @@
 // Every flag from the environment, etcdctl's way: --check-interval is LOCKED_CHECK_INTERVAL.
 // The flag wins over the variable; a variable for a flag the command does not have is
 // ignored (LOCKED_TRY means nothing to `locked status`), as etcdctl ignores its own.
-import { COMMANDS, UsageError, type CommandName } from './common.js';
+import { COMMANDS, type CommandName } from './commands.js';
+import { UsageError } from './messages.js';
 
 /** The variable that sets `--flag`: upper case, dashes → underscores. */
 export const envName = (flag: string): string => `LOCKED_${flag.toUpperCase().replaceAll('-', '_')}`;

@@ -1,9 +1,10 @@
-// Values of flags and arguments that are more than a string: durations, counts,
-// endpoints, and the package version for --version.
+// Values of flags and arguments that are more than a string: durations (--ttl among
+// them), counts, endpoints, node names, and the package version for --version.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError, type CommandName } from './common.js';
+import type { CommandName } from './commands.js';
+import { UsageError } from './messages.js';
 
 const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -45,12 +46,52 @@ export function duration(flag: string, value: string | undefined, fallbackMs: nu
   return ms;
 }
 
+/** --ttl: whole seconds ≥ 2 (etcd leases have second granularity). `label` names where the value came from. */
+export function ttlFlag(value: string | undefined, command: 'run' | 'once', label = '--ttl'): number {
+  const ms = duration(label, value, 10_000, command, 2_000);
+  if (ms % 1000 !== 0) throw new UsageError(`${label} must be whole seconds ≥ 2 (etcd leases count in seconds), got '${value}'`, command);
+  return ms / 1000;
+}
+
 /** A whole number ≥ min, in decimal digits only. */
 export function count(flag: string, value: string | undefined, fallback: number, command: CommandName, min = 1): number {
   if (value === undefined) return fallback;
   const n = /^\d+$/.test(value.trim()) ? Number(value) : NaN;
   if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`${flag} must be a whole number ≥ ${min}, got '${value}'`, command);
   return n;
+}
+
+/** The longest name the library takes (MAX_NAME_LENGTH of its keys.ts; test/unit/cli-names.test.ts keeps them equal). */
+const MAX_NAME_LENGTH = 256;
+
+/**
+ * Why the library would refuse `name`, in its words, or undefined. Checked here so that a
+ * bad NAME is a usage error before anything connects; the library's own check is not part
+ * of its public API, and test/unit/cli-names.test.ts keeps this one equal to it.
+ */
+export function nameProblem(name: string): string | undefined {
+  if (name.length === 0) return 'name must not be empty';
+  if (name.length > MAX_NAME_LENGTH)
+    return `name must be at most ${MAX_NAME_LENGTH} characters, got ${name.length} ('${name.slice(0, 40)}…')`;
+  // A '/' would put this name's keys inside another name's range.
+  if (name.includes('/')) return `name must not contain '/', got '${name}'`;
+  return undefined;
+}
+
+/** NAME of `run` and `once`: a usage error unless the library would take it. */
+export function checkName(name: string, command: CommandName): void {
+  const problem = nameProblem(name);
+  if (problem !== undefined) throw new UsageError(problem, command);
+}
+
+/** The one positional argument of `leader`, `failover`, `drain` and `undrain`, checked by `problem`. */
+export function oneArg(positionals: string[], command: CommandName, what: string, problem: (v: string) => string | undefined): string {
+  if (positionals.length === 0) throw new UsageError(`missing ${what}`, command);
+  if (positionals.length > 1) throw new UsageError(`expected one ${what}, got ${positionals.length}: ${positionals.join(' ')}`, command);
+  const value = positionals[0]!;
+  const why = problem(value);
+  if (why !== undefined) throw new UsageError(why, command);
+  return value;
 }
 
 // host:port, with an optional http(s):// scheme; host a name, IPv4 or [IPv6].

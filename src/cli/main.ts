@@ -1,12 +1,18 @@
 #!/usr/bin/env node
-// The `locked` command: a thin client of the public API (see USAGE in common.ts).
-import { EXIT, EtcdError, USAGE, UsageError, connection, flagLabel, parseCommandLine, say, type CommandName } from './common.js';
+// The `locked` command: a thin client of the public API (../index.js; see USAGE in help.ts).
+import { DEFAULT_COMMAND_DEADLINE_MS, viewLocker } from './client.js';
+import type { CommandName } from './commands.js';
 import { completionScript } from './completion.js';
+import { connection } from './connection.js';
+import { EXIT } from './exit.js';
 import { checkEndpoints, duration, packageVersion } from './flags.js';
-import { helpText } from './help.js';
+import { drainCommand, failoverCommand } from './handover.js';
+import { USAGE, helpText } from './help.js';
+import { EtcdError, UsageError, say } from './messages.js';
 import { onceCommand, planOnce } from './once.js';
+import { flagLabel, parseCommandLine } from './parse.js';
 import { planRun, runCommand } from './run.js';
-import { DEFAULT_COMMAND_DEADLINE_MS, drainCommand, failoverCommand, leaderCommand, statusCommand, viewLocker } from './view.js';
+import { leaderCommand, statusCommand } from './status.js';
 
 // grpc-js passes an IP endpoint (10.0.0.1:2379) as the TLS server name, which Node
 // reports as deprecated (DEP0123) on every TLS connection to an IP: noise the user can do

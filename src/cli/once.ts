@@ -2,14 +2,14 @@
 // fn. One host at a time runs CMD; a non-zero exit or a lost host is a failed attempt
 // (counted in etcd before it starts, fenced), and every host exits with the outcome.
 import { constants, hostname } from 'node:os';
-import { locked, type Locker } from '../locker.js';
-import type { OnceContext, OnceOutcome } from '../once.js';
-import { describe } from '../errors.js';
-import { validateName } from '../keys.js';
+import { locked, type Locker, type OnceContext } from '../index.js';
 import { Child } from './child.js';
-import { EXIT, EtcdError, UsageError, authFailure, clean, flagLabel, say, type Connection, type Parsed } from './common.js';
-import { count, duration } from './flags.js';
-import { ttlFlag } from './run.js';
+import type { Connection } from './connection.js';
+import { EXIT } from './exit.js';
+import { authFailure } from './failures.js';
+import { checkName, count, duration, ttlFlag } from './flags.js';
+import { EtcdError, UsageError, clean, describe, say } from './messages.js';
+import { flagLabel, type Parsed } from './parse.js';
 
 export interface OncePlan {
   name: string;
@@ -36,11 +36,7 @@ export function planOnce(parsed: Parsed): OncePlan {
   const { positionals, rest, values } = parsed;
   if (positionals.length === 0) throw new UsageError('missing NAME', 'once');
   const [name, ...more] = positionals;
-  try {
-    validateName(name);
-  } catch (err) {
-    throw new UsageError((err as Error).message, 'once');
-  }
+  checkName(name, 'once');
   if (rest !== undefined && more.length > 0) throw new UsageError(`unexpected '${more[0]}' before '--'`, 'once');
   const cmd = rest ?? more;
   if (cmd.length === 0) throw new UsageError(`missing the command to run: locked once ${name} -- CMD [ARGS...]`, 'once');
@@ -58,115 +54,143 @@ export function planOnce(parsed: Parsed): OncePlan {
   };
 }
 
-/** Resolves with 0 when the job is done (by any host), 1 when it failed, 128+n after signal n. */
-export async function onceCommand(plan: OncePlan, conn: Connection, timeoutMs?: number): Promise<number> {
-  const { name, id, graceMs } = plan;
-  const lossMarginMs = (plan.ttl * 1000) / 3;
-  let locker: Locker;
-  try {
-    locker = locked(conn.hosts, {
-      id,
-      prefix: conn.prefix,
-      ttl: plan.ttl,
-      handleSignals: false,
-      stopTimeout: graceMs / 1000 + 1,
-      etcd: conn.etcd,
-    });
-  } catch (err) {
-    throw new UsageError(describe(err), 'once');
+/** What happens here: no attempt, an attempt running here, or leaving on a signal (with the attempt still running, if one was). */
+type OnceState =
+  | { readonly kind: 'asking' }
+  | { readonly kind: 'attempt'; readonly program: Child }
+  | { readonly kind: 'leaving'; readonly signal: NodeJS.Signals; readonly program: Child | undefined };
+
+/** One `locked once`: the attempts run here, the signals that end it and how etcd trouble is said. */
+class OnceRun {
+  private state: OnceState = { kind: 'asking' };
+  /** Attempts started here. */
+  private ranHere = 0;
+  /** Whether etcd trouble was said (once: the locker retries on its own). */
+  private troubleSaid = false;
+  /** Aborted to leave: by a signal, a user etcd refuses, or --timeout. */
+  readonly leave = new AbortController();
+
+  constructor(
+    private readonly plan: OncePlan,
+    private readonly conn: Connection,
+  ) {}
+
+  get attemptsHere(): number {
+    return this.ranHere;
   }
-  let reported = false;
-  // Declared before the listener below, which may abort it.
-  const stop = new AbortController();
-  locker.on('error', (err) => {
+
+  /** The signal that ended this run, if one did. */
+  get signalled(): NodeJS.Signals | undefined {
+    return this.state.kind === 'leaving' ? this.state.signal : undefined;
+  }
+
+  etcdError(err: Error): void {
     // A user or a prefix etcd refuses stays refused: leave (a running attempt is stopped) and exit 125.
-    const refused = authFailure(err, conn);
+    const refused = authFailure(err, this.conn);
     if (refused) {
-      if (!stop.signal.aborted) stop.abort(refused);
+      if (!this.leave.signal.aborted) this.leave.abort(refused);
       return;
     }
-    if (reported) return;
-    reported = true;
-    say(`etcd trouble at ${conn.endpoints}: ${clean(err.message)} (retrying)`);
-  });
+    if (this.troubleSaid) return;
+    this.troubleSaid = true;
+    say(`etcd trouble at ${this.conn.endpoints}: ${clean(err.message)} (retrying)`);
+  }
 
-  let child: Child | undefined;
-  let ranHere = 0;
-  let signalled: NodeJS.Signals | undefined;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (signalled) {
-      say(`${sig} again: SIGKILL to process group ${child?.pid ?? '-'}`);
-      child?.signal('SIGKILL');
+  signal(sig: NodeJS.Signals): void {
+    const s = this.state;
+    if (s.kind === 'leaving') {
+      say(`${sig} again: SIGKILL to process group ${s.program?.pid ?? '-'}`);
+      s.program?.signal('SIGKILL');
       return;
     }
-    signalled = sig;
-    say(`${sig}: ${child ? `forwarding to process group ${child.pid}, ` : ''}leaving '${name}' (a running attempt counts as failed)`);
-    child?.terminate(sig, graceMs);
-    stop.abort(new Error(`stopped by ${sig}`));
-  };
-  for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, onSignal);
+    const program = s.kind === 'attempt' ? s.program : undefined;
+    this.state = { kind: 'leaving', signal: sig, program };
+    say(
+      `${sig}: ${program ? `forwarding to process group ${program.pid}, ` : ''}leaving '${this.plan.name}' (a running attempt counts as failed)`,
+    );
+    program?.terminate(sig, this.plan.graceMs);
+    this.leave.abort(new Error(`stopped by ${sig}`));
+  }
 
-  const fn = async (ctx: OnceContext): Promise<void> => {
-    ranHere++;
-    const c = new Child({
+  /** The job's fn: one attempt, failed unless the program exits 0. */
+  readonly attempt = async (ctx: OnceContext): Promise<void> => {
+    const { plan, conn } = this;
+    const lossMarginMs = (plan.ttl * 1000) / 3;
+    this.ranHere++;
+    const program = new Child({
       command: plan.command,
       args: plan.args,
       env: {
         ...process.env,
-        LOCKED_NAME: name,
-        LOCKED_ID: id,
+        LOCKED_NAME: plan.name,
+        LOCKED_ID: plan.id,
         LOCKED_TOKEN: ctx.token,
         LOCKED_ATTEMPT: String(ctx.attempt),
         LOCKED_ENDPOINTS: conn.endpoints,
         LOCKED_PREFIX: conn.prefix,
       },
-      orphanKillMs: Math.min(graceMs, lossMarginMs),
+      orphanKillMs: Math.min(plan.graceMs, lossMarginMs),
     });
-    child = c;
-    say(`attempt ${ctx.attempt} of '${name}' here (token ${ctx.token}): started ${plan.command} (pid ${c.pid ?? '?'})`);
+    const before = this.state;
+    this.state = before.kind === 'leaving' ? { ...before, program } : { kind: 'attempt', program };
+    say(`attempt ${ctx.attempt} of '${plan.name}' here (token ${ctx.token}): started ${plan.command} (pid ${program.pid ?? '?'})`);
     const onAbort = (): void => {
       // Lost leadership: a standby may start the next attempt ttl/3 after our step-down.
-      if (!signalled) say(`leadership of '${name}' ended: SIGTERM to process group ${c.pid}`);
-      if (!signalled) c.signal('SIGTERM');
-      c.killBy(Math.min(graceMs, lossMarginMs), 'the leadership ended');
+      if (this.state.kind !== 'leaving') {
+        say(`leadership of '${plan.name}' ended: SIGTERM to process group ${program.pid}`);
+        program.signal('SIGTERM');
+      }
+      program.killBy(Math.min(plan.graceMs, lossMarginMs), 'the leadership ended');
     };
     ctx.signal.addEventListener('abort', onAbort, { once: true });
-    const result = await c.exited;
-    await c.gone; // the attempt lasts until the whole group is gone
+    const result = await program.exited;
+    await program.gone; // the attempt lasts until the whole group is gone
     ctx.signal.removeEventListener('abort', onAbort);
-    child = undefined;
+    const after = this.state;
+    this.state = after.kind === 'leaving' ? { ...after, program: undefined } : { kind: 'asking' };
     say(`attempt ${ctx.attempt}: ${plan.command} ${result.how}`);
     if (result.code !== 0) throw new Error(`${plan.command} ${result.how}`);
   };
+}
 
-  let timer: NodeJS.Timeout | undefined;
-  if (timeoutMs !== undefined) {
-    timer = setTimeout(
-      () => stop.abort(new EtcdError(`etcd at ${conn.endpoints} did not answer within ${timeoutMs / 1000} s (--timeout)`)),
-      timeoutMs,
-    );
-  }
+/** Resolves with 0 when the job is done (by any host), 1 when it failed, 128+n after signal n. */
+export async function onceCommand(plan: OncePlan, conn: Connection, timeoutMs?: number): Promise<number> {
+  const { name } = plan;
+  const locker = openLocker(plan, conn);
+  const run = new OnceRun(plan, conn);
+  locker.on('error', (err) => run.etcdError(err));
+  for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, (sig: NodeJS.Signals) => run.signal(sig));
+
+  const timer =
+    timeoutMs === undefined
+      ? undefined
+      : setTimeout(
+          () => run.leave.abort(new EtcdError(`etcd at ${conn.endpoints} did not answer within ${timeoutMs / 1000} s (--timeout)`)),
+          timeoutMs,
+        );
   // Connect at once, whatever runOnce waits for: its first step, a watch, retries a
   // refused login silently for ever, while the session's failures reach 'error' above.
   locker.ready().then(
     () => clearTimeout(timer),
     () => {},
   );
-  let outcome: OnceOutcome | undefined;
-  let failure: unknown;
-  try {
-    outcome = await locker.runOnce(name, fn, {
+  const result = await locker
+    .runOnce(name, run.attempt, {
       maxAttempts: plan.maxAttempts,
       ...(plan.recordTtl !== undefined ? { recordTtl: plan.recordTtl } : {}),
-      signal: stop.signal,
+      signal: run.leave.signal,
+    })
+    .then(
+      (outcome) => ({ outcome }),
+      (failure: unknown) => ({ failure }),
+    )
+    .finally(async () => {
+      clearTimeout(timer);
+      await locker.close();
     });
-  } catch (err) {
-    failure = err;
-  } finally {
-    clearTimeout(timer);
-    await locker.close();
-  }
-  if (outcome) {
+  if ('outcome' in result) {
+    const { outcome } = result;
+    const ranHere = run.attemptsHere;
     const record = { name, ...outcome, ranHere: ranHere > 0 };
     const line = plan.json
       ? JSON.stringify(record)
@@ -174,9 +198,25 @@ export async function onceCommand(plan: OncePlan, conn: Connection, timeoutMs?: 
     process.stdout.write(`${line}\n`);
     return outcome.status === 'done' ? EXIT.ok : EXIT.none;
   }
-  if (signalled) return 128 + (constants.signals[signalled] ?? 0);
+  const { failure } = result;
+  if (run.signalled) return 128 + (constants.signals[run.signalled] ?? 0);
   if (failure instanceof EtcdError || failure instanceof UsageError) throw failure;
   const refused = authFailure(failure, conn);
   if (refused) throw refused;
   throw new EtcdError(`job '${name}': ${clean(describe(failure))}`);
+}
+
+function openLocker(plan: OncePlan, conn: Connection): Locker {
+  try {
+    return locked(conn.hosts, {
+      id: plan.id,
+      prefix: conn.prefix,
+      ttl: plan.ttl,
+      handleSignals: false,
+      stopTimeoutMs: plan.graceMs + 1_000,
+      etcd: conn.etcd,
+    });
+  } catch (err) {
+    throw new UsageError(describe(err), 'once');
+  }
 }

@@ -4,9 +4,8 @@
 // /health?members=1 — for an operator, not a probe — ask each etcd member (1 s at most).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Locker } from '../locker.js';
-import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from '../metrics.js';
-import { UsageError } from './common.js';
+import { PROMETHEUS_CONTENT_TYPE, renderPrometheus, type Locker } from '../index.js';
+import { UsageError } from './messages.js';
 import { allHealthy, memberTable } from './view.js';
 
 const JSON_TYPE = 'application/json; charset=utf-8';

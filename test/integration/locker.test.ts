@@ -61,6 +61,40 @@ describe('locker', () => {
     await a.close();
   });
 
+  test('a name may be registered again while its removal is under way: the new fn starts after the old one settled', async () => {
+    const prefix = uniquePrefix();
+    const a = make('A', prefix);
+    const order: string[] = [];
+    let oldLead: Leadership | undefined;
+    let letGo!: () => void;
+    const stopping = new Promise<void>((r) => (letGo = r));
+    const old = a('build', async (_remove, l) => {
+      oldLead = l;
+      order.push('old started');
+      await new Promise((r) => l.signal.addEventListener('abort', r, { once: true }));
+      await stopping; // fn takes its time to stop: the removal waits for it
+      order.push('old settled');
+    });
+    await waitFor(() => old.isLeader && oldLead, { timeoutMs: 10_000, message: 'A leads build' });
+    const removed = old.remove();
+    assert.equal(oldLead!.signal.aborted, true, 'the old fn was told to stop');
+    let newLead: Leadership | undefined;
+    const again = a('build', (_remove, l) => {
+      newLead = l;
+      order.push('new started');
+    });
+    assert.notEqual(again, old);
+    assert.throws(() => a('build', () => {}), /'build' is already registered on this locker/);
+    letGo();
+    await removed;
+    await waitFor(() => again.isLeader && newLead, { timeoutMs: 10_000, message: 'the new registration leads build' });
+    assert.deepEqual(order, ['old started', 'old settled', 'new started']);
+    assert.deepEqual(await cluster.keys(`${prefix}build/`), [newLead!.key], 'one key for build: the new one');
+    assert.ok(BigInt(newLead!.token) > BigInt(oldLead!.token), 'a new leadership: a greater token');
+    assert.equal(a.singletons().build, again);
+    await a.close();
+  });
+
   test('one lease per locker, however many names', async () => {
     const prefix = uniquePrefix();
     const before = new Set(await cluster.leases());

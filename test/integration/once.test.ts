@@ -229,15 +229,23 @@ describe('once', () => {
     const locker = locked(cluster.endpoints, { prefix, ttl: 2, handleSignals: false });
     try {
       const fn = (): void => {};
-      for (const bad of [0, -1, 2.5, Number.NaN, '3']) {
-        await assert.rejects(locker.runOnce('x', fn, { maxAttempts: bad as number }), (e: Error) => {
+      for (const bad of [0, -1, 2.5, Number.NaN]) {
+        await assert.rejects(locker.runOnce('x', fn, { maxAttempts: bad }), (e: Error) => {
           assert.ok(e instanceof RangeError, `RangeError for ${String(bad)}`);
-          assert.match(e.message, /maxAttempts must be a whole number ≥ 1, got/);
-          assert.ok(e.message.includes(typeof bad === 'string' ? `'${bad}'` : String(bad)), e.message);
+          assert.match(e.message, /maxAttempts of runOnce\('x'\) must be a whole number ≥ 1, got/);
+          assert.ok(e.message.endsWith(`got ${String(bad)}`), e.message);
           return true;
         });
       }
-      await assert.rejects(locker.runOnce('x', fn, { recordTtl: 0.5 }), /recordTtl must be a whole number of seconds ≥ 1, got 0\.5/);
+      // Not a number at all: a TypeError, as for every option.
+      await assert.rejects(
+        locker.runOnce('x', fn, { maxAttempts: '3' as unknown as number }),
+        (e: Error) => e instanceof TypeError && /maxAttempts of runOnce\('x'\) must be a number, got string \('3'\)/.test(e.message),
+      );
+      await assert.rejects(
+        locker.runOnce('x', fn, { recordTtl: 0.5 }),
+        /recordTtl of runOnce\('x'\) must be a whole number of seconds ≥ 1, got 0\.5/,
+      );
       await assert.rejects(locker.runOnce('a/b', fn), /must not contain '\/'/);
 
       const controller = new AbortController();

@@ -1,7 +1,7 @@
 // tryLock / exists: try once, never queue — hosts as separate processes, real etcd.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { locked, type Health, type Locker } from '../../src/index.js';
+import { isAbortedError, locked, type Health, type Leadership, type Locker, type Singleton } from '../../src/index.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { spawnHost, type Host } from '../helpers/host.js';
 import { waitFor } from '../helpers/wait.js';
@@ -159,6 +159,92 @@ describe('tryLock', () => {
       assert.deepEqual(await cluster.keys(prefix), []);
     } finally {
       await a.stop();
+    }
+  });
+});
+
+// Issue #23: right after an aborted tryLock('y') rejected, its removal was still under way
+// (the campaign write in flight, then the delete of its key), and a new tryLock('y') or
+// locker('y', fn) threw "already registered". The new registration now waits behind it.
+describe('registering a name again right after an aborted tryLock', () => {
+  /** A locker in this process, ready (lease granted, view current), and an aborted tryLock('y') whose removal is under way. */
+  async function afterAbortedTryLock(prefix: string): Promise<{ locker: Locker; old: Singleton }> {
+    const locker = locked(cluster.endpoints, { id: 'me', prefix, ttl: 2, handleSignals: false });
+    await locker.ready();
+    const ac = new AbortController();
+    const attempt = locker.tryLock('y', () => {}, { signal: ac.signal });
+    // The locker holds a session, so the campaign write is in flight now; the abort has
+    // the try-lock take its key back out once the write answers.
+    ac.abort(new Error('changed my mind'));
+    await assert.rejects(attempt, (e: unknown) => isAbortedError(e));
+    const old = locker.singletons()['y'];
+    assert.ok(old, 'the aborted try-lock is still leaving (its write has not answered yet): the case under test');
+    return { locker, old };
+  }
+
+  test('a new tryLock of the name waits for the removal, then acquires', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const prefix = uniquePrefix();
+    const { locker, old } = await afterAbortedTryLock(prefix);
+    try {
+      let led: Leadership | undefined;
+      const res = await locker.tryLock('y', (_remove, l) => void (led = l));
+      assert.ok(res.acquired, `acquired, not taken by ${res.acquired ? '' : String(res.holder)}`);
+      assert.equal(old.phase, 'retired', 'the old try-lock had left before the new one campaigned');
+      assert.equal(locker.singletons()['y'], res.singleton);
+      await waitFor(() => led, { timeoutMs: 10_000, message: 'fn ran on the new try-lock' });
+      const keys = await cluster.keys(`${prefix}y/`);
+      assert.deepEqual(keys, [led!.key], "one key for y: the new try-lock's");
+      await res.singleton.remove();
+      assert.deepEqual(await cluster.keys(prefix), []);
+    } finally {
+      await locker.close();
+    }
+  });
+
+  test(
+    'locker(name, fn) returns at once, waits for the removal, then leads; a third registration still throws',
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      const prefix = uniquePrefix();
+      const { locker, old } = await afterAbortedTryLock(prefix);
+      try {
+        let led: Leadership | undefined;
+        const s = locker('y', (_remove, l) => void (led = l));
+        assert.throws(() => locker('y', () => {}), /'y' is already registered on this locker/, 'one registration waits, not two');
+        await assert.rejects(
+          locker.tryLock('y', () => {}),
+          /'y' is already registered on this locker/,
+        );
+        await waitFor(() => s.isLeader && led, { timeoutMs: 10_000, message: 'the new registration leads y' });
+        assert.equal(old.phase, 'retired');
+        assert.equal(locker.singletons()['y'], s);
+        assert.deepEqual(locker.health().registered, ['y']);
+        assert.deepEqual(await cluster.keys(`${prefix}y/`), [led!.key], "one key for y: the new registration's");
+        await s.remove();
+        assert.deepEqual(await cluster.keys(prefix), []);
+      } finally {
+        await locker.close();
+      }
+    },
+  );
+
+  test('a waiting registration removed before its turn never campaigns', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const prefix = uniquePrefix();
+    const { locker, old } = await afterAbortedTryLock(prefix);
+    try {
+      let ran = false;
+      const s = locker('y', () => void (ran = true));
+      await s.remove();
+      assert.equal(s.phase, 'retired');
+      await old.remove(); // resolves once the old try-lock has left
+      assert.deepEqual(locker.singletons(), {});
+      assert.deepEqual(await cluster.keys(prefix), [], 'nothing of either is in etcd');
+      assert.equal(ran, false);
+      // The name is free again for a plain registration.
+      const again = locker('y', () => {});
+      await waitFor(() => again.isLeader, { timeoutMs: 10_000, message: 'y led again' });
+    } finally {
+      await locker.close();
     }
   });
 });

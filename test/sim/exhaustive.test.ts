@@ -3,82 +3,21 @@
 // scenarios of single rules.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { cases } from '../helpers/sim/cases.js';
 import { explore } from '../helpers/sim/explore.js';
-import type { Chooser } from '../helpers/sim/scheduler.js';
-import { PREFIX, World, type WorldOptions } from '../helpers/sim/world.js';
+import { World } from '../helpers/sim/world.js';
 
-/** A scripted scenario with no random latency: many events fall on the same instant, and the explorer orders them every way. */
-function scenario(script: (w: World) => void, extra: Partial<WorldOptions> = {}): (chooser: Chooser) => World {
-  return (chooser) =>
-    new World({
-      seed: 7,
-      hosts: 2,
-      names: 1,
-      horizonMs: 3_000,
-      ttl: 2,
-      faults: 0,
-      latency: [0, 0],
-      lossAfterApply: 0,
-      chooser,
-      script,
-      ...extra,
-    });
-}
-
-const cases: [string, ReturnType<typeof scenario>, [number, number]][] = [
-  [
-    'two hosts start at once',
-    scenario((w) => {
-      for (const h of w.hosts) w.register(h, 'n0', 'work');
-    }),
-    [0, 200],
-  ],
-  [
-    'the leader removes itself while the standby campaigns',
-    scenario((w) => {
-      w.register(w.hosts[0]!, 'n0', 'work');
-      w.at(300, () => w.register(w.hosts[1]!, 'n0', 'work'));
-      w.at(300, () => w.remove(w.hosts[0]!, 'n0', 200));
-    }),
-    [300, 600],
-  ],
-  [
-    'del --prefix of the queue while the leader resigns',
-    scenario((w) => {
-      for (const h of w.hosts) w.register(h, 'n0', 'quick');
-      w.at(400, () => w.remove(w.hosts[0]!, 'n0', 100));
-      w.at(400, () => w.deletePrefix(`${PREFIX}n0/`));
-    }),
-    [400, 700],
-  ],
-  [
-    'the standby loses its watch as the leader hands over',
-    scenario((w) => {
-      for (const h of w.hosts) w.register(h, 'n0', 'work');
-      w.at(400, () => w.cancelWatch(w.hosts[1]!));
-      w.at(400, () => w.remove(w.hosts[0]!, 'n0', 100));
-    }),
-    [400, 700],
-  ],
-  [
-    'a try-lock races a campaign',
-    scenario((w) => {
-      w.register(w.hosts[0]!, 'n0', 'work');
-      w.tryLock(w.hosts[1]!, 'n0');
-    }),
-    [0, 200],
-  ],
-];
-
-/** Choice points explored exhaustively per run; later ones take the first order. */
+/** Choice points explored exhaustively per run (unless a case says otherwise); later ones take the first order. */
 const DEPTH = 10;
 
 test('exhaustive small cases: every order of simultaneous events', async (t: TestContext) => {
-  for (const [label, make, window] of cases) {
+  // LOCKED_SIM_CASE=<part of a label> explores only the matching cases (while working on one).
+  const only = process.env['LOCKED_SIM_CASE'];
+  for (const [label, make, window, depth = DEPTH] of cases.filter(([l]) => only === undefined || l.includes(only))) {
     const t0 = performance.now();
-    const r = await explore(make, window, DEPTH, 5_000);
+    const r = await explore(make, window, depth, 5_000);
     t.diagnostic(
-      `${label}: ${r.runs} orders${r.complete ? ` (every order of the first ${DEPTH} choice points in ${window[0]}–${window[1]} ms)` : ' (bounded at 5000 runs)'}, ` +
+      `${label}: ${r.runs} orders${r.complete ? ` (every order of the first ${depth} choice points in ${window[0]}–${window[1]} ms)` : ' (bounded at 5000 runs)'}, ` +
         `up to ${r.maxChoicePoints} choice points per run, ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
     assert.ok(r.complete, `${label}: exploration did not complete`);

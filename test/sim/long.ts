@@ -32,7 +32,7 @@ export async function longSimulation(argv: string[]): Promise<number> {
   const lines = [
     `simulation: seeds ${seed}…${next - 1}, ${((performance.now() - t0) / 1000).toFixed(0)} s`,
     describeSummary('small (2 hosts, 1 name, ttl 2, 4 faults)', a),
-    describeSummary('medium (3 hosts, 2 names, ttl 3, 8 faults)', b),
+    describeSummary('medium (3 hosts, 3 names, ttl 3, 8 faults)', b),
   ];
   for (const f of [...a.failures, ...b.failures]) lines.push(`seed ${f.seed}:\n  ${f.violations.join('\n  ')}\n${f.trace.join('\n')}`);
   lines.push(a.failures.length + b.failures.length === 0 ? 'result: PASS' : 'result: FAIL');

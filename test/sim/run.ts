@@ -4,7 +4,8 @@ import { Worker } from 'node:worker_threads';
 import type { SimJob, SimSummary } from './worker.js';
 
 export const SMALL: SimJob['shape'] = { hosts: 2, names: 1, horizonMs: 6_000, ttl: 2, faults: 4 };
-export const MEDIUM: SimJob['shape'] = { hosts: 3, names: 2, horizonMs: 15_000, ttl: 3, faults: 8 };
+// Three names on three hosts: after the quiet period each host leads exactly one (balancing's ⌊N/H⌋..⌈N/H⌉).
+export const MEDIUM: SimJob['shape'] = { hosts: 3, names: 3, horizonMs: 15_000, ttl: 3, faults: 8 };
 
 export async function runParallel(
   from: number,

@@ -6,9 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { COMMANDS, EXIT, META_COMMANDS, SHELLS, USAGE, type CommandName } from '../../src/cli/common.js';
+import { COMMANDS, META_COMMANDS, SHELLS, type CommandName } from '../../src/cli/commands.js';
+import { EXIT } from '../../src/cli/exit.js';
 import { environmentFlags } from '../../src/cli/env.js';
-import { helpText } from '../../src/cli/help.js';
+import { USAGE, helpText } from '../../src/cli/help.js';
 
 const DOC = readFileSync(fileURLToPath(new URL('../../../docs/cli.md', import.meta.url)), 'utf8');
 const commands = Object.keys(COMMANDS) as CommandName[];

@@ -5,7 +5,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { COMMANDS, UsageError, connection, flagLabel, parseCommandLine, type Parsed } from '../../src/cli/common.js';
+import { COMMANDS } from '../../src/cli/commands.js';
+import { connection } from '../../src/cli/connection.js';
+import { UsageError } from '../../src/cli/messages.js';
+import { flagLabel, parseCommandLine, type Parsed } from '../../src/cli/parse.js';
 import { envName, environmentFlags } from '../../src/cli/env.js';
 
 const parse = (argv: string[], env: NodeJS.ProcessEnv): Parsed => {

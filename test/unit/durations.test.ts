@@ -2,7 +2,7 @@
 // plain seconds; anything else is a usage error naming the flag and the value.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { UsageError } from '../../src/cli/common.js';
+import { UsageError } from '../../src/cli/messages.js';
 import { duration, parseDuration } from '../../src/cli/flags.js';
 
 test("Go's form, compound ones included, and plain seconds: in milliseconds", () => {

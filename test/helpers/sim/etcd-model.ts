@@ -19,8 +19,8 @@ export interface ModelLease {
 
 export type Watch = (events: KeyEvent[]) => void;
 
-/** Why keys disappeared: the invariants judge each kind differently. */
-export type DeleteCause = 'resign' | 'revoke' | 'expiry' | 'operator';
+/** Why keys disappeared: the invariants judge each kind differently ('control': a host deleted a control or run-once record; 'forced': failover --force). */
+export type DeleteCause = 'resign' | 'revoke' | 'expiry' | 'operator' | 'control' | 'forced';
 
 export interface DeleteListener {
   (kvs: readonly Kv[], cause: DeleteCause, revision: bigint): void;
@@ -102,6 +102,47 @@ export class EtcdModel {
     const gone = [...this.kvs.values()].filter((kv) => kv.key.startsWith(prefix));
     this.deleteKeys(gone, 'operator');
     return gone.length;
+  }
+
+  /** A plain put (control and run-once records), under `lease` when given. */
+  put(key: string, value: string, lease: string | undefined): Kv {
+    if (lease !== undefined && !this.leases.has(lease)) throw new Error('etcdserver: requested lease not found');
+    const rev = ++this.revision;
+    const old = this.kvs.get(key);
+    const kv: Kv = { key, value, create: old?.create ?? rev, mod: rev, lease: lease ?? '0' };
+    this.kvs.set(key, kv);
+    this.onPut(kv);
+    this.publish(rev, [{ type: 'put', key, value, createRevision: kv.create, modRevision: rev }]);
+    return kv;
+  }
+
+  /** Deletes one key, if it exists and (when given) holds `ifValue`. */
+  deleteKey(key: string, ifValue: string | undefined, cause: DeleteCause): boolean {
+    const kv = this.kvs.get(key);
+    if (!kv || (ifValue !== undefined && kv.value !== ifValue)) return false;
+    this.deleteKeys([kv], cause);
+    return true;
+  }
+
+  /** Deletes an election key if it still has `create` (failover --force); the name's queue after. */
+  depose(key: string, create: bigint, namePrefix: string): Candidate[] {
+    const kv = this.kvs.get(key);
+    if (kv && kv.create === create) this.deleteKeys([kv], 'forced');
+    return this.range(namePrefix).map(candidate);
+  }
+
+  /** The run-once write: put if the fence key has its create revision and `key` its mod revision (0n: absent). */
+  putFenced(
+    fence: { key: string; createRevision: bigint },
+    key: string,
+    value: string,
+    mod: bigint,
+    lease: string | undefined,
+  ): bigint | 'deposed' | 'conflict' {
+    const f = this.kvs.get(fence.key);
+    if (!f || f.create !== fence.createRevision) return 'deposed';
+    if ((this.kvs.get(key)?.mod ?? 0n) !== mod) return 'conflict';
+    return this.put(key, value, lease).mod;
   }
 
   range(prefix: string): Kv[] {

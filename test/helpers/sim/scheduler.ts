@@ -4,6 +4,9 @@
 // from one PRNG, so a failing schedule is replayed exactly from its seed.
 import type { Clock, Timer } from '../../../src/clock.js';
 
+/** Virtual wall-clock time at virtual 0 (2026-01-01T00:00:00Z). */
+const WALL_EPOCH = Date.UTC(2026, 0, 1);
+
 /** mulberry32: small, fast, good enough to pick schedules. */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -37,7 +40,10 @@ export interface Chooser {
 export class Scheduler {
   now = 0;
   private seq = 0;
-  private items: Item[] = [];
+  /** Items by (at, seq): a binary heap. Cancelled items are dropped when they reach the top. */
+  private heap: Item[] = [];
+  /** Items of paused owners taken off the heap; back on it once their owner wakes. */
+  private held: Item[] = [];
   /** Hosts whose callbacks are held (a SIGSTOPped process). */
   readonly paused = new Set<string>();
   /** Killed hosts: nothing of theirs runs any more. */
@@ -48,7 +54,7 @@ export class Scheduler {
 
   at(ms: number, fn: () => void, owner?: string): Item {
     const it: Item = { at: Math.max(this.now, ms), seq: ++this.seq, fn, owner, cancelled: owner !== undefined && this.dead.has(owner) };
-    if (!it.cancelled) this.items.push(it);
+    if (!it.cancelled) this.push(it);
     return it;
   }
 
@@ -59,11 +65,14 @@ export class Scheduler {
   /** Drops every pending item of `owner` (a killed process). */
   drop(owner: string): void {
     this.dead.add(owner);
-    for (const it of this.items) if (it.owner === owner) it.cancelled = true;
+    for (const it of this.heap) if (it.owner === owner) it.cancelled = true;
+    for (const it of this.held) if (it.owner === owner) it.cancelled = true;
   }
 
   pending(owner?: string): number {
-    return this.items.filter((it) => !it.cancelled && (owner === undefined || it.owner === owner)).length;
+    let n = 0;
+    for (const it of [...this.heap, ...this.held]) if (!it.cancelled && (owner === undefined || it.owner === owner)) n++;
+    return n;
   }
 
   /** A clock for one host: its timers belong to it (held while it is paused). */
@@ -74,6 +83,8 @@ export class Scheduler {
       clearTimeout: (t) => {
         if (t) (t as unknown as Item).cancelled = true;
       },
+      // Wall time too is virtual (records and `since` stamps): a schedule replays byte for byte.
+      wall: () => WALL_EPOCH + this.now,
     };
   }
 
@@ -91,27 +102,86 @@ export class Scheduler {
     await flush();
   }
 
+  private isPaused(it: Item): boolean {
+    return it.owner !== undefined && this.paused.has(it.owner);
+  }
+
   private next(until: number): Item | undefined {
-    let min = Infinity;
-    this.items = this.items.filter((it) => !it.cancelled);
-    for (const it of this.items) {
-      if (it.owner !== undefined && this.paused.has(it.owner)) continue;
-      if (it.at < min) min = it.at;
+    if (this.held.length > 0) {
+      const still: Item[] = [];
+      for (const it of this.held) {
+        if (it.cancelled) continue;
+        if (this.isPaused(it)) still.push(it);
+        else this.push(it);
+      }
+      this.held = still;
     }
-    if (min === Infinity || min > until) return undefined;
+    let top: Item | undefined;
+    while ((top = this.heap[0])) {
+      if (top.cancelled) this.pop();
+      else if (this.isPaused(top)) this.held.push(this.pop()!);
+      else break;
+    }
+    if (!top || top.at > until) return undefined;
+    const min = top.at;
     // Each owner (a host's event loop; the network) handles its own items in order; only
-    // the order across owners is a choice.
-    const heads = new Map<string, Item>();
-    for (const it of this.items) {
-      if (it.at !== min || (it.owner !== undefined && this.paused.has(it.owner))) continue;
-      const o = it.owner ?? '';
-      const h = heads.get(o);
-      if (!h || it.seq < h.seq) heads.set(o, it);
+    // the order across owners is a choice. The heap yields the items due at `min` by seq.
+    const group: Item[] = [];
+    while (this.heap[0] && this.heap[0].at === min) {
+      const it = this.pop()!;
+      if (it.cancelled) continue;
+      if (this.isPaused(it)) this.held.push(it);
+      else group.push(it);
     }
-    const due = [...heads.values()].sort((a, b) => a.seq - b.seq);
+    const seen = new Set<string>();
+    const due: Item[] = [];
+    for (const it of group) {
+      const o = it.owner ?? '';
+      if (seen.has(o)) continue;
+      seen.add(o);
+      due.push(it);
+    }
     const pick = due.length === 1 ? due[0]! : due[this.chooser.choose(due.length, min)]!;
     pick.cancelled = true;
+    for (const it of group) if (it !== pick) this.push(it);
     return pick;
+  }
+
+  private static before(a: Item, b: Item): boolean {
+    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  }
+
+  private push(it: Item): void {
+    const h = this.heap;
+    h.push(it);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!Scheduler.before(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+
+  private pop(): Item | undefined {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length > 0 && last) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && Scheduler.before(h[l]!, h[m]!)) m = l;
+        if (r < h.length && Scheduler.before(h[r]!, h[m]!)) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m]!, h[i]!];
+        i = m;
+      }
+    }
+    return top;
   }
 }
 

@@ -3,7 +3,18 @@
 // after its request was applied, and the watch delivers in order, late, or — after a
 // cancel — starts over at the current revision with a reset.
 import type { KeyEvent } from '../../../src/queue.js';
-import type { CampaignRequest, CampaignResult, PrefixSnapshot, PrefixWatchHandle, Store, WatchHandlers } from '../../../src/store.js';
+import type { Candidate } from '../../../src/queue.js';
+import type {
+  CampaignRequest,
+  CampaignResult,
+  ControlStore,
+  FencedPut,
+  KeyWatchHandle,
+  PrefixSnapshot,
+  PrefixWatchHandle,
+  StoredKey,
+  WatchHandlers,
+} from '../../../src/store.js';
 import type { EtcdModel } from './etcd-model.js';
 import type { Scheduler } from './scheduler.js';
 
@@ -14,7 +25,7 @@ export interface NetworkKnobs {
   lossAfterApply: number;
 }
 
-export class SimStore implements Store {
+export class SimStore implements ControlStore {
   /** While false, nothing gets through (requests time out, watch events wait). */
   up = true;
   /** While true, keepalives alone get no answer (they sit on a frozen member; the rest goes elsewhere). */
@@ -126,16 +137,75 @@ export class SimStore implements Store {
   readPrefix(prefix: string, timeoutMs: number): Promise<PrefixSnapshot> {
     return this.call(timeoutMs, () => {
       const queues = new Map<string, { key: string; value: string; createRevision: bigint }[]>();
+      const control = new Map<string, string>();
       for (const kv of this.model.range(prefix)) {
         const slash = kv.key.indexOf('/', prefix.length);
+        if (slash === prefix.length) control.set(kv.key, kv.value);
         if (slash <= prefix.length) continue;
         const name = kv.key.slice(prefix.length, slash);
         const list = queues.get(name) ?? [];
         list.push({ key: kv.key, value: kv.value, createRevision: kv.create });
         queues.set(name, list);
       }
-      return { revision: this.model.revision, queues };
+      return { revision: this.model.revision, queues, control };
     });
+  }
+
+  // ——— ControlStore ———
+
+  put(key: string, value: string, leaseId: string | undefined, timeoutMs: number): Promise<void> {
+    return this.call(timeoutMs, () => void this.model.put(key, value, leaseId));
+  }
+
+  remove(key: string, ifValue: string | undefined, timeoutMs: number): Promise<void> {
+    return this.call(timeoutMs, () => void this.model.deleteKey(key, ifValue, 'control'));
+  }
+
+  get(key: string, timeoutMs: number): Promise<StoredKey | undefined> {
+    return this.call(timeoutMs, () => {
+      const kv = this.model.kvs.get(key);
+      return kv ? { value: kv.value, createRevision: kv.create, modRevision: kv.mod } : undefined;
+    });
+  }
+
+  readQueue(namePrefix: string, timeoutMs: number, leaderOnly = false): Promise<Candidate[]> {
+    return this.call(timeoutMs, () => {
+      const q = this.model.range(namePrefix).map((kv) => ({ key: kv.key, value: kv.value, createRevision: kv.create }));
+      return leaderOnly ? q.slice(0, 1) : q;
+    });
+  }
+
+  depose(key: string, createRevision: bigint, namePrefix: string, timeoutMs: number): Promise<Candidate[]> {
+    return this.call(timeoutMs, () => this.model.depose(key, createRevision, namePrefix));
+  }
+
+  putFenced(w: FencedPut, timeoutMs: number): Promise<bigint | 'deposed' | 'conflict'> {
+    return this.call(timeoutMs, () => this.model.putFenced(w.fence, w.key, w.value, w.modRevision, w.leaseId));
+  }
+
+  /** Puts of one key, in order, each after a delay; lost while the link is down (a watch that breaks only costs speed). */
+  watchKey(key: string, onPut: (value: string) => void): KeyWatchHandle {
+    let closed = false;
+    let unwatch: (() => void) | undefined;
+    let last = 0;
+    const ready = this.call(2_000, () => {
+      if (closed) return;
+      unwatch = this.model.watch(key, this.model.revision + 1n, (evs) => {
+        for (const e of evs) {
+          if (e.key !== key || e.type !== 'put') continue;
+          last = Math.max(last, this.sched.now + this.delay());
+          const value = e.value;
+          this.sched.at(last, () => !closed && this.up && onPut(value), this.host);
+        }
+      });
+    });
+    return {
+      ready,
+      close: async () => {
+        closed = true;
+        unwatch?.();
+      },
+    };
   }
 
   watchPrefix(prefix: string, handlers: WatchHandlers): PrefixWatchHandle {

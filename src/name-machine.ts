@@ -1,0 +1,410 @@
+// THE LIFECYCLE OF ONE NAME on this host: one state machine whose states carry what they
+// need; every transition goes through `enter()`. It turns election outcomes into runs of
+// fn. Graceful step-downs (remove, close, fn failure) abort fn's signal, let fn settle,
+// and only then delete the key, through the release gate (release.ts), so the next
+// leader starts after this one has stopped. What differs between a singleton, a try-lock
+// and a lock is the ModePolicy given at construction (mode-policy.ts); health-gated
+// candidacy is the HealthGate's to decide (health-gate.ts). The public handle of a name
+// is the Singleton (singleton.ts).
+import { ExponentialBackoff, type IBackoff } from 'cockatiel';
+import { publishLeadership } from './diagnostics.js';
+import { campaign } from './election.js';
+import { EtcdUnavailableError, LeaderFunctionError, NotLeaderError } from './errors.js';
+import { HealthGate, type HealthVerdict } from './health-gate.js';
+import { ActiveLeadership, Run } from './leadership.js';
+import type { ModePolicy } from './mode-policy.js';
+import { resignUntilDone } from './name-resign.js';
+import type { Claim, In, Next, State } from './name-state.js';
+import type { Session } from './session.js';
+import type { Leadership, SingletonFunction, SingletonHost, StopReason } from './singleton.js';
+import type { CampaignResult } from './store.js';
+
+/** A try-lock's answer, before the handle adds itself to it. */
+export type TryAnswer = { acquired: true } | { acquired: false; holder: string | undefined };
+
+/** What the machine tells its handle (singleton.ts). */
+export interface NameEvents {
+  start(leadership: Leadership): void;
+  stop(reason: StopReason, leadership: Leadership): void;
+  /** etcd trouble or a failing fn: the singleton's `error` event, else the locker's. */
+  report(err: Error): void;
+  /** The try-lock's answer; nobody hears it unless a `tryLock()` waits for one. */
+  answer(r: TryAnswer | Error): void;
+  /** The name has left this host for good. */
+  retired(): void;
+}
+
+export class NameMachine {
+  private state: State = { kind: 'idle' };
+  /** Backoff after fn failures; grows until fn succeeds once. */
+  private errorBackoff: IBackoff<unknown> | undefined;
+  private campaignBackoff: IBackoff<unknown> | undefined;
+  /** The `healthy` option's gate, if any. */
+  private readonly health: HealthGate | undefined;
+
+  constructor(
+    readonly name: string,
+    private readonly fn: SingletonFunction,
+    private readonly host: SingletonHost,
+    readonly policy: ModePolicy,
+    private readonly events: NameEvents,
+    options?: { healthy?: () => boolean | Promise<boolean>; checkIntervalMs: number },
+  ) {
+    if (options?.healthy) {
+      this.health = new HealthGate(name, options.healthy, options.checkIntervalMs, host.clock, events.report, () => this.healthChanged());
+    }
+  }
+
+  /** The current state (name-state.ts reads it). */
+  get current(): State {
+    return this.state;
+  }
+
+  // ——— driven by the locker ———
+
+  /** Campaigns if idle and the locker has a session. Idempotent. */
+  start(): void {
+    if (this.state.kind !== 'idle') return;
+    if (this.health && !this.health.candidate) return; // campaigns again when the health check passes
+    const session = this.host.session();
+    if (!session) return;
+    const st: State = { kind: 'campaigning', session, then: undefined };
+    this.enter(st);
+    const c = campaign(this.host, this.name, session, this.policy.onBusy === 'refuse');
+    c.result.then(
+      (res) => this.campaigned(st, c.key, res),
+      (err: unknown) => this.campaignFailed(st, c.key, err),
+    );
+  }
+
+  /** The view of this name changed (or may have). */
+  judge(): void {
+    const s = this.state;
+    if (s.kind !== 'queued' && s.kind !== 'leading') return;
+    const { claim } = s;
+    const verdict = this.host.view.judge(this.name, claim.key, claim.token, claim.since);
+    if (verdict === 'unknown') return;
+    if (verdict === 'gone') {
+      // Deleted by someone else (failover, an operator, expiry): queue again, or end.
+      if (s.kind === 'leading') return this.stopLeading(s, 'deposed', this.policy.onLoss, false);
+      if (this.policy.onBusy === 'refuse') return this.giveUp(`the key ${claim.key} was deleted before it led`);
+      return this.restart();
+    }
+    const health = this.health?.verdict(s.kind, () => this.host.view.queue(this.name).length > 1);
+    if (health !== undefined) return this.healthAct(s, health);
+    // Placement (placement.ts): a standby steps out of the way of a requested move or, on
+    // a draining host, of an eligible candidate; a leader hands over when its move is ready.
+    if (s.kind === 'queued' && this.policy.standsAside && this.host.standsAside(this.name, claim.key)) return this.standAside(s);
+    if (s.kind === 'leading' && this.policy.handsOver && this.host.handsOver(this.name, claim.key)) return void this.handOver();
+    if (verdict === 'first' && s.kind === 'queued') {
+      if (!claim.session.alive()) {
+        // Past the step-down deadline (e.g. the process was paused): never start on a
+        // lease etcd may already have expired. The session declares itself lost.
+        queueMicrotask(() => claim.session.checkDeadline());
+        return;
+      }
+      if (!claim.session.startable()) return this.awaitRenewal(s);
+      this.lead(claim);
+    }
+  }
+
+  /**
+   * First in line on a session whose keepalive is overdue (session.ts, startable()):
+   * judge again at its next acknowledgement; if the session is lost instead, sessionLost()
+   * has moved us on and this state is gone.
+   */
+  private awaitRenewal(s: In<'queued'>): void {
+    if (s.awaitingRenewal) return;
+    s.awaitingRenewal = true;
+    void s.claim.session.renewed().then(() => {
+      s.awaitingRenewal = false;
+      if (this.state === s) this.judge();
+    });
+  }
+
+  /**
+   * Hands the leadership over gracefully: fn's signal aborts ('handover'), fn drains, then
+   * our key is deleted and we queue again at the back, so whoever is next starts after us.
+   * False if this host does not lead the name, or its mode is not moved.
+   */
+  handOver(): boolean {
+    const s = this.state;
+    if (s.kind !== 'leading' || !this.policy.handsOver) return false;
+    this.stopLeading(s, 'handover', 'campaign', false);
+    return true;
+  }
+
+  /** Steps back to the end of the queue if queued and not leading (standby balance). */
+  stepBack(): boolean {
+    const s = this.state;
+    if (s.kind !== 'queued' || !this.policy.handsOver) return false;
+    this.standAside(s);
+    return true;
+  }
+
+  /** `session` is gone: every leadership on it stops now, synchronously. */
+  sessionLost(session: Session): void {
+    const s = this.state;
+    switch (s.kind) {
+      case 'campaigning':
+        // Whatever the write did, its key goes with the lost lease.
+        if (s.session !== session) return;
+        if (s.then === 'retire' || this.policy.onBusy === 'refuse') return this.giveUp('the lease was lost');
+        return this.restart();
+      case 'queued':
+        if (s.claim.session !== session) return;
+        if (this.policy.onBusy === 'refuse') return this.giveUp('the lease was lost');
+        return this.restart();
+      case 'leading':
+        if (s.claim.session !== session) return;
+        // The key stays under the lost lease; the gate revokes it once fn has settled.
+        return this.stopLeading(s, 'lost', this.policy.onLoss, true);
+      case 'draining':
+        // Its key now goes with the lost lease, once fn has settled (the gate).
+        if (s.claim?.session === session) s.claim = undefined;
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** A new session is here: a campaign backoff from the old one is not worth waiting out. */
+  sessionChanged(): void {
+    if (this.state.kind === 'backoff' && this.state.why === 'campaign') this.restart();
+  }
+
+  /**
+   * remove() or close(): leave for good from whatever state. On close the lease revoke
+   * (after every fn settled) deletes the key.
+   */
+  leave(reason: 'removed' | 'closed'): void {
+    const s = this.state;
+    switch (s.kind) {
+      case 'idle':
+      case 'backoff':
+        return this.retire();
+      case 'queued':
+        if (reason === 'closed') return this.retire();
+        this.enter({ kind: 'resigning', then: 'retire' });
+        return void this.resignKey(s.claim, Promise.resolve());
+      case 'leading':
+        return this.stopLeading(s, reason, 'retire', reason === 'closed');
+      case 'campaigning':
+      case 'draining':
+      case 'resigning':
+        s.then = 'retire';
+        return;
+      case 'retired':
+        return;
+    }
+  }
+
+  /** The locker is closing: stop; resolves once fn has settled. The lease revoke removes the key. */
+  async close(): Promise<void> {
+    this.leave('closed');
+    const s = this.state;
+    if (s.kind === 'draining') await s.run.settled;
+  }
+
+  // ——— transitions ———
+
+  private enter(next: State): void {
+    const prev = this.state;
+    if (prev.kind === 'backoff' && next.kind !== 'backoff') this.host.clock.clearTimeout(prev.timer);
+    this.state = next;
+  }
+
+  private restart(): void {
+    this.enter({ kind: 'idle' });
+    this.start();
+  }
+
+  private campaigned(st: In<'campaigning'>, key: string, res: CampaignResult): void {
+    this.campaignBackoff = undefined;
+    if (res.createRevision === undefined) {
+      // A try-lock found the name taken: nothing of ours is in etcd.
+      if (this.state === st) this.retire({ acquired: false, holder: res.candidates[0]?.value });
+      return;
+    }
+    const claim: Claim = { session: st.session, key, token: res.createRevision, since: res.createRevision };
+    if (this.state !== st) return; // the session was lost meanwhile: the key goes with it
+    if (st.then !== undefined) {
+      // remove() (or close) arrived during the write: take the key back out.
+      if (st.session.ended) return this.retire();
+      this.enter({ kind: 'resigning', then: st.then });
+      return void this.resignKey(claim, Promise.resolve());
+    }
+    this.enter({ kind: 'queued', claim });
+    this.judge();
+  }
+
+  private campaignFailed(st: In<'campaigning'>, key: string, err: unknown): void {
+    if (this.state !== st) return;
+    const e = new EtcdUnavailableError(`campaign for '${this.name}'`, err);
+    if (this.policy.onBusy === 'refuse' || st.then !== undefined) {
+      // The write may have landed although its answer was lost: a key left behind would
+      // block the name for every host. Delete it (guarded by our lease), then end.
+      this.events.answer(e);
+      this.enter({ kind: 'resigning', then: 'retire' });
+      return void this.resignKey({ session: st.session, key, token: undefined });
+    }
+    this.events.report(e);
+    // Campaign again later; put-if-absent finds a key that did land.
+    this.backoff('campaign');
+  }
+
+  private lead(claim: Claim): void {
+    const leadership = new ActiveLeadership(
+      this.name,
+      this.host.nodeId,
+      claim.key,
+      claim.token.toString(),
+      claim.session,
+      this.host.client,
+    );
+    const run = new Run(leadership, claim.session);
+    this.enter({ kind: 'leading', claim, run });
+    this.host.recorder.started(this.name);
+    publishLeadership(() => ({ id: this.host.nodeId, name: this.name, event: 'start', token: leadership.token }));
+    this.host.gate.hold(claim.session, run.settled);
+    this.campaignBackoff = undefined;
+    this.events.answer({ acquired: true });
+    let result: unknown;
+    try {
+      this.events.start(leadership);
+      // A 'start' listener may have removed us, or the session may be gone. `remove()` as
+      // fn gets it ends the leadership and resolves at once: fn is what a release waits for.
+      result = leadership.ended ? undefined : this.fn(() => (this.leave('removed'), Promise.resolve()), leadership);
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    run.follow(result, (err) => this.fnSettled(run, err));
+  }
+
+  private fnSettled(run: Run, err: unknown): void {
+    const s = this.state;
+    if (s.kind === 'leading' && s.run === run) {
+      if (err === undefined) {
+        // A lock is released as soon as its fn has settled.
+        if (this.policy.onSettle === 'release') return this.leave('removed');
+        // fn finished its work while leading: this host keeps the name (a standby would
+        // only run it again); the next run comes after the next election.
+        this.errorBackoff = undefined;
+        return;
+      }
+      // A lock's fn failing is its caller's answer, not the locker's trouble.
+      if (this.policy.reportsFailure) this.events.report(new LeaderFunctionError(this.name, err));
+      const now = this.state;
+      if (now.kind === 'leading' && now.run === run) this.stopLeading(now, 'error', this.policy.onError, false);
+      return;
+    }
+    if (s.kind === 'draining' && s.run === run) this.drained(s);
+  }
+
+  /** Ends a leadership: abort fn's signal, emit `stop`; the key waits for fn in `draining`. */
+  private stopLeading(s: In<'leading'>, reason: StopReason, then: Next, keyGoesWithLease: boolean): void {
+    const st: State = { kind: 'draining', claim: keyGoesWithLease || reason === 'deposed' ? undefined : s.claim, run: s.run, then };
+    this.enter(st);
+    s.run.leadership.end(new NotLeaderError(this.name, reason));
+    this.host.recorder.stopped(this.name, reason);
+    publishLeadership(() => ({ id: this.host.nodeId, name: this.name, event: 'stop', token: s.run.leadership.token, reason }));
+    this.events.stop(reason, s.run.leadership);
+    if (s.run.done) return this.drained(st);
+    s.run.warnIfStuck(this.host.clock, this.host.stopTimeoutMs, () =>
+      this.events.report(
+        new Error(
+          `fn of '${this.name}' has not settled ${this.host.stopTimeoutMs} ms after its signal aborted (${reason}); ` +
+            `the name stays held by this host until it does`,
+        ),
+      ),
+    );
+  }
+
+  /** fn has settled after its leadership ended: release the key if it is ours, then go on. */
+  private drained(s: In<'draining'>): void {
+    if (this.state !== s) return;
+    if (s.claim && !s.claim.session.ended) {
+      this.enter({ kind: 'resigning', then: s.then });
+      return void this.resignKey(s.claim, s.run.settled);
+    }
+    this.proceed(s.then);
+  }
+
+  private proceed(then: Next): void {
+    if (then === 'retire') return this.retire();
+    if (then === 'backoff') return this.backoff('error');
+    this.restart();
+  }
+
+  /**
+   * Deletes our key — once `settled` has, through the gate — retrying while our session
+   * lives, then proceeds. `token` undefined: the campaign's answer was lost, and the lease
+   * in the key's name guards the delete.
+   */
+  private async resignKey(claim: Pick<Claim, 'session' | 'key'> & { token: bigint | undefined }, settled?: Promise<void>): Promise<void> {
+    const { session, key, token } = claim;
+    const del = (): Promise<void> => resignUntilDone(this.host, this.name, session, key, token, this.events.report);
+    await (settled ? this.host.gate.releaseKey(settled, del) : del());
+    const s = this.state;
+    if (s.kind === 'resigning') this.proceed(s.then);
+  }
+
+  /**
+   * Campaign again after an exponential backoff with jitter: after an fn failure so a
+   * standby gets its turn (grows until fn succeeds once); after a failed campaign write
+   * so a struggling etcd is not hammered.
+   */
+  private backoff(why: 'error' | 'campaign'): void {
+    let duration: number;
+    if (why === 'error') {
+      this.errorBackoff = (this.errorBackoff ?? new ExponentialBackoff({ initialDelay: 200, maxDelay: 30_000 })).next(undefined);
+      duration = this.errorBackoff.duration;
+    } else {
+      this.campaignBackoff = (this.campaignBackoff ?? new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 })).next(undefined);
+      duration = this.campaignBackoff.duration;
+    }
+    const st: State = {
+      kind: 'backoff',
+      why,
+      timer: this.host.clock.setTimeout(() => {
+        if (this.state === st) this.restart();
+      }, duration),
+    };
+    this.enter(st);
+  }
+
+  /** An unhealthy standby, or one out of a move's way, leaves the queue (its key is deleted) and campaigns again. */
+  private standAside(s: In<'queued'>): void {
+    this.enter({ kind: 'resigning', then: 'campaign' });
+    void this.resignKey(s.claim, Promise.resolve());
+  }
+
+  /** A health check answered (health-gate.ts). */
+  private healthChanged(): void {
+    if (this.health!.candidate) return this.start();
+    const s = this.state;
+    // campaigning: judged once queued; idle and backoff: start() waits for a pass;
+    // draining and resigning: go on, then start() waits.
+    if (s.kind !== 'queued' && s.kind !== 'leading') return;
+    const verdict = this.health!.verdict(s.kind, () => this.host.view.queue(this.name).length > 1);
+    if (verdict !== undefined) this.healthAct(s, verdict);
+  }
+
+  /** Carries out what a failing check asks; 'keep-leading' asks nothing. */
+  private healthAct(s: In<'queued'> | In<'leading'>, verdict: HealthVerdict): void {
+    if (verdict === 'stand-aside' && s.kind === 'queued') return this.standAside(s);
+    if (verdict === 'hand-over' && s.kind === 'leading') return this.stopLeading(s, 'unhealthy', 'campaign', false);
+  }
+
+  /** A try-lock ends before it led: its caller is answered with why. */
+  private giveUp(why: string): void {
+    this.retire(new EtcdUnavailableError(`try-lock of '${this.name}'`, new Error(why)));
+  }
+
+  private retire(answer?: TryAnswer | Error): void {
+    this.health?.stop();
+    if (answer) this.events.answer(answer);
+    this.enter({ kind: 'retired' });
+    this.events.retired();
+  }
+}
