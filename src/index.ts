@@ -1,7 +1,7 @@
-export { locked, Locker, type LockerEvents, type Health, type MembersHealth, type MembersHealthOptions } from './locker.js';
-export type { MemberHealth, PolledMemberHealth } from './member-health.js';
-export type { MemberStatus, MemberRole, QuorumView, MemberPollOptions } from './member-status.js';
-export type { BreakerState, MemberCalls } from './member-stats.js';
+export { locked, Locker, type LockerEvents, type Health, type MembersHealth, type MembersHealthOptions } from './api/locker.js';
+export type { MemberHealth, PolledMemberHealth } from './features/member-health.js';
+export type { MemberStatus, MemberRole, QuorumView, MemberPollOptions } from './etcd/member-status.js';
+export type { BreakerState, MemberCalls } from './etcd/member-stats.js';
 export {
   Singleton,
   type Leadership,
@@ -9,11 +9,11 @@ export {
   type SingletonEvents,
   type StopReason,
   type TryLockResult,
-} from './singleton.js';
-export type { LeaderInfo, NameStatus, Observer, ObserverEvents } from './cluster.js';
-export type { OnceContext, OnceFunction, OnceOutcome } from './once.js';
-export type { LockerOptions, SingletonOptions, LockOptions, FailoverOptions, DrainOptions, OnceOptions } from './options.js';
-export type { HostStatus, MoveRequest } from './placement.js';
+} from './api/singleton.js';
+export type { LeaderInfo, NameStatus, Observer, ObserverEvents } from './features/cluster.js';
+export type { OnceContext, OnceFunction, OnceOutcome } from './features/once.js';
+export type { LockerOptions, SingletonOptions, LockOptions, FailoverOptions, DrainOptions, OnceOptions } from './api/options.js';
+export type { HostStatus, MoveRequest } from './features/placement.js';
 export {
   renderPrometheus,
   PROMETHEUS_CONTENT_TYPE,
@@ -25,8 +25,8 @@ export {
   type HistogramSnapshot,
   type TimingMetrics,
   type RenderOptions,
-} from './metrics.js';
-export type { Clock, Timer } from './clock.js';
+} from './features/metrics.js';
+export type { Clock, Timer } from './core/clock.js';
 export {
   LeaseLostError,
   LockerClosedError,
@@ -48,8 +48,8 @@ export {
   isHealthCheckError,
   isHandOverError,
   isHostNotFoundError,
-} from './errors.js';
-export type { SignalOption } from './abort.js';
+} from './core/errors.js';
+export type { SignalOption } from './core/abort.js';
 export {
   DIAGNOSTICS_CHANNELS,
   type LeadershipMessage,
@@ -57,6 +57,6 @@ export {
   type ErrorMessage,
   type WatchMoveMessage,
   type WatchMoveReason,
-} from './diagnostics.js';
-import { locked } from './locker.js';
+} from './core/diagnostics.js';
+import { locked } from './api/locker.js';
 export default locked;

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import locked, { type Locker } from '../../src/index.js';
 import { Etcd3 } from 'etcd3';
-import { controlPrefix } from '../../src/keys.js';
+import { controlPrefix } from '../../src/etcd/keys.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { describeEvent, spawnHost, type Host } from '../helpers/host.js';
 import { checkHistories, historyOf, ms } from '../helpers/history.js';

@@ -1,13 +1,13 @@
-// The prefix watch on its own (src/watch.ts), against a real 3-member etcd: when the member it
+// The prefix watch on its own (src/etcd/watch.ts), against a real 3-member etcd: when the member it
 // is on stops delivering — frozen (SIGSTOP): the connection stays open and no error comes —
 // and nothing else moves it (no keepalive of a session is involved here), its freshness check
 // must notice within 1.5 check periods (its own read times out after half a period) and
 // resume on another member without a gap. With no check (freshnessMs 0) it never moves.
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { Members, withRequireLeader } from '../../src/members.js';
-import type { KeyEvent } from '../../src/queue.js';
-import { PrefixWatch } from '../../src/watch.js';
+import { Members, withRequireLeader } from '../../src/etcd/members.js';
+import type { KeyEvent } from '../../src/core/queue.js';
+import { PrefixWatch } from '../../src/etcd/watch.js';
 import { startEtcd, etcdctl, type EtcdCluster } from '../helpers/etcd.js';
 import { waitFor } from '../helpers/wait.js';
 

@@ -1,5 +1,5 @@
-// A manual clock for unit tests of timing logic (the Clock interface of src/clock.ts).
-import type { Clock, Timer } from '../../src/clock.js';
+// A manual clock for unit tests of timing logic (the Clock interface of src/core/clock.ts).
+import type { Clock, Timer } from '../../src/core/clock.js';
 
 interface Pending {
   at: number;

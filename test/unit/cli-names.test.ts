@@ -2,7 +2,7 @@
 // its public API): the same names must pass and fail, with the library's messages.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_NAME_LENGTH, validateName } from '../../src/keys.js';
+import { MAX_NAME_LENGTH, validateName } from '../../src/etcd/keys.js';
 import { nameProblem } from '../../src/cli/flags.js';
 
 const library = (name: string): string | undefined => {

@@ -3,9 +3,9 @@
 // no real time and its edge is exact.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isHandOverError } from '../../src/errors.js';
-import { drainKey, hostKey, leaseHex, moveKey } from '../../src/keys.js';
-import { knownHosts, requestHandOver } from '../../src/mover.js';
+import { isHandOverError } from '../../src/core/errors.js';
+import { drainKey, hostKey, leaseHex, moveKey } from '../../src/etcd/keys.js';
+import { knownHosts, requestHandOver } from '../../src/features/mover.js';
 import { EtcdModel } from '../helpers/sim/etcd-model.js';
 import { Scheduler } from '../helpers/sim/scheduler.js';
 import { SimStore } from '../helpers/sim/sim-store.js';

@@ -1,13 +1,13 @@
-// What health().members is built from (src/member-stats.ts, src/member-health.ts): the
+// What health().members is built from (src/etcd/member-stats.ts, src/features/member-health.ts): the
 // figures of one member's calls, the breaker state read from etcd3's per-host policy, and
 // which member keeps the lease alive. Pure logic: the calls below stand in for etcd calls
 // (the clients connect lazily and so never dial).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConsecutiveBreaker, circuitBreaker, handleAll, retry } from 'cockatiel';
-import { MemberStats, breakerState } from '../../src/member-stats.js';
-import { membersHealth } from '../../src/member-health.js';
-import { Members } from '../../src/members.js';
+import { MemberStats, breakerState } from '../../src/etcd/member-stats.js';
+import { membersHealth } from '../../src/features/member-health.js';
+import { Members } from '../../src/etcd/members.js';
 
 test('MemberStats: calls, failures in a row (reset by a success), pending calls, last error and round trip', async () => {
   const s = new MemberStats();

@@ -1,9 +1,9 @@
-// Members.hedged (src/members.ts): which member a call starts on, and how that changes
+// Members.hedged (src/etcd/members.ts): which member a call starts on, and how that changes
 // when the preferred member answers nothing. Pure logic: the ops below stand in for etcd
 // calls (they never touch the clients, which connect lazily and so never dial).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Members, type Member } from '../../src/members.js';
+import { Members, type Member } from '../../src/etcd/members.js';
 
 const HOSTS = ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3'];
 const never = new Promise<never>(() => {});

@@ -4,7 +4,7 @@
 // may have used an old name first.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { resolveLockOptions, resolveOptions, resolveSingletonOptions } from '../../src/options.js';
+import { resolveLockOptions, resolveOptions, resolveSingletonOptions } from '../../src/api/options.js';
 
 const warnings: (Error & { code?: string })[] = [];
 process.on('warning', (w) => warnings.push(w));

@@ -11,7 +11,7 @@ import type {
   SignalOption,
   SingletonOptions,
 } from '../../src/index.js';
-import { systemClock } from '../../src/clock.js';
+import { systemClock } from '../../src/core/clock.js';
 import {
   DRAIN_SCHEMA,
   FAILOVER_SCHEMA,
@@ -29,9 +29,9 @@ import {
   resolveSingletonOptions,
   resolveTryLockOptions,
   resolveUndrainOptions,
-} from '../../src/options.js';
-import type { Schema } from '../../src/options-schema.js';
-import { electionKey, leaseHex, nameOf, prefixEnd } from '../../src/keys.js';
+} from '../../src/api/options.js';
+import type { Schema } from '../../src/api/options-schema.js';
+import { electionKey, leaseHex, nameOf, prefixEnd } from '../../src/etcd/keys.js';
 
 const noSignals = { handleSignals: false } as const;
 

@@ -1,4 +1,4 @@
-// The placement rules (src/placement.ts) as pure functions: fair share, who hands over,
+// The placement rules (src/features/placement.ts) as pure functions: fair share, who hands over,
 // who steps aside, planned moves and promotions. The behaviour against etcd is in
 // balance.test.ts.
 import { describe, test } from 'node:test';
@@ -13,8 +13,8 @@ import {
   planPromotions,
   standsAside,
   type ControlRecords,
-} from '../../src/placement.js';
-import type { Candidate } from '../../src/queue.js';
+} from '../../src/features/placement.js';
+import type { Candidate } from '../../src/core/queue.js';
 
 const P = 'p/';
 const LEASE: Record<string, string> = { a: 'a1', b: 'b2', c: 'c3', d: 'd4' };

@@ -1,8 +1,8 @@
-// One name's queue (src/queue.ts): pure ordering logic. Revisions, snapshots and
+// One name's queue (src/core/queue.ts): pure ordering logic. Revisions, snapshots and
 // watch events are the PrefixView's (view.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Queue, type KeyEvent } from '../../src/queue.js';
+import { Queue, type KeyEvent } from '../../src/core/queue.js';
 
 const put = (key: string, create: bigint, mod = create, value = key): KeyEvent => ({
   type: 'put',

@@ -1,10 +1,10 @@
-// The step-down rule of src/session.ts, with an injected clock and a fake lease API
+// The step-down rule of src/core/session.ts, with an injected clock and a fake lease API
 // (pure timing logic; behaviour against real etcd is in safety.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Store } from '../../src/store.js';
-import { Session } from '../../src/session.js';
-import { isLeaseLostError, type LeaseLostError } from '../../src/errors.js';
+import type { Store } from '../../src/etcd/store.js';
+import { Session } from '../../src/core/session.js';
+import { isLeaseLostError, type LeaseLostError } from '../../src/core/errors.js';
 import { FakeClock, settle } from '../helpers/clock.js';
 
 type Answer = { ttl: number } | 'never' | 'error';

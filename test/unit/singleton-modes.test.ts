@@ -1,18 +1,18 @@
-// The per-name machine (src/name-machine.ts) behind its handle (src/singleton.ts), on a
+// The per-name machine (src/core/name-machine.ts) behind its handle (src/api/singleton.ts), on a
 // fake locker: a hand-driven campaign answer, view verdict and clock. One machine, three
-// mode policies (src/mode-policy.ts): what each does on a busy name, on loss, on fn's
+// mode policies (src/core/mode-policy.ts): what each does on a busy name, on loss, on fn's
 // failure and when fn settles.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Etcd3 } from 'etcd3';
-import type { CampaignBatcher } from '../../src/campaign.js';
-import { MetricsRecorder } from '../../src/metrics.js';
-import { policyFor } from '../../src/mode-policy.js';
-import { ReleaseGate } from '../../src/release.js';
-import type { Session } from '../../src/session.js';
-import { Singleton, type SingletonFunction, type SingletonHost, type StopReason, type TryLockResult } from '../../src/singleton.js';
-import type { CampaignRequest, CampaignResult, Store } from '../../src/store.js';
-import type { PrefixView } from '../../src/view.js';
+import type { CampaignBatcher } from '../../src/core/campaign.js';
+import { MetricsRecorder } from '../../src/features/metrics.js';
+import { policyFor } from '../../src/core/mode-policy.js';
+import { ReleaseGate } from '../../src/core/release.js';
+import type { Session } from '../../src/core/session.js';
+import { Singleton, type SingletonFunction, type SingletonHost, type StopReason, type TryLockResult } from '../../src/api/singleton.js';
+import type { CampaignRequest, CampaignResult, Store } from '../../src/etcd/store.js';
+import type { PrefixView } from '../../src/core/view.js';
 import { FakeClock, settle } from '../helpers/clock.js';
 
 type Verdict = 'unknown' | 'first' | 'queued' | 'gone';

@@ -1,5 +1,5 @@
 // The stop reasons agree everywhere they are listed: the StopReason type and its TSDoc
-// (src/singleton.ts), STOP_REASONS (the code's list, checked against the type by the
+// (src/core/leadership-types.ts), STOP_REASONS (the code's list, checked against the type by the
 // compiler), the `reason` label values renderPrometheus writes, and docs/monitoring.md.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,10 +18,10 @@ test('STOP_REASONS has each reason once', () => {
 });
 
 test('the StopReason type lists exactly STOP_REASONS, each member with its TSDoc', () => {
-  const src = readFileSync(join(ROOT, 'src/singleton.ts'), 'utf8');
+  const src = readFileSync(join(ROOT, 'src/core/leadership-types.ts'), 'utf8');
   // Up to the first `'…';` (the comments may hold semicolons).
   const m = /\/\*\*[^]*?\*\/\s*export type StopReason =([^]*?'[a-z]+');/.exec(src);
-  assert.ok(m, 'src/singleton.ts declares `export type StopReason = …;` with a TSDoc comment');
+  assert.ok(m, 'src/core/leadership-types.ts declares `export type StopReason = …;` with a TSDoc comment');
   const body = m[1]!;
   const members = [...body.matchAll(/\|\s*'([a-z]+)'/g)].map((x) => x[1]!);
   assert.deepEqual(sorted(members), sorted(STOP_REASONS), 'the union members are STOP_REASONS');

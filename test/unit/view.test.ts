@@ -1,10 +1,10 @@
-// The PrefixView (src/view.ts), the one owner of the local view: revisions, snapshots,
+// The PrefixView (src/core/view.ts), the one owner of the local view: revisions, snapshots,
 // buffered events and numbered re-reads, against a scripted store.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { KeyEvent } from '../../src/queue.js';
-import type { PrefixSnapshot, Store, WatchHandlers } from '../../src/store.js';
-import { PrefixView } from '../../src/view.js';
+import type { KeyEvent } from '../../src/core/queue.js';
+import type { PrefixSnapshot, Store, WatchHandlers } from '../../src/etcd/store.js';
+import { PrefixView } from '../../src/core/view.js';
 import { FakeClock, settle } from '../helpers/clock.js';
 
 const put = (key: string, create: bigint, mod = create): KeyEvent => ({

@@ -1,7 +1,7 @@
 // An in-memory etcd for the simulation: revisions, keys with create/mod revisions and
 // leases, several events per revision (a revoke, an expiry or a `del --prefix` is one
 // revision), lease expiry on virtual time, prefix watches with compaction.
-import type { Candidate, KeyEvent } from '../../../src/queue.js';
+import type { Candidate, KeyEvent } from '../../../src/core/queue.js';
 
 export interface Kv {
   key: string;

@@ -2,7 +2,7 @@
 // happen (timers of every host, network deliveries), run in order. With a seed, every
 // choice (latencies, losses, faults, and Math.random inside the code under test) comes
 // from one PRNG, so a failing schedule is replayed exactly from its seed.
-import type { Clock, Timer } from '../../../src/clock.js';
+import type { Clock, Timer } from '../../../src/core/clock.js';
 
 /** Virtual wall-clock time at virtual 0 (2026-01-01T00:00:00Z). */
 const WALL_EPOCH = Date.UTC(2026, 0, 1);

@@ -2,8 +2,8 @@
 // random time, a cut link loses them (the caller times out), an answer can be lost
 // after its request was applied, and the watch delivers in order, late, or — after a
 // cancel — starts over at the current revision with a reset.
-import type { KeyEvent } from '../../../src/queue.js';
-import type { Candidate } from '../../../src/queue.js';
+import type { KeyEvent } from '../../../src/core/queue.js';
+import type { Candidate } from '../../../src/core/queue.js';
 import type {
   CampaignRequest,
   CampaignResult,
@@ -14,7 +14,7 @@ import type {
   PrefixWatchHandle,
   StoredKey,
   WatchHandlers,
-} from '../../../src/store.js';
+} from '../../../src/etcd/store.js';
 import type { EtcdModel } from './etcd-model.js';
 import type { Scheduler } from './scheduler.js';
 

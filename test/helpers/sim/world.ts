@@ -1,11 +1,11 @@
 // The deterministic simulation: the real Locker / PrefixView / Singleton / Session /
 // ReleaseGate code of several hosts, on one in-memory etcd, with virtual time and a
 // seeded schedule of faults. Invariants are checked at every step that could break them.
-import { Locker } from '../../../src/locker.js';
-import { isHandOverError, isHostNotFoundError } from '../../../src/errors.js';
-import { controlPrefix, drainKey, hostKey, leaseHex } from '../../../src/keys.js';
-import type { OnceContext, OnceOutcome } from '../../../src/once.js';
-import type { Leadership, Singleton, SingletonFunction } from '../../../src/singleton.js';
+import { Locker } from '../../../src/api/locker.js';
+import { isHandOverError, isHostNotFoundError } from '../../../src/core/errors.js';
+import { controlPrefix, drainKey, hostKey, leaseHex } from '../../../src/etcd/keys.js';
+import type { OnceContext, OnceOutcome } from '../../../src/features/once.js';
+import type { Leadership, Singleton, SingletonFunction } from '../../../src/api/singleton.js';
 import { EtcdModel, type Kv } from './etcd-model.js';
 import { Scheduler, rng, type Chooser } from './scheduler.js';
 import { SimStore } from './sim-store.js';

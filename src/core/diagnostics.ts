@@ -6,7 +6,7 @@
 //   import diagnostics_channel from 'node:diagnostics_channel';
 //   diagnostics_channel.subscribe('locked:leadership', (m) => logger.info(m, 'leadership'));
 import diagnostics_channel from 'node:diagnostics_channel';
-import type { StopReason } from './singleton.js';
+import type { StopReason } from './leadership-types.js';
 
 /** Published on `locked:leadership` when this host starts or stops leading a name. */
 export interface LeadershipMessage {

@@ -2,9 +2,9 @@
 // one-line hooks (singleton.ts: start/stop; locker.ts: lease lost; the keepalive round
 // trip is timed around the store's keepAlive), read as a plain snapshot, and rendered
 // in the Prometheus text exposition format without any metrics dependency.
-import type { Clock } from './clock.js';
-import type { StopReason } from './singleton.js';
-import type { Store } from './store.js';
+import type { Clock } from '../core/clock.js';
+import type { StopReason } from '../core/leadership-types.js';
+import type { Store } from '../etcd/store.js';
 
 /** Upper bounds (seconds) of the keepalive round-trip histogram buckets; `+Inf` is implied. */
 export const KEEPALIVE_RTT_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];

@@ -17,8 +17,8 @@
 //   deleted; the receiver starts after. To reach a candidate that is not next in line, the
 //   leader writes `<prefix>/move/<name>` = { from, to }; the candidates queued between
 //   them re-queue at the back, then the leader hands over.
-import { controlPrefix } from './keys.js';
-import type { Candidate } from './queue.js';
+import { controlPrefix } from '../etcd/keys.js';
+import type { Candidate } from '../core/queue.js';
 
 export interface MoveRequest {
   /** Election key of the leadership to hand over; the request is void once it is gone. */

@@ -1,13 +1,13 @@
 // Cluster view: follow the leader of a name from any host, list every name under the
 // prefix, force a hand-over. None of it campaigns or needs a lease: it reads etcd.
 import { EventEmitter } from 'node:events';
-import { safeEmit } from './emit.js';
-import { EtcdUnavailableError, LockerClosedError, describe } from './errors.js';
-import { namePrefix, validateName } from './keys.js';
-import { wallTime, type Clock } from './clock.js';
-import type { PrefixView } from './view.js';
-import type { Candidate } from './queue.js';
-import type { ControlStore, PrefixSnapshot } from './store.js';
+import { safeEmit } from '../core/emit.js';
+import { EtcdUnavailableError, LockerClosedError, describe } from '../core/errors.js';
+import { namePrefix, validateName } from '../etcd/keys.js';
+import { wallTime, type Clock } from '../core/clock.js';
+import type { PrefixView } from '../core/view.js';
+import type { Candidate } from '../core/queue.js';
+import type { ControlStore, PrefixSnapshot } from '../etcd/store.js';
 
 /** What the cluster view needs of its locker. @internal */
 export interface ClusterHost {

@@ -1,7 +1,7 @@
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
-import type { WatchMoveReason } from './diagnostics.js';
+import type { WatchMoveReason } from '../core/diagnostics.js';
 import type { Member, Members } from './members.js';
-import { keyEventOf } from './queue.js';
+import { keyEventOf } from '../core/queue.js';
 import type { PrefixWatchHandle, WatchHandlers } from './store.js';
 
 /**

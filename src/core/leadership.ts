@@ -1,10 +1,10 @@
 // One leadership of a name on this host, as fn sees it (ActiveLeadership), and one run
 // of fn on it (Run): when fn settles, the release gate (release.ts) lets the key go.
-import type { ComparatorBuilder, Etcd3 } from 'etcd3';
+import type { ComparatorBuilder, Etcd3 } from '../etcd/etcd3.js';
 import type { Clock } from './clock.js';
 import { NotLeaderError } from './errors.js';
 import type { Session } from './session.js';
-import type { Leadership } from './singleton.js';
+import type { Leadership } from './leadership-types.js';
 
 /**
  * A class rather than an object literal: a literal with a getter gets a hidden class

@@ -1,7 +1,7 @@
 import type { Clock, Timer } from './clock.js';
 import { LeaseLostError, describe } from './errors.js';
-import { leaseHex } from './keys.js';
-import type { Store } from './store.js';
+import { leaseHex } from '../etcd/keys.js';
+import type { Store } from '../etcd/store.js';
 
 export interface SessionTiming {
   ttl: number;

@@ -2,7 +2,7 @@
 // resign transactions of etcd's election protocol, a snapshot of the prefix and a watch
 // of it. `etcd-store.ts` implements it with the etcd3 client; the deterministic
 // simulation tests implement it with an in-memory model of etcd (test/helpers/sim/).
-import type { Candidate, KeyEvent } from './queue.js';
+import type { Candidate, KeyEvent } from '../core/queue.js';
 
 export interface CampaignRequest {
   /** `<prefix><name>/` */

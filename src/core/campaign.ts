@@ -1,4 +1,4 @@
-import type { CampaignRequest, CampaignResult, Store } from './store.js';
+import type { CampaignRequest, CampaignResult, Store } from '../etcd/store.js';
 
 interface Pending {
   req: CampaignRequest;

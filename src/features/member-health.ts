@@ -2,9 +2,9 @@
 // its calls there went (member-stats.ts) — with `{ members: true }` also each member's own
 // answer about the cluster (member-status.ts) and the quorum margin.
 import { performance } from 'node:perf_hooks';
-import type { BreakerState, MemberCalls } from './member-stats.js';
-import { pollMembers, type MemberPollOptions, type MemberStatus, type QuorumView } from './member-status.js';
-import type { Members } from './members.js';
+import type { BreakerState, MemberCalls } from '../etcd/member-stats.js';
+import { pollMembers, type MemberPollOptions, type MemberStatus, type QuorumView } from '../etcd/member-status.js';
+import type { Members } from '../etcd/members.js';
 
 /** This host's view of one etcd member, from the calls it made there (no round trip to ask). */
 export interface MemberHealth extends MemberCalls {

@@ -9,9 +9,9 @@
 // before this rule (`renewDeadline`, `keepaliveInterval`, `stopTimeout` in seconds;
 // `checkInterval`, `timeout` in milliseconds) keep working, each with a one-time
 // DeprecationWarning of its own code (LOCKED_DEP001…005).
-import type { IOptions } from 'etcd3';
+import type { IOptions } from '../etcd/etcd3.js';
 import { nanoid } from 'nanoid';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { parseHosts, refuseTlsToAddresses } from './options-hosts.js';
 import { describeValue, validate, type Schema, type Values } from './options-schema.js';
 

@@ -16,8 +16,9 @@ import type { ModePolicy } from './mode-policy.js';
 import { resignUntilDone } from './name-resign.js';
 import type { Claim, In, Next, State } from './name-state.js';
 import type { Session } from './session.js';
-import type { Leadership, SingletonFunction, SingletonHost, StopReason } from './singleton.js';
-import type { CampaignResult } from './store.js';
+import type { SingletonHost } from '../api/singleton.js';
+import type { Leadership, SingletonFunction, StopReason } from './leadership-types.js';
+import type { CampaignResult } from '../etcd/store.js';
 
 /** A try-lock's answer, before the handle adds itself to it. */
 export type TryAnswer = { acquired: true } | { acquired: false; holder: string | undefined };

@@ -10,12 +10,13 @@
 // and a paused old runner can neither start an extra attempt nor record a stale
 // outcome: its key is gone before the next runner is elected.
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
-import { sleep, type Clock } from './clock.js';
-import { EtcdUnavailableError, LockerClosedError, NotLeaderError, describe } from './errors.js';
-import { validateName } from './keys.js';
-import { describeValue, type OnceOptions } from './options.js';
-import type { Leadership, Singleton, SingletonFunction } from './singleton.js';
-import type { ControlStore, KeyWatchHandle, StoredKey } from './store.js';
+import { sleep, type Clock } from '../core/clock.js';
+import { EtcdUnavailableError, LockerClosedError, NotLeaderError, describe } from '../core/errors.js';
+import { validateName } from '../etcd/keys.js';
+import { describeValue, type OnceOptions } from '../api/options.js';
+import type { Singleton } from '../api/singleton.js';
+import type { Leadership, SingletonFunction } from '../core/leadership-types.js';
+import type { ControlStore, KeyWatchHandle, StoredKey } from '../etcd/store.js';
 
 /** What fn gets for one attempt. */
 export interface OnceContext {

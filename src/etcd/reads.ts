@@ -2,7 +2,7 @@
 // the leader of one name, and every name's queue under a prefix in one consistent snapshot.
 import type { Etcd3, IRangeResponse } from 'etcd3';
 import { controlPrefix, nameOf, prefixEnd } from './keys.js';
-import { byCreate, candidateOf, type Candidate } from './queue.js';
+import { byCreate, candidateOf, type Candidate } from '../core/queue.js';
 import type { PrefixSnapshot } from './store.js';
 
 /** The range of every candidate key of a name (`<prefix><name>/`). */

@@ -3,7 +3,7 @@
 // the whole queue, a candidate learns it leads from the very delete event of its
 // predecessor — no extra round trip — and the view costs no etcd request at rest.
 
-import type { IEvent, IKeyValue } from 'etcd3';
+import type { IEvent, IKeyValue } from '../etcd/etcd3.js';
 
 export interface Candidate {
   key: string;

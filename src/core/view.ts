@@ -16,9 +16,9 @@
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Clock } from './clock.js';
 import { EtcdUnavailableError } from './errors.js';
-import { controlPrefix, nameOf } from './keys.js';
+import { controlPrefix, nameOf } from '../etcd/keys.js';
 import { Queue, type Candidate, type KeyEvent } from './queue.js';
-import type { PrefixWatchHandle, Store } from './store.js';
+import type { PrefixWatchHandle, Store } from '../etcd/store.js';
 
 export interface ViewListener {
   /**

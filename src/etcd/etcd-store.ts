@@ -1,10 +1,10 @@
 // The Store of the election core on a real etcd, through the etcd3 client.
 import type { Etcd3, IKeyValue, ILeaseKeepAliveResponse, IRequestOp, ITxnRequest, ITxnResponse, IRangeResponse, Watcher } from 'etcd3';
 import { prefixEnd } from './keys.js';
-import type { WatchMoveReason } from './diagnostics.js';
+import type { WatchMoveReason } from '../core/diagnostics.js';
 import type { Member, Members } from './members.js';
-import type { Candidate } from './queue.js';
-import { byCreate, candidateOf } from './queue.js';
+import type { Candidate } from '../core/queue.js';
+import { byCreate, candidateOf } from '../core/queue.js';
 import { deadline, nameRange, readLeader, readPrefix } from './reads.js';
 import type {
   CampaignRequest,

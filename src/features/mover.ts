@@ -1,10 +1,10 @@
 // Drives placement.ts on a locker: keeps the control records parsed, this host's record
 // under its lease, the balance passes and their moves in flight, drains, and the
 // requester side of a graceful failover. The rules themselves are in placement.ts.
-import { untilAborted } from './abort.js';
-import { sleep, wallTime, type Clock, type Timer } from './clock.js';
-import { EtcdUnavailableError, HandOverError } from './errors.js';
-import { drainKey, hostKey, moveKey, namePrefix, nextKey, validateName } from './keys.js';
+import { untilAborted } from '../core/abort.js';
+import { sleep, wallTime, type Clock, type Timer } from '../core/clock.js';
+import { EtcdUnavailableError, HandOverError } from '../core/errors.js';
+import { drainKey, hostKey, moveKey, namePrefix, nextKey, validateName } from '../etcd/keys.js';
 import {
   EMPTY_CONTROL,
   handsOver,
@@ -18,11 +18,11 @@ import {
   type HostStatus,
   type MoveRequest,
 } from './placement.js';
-import type { Candidate } from './queue.js';
-import type { Session } from './session.js';
-import type { ControlStore } from './store.js';
-import type { DrainOptions } from './options.js';
-import type { PrefixView } from './view.js';
+import type { Candidate } from '../core/queue.js';
+import type { Session } from '../core/session.js';
+import type { ControlStore } from '../etcd/store.js';
+import type { DrainOptions } from '../api/options.js';
+import type { PrefixView } from '../core/view.js';
 
 /** What the mover needs from its locker. @internal */
 export interface MoverHost {

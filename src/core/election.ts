@@ -2,9 +2,9 @@
 // write our key (put-if-absent, under the session's lease) and delete it. Who is first
 // is the PrefixView's to say; leases are the Session's; what runs is the Singleton's.
 import type { CampaignBatcher } from './campaign.js';
-import { electionKey, namePrefix } from './keys.js';
+import { electionKey, namePrefix } from '../etcd/keys.js';
 import type { Session } from './session.js';
-import type { CampaignResult, Store } from './store.js';
+import type { CampaignResult, Store } from '../etcd/store.js';
 
 export interface ElectionContext {
   readonly store: Store;

@@ -1,7 +1,7 @@
 // The first argument of locked(hosts, options): the etcd endpoints, checked with the options
 // (options.ts) and in the same way — a TypeError naming the value.
 import { isIP } from 'node:net';
-import type { IOptions } from 'etcd3';
+import type { IOptions } from '../etcd/etcd3.js';
 import { describeTyped, describeValue } from './options-schema.js';
 
 export function parseHosts(hosts: unknown): string[] {

@@ -1,11 +1,11 @@
 import { EventEmitter } from 'node:events';
 import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, type IBackoff } from 'cockatiel';
-import { Etcd3, isRecoverableError } from 'etcd3';
-import { checkSignal, untilAborted, type SignalOption } from './abort.js';
-import { CampaignBatcher } from './campaign.js';
-import type { Clock } from './clock.js';
-import { publishError, publishSession, publishWatchMove } from './diagnostics.js';
-import { safeEmit } from './emit.js';
+import { Etcd3, isRecoverableError } from '../etcd/etcd3.js';
+import { checkSignal, untilAborted, type SignalOption } from '../core/abort.js';
+import { CampaignBatcher } from '../core/campaign.js';
+import type { Clock } from '../core/clock.js';
+import { publishError, publishSession, publishWatchMove } from '../core/diagnostics.js';
+import { safeEmit } from '../core/emit.js';
 import {
   AbortedError,
   EtcdUnavailableError,
@@ -16,15 +16,15 @@ import {
   describe,
   isHandOverError,
   type LeaseLostError,
-} from './errors.js';
-import { EtcdStore } from './etcd-store.js';
-import { Members, withRequireLeader } from './members.js';
-import { membersHealth, polledMembersHealth, type MemberHealth, type PolledMemberHealth } from './member-health.js';
-import type { MemberPollOptions, QuorumView } from './member-status.js';
-import { MetricsRecorder, timedKeepalive, type MetricsSnapshot } from './metrics.js';
-import { namePrefix, validateName } from './keys.js';
-import { Mover, knownHosts, requestHandOver } from './mover.js';
-import { hostsStatus, parseControl, type HostStatus } from './placement.js';
+} from '../core/errors.js';
+import { EtcdStore } from '../etcd/etcd-store.js';
+import { Members, withRequireLeader } from '../etcd/members.js';
+import { membersHealth, polledMembersHealth, type MemberHealth, type PolledMemberHealth } from '../features/member-health.js';
+import type { MemberPollOptions, QuorumView } from '../etcd/member-status.js';
+import { MetricsRecorder, timedKeepalive, type MetricsSnapshot } from '../features/metrics.js';
+import { namePrefix, validateName } from '../etcd/keys.js';
+import { Mover, knownHosts, requestHandOver } from '../features/mover.js';
+import { hostsStatus, parseControl, type HostStatus } from '../features/placement.js';
 import {
   resolveDrainOptions,
   resolveFailoverOptions,
@@ -42,14 +42,14 @@ import {
   type ResolvedOptions,
   type SingletonOptions,
 } from './options.js';
-import { ReleaseGate } from './release.js';
-import { Session } from './session.js';
-import type { ControlStore, Store } from './store.js';
-import { onShutdown } from './signals.js';
+import { ReleaseGate } from '../core/release.js';
+import { Session } from '../core/session.js';
+import type { ControlStore, Store } from '../etcd/store.js';
+import { onShutdown } from '../features/signals.js';
 import { Singleton, type Leadership, type SingletonFunction, type TryLockResult } from './singleton.js';
-import { clusterStatus, failover, observe, type NameStatus, type Observer } from './cluster.js';
-import { runOnce, type OnceFunction, type OnceOutcome } from './once.js';
-import { PrefixView } from './view.js';
+import { clusterStatus, failover, observe, type NameStatus, type Observer } from '../features/cluster.js';
+import { runOnce, type OnceFunction, type OnceOutcome } from '../features/once.js';
+import { PrefixView } from '../core/view.js';
 
 export interface LockerEvents {
   /** etcd trouble or a failing fn with no `error` listener of its own. The locker keeps going. */
