@@ -106,6 +106,13 @@ export class NameMachine {
       }
       if (!claim.session.startable()) return this.awaitRenewal(s);
       this.lead(claim);
+      // A move request for our key may be in the view already (its requester saw our key
+      // first while we waited for a keepalive): no view change will announce it again, so
+      // judge the hand-over now — else the failover waits out its timeout.
+      const now = this.state;
+      if (now.kind === 'leading' && now.claim === claim && this.policy.handsOver && this.host.handsOver(this.name, claim.key)) {
+        this.handOver();
+      }
     }
   }
 

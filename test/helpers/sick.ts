@@ -29,6 +29,31 @@ export async function hostsOn(
   return hs;
 }
 
+/**
+ * Hosts started on the raft leader (`endpointsFor(leader)` puts it first), settled, with
+ * the raft leader still the same member: raft leadership can move while the hosts start
+ * (a member healed by the test before rejoins with a higher term), which would make "the
+ * raft leader" of the test a follower. Up to `tries` times: stop the hosts and start again.
+ */
+export async function hostsOnRaftLeader(
+  cluster: EtcdCluster,
+  endpointsFor: (leader: number) => string[],
+  prefix: string,
+  names: string[],
+  ttl: number,
+  tries = 3,
+): Promise<{ sick: number; hs: Host[] }> {
+  for (let attempt = 1; ; attempt++) {
+    const sick = await raftLeader(cluster);
+    const hs = await hostsOn(endpointsFor(sick), prefix, names, ttl);
+    await settled(cluster, hs, names);
+    const now = await cluster.leaderIndex();
+    if (now === sick) return { sick, hs };
+    await Promise.all(hs.map((h) => h.stop()));
+    if (attempt >= tries) throw new Error(`the raft leader moved while hosts started, ${tries} times (m${sick} → m${now})`);
+  }
+}
+
 /** One leader per name, every live host queued for every name. */
 export async function settled(cluster: EtcdCluster, hs: Host[], names: string[]): Promise<void> {
   await waitFor(

@@ -244,3 +244,21 @@ test('retiring: true from remove() until the write in flight has answered and th
   assert.equal(s.phase, 'retired');
   assert.equal(host.resigned.length, 1, 'the key the write had made was deleted');
 });
+
+test('queue: a move request for our key already in the view when we start leading is acted on at once (no later view change announces it)', async () => {
+  const host = new (class extends FakeHost {
+    override handsOver(): boolean {
+      return true; // the request names our key: written while we still waited to start
+    }
+  })();
+  const { s, stops, starts } = register(
+    host,
+    'queue',
+    (_remove, leadership) => new Promise((r) => leadership.signal.addEventListener('abort', r)),
+  );
+  await host.answerCampaign();
+  await settle();
+  assert.equal(starts(), 1, 'fn started');
+  assert.deepEqual(stops, ['handover'], 'and was handed over without waiting for another view change');
+  assert.notEqual(s.phase, 'leading');
+});
