@@ -3,7 +3,7 @@ import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, typ
 import { Etcd3, isRecoverableError } from '../etcd/etcd3.js';
 import { checkSignal, untilAborted, type SignalOption } from '../core/abort.js';
 import { CampaignBatcher } from '../core/campaign.js';
-import type { Clock } from '../core/clock.js';
+import { sleep, type Clock } from '../core/clock.js';
 import { publishError, publishSession, publishWatchMove } from '../core/diagnostics.js';
 import { safeEmit } from '../core/emit.js';
 import {
@@ -812,16 +812,7 @@ export class Locker extends EventEmitter<LockerEvents> {
 
   /** Waits `ms`, or less if the locker closes. Leaves no listener behind (outages can be long). */
   private pause(ms: number): Promise<void> {
-    const signal = this.lifetime.signal;
-    return new Promise((resolve) => {
-      const done = (): void => {
-        this.clock.clearTimeout(t);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const t = this.clock.setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-    });
+    return sleep(this.clock, ms, this.lifetime.signal);
   }
 }
 

@@ -4,6 +4,7 @@
 import { isHandOverError, isHostNotFoundError, locked, type Locker } from '../index.js';
 import type { Connection } from './connection.js';
 import { etcdFailure } from './failures.js';
+import { UsageError, describe } from './messages.js';
 
 /**
  * etcd3 retries a call up to three times across endpoints, each bounded by the
@@ -24,6 +25,26 @@ export interface ViewContext {
 export function viewLocker(conn: Connection, id: string | undefined): Locker {
   // ttl only sets the request timeout here (max(⅔ ttl, 2 s)); no lease is ever granted.
   return locked(conn.hosts, { prefix: conn.prefix, ttl: 3, handleSignals: false, etcd: conn.etcd, ...(id ? { id } : {}) });
+}
+
+/**
+ * The locker of `run` and `once`, which campaign for a program: signals are theirs (the
+ * program must stop before the key is released), and close() waits for fn — the program —
+ * which SIGKILL ends after the grace period.
+ */
+export function programLocker(conn: Connection, plan: { id: string; ttl: number; graceMs: number }, command: 'run' | 'once'): Locker {
+  try {
+    return locked(conn.hosts, {
+      id: plan.id,
+      prefix: conn.prefix,
+      ttl: plan.ttl,
+      handleSignals: false,
+      stopTimeoutMs: plan.graceMs + 1_000,
+      etcd: conn.etcd,
+    });
+  } catch (err) {
+    throw new UsageError(describe(err), command);
+  }
 }
 
 /** `work`, or an EtcdError naming the endpoints if it fails or takes longer than ctx.timeoutMs. */

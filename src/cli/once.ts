@@ -2,8 +2,9 @@
 // fn. One host at a time runs CMD; a non-zero exit or a lost host is a failed attempt
 // (counted in etcd before it starts, fenced), and every host exits with the outcome.
 import { constants, hostname } from 'node:os';
-import { locked, type Locker, type OnceContext } from '../index.js';
+import type { OnceContext } from '../index.js';
 import { Child } from './child.js';
+import { programLocker } from './client.js';
 import type { Connection } from './connection.js';
 import { EXIT } from './exit.js';
 import { authFailure } from './failures.js';
@@ -156,7 +157,7 @@ class OnceRun {
 /** Resolves with 0 when the job is done (by any host), 1 when it failed, 128+n after signal n. */
 export async function onceCommand(plan: OncePlan, conn: Connection, timeoutMs?: number): Promise<number> {
   const { name } = plan;
-  const locker = openLocker(plan, conn);
+  const locker = programLocker(conn, plan, 'once');
   const run = new OnceRun(plan, conn);
   locker.on('error', (err) => run.etcdError(err));
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, (sig: NodeJS.Signals) => run.signal(sig));
@@ -204,19 +205,4 @@ export async function onceCommand(plan: OncePlan, conn: Connection, timeoutMs?: 
   const refused = authFailure(failure, conn);
   if (refused) throw refused;
   throw new EtcdError(`job '${name}': ${clean(describe(failure))}`);
-}
-
-function openLocker(plan: OncePlan, conn: Connection): Locker {
-  try {
-    return locked(conn.hosts, {
-      id: plan.id,
-      prefix: conn.prefix,
-      ttl: plan.ttl,
-      handleSignals: false,
-      stopTimeoutMs: plan.graceMs + 1_000,
-      etcd: conn.etcd,
-    });
-  } catch (err) {
-    throw new UsageError(describe(err), 'once');
-  }
 }

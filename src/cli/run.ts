@@ -5,8 +5,9 @@
 import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { isHealthCheckError, locked, type Clock, type Leadership, type Locker } from '../index.js';
+import { isHealthCheckError, type Clock, type Leadership } from '../index.js';
 import { Child } from './child.js';
+import { programLocker } from './client.js';
 import type { Connection } from './connection.js';
 import { EXIT } from './exit.js';
 import { authFailure } from './failures.js';
@@ -96,7 +97,7 @@ const systemClock: Clock = {
  */
 export async function runCommand(plan: RunPlan, conn: Connection, timeoutMs?: number): Promise<number> {
   const { name, graceMs } = plan;
-  const locker = openLocker(plan, conn);
+  const locker = programLocker(conn, plan, 'run');
   // Default renewDeadline is ⅔ ttl: after a lost lease, etcd may let a standby in ttl/3 later.
   const lossMarginMs = (plan.ttl * 1000) / 3;
   const supervisor = new Supervisor(
@@ -161,23 +162,6 @@ export async function runCommand(plan: RunPlan, conn: Connection, timeoutMs?: nu
     () => {}, // closed before etcd ever answered
   );
   return supervisor.finished;
-}
-
-function openLocker(plan: RunPlan, conn: Connection): Locker {
-  try {
-    return locked(conn.hosts, {
-      id: plan.id,
-      prefix: conn.prefix,
-      ttl: plan.ttl,
-      // Signals are ours: the child must stop before the key is released.
-      handleSignals: false,
-      // close() waits for fn, i.e. for the child, which SIGKILL ends after the grace period.
-      stopTimeoutMs: plan.graceMs + 1_000,
-      etcd: conn.etcd,
-    });
-  } catch (err) {
-    throw new UsageError(describe(err), 'run');
-  }
 }
 
 /** The program for leadership `l`, with the LOCKED_* variables it is promised. */

@@ -121,10 +121,9 @@ export class Members {
     return new Promise<T>((resolve, reject) => {
       let done = false;
       let started = 0;
-      let failed = 0;
       let lastError: unknown;
-      /** Members whose call settled (with an error: a success ends the call). */
-      const answered = new Set<Member>();
+      /** Members whose call failed (a success ends the call). */
+      const failed = new Set<Member>();
       const timers: ReturnType<typeof setTimeout>[] = [];
       const finish = (f: () => void): void => {
         if (done) return;
@@ -143,8 +142,8 @@ export class Members {
             }),
           (err: unknown) => {
             lastError = err;
-            answered.add(m);
-            if (++failed === order.length) finish(() => reject(lastError));
+            failed.add(m);
+            if (failed.size === order.length) finish(() => reject(lastError));
             else launch(); // fail fast to the next member
           },
         );
@@ -155,8 +154,8 @@ export class Members {
           () =>
             finish(() => {
               const first = order[0]!;
-              if (order.length > 1 && first.index === this.preferred && !answered.has(first)) {
-                this.answered(order.find((m) => answered.has(m)) ?? order[1]!);
+              if (order.length > 1 && first.index === this.preferred && !failed.has(first)) {
+                this.answered(order.find((m) => failed.has(m)) ?? order[1]!);
               }
               reject(lastError ?? new Error(`no member answered within ${timeoutMs} ms`));
             }),
