@@ -13,6 +13,7 @@ import type { IOptions } from '../etcd/etcd3.js';
 import { nanoid } from 'nanoid';
 import { systemClock, type Clock } from '../core/clock.js';
 import { parseHosts, refuseTlsToAddresses } from './options-hosts.js';
+import { DEFAULT_BALANCE_CONCURRENCY } from '../features/placement.js';
 import { describeValue, validate, type Schema, type Values } from './options-schema.js';
 
 export { describeValue };
@@ -20,127 +21,10 @@ export { describeValue };
 /** etcd's own minimum lease TTL with default server timings (1.5 × election timeout, rounded up). */
 export const MIN_TTL = 2;
 
-// ——— the bags ———
+export type { LockerOptions, SingletonOptions, LockOptions, FailoverOptions, DrainOptions, OnceOptions } from './options-types.js';
+import type { DrainOptions, LockerOptions, SingletonOptions } from './options-types.js';
 
-/** Options of `locked(hosts, options)`. */
-export interface LockerOptions {
-  /** This host's node id, written as the value of its election keys. Default: a nanoid. */
-  id?: string;
-  /**
-   * Lease TTL in whole seconds (default 10, at least 2): etcd grants leases in seconds. A
-   * crashed host is replaced after at most this long; a shorter TTL means faster failover and
-   * more keepalives.
-   */
-  ttl?: number;
-  /**
-   * Milliseconds after the send time of the last keepalive etcd acknowledged at which a
-   * leader stops itself. Default ⅔ × ttl × 1000. Must satisfy keepaliveIntervalMs <
-   * renewDeadlineMs < ttl × 1000: the gap to the TTL is the margin for clock-rate drift and a
-   * late timer.
-   */
-  renewDeadlineMs?: number;
-  /** @deprecated Use `renewDeadlineMs` (milliseconds). Seconds; warns once (DeprecationWarning LOCKED_DEP001). */
-  renewDeadline?: number;
-  /** Milliseconds between keepalives at rest. Default ttl × 1000 / 3; at most that. */
-  keepaliveIntervalMs?: number;
-  /** @deprecated Use `keepaliveIntervalMs` (milliseconds). Seconds; warns once (DeprecationWarning LOCKED_DEP002). */
-  keepaliveInterval?: number;
-  /** Key prefix of every election of this locker; must end with `/`. Default `'locked/'`. */
-  prefix?: string;
-  /**
-   * On SIGTERM / SIGINT, resign every singleton at once so a standby starts without
-   * waiting for the TTL, then let the process exit as it would have. Default true.
-   */
-  handleSignals?: boolean;
-  /**
-   * Milliseconds a graceful step-down (remove, close, fn failure) waits for the running fn's
-   * promise to settle after aborting its signal; past it, `error` reports the fn (the name
-   * stays held until it settles) and `close()` leaves the lease to expire. Default ttl × 1000.
-   */
-  stopTimeoutMs?: number;
-  /** @deprecated Use `stopTimeoutMs` (milliseconds). Seconds; warns once (DeprecationWarning LOCKED_DEP003). */
-  stopTimeout?: number;
-  /**
-   * Spread leaderships over the hosts (default true): a host leading two or more names
-   * more than a candidate of one of them hands it over gracefully (README: Balance).
-   * `{ concurrency }` bounds the moves one host makes at once (default 16).
-   */
-  balance?: boolean | { concurrency?: number };
-  /** Passed to the etcd3 client: TLS `credentials`, `auth`, `grpcOptions`, `defaultCallOptions`… Default `{}`. */
-  etcd?: Omit<IOptions, 'hosts'>;
-  /** Injected clock (tests). Default: the system clock. */
-  clock?: Clock;
-}
-
-/** Options of `locker(name, fn, options)`. */
-export interface SingletonOptions {
-  /**
-   * Health check: while it fails, this host does not campaign for the name (it leaves the
-   * queue); a leader whose check fails twice in a row hands over gracefully to a queued
-   * standby, and keeps leading (reporting it) while nobody else queues. A check that throws,
-   * rejects or takes longer than `checkIntervalMs` fails. Default: none (always a candidate).
-   */
-  healthy?: () => boolean | Promise<boolean>;
-  /** Milliseconds between checks (default 5000, at least 100). */
-  checkIntervalMs?: number;
-  /** @deprecated Use `checkIntervalMs` (the same milliseconds); warns once (DeprecationWarning LOCKED_DEP004). */
-  checkInterval?: number;
-}
-
-/** Options of `locker.lock(name, fn, options)`. */
-export interface LockOptions {
-  /** Give up waiting (not running) after this many milliseconds: rejects with a LockCancelledError. Default: wait. */
-  timeoutMs?: number;
-  /** @deprecated Use `timeoutMs` (the same milliseconds); warns once (DeprecationWarning LOCKED_DEP005). */
-  timeout?: number;
-  /** Give up waiting when aborted: rejects with a LockCancelledError. */
-  signal?: AbortSignal;
-}
-
-/** Options of `locker.failover(name, options)`. */
-export interface FailoverOptions {
-  /** Node id that must lead next (it must queue for the name). Default: whoever is next in line. */
-  to?: string;
-  /** Delete the leader's key instead of asking it (the behaviour of 0.1): for a leader that does not answer. Default false. */
-  force?: boolean;
-  /** How long the leader has to hand over (ms). Default max(10 s, 3 × ttl). */
-  timeoutMs?: number;
-  signal?: AbortSignal;
-}
-
-/** Options of `locker.drain(options)`. */
-export interface DrainOptions {
-  /** Called for each leadership that moved away: name and the node id leading it now. */
-  onMove?: (name: string, to: string | undefined) => void;
-  /**
-   * With `nodeId`: write the drain order even if no live host has that id — for a host
-   * about to start, which then never takes a name another host could lead. Without it
-   * such an id rejects with HostNotFoundError (a typo would drain nothing, at once).
-   * Default false.
-   */
-  force?: boolean;
-  signal?: AbortSignal;
-}
-
-/** Options of `locker.runOnce(name, fn, options)`. */
-export interface OnceOptions {
-  /**
-   * Attempts in total across the cluster, whole number ≥ 1 (default 3). An attempt cut
-   * short (host killed, lease lost) counts. The first attempt records the value; hosts
-   * that call later follow the recorded one, so the bound holds even if they disagree.
-   */
-  maxAttempts?: number;
-  /**
-   * Whole seconds the decided outcome stays in etcd (a lease TTL, so seconds as etcd
-   * grants them); after that a new call runs fn again. Default: the outcome stays until
-   * someone deletes `<prefix><name>`.
-   */
-  recordTtl?: number;
-  /** Stops waiting: this host leaves the name (aborting fn if it runs here) and the call rejects with the signal's reason. */
-  signal?: AbortSignal;
-}
-
-// ——— their schemas ———
+// ——— the schemas (the bags are in options-types.ts) ———
 
 const ttlOf = (o: Values): number => o['ttl'] as number;
 const positive = (v: number): boolean => v > 0;
@@ -198,6 +82,17 @@ export const LOCKER_SCHEMA: Schema = {
     deprecatedAlias: { name: 'stopTimeout', code: 'LOCKED_DEP003', scale: 1000, unit: 'seconds' },
   },
   balance: { type: ['boolean', 'object'], doc: 'spread leaderships over the hosts', default: { value: true } },
+  weight: {
+    type: 'number',
+    doc: "this host's relative share of the leaderships (0 = standby only)",
+    default: { value: 1 },
+    range: { ok: (v) => v >= 0 && v <= 1_000_000, says: () => 'be a finite number from 0 to 1,000,000' },
+  },
+  zone: {
+    type: 'string',
+    doc: "this host's failure domain (first standbys sit in another one)",
+    format: { ok: (s) => s.length > 0 && s.length <= 64, says: () => 'be 1 to 64 characters' },
+  },
   etcd: { type: 'object', doc: 'options of the etcd3 client', default: { value: {} } },
   clock: { type: 'object', doc: 'injected clock (tests)', default: { value: systemClock } },
 };
@@ -206,7 +101,7 @@ const BALANCE_SCHEMA: Schema = {
   concurrency: {
     type: 'number',
     doc: 'moves one host makes at once',
-    default: { value: 16 },
+    default: { value: DEFAULT_BALANCE_CONCURRENCY },
     range: { ok: wholeAtLeast(1), says: () => 'be an integer ≥ 1' },
   },
 };
@@ -298,6 +193,8 @@ export interface ResolvedOptions {
   stopTimeoutMs: number;
   /** Moves at once per host; 0 = balancing off (drain and requested moves still work). */
   balanceConcurrency: number;
+  weight: number;
+  zone: string | undefined;
   etcd: Omit<IOptions, 'hosts'>;
   clock: Clock;
 }
@@ -310,7 +207,7 @@ export function resolveOptions(hosts: unknown, options: LockerOptions = {}): Res
   const balanceConcurrency =
     typeof o.balance === 'boolean'
       ? o.balance
-        ? 16
+        ? DEFAULT_BALANCE_CONCURRENCY
         : 0
       : (validate(BALANCE_SCHEMA, o.balance, { path: 'options.balance' })['concurrency'] as number);
   return {
@@ -324,6 +221,8 @@ export function resolveOptions(hosts: unknown, options: LockerOptions = {}): Res
     handleSignals: o.handleSignals,
     stopTimeoutMs: o.stopTimeoutMs,
     balanceConcurrency,
+    weight: o.weight,
+    zone: o.zone,
     etcd: o.etcd,
     clock: o.clock,
   };

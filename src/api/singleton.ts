@@ -3,19 +3,14 @@
 // with the policy of its mode (mode-policy.ts); this class turns the machine's outputs
 // into events and a try-lock's answer, and says when the name has left.
 import { EventEmitter } from 'node:events';
-import type { Etcd3 } from '../etcd/etcd3.js';
 import type { Leadership, SingletonFunction, StopReason } from '../core/leadership-types.js';
-import type { Clock } from '../core/clock.js';
-import type { ElectionContext } from '../core/election.js';
 import { safeEmit } from '../core/emit.js';
 import { LockerClosedError, describe } from '../core/errors.js';
-import type { MetricsRecorder } from '../features/metrics.js';
 import { policyFor } from '../core/mode-policy.js';
-import { NameMachine, type TryAnswer } from '../core/name-machine.js';
+import type { NameHost, TryAnswer } from '../core/name-host.js';
+import { NameMachine } from '../core/name-machine.js';
 import { claimOf, leads, retiring, settled, unsettledRun } from '../core/name-state.js';
-import type { ReleaseGate } from '../core/release.js';
 import type { Session } from '../core/session.js';
-import type { PrefixView } from '../core/view.js';
 
 export type { StopReason, Leadership, SingletonFunction } from '../core/leadership-types.js';
 
@@ -29,23 +24,15 @@ export interface SingletonEvents {
 export type TryLockResult =
   { acquired: true; singleton: Singleton } | { acquired: false; /** Node id of the current leader. */ holder: string | undefined };
 
-/** What a Singleton needs from its locker. @internal */
-export interface SingletonHost extends ElectionContext {
-  readonly client: Etcd3;
-  readonly clock: Clock;
-  readonly stopTimeoutMs: number;
-  readonly view: PrefixView;
-  readonly gate: ReleaseGate;
-  /** Counts leaderships started and stopped (metrics.ts). */
-  readonly recorder: MetricsRecorder;
-  /** The session to campaign with, when the locker has one and its view is current. */
-  session(): Session | undefined;
+/**
+ * What a Singleton needs from its locker: what its machine needs (NameHost,
+ * core/name-host.ts), plus where the handle reports and says it has left. @internal
+ */
+export interface SingletonHost extends NameHost {
+  /** Errors of a name with no `error` listener of its own: the locker's `error` event. */
   report(err: Error): void;
+  /** The name has left for good: the locker forgets it. */
   unregister(s: Singleton): void;
-  /** Should our queued key of `name` step out of the way (placement.ts)? */
-  standsAside(name: string, key: string): boolean;
-  /** Should our leadership of `name` (key `key`) be handed over now (placement.ts)? */
-  handsOver(name: string, key: string): boolean;
 }
 
 /**

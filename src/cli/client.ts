@@ -32,7 +32,11 @@ export function viewLocker(conn: Connection, id: string | undefined): Locker {
  * program must stop before the key is released), and close() waits for fn — the program —
  * which SIGKILL ends after the grace period.
  */
-export function programLocker(conn: Connection, plan: { id: string; ttl: number; graceMs: number }, command: 'run' | 'once'): Locker {
+export function programLocker(
+  conn: Connection,
+  plan: { id: string; ttl: number; graceMs: number; weight?: number | undefined; zone?: string | undefined },
+  command: 'run' | 'once',
+): Locker {
   try {
     return locked(conn.hosts, {
       id: plan.id,
@@ -40,6 +44,8 @@ export function programLocker(conn: Connection, plan: { id: string; ttl: number;
       ttl: plan.ttl,
       handleSignals: false,
       stopTimeoutMs: plan.graceMs + 1_000,
+      ...(plan.weight !== undefined ? { weight: plan.weight } : {}),
+      ...(plan.zone !== undefined ? { zone: plan.zone } : {}),
       etcd: conn.etcd,
     });
   } catch (err) {

@@ -33,6 +33,8 @@ export const COMMANDS = {
       listen: { type: 'string' },
       check: { type: 'string' },
       'check-interval': { type: 'string' },
+      weight: { type: 'string' },
+      zone: { type: 'string' },
     },
   },
   once: {

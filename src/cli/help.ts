@@ -91,6 +91,10 @@ LOCKED_PASSWORD); its stdin is /dev/null.
   --ttl D                lease TTL, whole seconds ≥ 2 (default 10s): a crashed host is
                          replaced after at most this long
   --grace D              from SIGTERM to SIGKILL (default 10s)
+  --weight N             this host's share of the leaderships relative to the others
+                         (default 1; 0 = standby only: leads only while no other can)
+  --zone Z               this host's failure domain: each name's first standby is
+                         kept in another zone than its leader where one queues
   --try                  if another host leads NAME, exit 75 at once naming it; else
                          run CMD once as the leader (no queueing, never again after)
   --wait D               exit 75 if not elected within D (leaves the queue)

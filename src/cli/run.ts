@@ -35,6 +35,10 @@ export interface RunPlan {
   checkIntervalMs: number;
   /** --listen: serve /healthz, /readyz, /leader and /metrics on this address. */
   listen: ListenAddress | undefined;
+  /** --weight: this host's relative share of the leaderships (balancing); 0 = standby only. */
+  weight: number | undefined;
+  /** --zone: this host's failure domain. */
+  zone: string | undefined;
 }
 
 export function planRun(parsed: Parsed): RunPlan {
@@ -81,7 +85,25 @@ export function planRun(parsed: Parsed): RunPlan {
     check,
     checkIntervalMs,
     listen: listenFlag(values.listen),
+    weight: weightFlag(values.weight, label('weight')),
+    zone: zoneFlag(values.zone, label('zone')),
   };
+}
+
+/** --weight: a number ≥ 0 (the locker's `weight`). */
+function weightFlag(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1_000_000)
+    throw new UsageError(`${flag} must be a number from 0 to 1000000, got '${v}'`, 'run');
+  return n;
+}
+
+/** --zone: 1 to 64 characters (the locker's `zone`). */
+function zoneFlag(v: string | undefined, flag: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (v.length === 0 || v.length > 64) throw new UsageError(`${flag} must be 1 to 64 characters, got '${v}'`, 'run');
+  return v;
 }
 
 /** Timers of the real process; performance.now() keeps counting while the process is stopped. */

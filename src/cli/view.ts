@@ -34,10 +34,13 @@ function candidates(ids: string[]): string {
 /** `status --hosts`: one row per host. */
 export function hostTable(hosts: HostStatus[]): string {
   if (hosts.length === 0) return 'no hosts under this prefix\n';
-  const head = ['HOST', 'LEADS', 'QUEUED', 'SHARE', 'OFF', 'DRAINING', 'NAMES LED'];
+  const head = ['HOST', 'ZONE', 'WEIGHT', 'LEADS', 'NEXT', 'QUEUED', 'SHARE', 'OFF', 'DRAINING', 'NAMES LED'];
   const rows = hosts.map((h) => [
     h.id,
+    h.zone ?? '-',
+    String(h.weight),
     String(h.leads.length),
+    String(h.next),
     String(h.queued.length),
     h.share.toFixed(1),
     h.offBy > 0 ? `+${h.offBy}` : String(h.offBy),

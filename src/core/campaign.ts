@@ -1,78 +1,31 @@
-import type { CampaignRequest, CampaignResult, Store } from '../etcd/store.js';
-
-interface Pending {
-  req: CampaignRequest;
-  resolve(r: CampaignResult): void;
-  reject(e: unknown): void;
-}
+import type { CampaignRequest, CampaignResult, ResignRequest, Store } from '../etcd/store.js';
+import { TickBatcher } from './batcher.js';
 
 /**
- * Sub-transactions per request. etcd's --max-txn-ops (default 128) bounds the outer txn,
- * and each sub-txn gets what the outer one left over (128 − 100 = 28 ≥ our 2 ops); at
- * 127 sub-txns etcd answers "too many operations in txn request".
- */
-const BATCH = 100;
-/** Batches in flight at once. */
-const PARALLEL = 8;
-
-/**
- * Campaigns requested in the same turn of the event loop share nested transactions
- * (one sub-txn per name), so registering 10,000 names costs ~100 round trips, not 10,000.
+ * The election's writes, batched per turn of the event loop (batcher.ts): campaigns share
+ * nested transactions (one sub-txn per name), so registering 10,000 names costs ~100 round
+ * trips, not 10,000; and key deletes (hand-overs, stand-asides, removals) share them too,
+ * so a host that gives up k names at once releases them in k / 100 transactions. Per name
+ * the order is unchanged: a key is deleted only once its fn settled (the release gate).
  */
 export class CampaignBatcher {
-  private pending: Pending[] = [];
-  private scheduled = false;
-  private inFlight = 0;
-  private readonly ready: Pending[][] = [];
+  private readonly campaigns: TickBatcher<CampaignRequest, CampaignResult>;
+  private readonly resigns: TickBatcher<ResignRequest, true>;
 
-  constructor(
-    private readonly store: Store,
-    private readonly timeoutMs: () => number,
-  ) {}
-
-  campaign(req: CampaignRequest): Promise<CampaignResult> {
-    return new Promise<CampaignResult>((resolve, reject) => {
-      this.pending.push({ req, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
+  constructor(store: Store, timeoutMs: () => number) {
+    this.campaigns = new TickBatcher((batch) => store.campaign(batch, timeoutMs()));
+    // One transaction: it applies as a whole or not at all, so every delete of it shares the answer.
+    this.resigns = new TickBatcher(async (batch) => {
+      await store.resign(batch, timeoutMs());
+      return batch.map(() => true as const);
     });
   }
 
-  private flush(): void {
-    this.scheduled = false;
-    const all = this.pending;
-    this.pending = [];
-    for (let i = 0; i < all.length; i += BATCH) this.ready.push(all.slice(i, i + BATCH));
-    this.pump();
+  campaign(req: CampaignRequest): Promise<CampaignResult> {
+    return this.campaigns.add(req);
   }
 
-  private pump(): void {
-    while (this.inFlight < PARALLEL && this.ready.length > 0) {
-      const batch = this.ready.shift()!;
-      this.inFlight++;
-      void this.send(batch).finally(() => {
-        this.inFlight--;
-        this.pump();
-      });
-    }
-  }
-
-  private async send(batch: Pending[]): Promise<void> {
-    try {
-      const results = await this.store.campaign(
-        batch.map((p) => p.req),
-        this.timeoutMs(),
-      );
-      batch.forEach((p, i) => {
-        const r = results[i];
-        if (r === undefined) p.reject(new Error(`campaign returned no result for ${p.req.key}`));
-        else if (r instanceof Error) p.reject(r);
-        else p.resolve(r);
-      });
-    } catch (err) {
-      for (const p of batch) p.reject(err);
-    }
+  resign(req: ResignRequest): Promise<void> {
+    return this.resigns.add(req).then(() => undefined);
   }
 }

@@ -40,5 +40,5 @@ export function campaign(ctx: ElectionContext, name: string, session: Session, t
  */
 export function resign(ctx: ElectionContext, key: string, token: bigint | undefined, session: Session): Promise<void> {
   const guard = token !== undefined ? { createRevision: token } : { leaseId: session.leaseId };
-  return ctx.store.resign(key, guard, ctx.requestTimeoutMs());
+  return ctx.batcher.resign({ key, guard });
 }

@@ -1,7 +1,7 @@
 // One leadership of a name on this host, as fn sees it (ActiveLeadership), and one run
 // of fn on it (Run): when fn settles, the release gate (release.ts) lets the key go.
 import type { ComparatorBuilder, Etcd3 } from '../etcd/etcd3.js';
-import type { Clock } from './clock.js';
+import { wallTime, type Clock } from './clock.js';
 import { NotLeaderError } from './errors.js';
 import type { Session } from './session.js';
 import type { Leadership } from './leadership-types.js';
@@ -12,7 +12,8 @@ import type { Leadership } from './leadership-types.js';
  * lets Node create the AbortSignal (~0.7 KB) only if fn or a listener asks for it.
  */
 export class ActiveLeadership implements Leadership {
-  readonly since = Date.now();
+  /** Wall-clock ms for display, from the locker's Clock (virtual in the simulation). */
+  readonly since: number;
   /** Why the leadership ended; undefined while it lasts. */
   private endedBy: NotLeaderError | undefined;
   // Made on first use of `signal`: a Node AbortSignal costs ~0.8 KB of heap (its own hidden
@@ -26,7 +27,10 @@ export class ActiveLeadership implements Leadership {
     readonly token: string,
     private readonly session: Session,
     private readonly client: Etcd3,
-  ) {}
+    clock: Clock,
+  ) {
+    this.since = wallTime(clock);
+  }
   get signal(): AbortSignal {
     if (!this.controller) {
       this.controller = new AbortController();

@@ -2,63 +2,39 @@
 // need; every transition goes through `enter()`. It turns election outcomes into runs of
 // fn. Graceful step-downs (remove, close, fn failure) abort fn's signal, let fn settle,
 // and only then delete the key, through the release gate (release.ts), so the next
-// leader starts after this one has stopped. What differs between a singleton, a try-lock
-// and a lock is the ModePolicy given at construction (mode-policy.ts); health-gated
-// candidacy is the HealthGate's to decide (health-gate.ts). The public handle of a name
-// is the Singleton (singleton.ts).
-import { ExponentialBackoff, type IBackoff } from 'cockatiel';
+// leader starts after this one has stopped: those steps, the way out, are NameRelease's
+// (name-release.ts), which this class extends with the way in. What differs between a
+// singleton, a try-lock and a lock is the ModePolicy given at construction
+// (mode-policy.ts); health-gated candidacy is the HealthGate's to decide
+// (health-gate.ts). What the machine needs from its locker and tells its handle is in
+// name-host.ts; the public handle of a name is the Singleton (api/singleton.ts).
 import { publishLeadership } from './diagnostics.js';
 import { campaign } from './election.js';
-import { EtcdUnavailableError, LeaderFunctionError, NotLeaderError } from './errors.js';
+import { EtcdUnavailableError, LeaderFunctionError } from './errors.js';
 import { HealthGate, type HealthVerdict } from './health-gate.js';
 import { ActiveLeadership, Run } from './leadership.js';
+import type { SingletonFunction } from './leadership-types.js';
 import type { ModePolicy } from './mode-policy.js';
-import { resignUntilDone } from './name-resign.js';
-import type { Claim, In, Next, State } from './name-state.js';
+import type { NameEvents, NameHost } from './name-host.js';
+import { NameRelease } from './name-release.js';
+import type { Claim, In, State } from './name-state.js';
 import type { Session } from './session.js';
-import type { SingletonHost } from '../api/singleton.js';
-import type { Leadership, SingletonFunction, StopReason } from './leadership-types.js';
 import type { CampaignResult } from '../etcd/store.js';
 
-/** A try-lock's answer, before the handle adds itself to it. */
-export type TryAnswer = { acquired: true } | { acquired: false; holder: string | undefined };
-
-/** What the machine tells its handle (singleton.ts). */
-export interface NameEvents {
-  start(leadership: Leadership): void;
-  stop(reason: StopReason, leadership: Leadership): void;
-  /** etcd trouble or a failing fn: the singleton's `error` event, else the locker's. */
-  report(err: Error): void;
-  /** The try-lock's answer; nobody hears it unless a `tryLock()` waits for one. */
-  answer(r: TryAnswer | Error): void;
-  /** The name has left this host for good. */
-  retired(): void;
-}
-
-export class NameMachine {
-  private state: State = { kind: 'idle' };
-  /** Backoff after fn failures; grows until fn succeeds once. */
-  private errorBackoff: IBackoff<unknown> | undefined;
-  private campaignBackoff: IBackoff<unknown> | undefined;
-  /** The `healthy` option's gate, if any. */
-  private readonly health: HealthGate | undefined;
-
+/** The way in (campaign, queue, lead) and what the locker drives; the way out is NameRelease's (name-release.ts). */
+export class NameMachine extends NameRelease {
   constructor(
-    readonly name: string,
+    name: string,
     private readonly fn: SingletonFunction,
-    private readonly host: SingletonHost,
-    readonly policy: ModePolicy,
-    private readonly events: NameEvents,
+    host: NameHost,
+    policy: ModePolicy,
+    events: NameEvents,
     options?: { healthy?: () => boolean | Promise<boolean>; checkIntervalMs: number },
   ) {
+    super(name, host, policy, events);
     if (options?.healthy) {
       this.health = new HealthGate(name, options.healthy, options.checkIntervalMs, host.clock, events.report, () => this.healthChanged());
     }
-  }
-
-  /** The current state (name-state.ts reads it). */
-  get current(): State {
-    return this.state;
   }
 
   // ——— driven by the locker ———
@@ -214,18 +190,7 @@ export class NameMachine {
     if (s.kind === 'draining') await s.run.settled;
   }
 
-  // ——— transitions ———
-
-  private enter(next: State): void {
-    const prev = this.state;
-    if (prev.kind === 'backoff' && next.kind !== 'backoff') this.host.clock.clearTimeout(prev.timer);
-    this.state = next;
-  }
-
-  private restart(): void {
-    this.enter({ kind: 'idle' });
-    this.start();
-  }
+  // ——— the way in ———
 
   private campaigned(st: In<'campaigning'>, key: string, res: CampaignResult): void {
     this.campaignBackoff = undefined;
@@ -269,6 +234,7 @@ export class NameMachine {
       claim.token.toString(),
       claim.session,
       this.host.client,
+      this.host.clock,
     );
     const run = new Run(leadership, claim.session);
     this.enter({ kind: 'leading', claim, run });
@@ -309,84 +275,6 @@ export class NameMachine {
     if (s.kind === 'draining' && s.run === run) this.drained(s);
   }
 
-  /** Ends a leadership: abort fn's signal, emit `stop`; the key waits for fn in `draining`. */
-  private stopLeading(s: In<'leading'>, reason: StopReason, then: Next, keyGoesWithLease: boolean): void {
-    const st: State = { kind: 'draining', claim: keyGoesWithLease || reason === 'deposed' ? undefined : s.claim, run: s.run, then };
-    this.enter(st);
-    s.run.leadership.end(new NotLeaderError(this.name, reason));
-    this.host.recorder.stopped(this.name, reason);
-    publishLeadership(() => ({ id: this.host.nodeId, name: this.name, event: 'stop', token: s.run.leadership.token, reason }));
-    this.events.stop(reason, s.run.leadership);
-    if (s.run.done) return this.drained(st);
-    s.run.warnIfStuck(this.host.clock, this.host.stopTimeoutMs, () =>
-      this.events.report(
-        new Error(
-          `fn of '${this.name}' has not settled ${this.host.stopTimeoutMs} ms after its signal aborted (${reason}); ` +
-            `the name stays held by this host until it does`,
-        ),
-      ),
-    );
-  }
-
-  /** fn has settled after its leadership ended: release the key if it is ours, then go on. */
-  private drained(s: In<'draining'>): void {
-    if (this.state !== s) return;
-    if (s.claim && !s.claim.session.ended) {
-      this.enter({ kind: 'resigning', then: s.then });
-      return void this.resignKey(s.claim, s.run.settled);
-    }
-    this.proceed(s.then);
-  }
-
-  private proceed(then: Next): void {
-    if (then === 'retire') return this.retire();
-    if (then === 'backoff') return this.backoff('error');
-    this.restart();
-  }
-
-  /**
-   * Deletes our key — once `settled` has, through the gate — retrying while our session
-   * lives, then proceeds. `token` undefined: the campaign's answer was lost, and the lease
-   * in the key's name guards the delete.
-   */
-  private async resignKey(claim: Pick<Claim, 'session' | 'key'> & { token: bigint | undefined }, settled?: Promise<void>): Promise<void> {
-    const { session, key, token } = claim;
-    const del = (): Promise<void> => resignUntilDone(this.host, this.name, session, key, token, this.events.report);
-    await (settled ? this.host.gate.releaseKey(settled, del) : del());
-    const s = this.state;
-    if (s.kind === 'resigning') this.proceed(s.then);
-  }
-
-  /**
-   * Campaign again after an exponential backoff with jitter: after an fn failure so a
-   * standby gets its turn (grows until fn succeeds once); after a failed campaign write
-   * so a struggling etcd is not hammered.
-   */
-  private backoff(why: 'error' | 'campaign'): void {
-    let duration: number;
-    if (why === 'error') {
-      this.errorBackoff = (this.errorBackoff ?? new ExponentialBackoff({ initialDelay: 200, maxDelay: 30_000 })).next(undefined);
-      duration = this.errorBackoff.duration;
-    } else {
-      this.campaignBackoff = (this.campaignBackoff ?? new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 })).next(undefined);
-      duration = this.campaignBackoff.duration;
-    }
-    const st: State = {
-      kind: 'backoff',
-      why,
-      timer: this.host.clock.setTimeout(() => {
-        if (this.state === st) this.restart();
-      }, duration),
-    };
-    this.enter(st);
-  }
-
-  /** An unhealthy standby, or one out of a move's way, leaves the queue (its key is deleted) and campaigns again. */
-  private standAside(s: In<'queued'>): void {
-    this.enter({ kind: 'resigning', then: 'campaign' });
-    void this.resignKey(s.claim, Promise.resolve());
-  }
-
   /** A health check answered (health-gate.ts). */
   private healthChanged(): void {
     if (this.health!.candidate) return this.start();
@@ -402,17 +290,5 @@ export class NameMachine {
   private healthAct(s: In<'queued'> | In<'leading'>, verdict: HealthVerdict): void {
     if (verdict === 'stand-aside' && s.kind === 'queued') return this.standAside(s);
     if (verdict === 'hand-over' && s.kind === 'leading') return this.stopLeading(s, 'unhealthy', 'campaign', false);
-  }
-
-  /** A try-lock ends before it led: its caller is answered with why. */
-  private giveUp(why: string): void {
-    this.retire(new EtcdUnavailableError(`try-lock of '${this.name}'`, new Error(why)));
-  }
-
-  private retire(answer?: TryAnswer | Error): void {
-    this.health?.stop();
-    if (answer) this.events.answer(answer);
-    this.enter({ kind: 'retired' });
-    this.events.retired();
   }
 }

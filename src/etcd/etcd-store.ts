@@ -14,6 +14,7 @@ import type {
   KeyWatchHandle,
   PrefixSnapshot,
   PrefixWatchHandle,
+  ResignRequest,
   StoredKey,
   WatchHandlers,
 } from './store.js';
@@ -93,15 +94,19 @@ export class EtcdStore implements ControlStore {
     return this.members.hedged((client) => campaignOn(client, requests, timeoutMs), EtcdStore.hedgeMs(timeoutMs), timeoutMs);
   }
 
-  resign(key: string, guard: { createRevision: bigint } | { leaseId: string }, timeoutMs: number): Promise<void> {
-    const k = Buffer.from(key);
-    const compare =
-      'createRevision' in guard
-        ? { key: k, target: 'Create' as const, result: 'Equal' as const, create_revision: guard.createRevision.toString() }
-        : { key: k, target: 'Lease' as const, result: 'Equal' as const, lease: guard.leaseId };
+  resign(requests: readonly ResignRequest[], timeoutMs: number): Promise<void> {
+    const one = (r: ResignRequest): ITxnRequest => {
+      const k = Buffer.from(r.key);
+      const compare =
+        'createRevision' in r.guard
+          ? { key: k, target: 'Create' as const, result: 'Equal' as const, create_revision: r.guard.createRevision.toString() }
+          : { key: k, target: 'Lease' as const, result: 'Equal' as const, lease: r.guard.leaseId };
+      return { compare: [compare], success: [{ request_delete_range: { key: k } }] };
+    };
+    // Several keys: one sub-txn each inside one txn (each keeps its own guard), one revision.
+    const txn: ITxnRequest = requests.length === 1 ? one(requests[0]!) : { success: requests.map((r) => ({ request_txn: one(r) })) };
     return this.members.hedged(
-      async (client) =>
-        void (await client.kv.txn({ compare: [compare], success: [{ request_delete_range: { key: k } }] }, deadline(timeoutMs))),
+      async (client) => void (await client.kv.txn(txn, deadline(timeoutMs))),
       EtcdStore.hedgeMs(timeoutMs),
       timeoutMs,
     );

@@ -57,6 +57,15 @@ export interface PrefixWatchHandle {
   close(): Promise<void>;
 }
 
+/**
+ * A key to delete if it is still the one this campaign wrote: guarded by its create
+ * revision, or — when that was never learned — by the lease in its name.
+ */
+export interface ResignRequest {
+  readonly key: string;
+  readonly guard: { readonly createRevision: bigint } | { readonly leaseId: string };
+}
+
 export interface Store {
   /** Grants a lease of `ttl` seconds; resolves with its id (decimal string). */
   grant(ttl: number, timeoutMs: number): Promise<string>;
@@ -69,10 +78,10 @@ export interface Store {
   /** Campaign writes, one result (or Error) per request, in order. */
   campaign(requests: readonly CampaignRequest[], timeoutMs: number): Promise<(CampaignResult | Error)[]>;
   /**
-   * Deletes `key` if it is still the one this campaign wrote: guarded by its create
-   * revision, or — when that was never learned — by the lease in its name.
+   * Deletes each key if it is still the one its campaign wrote (ResignRequest), all in one
+   * transaction: one revision, however many keys.
    */
-  resign(key: string, guard: { createRevision: bigint } | { leaseId: string }, timeoutMs: number): Promise<void>;
+  resign(requests: readonly ResignRequest[], timeoutMs: number): Promise<void>;
   /** Every name's queue under `prefix` in one consistent snapshot. */
   readPrefix(prefix: string, timeoutMs: number): Promise<PrefixSnapshot>;
   /** Watches every key under `prefix` from now on. */

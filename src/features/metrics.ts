@@ -193,7 +193,7 @@ export function timedKeepalive(store: Store, clock: Clock, observe: (ms: number)
     },
     revoke: (leaseId, timeoutMs) => store.revoke(leaseId, timeoutMs),
     campaign: (requests, timeoutMs) => store.campaign(requests, timeoutMs),
-    resign: (key, guard, timeoutMs) => store.resign(key, guard, timeoutMs),
+    resign: (requests, timeoutMs) => store.resign(requests, timeoutMs),
     readPrefix: (prefix, timeoutMs) => store.readPrefix(prefix, timeoutMs),
     watchPrefix: (prefix, handlers) => store.watchPrefix(prefix, handlers),
   };

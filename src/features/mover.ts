@@ -6,6 +6,7 @@ import { sleep, wallTime, type Clock, type Timer } from '../core/clock.js';
 import { EtcdUnavailableError, HandOverError } from '../core/errors.js';
 import { drainKey, hostKey, moveKey, namePrefix, nextKey, validateName } from '../etcd/keys.js';
 import {
+  DEFAULT_BALANCE_CONCURRENCY,
   EMPTY_CONTROL,
   handsOver,
   hostsStatus,
@@ -34,6 +35,9 @@ export interface MoverHost {
   readonly clock: Clock;
   readonly ttl: number;
   readonly balanceConcurrency: number;
+  /** Published in this host's record: its relative share (1 = as everyone) and failure domain. */
+  readonly weight: number;
+  readonly zone: string | undefined;
   session(): Session | undefined;
   requestTimeoutMs(): number;
   /** Hands a name over if this host leads it (Singleton.handOver). */
@@ -114,8 +118,14 @@ class Pending<T extends object> {
 const QUIET_MS = 500;
 /** At most one planning pass per this many ms. */
 const MIN_PASS_GAP_MS = 200;
-/** Promotions of first standbys planned per pass: small steps, each seen by every host before the next. */
-const PROMOTIONS_PER_PASS = 16;
+/**
+ * Promotions of first standbys planned per pass. Each is one stand-aside (a delete and a
+ * campaign, both batched with the pass's others): cheap, so standbys spread within a pass
+ * or two of the leaderships, before a crash can need them.
+ */
+const PROMOTIONS_PER_PASS = 256;
+/** Moves in flight of a draining host whose balancing is off. */
+const DRAIN_CONCURRENCY = DEFAULT_BALANCE_CONCURRENCY;
 
 /** @internal */
 export class Mover {
@@ -229,7 +239,8 @@ export class Mover {
     let wait = 50;
     while (!this.closed && this.recordFor === session && !session.ended) {
       try {
-        const value = JSON.stringify({ lease: session.hex });
+        const { weight, zone } = this.host;
+        const value = JSON.stringify({ lease: session.hex, ...(weight !== 1 ? { weight } : {}), ...(zone !== undefined ? { zone } : {}) });
         await this.host.store.put(hostKey(this.host.prefix, this.host.nodeId), value, session.leaseId, this.host.requestTimeoutMs());
         return;
       } catch (err) {
@@ -265,7 +276,7 @@ export class Mover {
     if (this.closed || !session || !this.host.view.current) return;
     this.sweepOrphans();
     if (!this.draining && this.host.balanceConcurrency === 0) return;
-    const limit = (this.host.balanceConcurrency || 16) - this.inFlight.size;
+    const limit = (this.host.balanceConcurrency || DRAIN_CONCURRENCY) - this.inFlight.size;
     const view = this.host.view;
     const rec = liveRequests(this.rec, (name) => view.head(name)?.key);
     const queues = (function* () {

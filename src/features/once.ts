@@ -14,7 +14,6 @@ import { sleep, type Clock } from '../core/clock.js';
 import { EtcdUnavailableError, LockerClosedError, NotLeaderError, describe } from '../core/errors.js';
 import { validateName } from '../etcd/keys.js';
 import { describeValue, type OnceOptions } from '../api/options.js';
-import type { Singleton } from '../api/singleton.js';
 import type { Leadership, SingletonFunction } from '../core/leadership-types.js';
 import type { ControlStore, KeyWatchHandle, StoredKey } from '../etcd/store.js';
 
@@ -96,7 +95,8 @@ export interface OnceHost {
   readonly closeSignal: AbortSignal;
   requestTimeoutMs(): number;
   report(err: Error): void;
-  register(name: string, fn: SingletonFunction): Singleton;
+  /** Registers the claim as an ordinary singleton of `name`: all a job does with it is leave. */
+  register(name: string, fn: SingletonFunction): { remove(): Promise<void> };
 }
 
 /** @internal */
@@ -131,7 +131,7 @@ class OnceJob {
   private resolve!: (o: OnceOutcome) => void;
   private reject!: (e: unknown) => void;
   private settled = false;
-  private singleton: Singleton | undefined;
+  private singleton: ReturnType<OnceHost['register']> | undefined;
   private watcher: KeyWatchHandle | undefined;
   private readonly unhooks: (() => void)[] = [];
 

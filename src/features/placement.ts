@@ -6,19 +6,30 @@
 // - A host is one of ours when its record `<prefix>/hosts/<id>` names the lease of the
 //   candidate's key. Keys of anything else (`etcdctl elect`, Go services, older lockers)
 //   are foreign: a name with a foreign candidate is never moved by balancing.
-// - Fair share of host h: Σ over the names h queues for of 1 / (eligible candidates of the
-//   name). With every host on every name that is N / H.
+// - Fair share of host h: Σ over the names h queues for of weight(h) / (Σ weights of the
+//   name's eligible candidates). With every host on every name and equal weights that is
+//   N / H. A host of weight 0 is a standby only: given nothing while another can lead.
 // - Balancing moves a name from its leader h to a candidate g only when h leads more than
-//   its fair share, g less than its own, and load(g) ≤ load(h) − 2: every move lowers
-//   Σ load², so moves end and never ping-pong; hosts at their share never move anything,
-//   so concurrent deciders rarely overshoot. With every host on every name it stops at
-//   ⌊N/H⌋..⌈N/H⌉ per host.
+//   its fair share, g less than its own, and g's excess (load − share) is below h's by
+//   more than 1: every move lowers Σ (load − share)², so moves end and never ping-pong;
+//   hosts at their share never move anything, so concurrent deciders rarely overshoot.
+//   With every host on every name and equal weights it stops at ⌊N/H⌋..⌈N/H⌉ per host.
+// - Zones: a name's first standby should sit in another zone than its leader (a zone lost
+//   at once then fails every name over at lease expiry); standby balancing keeps that.
 // - A move is always graceful: the leader's fn is aborted and drained, then its key is
 //   deleted; the receiver starts after. To reach a candidate that is not next in line, the
 //   leader writes `<prefix>/move/<name>` = { from, to }; the candidates queued between
 //   them re-queue at the back, then the leader hands over.
 import { controlPrefix } from '../etcd/keys.js';
 import type { Candidate } from '../core/queue.js';
+
+/**
+ * Moves one host makes at once, by default (`balance.concurrency`): enough for its whole
+ * surplus in one wave. Each move is still graceful (fn settled before its key goes); the
+ * deletes and campaigns of a wave share transactions (core/batcher.ts), so a wave of k
+ * moves costs about k / 100 round trips.
+ */
+export const DEFAULT_BALANCE_CONCURRENCY = 1000;
 
 export interface MoveRequest {
   /** Election key of the leadership to hand over; the request is void once it is gone. */
@@ -42,6 +53,10 @@ export interface HostStatus {
   /** Names it is next in line for (the first standby): where its leadership would go if the leader died now. */
   next: number;
   draining: boolean;
+  /** Its weight (`weight` option; 1 unless set; 0 = standby only). */
+  weight: number;
+  /** Its zone (`zone` option), if set. */
+  zone?: string;
   /** Its fair share of the names it queues for (see README: Balance). */
   share: number;
   /** Leaderships above (+) or below (−) the fair share, rounded to whole names. */
@@ -55,6 +70,10 @@ export interface ControlRecords {
   readonly leaseByHost: ReadonlyMap<string, string>;
   /** Node ids with a drain order. */
   readonly draining: ReadonlySet<string>;
+  /** Node id → weight, for hosts whose record names one other than 1. */
+  readonly weights: ReadonlyMap<string, number>;
+  /** Node id → zone, for hosts whose record names one. */
+  readonly zones: ReadonlyMap<string, string>;
   /** Name → move request. */
   readonly moves: ReadonlyMap<string, MoveRequest>;
   /** Name → request to make `to` the first standby (the leader stays). */
@@ -65,9 +84,14 @@ export const EMPTY_CONTROL: ControlRecords = {
   hostByLease: new Map(),
   leaseByHost: new Map(),
   draining: new Set(),
+  weights: new Map(),
+  zones: new Map(),
   moves: new Map(),
   nexts: new Map(),
 };
+
+/** A host's weight: 1 unless its record says otherwise. */
+export const weightOf = (id: string, rec: ControlRecords): number => rec.weights.get(id) ?? 1;
 
 /** Parses the control records under `<prefix>/`; malformed ones are ignored (an operator's typo must not stop elections). */
 export function parseControl(prefix: string, control: ReadonlyMap<string, string>): ControlRecords {
@@ -75,6 +99,8 @@ export function parseControl(prefix: string, control: ReadonlyMap<string, string
   const hostByLease = new Map<string, string>();
   const leaseByHost = new Map<string, string>();
   const draining = new Set<string>();
+  const weights = new Map<string, number>();
+  const zones = new Map<string, string>();
   const moves = new Map<string, MoveRequest>();
   const nexts = new Map<string, MoveRequest>();
   for (const [key, value] of control) {
@@ -91,6 +117,10 @@ export function parseControl(prefix: string, control: ReadonlyMap<string, string
         hostByLease.set(lease, id);
         leaseByHost.set(id, lease);
       }
+      const weight = json?.['weight'];
+      if (typeof weight === 'number' && Number.isFinite(weight) && weight >= 0 && weight !== 1) weights.set(id, weight);
+      const zone = json?.['zone'];
+      if (typeof zone === 'string' && zone.length > 0) zones.set(id, zone);
     } else if (kind === 'drain') {
       draining.add(id);
     } else if (kind === 'move' || kind === 'next') {
@@ -103,7 +133,7 @@ export function parseControl(prefix: string, control: ReadonlyMap<string, string
       else if (req.to !== undefined) nexts.set(id, req);
     }
   }
-  return { hostByLease, leaseByHost, draining, moves, nexts };
+  return { hostByLease, leaseByHost, draining, weights, zones, moves, nexts };
 }
 
 /**
@@ -142,8 +172,8 @@ export function ownerOf(c: Candidate, rec: ControlRecords): string | undefined {
   return at > 0 && k.charCodeAt(at - 1) === 47 /* '/' */ && k.endsWith(lease) ? c.value : undefined;
 }
 
-/** A candidate that may be given a leadership: not draining (foreign candidates never drain). */
-const eligible = (c: Candidate, rec: ControlRecords): boolean => !rec.draining.has(c.value);
+/** A candidate that may be given a leadership: not draining, not of weight 0 (foreign candidates are neither). */
+const eligible = (c: Candidate, rec: ControlRecords): boolean => !rec.draining.has(c.value) && weightOf(c.value, rec) > 0;
 
 /**
  * Should the queued (not leading) candidate `key` of `name` step out of the way — delete
@@ -231,7 +261,9 @@ export function planMoves(input: PlanInput): PlannedMove[] {
     // re-queues, a standby steps aside): else our share would dip with every move in
     // flight and we would give away more than the surplus.
     if (!draining && !ids.has(self) && (input.movable?.(name) ?? false)) ids.add(self);
-    for (const id of ids) share.set(id, (share.get(id) ?? 0) + 1 / ids.size);
+    let total = 0;
+    for (const id of ids) total += weightOf(id, rec);
+    if (total > 0) for (const id of ids) share.set(id, (share.get(id) ?? 0) + weightOf(id, rec) / total);
     let owner = ownerOf(head, rec) ?? head.value;
     // A move in flight counts as landed — ours, and anyone's whose request we see — so
     // that no host fills a deficit that moves under way fill already.
@@ -283,7 +315,9 @@ export function planMoves(input: PlanInput): PlannedMove[] {
       const c = queue[p]!;
       if (c.value === self || !eligible(c, rec)) continue;
       const l = load.get(c.value) ?? 0;
-      if (!draining && (l >= shareOf(c.value) - 1e-9 || l > myLoad - 2 || (quota.get(c.value) ?? 0) <= 0)) continue;
+      // g's excess below ours by more than 1: the move lowers Σ (load − share)².
+      const lower = l - shareOf(c.value) < myLoad - shareOf(self) - 1 - 1e-9;
+      if (!draining && (l >= shareOf(c.value) - 1e-9 || !lower || (quota.get(c.value) ?? 0) <= 0)) continue;
       // Balance takes the nearest candidate that qualifies (each standby ahead of it must
       // step back first: writes, and events on every host); a drain the least loaded.
       if (!best || l < best.load) best = { c, load: l, position: p };
@@ -331,16 +365,27 @@ export function planPromotions(input: Omit<PlanInput, 'balance'> & { readonly st
       mine.push([name, queue, leader]);
   }
   const out: PlannedMove[] = [];
+  const zoneOf = (id: string): string | undefined => rec.zones.get(id);
+  const selfEligible = weightOf(self, rec) > 0;
   for (const [name, queue, leader] of mine) {
     if (out.length >= limit) break;
     if (queue.some((c) => ownerOf(c, rec) === undefined)) continue;
     const myLoad = standby.get(pair(leader, self)) ?? 0;
+    // In order: a standby of weight 0 makes way for any eligible one; one in its leader's
+    // zone for one in another zone; else the spread per leader decides. Each step lowers
+    // (ineligible first standbys, same-zone first standbys, Σ per-leader load²) in that
+    // order, so promotions end.
+    const lz = zoneOf(leader);
+    const sameZone = (id: string): boolean => lz !== undefined && zoneOf(id) === lz;
+    const fixZone = selfEligible && sameZone(self);
     let best: { c: Candidate; load: number; position: number } | undefined;
     for (let p = 2; p < queue.length; p++) {
       const c = queue[p]!;
       if (c.value === self || c.value === leader || !eligible(c, rec)) continue;
       const l = standby.get(pair(leader, c.value)) ?? 0;
-      if (l > myLoad - 2) continue;
+      if (selfEligible) {
+        if (fixZone ? sameZone(c.value) : sameZone(c.value) || l > myLoad - 2) continue;
+      }
       if (!best || l < best.load) best = { c, load: l, position: p };
     }
     if (!best) continue;
@@ -360,7 +405,18 @@ export function hostsStatus(queues: Iterable<[string, readonly Candidate[]]>, re
     if (!h)
       hosts.set(
         id,
-        (h = { id, lease: rec.leaseByHost.get(id), leads: [], queued: [], next: 0, draining: rec.draining.has(id), share: 0, offBy: 0 }),
+        (h = {
+          id,
+          lease: rec.leaseByHost.get(id),
+          leads: [],
+          queued: [],
+          next: 0,
+          draining: rec.draining.has(id),
+          weight: weightOf(id, rec),
+          ...(rec.zones.has(id) ? { zone: rec.zones.get(id) } : {}),
+          share: 0,
+          offBy: 0,
+        }),
       );
     return h;
   };
@@ -368,7 +424,9 @@ export function hostsStatus(queues: Iterable<[string, readonly Candidate[]]>, re
   for (const id of rec.draining) get(id);
   for (const [name, queue] of queues) {
     const ids = [...new Set(queue.map((c) => c.value))];
-    const able = ids.filter((id) => !rec.draining.has(id));
+    const able = ids.filter((id) => !rec.draining.has(id) && weightOf(id, rec) > 0);
+    let total = 0;
+    for (const id of able) total += weightOf(id, rec);
     seen.clear();
     queue.forEach((c, i) => {
       if (seen.has(c.value)) return;
@@ -378,7 +436,7 @@ export function hostsStatus(queues: Iterable<[string, readonly Candidate[]]>, re
       else h.queued.push(name);
       if (i === 1) h.next++;
     });
-    for (const id of able) get(id).share += 1 / able.length;
+    for (const id of able) get(id).share += weightOf(id, rec) / total;
   }
   const out = [...hosts.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   for (const h of out) {

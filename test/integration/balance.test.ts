@@ -20,7 +20,7 @@ after(async () => {
   await cluster?.close();
 });
 
-function make(id: string, prefix: string, options: { balance?: boolean } = {}): Locker {
+function make(id: string, prefix: string, options: { balance?: boolean; weight?: number; zone?: string } = {}): Locker {
   const l = locked(cluster.endpoints, { id, ttl: 5, prefix, handleSignals: false, ...options });
   lockers.push(l);
   return l;
@@ -47,6 +47,63 @@ describe('balance', () => {
     const moves = spans.length - 60;
     // From 60/0/0 to 20/20/20 takes 40 moves, then 15 more for d: at most 1.2 × 55.
     assert.ok(moves <= Math.ceil(1.2 * 55), `moves ${moves} > 1.2 × the fewest (55)`);
+    assert.deepEqual(overlaps(spans), []);
+  });
+
+  test('weights and zones: shares follow the weights (2:1:1:0), the standby-only host leads nothing, every first standby sits in another zone than its leader', async () => {
+    const prefix = uniquePrefix();
+    const spans: Span[] = [];
+    const list = names(40);
+    // z1: a (weight 2), b; z2: c, d (weight 0: standby only). Fair shares 20, 10, 10, 0.
+    const specs = [
+      ['a', { weight: 2, zone: 'z1' }],
+      ['b', { zone: 'z1' }],
+      ['c', { zone: 'z2' }],
+      ['d', { weight: 0, zone: 'z2' }],
+    ] as const;
+    // d first: it leads every name until the others are in, then gives all away.
+    const ls = specs.map(([id, o]) => make(id, prefix, o));
+    register(ls[3]!, 'd', list, spans);
+    await waitFor(async () => (await spread(ls[3]!)).get('d') === 40, { timeoutMs: 20_000, message: 'd leads all 40 first' });
+    for (let i = 0; i < 3; i++) register(ls[i]!, specs[i]![0], list, spans);
+    await waitFor(
+      async () => {
+        const s = await spread(ls[0]!);
+        return s.get('a') === 20 && s.get('b') === 10 && s.get('c') === 10 && (s.get('d') ?? 0) === 0;
+      },
+      { timeoutMs: 30_000, message: 'spread 20/10/10/0 by weight' },
+    );
+    const zone: Record<string, string> = { a: 'z1', b: 'z1', c: 'z2', d: 'z2' };
+    let last = '';
+    await waitFor(
+      async () => {
+        const st = await ls[0]!.status();
+        const same = st.filter((n) => n.candidates.length > 1 && zone[n.candidates[0]!] === zone[n.candidates[1]!]);
+        const d1 = st.filter((n) => n.candidates[1] === 'd');
+        last = `${same.length} name(s) with a same-zone first standby, ${d1.length} with d (standby only) first`;
+        return same.length === 0 && d1.length === 0;
+      },
+      { timeoutMs: 30_000, message: 'every first standby in another zone, none standby-only' },
+    ).catch((e: unknown) => {
+      throw new Error(`${(e as Error).message}; last seen: ${last}`);
+    });
+    // The per-host view, once no standby is between stepping back and queueing again (a
+    // candidate out of a queue for a moment counts for less of the share).
+    const want = JSON.stringify([
+      ['a', 'z1', 2, 20],
+      ['b', 'z1', 1, 10],
+      ['c', 'z2', 1, 10],
+      ['d', 'z2', 0, 0],
+    ]);
+    await waitFor(
+      async () => {
+        last = JSON.stringify((await ls[0]!.status({ hosts: true })).map((h) => [h.id, h.zone, h.weight, h.share]));
+        return last === want;
+      },
+      { timeoutMs: 30_000, message: `status({ hosts: true }) says ${want}` },
+    ).catch((e: unknown) => {
+      throw new Error(`${(e as Error).message}; last seen: ${last}`);
+    });
     assert.deepEqual(overlaps(spans), []);
   });
 

@@ -153,7 +153,7 @@ describe('locker.metrics()', () => {
       assert.equal(mb2.live, true);
       assert.deepEqual(mb2.timing, { ttl: 2, renewDeadline: 4 / 3, keepaliveInterval: 2 / 3, keepaliveTimeout: 1 / 3 });
       // keepaliveTimeout restates the session's attempt limit (session.ts, attemptMs): read the real one.
-      const session = (b as unknown as { current?: { attemptMs?: number } }).current;
+      const session = (b.runtime as unknown as { current?: { attemptMs?: number } }).current;
       assert.equal(typeof session?.attemptMs, 'number', 'the locker has a session with an attempt limit');
       assert.equal(session!.attemptMs! / 1000, mb2.timing.keepaliveTimeout);
     } finally {

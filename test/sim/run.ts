@@ -6,6 +6,9 @@ import type { SimJob, SimSummary } from './worker.js';
 export const SMALL: SimJob['shape'] = { hosts: 2, names: 1, horizonMs: 6_000, ttl: 2, faults: 4 };
 // Three names on three hosts: after the quiet period each host leads exactly one (balancing's ⌊N/H⌋..⌈N/H⌉).
 export const MEDIUM: SimJob['shape'] = { hosts: 3, names: 3, horizonMs: 15_000, ttl: 3, faults: 8 };
+// A small fleet: enough names that a balancing wave moves several at once, so hand-overs,
+// stand-asides and their batched deletes (one transaction, one revision) race the faults.
+export const FLEET: SimJob['shape'] = { hosts: 4, names: 12, horizonMs: 15_000, ttl: 3, faults: 8 };
 
 export async function runParallel(
   from: number,

@@ -27,19 +27,26 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { World } from '../helpers/sim/world.js';
-import { MEDIUM, SMALL, describeSummary, runParallel } from './run.js';
+import { FLEET, MEDIUM, SMALL, describeSummary, runParallel } from './run.js';
 
 const total = Number(process.env['LOCKED_SIM_SCHEDULES'] ?? 100_000);
 const baseSeed = Number(process.env['LOCKED_SIM_SEED'] ?? Math.floor(Math.random() * 2 ** 30));
 
 test(`seeded schedules: ${total} random schedules of faults and operations, invariants after every step`, async (t: TestContext) => {
+  const fleet = Math.floor(total / 200);
   const medium = Math.floor(total / 10);
-  const small = total - medium;
+  const small = total - medium - fleet;
   const a = await runParallel(baseSeed, small, SMALL);
   t.diagnostic(describeSummary(`small (2 hosts, 1 name, ttl 2, 4 faults; seeds ${baseSeed}…${baseSeed + small - 1})`, a));
   const b = await runParallel(baseSeed + small, medium, MEDIUM);
-  t.diagnostic(describeSummary(`medium (3 hosts, 3 names, ttl 3, 8 faults; seeds ${baseSeed + small}…${baseSeed + total - 1})`, b));
-  const failures = [...a.failures, ...b.failures];
+  t.diagnostic(
+    describeSummary(`medium (3 hosts, 3 names, ttl 3, 8 faults; seeds ${baseSeed + small}…${baseSeed + small + medium - 1})`, b),
+  );
+  const c = await runParallel(baseSeed + small + medium, fleet, FLEET);
+  t.diagnostic(
+    describeSummary(`fleet (4 hosts, 12 names, ttl 3, 8 faults; seeds ${baseSeed + small + medium}…${baseSeed + total - 1})`, c),
+  );
+  const failures = [...a.failures, ...b.failures, ...c.failures];
   const report = failures
     .map(
       (f) =>
@@ -47,7 +54,7 @@ test(`seeded schedules: ${total} random schedules of faults and operations, inva
     )
     .join('\n\n');
   assert.equal(failures.length, 0, report);
-  assert.equal(a.schedules + b.schedules, total);
+  assert.equal(a.schedules + b.schedules + c.schedules, total);
   assert.ok(a.leaderships > total / 2, `schedules elect leaders (${a.leaderships})`);
 });
 

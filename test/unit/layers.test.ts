@@ -50,19 +50,14 @@ const KNOWN = {
   // The CLI words etcd's failures for the user from etcd3's error classes (cli/failures.ts)
   // and prints watch responses (cli/status.ts): a client of etcd as much as of the library.
   etcd3: ['cli/failures.ts', 'cli/status.ts'],
-  // `leadership.since` is wall-clock ms for display; ActiveLeadership has no Clock yet.
-  clock: ['core/leadership.ts: Date.now'],
+  clock: [] as string[],
   upward: [
-    // The per-name machine reads its host interface (SingletonHost) from the handle's file.
-    'core/name-machine.ts → api/singleton.ts',
     // Option types (DrainOptions, OnceOptions) and describeValue live in the public face's
     // options module; the features that take those bags import them.
     'features/mover.ts → api/options.ts',
     'features/once.ts → api/options.ts',
-    // run-once registers its claim as a Singleton.
-    'features/once.ts → api/singleton.ts',
   ],
-  circles: ['api/singleton.ts → core/name-machine.ts → api/singleton.ts'],
+  circles: [] as string[],
 };
 
 test('src/ holds only the layer folders and index.ts', () => {

@@ -148,6 +148,8 @@ const BAGS: { bag: string; schema: Schema; resolve: (o: unknown) => unknown; key
       stopTimeoutMs: true,
       stopTimeout: true,
       balance: true,
+      weight: true,
+      zone: true,
       etcd: true,
       clock: true,
     } satisfies Record<keyof LockerOptions, true>,
@@ -332,7 +334,10 @@ test('durations in milliseconds: the Ms names give the same timings as the secon
       prefix: 'locked/',
       handleSignals: true,
       stopTimeoutMs: 10_000,
-      balanceConcurrency: 16,
+      // 16 until 0.3: a whole surplus now moves in one wave, its writes batched (CHANGELOG).
+      balanceConcurrency: 1000,
+      weight: 1,
+      zone: undefined,
       etcd: {},
       clock: systemClock,
     },
@@ -343,6 +348,15 @@ test('durations in milliseconds: the Ms names give the same timings as the secon
     [1500, 7000, 2500, 750, 0],
   );
   assert.equal(resolveOptions('a:1', { balance: { concurrency: 3 } }).balanceConcurrency, 3);
+  assert.deepEqual(
+    [resolveOptions('a:1', { weight: 0, zone: 'eu-1a' })].map((o) => [o.weight, o.zone]),
+    [[0, 'eu-1a']],
+  );
+  assert.throws(
+    () => resolveOptions('a:1', { weight: -1 }),
+    /^RangeError: options\.weight must be a finite number from 0 to 1,000,000, got -1$/,
+  );
+  assert.throws(() => resolveOptions('a:1', { zone: '' }), /^TypeError: options\.zone must be 1 to 64 characters/);
   // Errors speak the unit and the names the caller used.
   assert.throws(
     () => resolveOptions('a:1', { ttl: 9, renewDeadlineMs: 9000 }),

@@ -160,6 +160,79 @@ describe('placement', () => {
     );
   });
 
+  test('weights: shares in proportion to weight, and a host of weight 0 leads nothing while another can', () => {
+    // a weight 2, b weight 1, c weight 0 (standby only); 60 names all led by c at first.
+    const m = new Map<string, string>([
+      [`${P}/hosts/a`, JSON.stringify({ lease: LEASE['a'], weight: 2, zone: 'z1' })],
+      [`${P}/hosts/b`, JSON.stringify({ lease: LEASE['b'] })],
+      [`${P}/hosts/c`, JSON.stringify({ lease: LEASE['c'], weight: 0 })],
+      [`${P}/hosts/d`, JSON.stringify({ lease: LEASE['d'], weight: -1, zone: '' })],
+    ]);
+    const rec = parseControl(P, m);
+    assert.deepEqual(
+      [...rec.weights],
+      [
+        ['a', 2],
+        ['c', 0],
+      ],
+      'weight 1 is the default; a negative weight is garbage',
+    );
+    assert.deepEqual([...rec.zones], [['a', 'z1']]);
+    const qs: [string, Candidate[]][] = Array.from({ length: 60 }, (_, i) => [`n${i}`, queue(`n${i}`, 'c', 'a', 'b')]);
+    const st = hostsStatus(qs, rec);
+    assert.deepEqual(
+      st.filter((h) => h.id !== 'd').map((h) => [h.id, h.weight, h.share]),
+      [
+        ['a', 2, 40],
+        ['b', 1, 20],
+        ['c', 0, 0],
+      ],
+    );
+    const moves = planMoves({ queues: qs, rec, self: 'c', balance: true, inFlight: new Map(), limit: 1000 });
+    assert.equal(moves.length, 60, 'the standby-only host gives every name away');
+    assert.deepEqual([moves.filter((x) => x.to === 'a').length, moves.filter((x) => x.to === 'b').length], [40, 20]);
+    // From 30/30 the weight-2 host takes 10 more from b, and no more.
+    const half: [string, Candidate[]][] = Array.from({ length: 60 }, (_, i) => [
+      `n${i}`,
+      i < 30 ? queue(`n${i}`, 'a', 'b', 'c') : queue(`n${i}`, 'b', 'a', 'c'),
+    ]);
+    const fromB = planMoves({ queues: half, rec, self: 'b', balance: true, inFlight: new Map(), limit: 1000 });
+    assert.equal(fromB.length, 10);
+    assert.ok(fromB.every((x) => x.to === 'a'));
+    assert.equal(planMoves({ queues: half, rec, self: 'a', balance: true, inFlight: new Map(), limit: 1000 }).length, 0);
+    // A standby-only first standby makes way for an eligible one behind it.
+    const p = planPromotions({
+      queues: qs.map(([n]) => [n, queue(n, 'a', 'c', 'b')]),
+      rec,
+      self: 'c',
+      inFlight: new Map(),
+      stepping: new Set(),
+      limit: 100,
+    });
+    assert.equal(p.length, 60);
+    assert.ok(p.every((x) => x.to === 'b'));
+  });
+
+  test("zones: a first standby in its leader's zone makes way for one in another zone, never the other way round", () => {
+    const m = new Map<string, string>([
+      [`${P}/hosts/a`, JSON.stringify({ lease: LEASE['a'], zone: 'z1' })],
+      [`${P}/hosts/b`, JSON.stringify({ lease: LEASE['b'], zone: 'z1' })],
+      [`${P}/hosts/c`, JSON.stringify({ lease: LEASE['c'], zone: 'z2' })],
+      [`${P}/hosts/d`, JSON.stringify({ lease: LEASE['d'], zone: 'z2' })],
+    ]);
+    const rec = parseControl(P, m);
+    // a leads 4 names, b (same zone) is first standby of all: two would do by load alone, four by zone.
+    const qs: [string, Candidate[]][] = Array.from({ length: 4 }, (_, i) => [`n${i}`, queue(`n${i}`, 'a', 'b', 'c', 'd')]);
+    const p = planPromotions({ queues: qs, rec, self: 'b', inFlight: new Map(), stepping: new Set(), limit: 100 });
+    assert.equal(p.length, 4, 'every name gets a first standby in z2');
+    assert.ok(p.every((x) => x.to === 'c' || x.to === 'd'));
+    // c (z2) first standby of all four of a's names: spread within z2 only, never back to b.
+    const qs2: [string, Candidate[]][] = Array.from({ length: 4 }, (_, i) => [`n${i}`, queue(`n${i}`, 'a', 'c', 'b', 'd')]);
+    const p2 = planPromotions({ queues: qs2, rec, self: 'c', inFlight: new Map(), stepping: new Set(), limit: 100 });
+    assert.equal(p2.length, 2, 'from 4/0 to 2/2 within z2');
+    assert.ok(p2.every((x) => x.to === 'd'));
+  });
+
   test('void requests (their leader key gone, their delete failed) block nothing once filtered by liveRequests()', () => {
     const qs: [string, Candidate[]][] = Array.from({ length: 10 }, (_, i) => [`n${i}`, queue(`n${i}`, 'a', 'b', 'c')]);
     const head = new Map(qs.map(([n, q]) => [n, q[0]!.key]));

@@ -53,10 +53,9 @@ class FakeHost implements SingletonHost {
       new Promise<CampaignResult>((resolve, reject) =>
         this.campaigns.push({ req, answer: (r) => (r instanceof Error ? reject(r) : resolve(r)) }),
       ),
+    resign: async (req: { key: string }) => void this.resigned.push(req.key),
   } as unknown as CampaignBatcher;
-  readonly store = {
-    resign: async (key: string) => void this.resigned.push(key),
-  } as unknown as Store;
+  readonly store = {} as unknown as Store;
   readonly view = {
     judge: () => this.verdict,
     position: () => (this.verdict === 'first' ? 0 : 1),

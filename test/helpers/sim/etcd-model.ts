@@ -88,13 +88,17 @@ export class EtcdModel {
     return { revision: this.revision, candidates: this.range(namePrefix).map(candidate), created: ok };
   }
 
-  /** Delete if the guard holds (create revision, or lease). */
-  resign(key: string, guard: { createRevision: bigint } | { leaseId: string }): boolean {
-    const kv = this.kvs.get(key);
-    if (!kv) return false;
-    if ('createRevision' in guard ? kv.create !== guard.createRevision : kv.lease !== guard.leaseId) return false;
-    this.deleteKeys([kv], 'resign');
-    return true;
+  /** Deletes each key whose guard holds (create revision, or lease): one transaction, one revision. */
+  resign(requests: readonly { key: string; guard: { createRevision: bigint } | { leaseId: string } }[]): number {
+    const gone: Kv[] = [];
+    for (const { key, guard } of requests) {
+      const kv = this.kvs.get(key);
+      if (!kv || gone.includes(kv)) continue;
+      if ('createRevision' in guard ? kv.create !== guard.createRevision : kv.lease !== guard.leaseId) continue;
+      gone.push(kv);
+    }
+    if (gone.length > 0) this.deleteKeys(gone, 'resign');
+    return gone.length;
   }
 
   /** `etcdctl del --prefix`: one revision, one event per key. */

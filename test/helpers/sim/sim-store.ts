@@ -12,6 +12,7 @@ import type {
   KeyWatchHandle,
   PrefixSnapshot,
   PrefixWatchHandle,
+  ResignRequest,
   StoredKey,
   WatchHandlers,
 } from '../../../src/etcd/store.js';
@@ -130,8 +131,8 @@ export class SimStore implements ControlStore {
     );
   }
 
-  resign(key: string, guard: { createRevision: bigint } | { leaseId: string }, timeoutMs: number): Promise<void> {
-    return this.call(timeoutMs, () => void this.model.resign(key, guard));
+  resign(requests: readonly ResignRequest[], timeoutMs: number): Promise<void> {
+    return this.call(timeoutMs, () => void this.model.resign(requests));
   }
 
   readPrefix(prefix: string, timeoutMs: number): Promise<PrefixSnapshot> {

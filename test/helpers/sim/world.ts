@@ -250,10 +250,10 @@ export class World {
     // way): that host starts, and stops as 'deposed' when the delete arrives.
     const mineForced = this.forced.has(`${l.key}@${l.token}`);
     if (!mineForced && (head?.key !== l.key || head.create.toString() !== l.token)) {
-      const view = h.locker.view as unknown as { revision: bigint };
+      const view = h.locker.runtime.view as unknown as { revision: bigint };
       this.violate(
         `${h.id} starts ${l.name} with key ${l.key}@${l.token}, but etcd's first key is ${head ? `${head.key}@${head.create}` : 'none'} ` +
-          `(its view at ${view.revision}: ${h.locker.view
+          `(its view at ${view.revision}: ${h.locker.runtime.view
             .queue(l.name)
             .map((c) => `${c.key}@${c.createRevision}`)
             .join(' ')})`,
@@ -420,7 +420,7 @@ export class World {
         const phases = candidates
           .map(
             (h) =>
-              `${h.id}:${(h.locker.singletons()[name] as Singleton).phase}(lease ${h.locker.health().leaseId}, view ${h.locker.view.current ? 'current' : 'stale'}, ${h.locker.health().lastError})`,
+              `${h.id}:${(h.locker.singletons()[name] as Singleton).phase}(lease ${h.locker.health().leaseId}, view ${h.locker.runtime.view.current ? 'current' : 'stale'}, ${h.locker.health().lastError})`,
           )
           .join(' ');
         const keys = this.model

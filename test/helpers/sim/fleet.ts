@@ -1,0 +1,136 @@
+// Fleet scenarios of balancing in the deterministic simulation: H hosts × N names start at
+// once; the run records when the leaderships are spread, then SIGKILLs one host (right after
+// the spread, or during it) and counts what follows: leadership starts, the fewest possible,
+// how many hosts took the victim's names, and when every name was led at one moment again.
+// test/sim/fleet.test.ts asserts on it; `node .build/test/helpers/sim/fleet.js [hosts] [names]
+// [killAt: spread|<ms>] [seed]` prints one run (larger fleets: the bench, with real etcd).
+import { World, type SimHost } from './world.js';
+
+export interface FleetResult {
+  spreadAt: number | undefined;
+  killAt: number;
+  /** Leadership starts on the survivors from the kill until quiet. */
+  startsAfterKill: number;
+  /** The victim's names (failovers) + the fewest moves to re-spread. */
+  fewest: number;
+  /** Hosts that took at least one of the victim's names at its failover. */
+  failoverTo: number;
+  /** Virtual ms from the kill until every name had a leader again (at one moment). */
+  allLedMs: number | undefined;
+  /** Virtual ms from the kill until spread over the survivors. */
+  respreadMs: number | undefined;
+  /** Per-name ms from the kill to its next start, for the victim's names. */
+  relead: number[];
+  violations: string[];
+  loads: Record<string, number>;
+}
+
+export async function fleet(hosts: number, names: number, killAt: 'spread' | number, seed = 1, ttl = 5): Promise<FleetResult> {
+  const res: FleetResult = {
+    spreadAt: undefined,
+    killAt: -1,
+    startsAfterKill: 0,
+    fewest: 0,
+    failoverTo: 0,
+    allLedMs: undefined,
+    respreadMs: undefined,
+    relead: [],
+    violations: [],
+    loads: {},
+  };
+  const nameList = Array.from({ length: names }, (_, i) => `n${i}`);
+  const horizon = 60_000;
+  let victim: SimHost | undefined;
+  const victimNames = new Set<string>();
+  const firstStart = new Map<string, number>();
+  const receivers = new Set<string>();
+  const w = new World({
+    seed,
+    hosts,
+    names,
+    horizonMs: horizon,
+    ttl,
+    faults: 0,
+    latency: [1, 4],
+    lossAfterApply: 0,
+    script: (w) => {
+      for (const h of w.hosts) for (const n of nameList) w.register(h, n, 'work');
+      for (const h of w.hosts) {
+        for (const n of nameList) {
+          h.locker.singletons()[n]!.on('start', () => {
+            if (!victim || w.sched.now < res.killAt) return;
+            res.startsAfterKill++;
+            if (victimNames.has(n) && !firstStart.has(n)) {
+              firstStart.set(n, w.sched.now);
+              receivers.add(h.id);
+            }
+          });
+        }
+      }
+      const loadsOf = (live: SimHost[]): number[] => live.map((h) => nameList.filter((n) => h.locker.singletons()[n]?.isLeader).length);
+      const spread = (live: SimHost[]): boolean => {
+        const lo = Math.floor(names / live.length);
+        const hi = Math.ceil(names / live.length);
+        const l = loadsOf(live);
+        return l.reduce((a, b) => a + b, 0) === names && l.every((x) => x >= lo && x <= hi);
+      };
+      const kill = (): void => {
+        victim = w.hosts[1]!;
+        res.killAt = w.sched.now;
+        const before = new Map(w.hosts.map((h) => [h.id, nameList.filter((n) => h.locker.singletons()[n]?.isLeader).length]));
+        for (const n of nameList) if (victim.locker.singletons()[n]?.isLeader) victimNames.add(n);
+        const live = w.hosts.filter((h) => h !== victim);
+        const hi = Math.ceil(names / live.length);
+        const lo = Math.floor(names / live.length);
+        let surplus = victimNames.size;
+        let deficit = 0;
+        for (const h of live) {
+          surplus += Math.max(0, before.get(h.id)! - hi);
+          deficit += Math.max(0, lo - before.get(h.id)!);
+        }
+        res.fewest = Math.max(surplus, deficit);
+        w.kill(victim);
+      };
+      const tick = (): void => {
+        const live = w.hosts.filter((h) => h.alive);
+        if (res.spreadAt === undefined && spread(live)) {
+          res.spreadAt = w.sched.now;
+          if (killAt === 'spread') kill();
+        }
+        if (typeof killAt === 'number' && !victim && w.sched.now >= killAt) kill();
+        if (victim) {
+          const live = w.hosts.filter((h) => h.alive);
+          const allLed = nameList.every((n) => live.some((h) => h.locker.singletons()[n]?.isLeader));
+          if (allLed && res.allLedMs === undefined) res.allLedMs = w.sched.now - res.killAt;
+          if (res.respreadMs === undefined && spread(live)) res.respreadMs = w.sched.now - res.killAt;
+        }
+        if (w.sched.now < horizon) w.at(w.sched.now + 10, tick);
+      };
+      w.at(10, tick);
+    },
+  });
+  const r = await w.run();
+  res.violations = r.violations.map((v) => `${v.at}: ${v.what}`);
+  res.failoverTo = receivers.size;
+  res.relead = [...firstStart.values()].map((t) => t - res.killAt).sort((a, b) => a - b);
+  return res;
+}
+
+if (process.argv[1]?.endsWith('fleet.js')) {
+  const [h = '8', n = '400', k = 'spread', s = '1'] = process.argv.slice(2);
+  const t0 = Date.now();
+  const r = await fleet(Number(h), Number(n), k === 'spread' ? 'spread' : Number(k), Number(s));
+  const q = (p: number): number | undefined => r.relead[Math.min(r.relead.length - 1, Math.floor(p * r.relead.length))];
+  console.log(
+    JSON.stringify(
+      {
+        ...r,
+        relead: { n: r.relead.length, p50: q(0.5), p99: q(0.99), max: r.relead.at(-1) },
+        violations: r.violations.slice(0, 5),
+        realMs: Date.now() - t0,
+      },
+      null,
+      1,
+    ),
+  );
+}
