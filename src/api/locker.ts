@@ -11,7 +11,7 @@ import type { ControlStore } from '../etcd/store.js';
 import { namePrefix, validateName } from '../etcd/keys.js';
 import { polledMembersHealth } from '../features/member-health.js';
 import type { MetricsSnapshot } from '../features/metrics.js';
-import type { HostStatus } from '../features/placement.js';
+import type { HostStatus } from '../features/host-status.js';
 import { clusterStatus, observe, type ClusterHost, type NameStatus, type Observer } from '../features/cluster.js';
 import { runOnce, type OnceFunction, type OnceHost, type OnceOutcome } from '../features/once.js';
 import { callable } from './callable.js';
@@ -232,7 +232,7 @@ export class Locker extends EventEmitter<LockerEvents> {
     const id = o.nodeId ?? opts.id;
     await this.read(`drain('${id}')`, o, async () => {
       if (o.nodeId !== undefined && !o.force) await requireHost(this.runtime, `drain('${id}')`, id, false);
-      await mover.drained(id, options, () => mover.order(id, true));
+      await mover.drains.drained(id, options, () => mover.drains.order(id, true));
     });
   }
 
@@ -247,7 +247,7 @@ export class Locker extends EventEmitter<LockerEvents> {
     const id = o.nodeId ?? opts.id;
     await this.read(`undrain('${id}')`, o, async () => {
       if (o.nodeId !== undefined && !o.force) await requireHost(this.runtime, `undrain('${id}')`, id, true);
-      await mover.order(id, false);
+      await mover.drains.order(id, false);
     });
   }
 

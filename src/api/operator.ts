@@ -3,8 +3,9 @@
 // a typo in an id deserves a HostNotFoundError listing the live ones, not a timeout.
 import { EtcdUnavailableError, HostNotFoundError, isHandOverError } from '../core/errors.js';
 import { failover, type ClusterHost } from '../features/cluster.js';
-import { knownHosts, requestHandOver } from '../features/mover.js';
-import { hostsStatus, parseControl, type HostStatus } from '../features/placement.js';
+import { parseControl } from '../features/control-records.js';
+import { requestHandOver } from '../features/handover-request.js';
+import { hostsStatus, knownHosts, type HostStatus } from '../features/host-status.js';
 import type { ResolvedFailoverOptions } from './options.js';
 import type { LockerRuntime } from './runtime.js';
 

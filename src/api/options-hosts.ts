@@ -2,7 +2,8 @@
 // (options.ts) and in the same way — a TypeError naming the value.
 import { isIP } from 'node:net';
 import type { IOptions } from '../etcd/etcd3.js';
-import { describeTyped, describeValue } from './options-schema.js';
+import { describeValue } from '../core/errors.js';
+import { describeTyped } from './options-schema.js';
 
 export function parseHosts(hosts: unknown): string[] {
   const list = typeof hosts === 'string' ? hosts.split(',') : hosts;

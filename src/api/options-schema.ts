@@ -9,6 +9,7 @@
 // `undefined` is an absent key (its default applies); `null` is a wrong type.
 // A renamed key keeps working under its old name: the value is converted to the new unit
 // and a DeprecationWarning with the old name's own code is emitted once per process.
+import { describeValue } from '../core/errors.js';
 
 export type TypeName = 'string' | 'number' | 'boolean' | 'function' | 'object' | 'AbortSignal';
 
@@ -168,14 +169,6 @@ function distance(a: string, b: string): number {
     prev = cur;
   }
   return prev[b.length]!;
-}
-
-export function describeValue(v: unknown): string {
-  if (typeof v === 'string') return `'${v}'`;
-  if (Array.isArray(v)) return `[${v.map(describeValue).join(', ')}]`;
-  if (typeof v === 'function') return 'a function';
-  if (typeof v === 'object' && v !== null) return 'an object';
-  return String(v);
 }
 
 /** The value with its type, for wrong-type errors: "string ('10')", "null", "an array [1]". */

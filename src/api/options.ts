@@ -14,9 +14,7 @@ import { nanoid } from 'nanoid';
 import { systemClock, type Clock } from '../core/clock.js';
 import { parseHosts, refuseTlsToAddresses } from './options-hosts.js';
 import { DEFAULT_BALANCE_CONCURRENCY } from '../features/placement.js';
-import { describeValue, validate, type Schema, type Values } from './options-schema.js';
-
-export { describeValue };
+import { validate, type Schema, type Values } from './options-schema.js';
 
 /** etcd's own minimum lease TTL with default server timings (1.5 × election timeout, rounded up). */
 export const MIN_TTL = 2;

@@ -156,3 +156,12 @@ export function describe(e: unknown): string {
   if (e instanceof Error) return e.message;
   return String(e);
 }
+
+/** A value as an error message shows it: a string quoted, an array listed, an object or a function by its kind. */
+export function describeValue(v: unknown): string {
+  if (typeof v === 'string') return `'${v}'`;
+  if (Array.isArray(v)) return `[${v.map(describeValue).join(', ')}]`;
+  if (typeof v === 'function') return 'a function';
+  if (typeof v === 'object' && v !== null) return 'an object';
+  return String(v);
+}

@@ -1,28 +1,19 @@
 // Drives placement.ts on a locker: keeps the control records parsed, this host's record
-// under its lease, the balance passes and their moves in flight, drains, and the
-// requester side of a graceful failover. The rules themselves are in placement.ts.
-import { untilAborted } from '../core/abort.js';
-import { sleep, wallTime, type Clock, type Timer } from '../core/clock.js';
-import { EtcdUnavailableError, HandOverError } from '../core/errors.js';
-import { drainKey, hostKey, moveKey, namePrefix, nextKey, validateName } from '../etcd/keys.js';
-import {
-  DEFAULT_BALANCE_CONCURRENCY,
-  EMPTY_CONTROL,
-  handsOver,
-  hostsStatus,
-  liveRequests,
-  parseControl,
-  planMoves,
-  planPromotions,
-  standsAside,
-  type ControlRecords,
-  type HostStatus,
-  type MoveRequest,
-} from './placement.js';
+// under its lease, the balance passes and the moves and promotions they start. The rules
+// themselves are in placement.ts; the requests under way in pending.ts; drain orders and
+// the wait for a drain in drain.ts; the requester side of a graceful failover in
+// handover-request.ts.
+import { sleep, type Clock, type Timer } from '../core/clock.js';
+import { EtcdUnavailableError } from '../core/errors.js';
+import { hostKey, moveKey, nextKey } from '../etcd/keys.js';
+import { EMPTY_CONTROL, liveRequests, parseControl, type ControlRecords, type MoveRequest } from './control-records.js';
+import { Drains } from './drain.js';
+import { deleteIfUnchanged } from './handover-request.js';
+import { Pending } from './pending.js';
+import { DEFAULT_BALANCE_CONCURRENCY, handsOver, planMoves, planPromotions, standsAside } from './placement.js';
 import type { Candidate } from '../core/queue.js';
 import type { Session } from '../core/session.js';
 import type { ControlStore } from '../etcd/store.js';
-import type { DrainOptions } from '../api/options.js';
 import type { PrefixView } from '../core/view.js';
 
 /** What the mover needs from its locker. @internal */
@@ -51,69 +42,6 @@ export interface MoverHost {
   report(err: Error): void;
 }
 
-/**
- * Requests this host started and has not seen done yet — moves of its leaderships, or
- * promotions of another first standby — by name. Each ends when the view shows it done,
- * when it failed, or at its timeout; ending deletes the request record it wrote (if still
- * ours) and plans again.
- */
-class Pending<T extends object> {
-  private readonly items = new Map<string, T & { written: string | undefined; landed?: Promise<unknown>; readonly timer: Timer }>();
-
-  constructor(
-    private readonly host: MoverHost,
-    /** The request record's key for a name (moveKey or nextKey). */
-    private readonly keyOf: (prefix: string, name: string) => string,
-    private readonly ended: () => void,
-  ) {}
-
-  get size(): number {
-    return this.items.size;
-  }
-
-  get(name: string): (T & { written: string | undefined; landed?: Promise<unknown> }) | undefined {
-    return this.items.get(name);
-  }
-
-  names(): IterableIterator<string> {
-    return this.items.keys();
-  }
-
-  entries(): IterableIterator<[string, T & { written: string | undefined }]> {
-    return this.items.entries();
-  }
-
-  begin(name: string, data: T): T & { written: string | undefined; landed?: Promise<unknown> } {
-    const old = this.items.get(name);
-    if (old) this.host.clock.clearTimeout(old.timer); // (the planners skip names in flight: not expected)
-    const timer = this.host.clock.setTimeout(() => this.end(name), Math.max(5_000, 3 * this.host.ttl * 1000));
-    const item = { ...data, written: undefined, timer };
-    this.items.set(name, item);
-    return item;
-  }
-
-  end(name: string): void {
-    const item = this.items.get(name);
-    if (!item) return;
-    this.items.delete(name);
-    this.host.clock.clearTimeout(item.timer);
-    const { written, landed } = item;
-    if (written !== undefined) {
-      // After the write has landed (or failed): a delete that overtook it would leave the
-      // request behind, acted on for as long as its leader leads.
-      const key = this.keyOf(this.host.prefix, name);
-      void (landed ?? Promise.resolve()).finally(() => deleteIfUnchanged(this.host.store, key, written, this.host.requestTimeoutMs()));
-    }
-    this.ended();
-  }
-
-  /** On close: timers off, records left to their lease. */
-  clear(): void {
-    for (const item of this.items.values()) this.host.clock.clearTimeout(item.timer);
-    this.items.clear();
-  }
-}
-
 /** Leaderships must stand still this long before standbys are balanced. */
 const QUIET_MS = 500;
 /** At most one planning pass per this many ms. */
@@ -138,17 +66,19 @@ export class Mover {
   /** Keys of orphaned requests of ours being deleted. */
   private readonly sweeping = new Set<string>();
   private recordFor: Session | undefined;
-  private waiters = new Set<() => void>();
   private closed = false;
   private putting = false;
   private loadsSig = '';
   private lastPass = -Infinity;
   private quietSince = 0;
   private quietTimer: Timer | undefined;
+  /** Drain orders, and drains waited for (`locker.drain()`). */
+  readonly drains: Drains;
 
   constructor(private readonly host: MoverHost) {
     this.inFlight = new Pending(host, moveKey, () => this.schedule());
     this.stepping = new Pending(host, nextKey, () => this.schedule());
+    this.drains = new Drains(host, (nodeId) => this.rec.draining.has(nodeId));
   }
 
   // ——— the rules, on the current view ———
@@ -189,7 +119,7 @@ export class Mover {
       if (names.size > 0) this.host.judge(names);
     }
     this.schedule();
-    this.wake();
+    this.drains.wake();
   }
 
   /** Queues changed: finish the moves that happened, plan again. */
@@ -208,7 +138,7 @@ export class Mover {
       }
     }
     this.schedule();
-    this.wake();
+    this.drains.wake();
   }
 
   /** A new session: publish this host's record under its lease (the sign that its keys are ours). */
@@ -223,7 +153,7 @@ export class Mover {
     if (this.quietTimer) this.host.clock.clearTimeout(this.quietTimer);
     this.inFlight.clear();
     this.stepping.clear();
-    for (const w of [...this.waiters]) w();
+    this.drains.close();
   }
 
   private async putRecord(session: Session): Promise<void> {
@@ -265,10 +195,6 @@ export class Mover {
       this.lastPass = this.host.clock.now();
       this.pass();
     }, wait);
-  }
-
-  private wake(): void {
-    for (const w of [...this.waiters]) w();
   }
 
   private pass(): void {
@@ -418,194 +344,5 @@ export class Mover {
     const sent = this.request(moveKey(this.host.prefix, name), name, { from, to }, session, 'move request', () => this.inFlight.end(name));
     m.written = sent.written;
     m.landed = sent.landed;
-  }
-
-  // ——— drain ———
-
-  /** Writes a drain order for `nodeId` (no lease: it holds until undrain). */
-  async order(nodeId: string, on: boolean): Promise<void> {
-    const key = drainKey(this.host.prefix, nodeId);
-    const timeoutMs = this.host.requestTimeoutMs();
-    try {
-      if (on)
-        await this.host.store.put(key, JSON.stringify({ at: new Date(wallTime(this.host.clock)).toISOString() }), undefined, timeoutMs);
-      else await this.host.store.remove(key, undefined, timeoutMs);
-    } catch (err) {
-      throw new EtcdUnavailableError(`${on ? 'write' : 'delete'} of the drain order of '${nodeId}'`, err);
-    }
-  }
-
-  /**
-   * Resolves once `nodeId` is draining in the view and leads no name that an eligible
-   * candidate queues for. `onMove` hears of each leadership that left it.
-   */
-  async drained(nodeId: string, options: DrainOptions, begin: () => Promise<void> = async () => {}): Promise<void> {
-    const view = this.host.view;
-    view.start();
-    await view.ready();
-    // What the host leads before the drain order is written (`begin`): a hand-over that
-    // reaches this view before the order does still counts as moved.
-    const led = new Set<string>();
-    for (const name of view.names()) if (view.queue(name)[0]?.value === nodeId) led.add(name);
-    await begin();
-    const check = (): boolean => {
-      if (!view.current || !this.rec.draining.has(nodeId)) return false;
-      let done = true;
-      const now = new Set<string>();
-      for (const name of view.names()) {
-        const q = view.queue(name);
-        if (q[0]?.value !== nodeId) continue;
-        now.add(name);
-        if (q.some((c) => c.value !== nodeId && !this.rec.draining.has(c.value))) done = false;
-      }
-      for (const name of led) if (!now.has(name)) options.onMove?.(name, view.head(name)?.value);
-      led.clear();
-      for (const n of now) led.add(n);
-      return done;
-    };
-    await untilAborted(
-      () =>
-        new Promise<void>((resolve) => {
-          const w = (): void => {
-            if (this.closed || check()) {
-              this.waiters.delete(w);
-              resolve();
-            }
-          };
-          this.waiters.add(w);
-          w();
-        }),
-      options.signal,
-      `drain of '${nodeId}'`,
-    );
-  }
-
-  // ——— status ———
-
-  hosts(queues: Iterable<[string, readonly Candidate[]]>, control: ReadonlyMap<string, string>): HostStatus[] {
-    return hostsStatus(queues, parseControl(this.host.prefix, control));
-  }
-}
-
-/** Deletes `key` only while it still holds `value` (a newer request is someone else's). */
-async function deleteIfUnchanged(store: ControlStore, key: string, value: string, timeoutMs: number): Promise<void> {
-  try {
-    await store.remove(key, value, timeoutMs);
-  } catch {
-    // Left behind it is void: a request names the leadership it concerns, which is gone.
-  }
-}
-
-/**
- * @internal
- * The node ids of the live hosts — those with a host record (kept under the host's
- * lease) or a key in some queue (an older locked writes no record) — sorted, and the
- * ids with a drain order, live or not: one snapshot of the prefix.
- */
-export async function knownHosts(
-  store: ControlStore,
-  prefix: string,
-  timeoutMs: number,
-): Promise<{ live: string[]; draining: ReadonlySet<string> }> {
-  let snap;
-  try {
-    snap = await store.readPrefix(prefix, timeoutMs);
-  } catch (err) {
-    throw new EtcdUnavailableError(`read of the hosts under prefix '${prefix}'`, err);
-  }
-  const rec = parseControl(prefix, snap.control ?? new Map());
-  const live = new Set(rec.leaseByHost.keys());
-  for (const queue of snap.queues.values()) for (const c of queue) live.add(c.value);
-  return { live: [...live].sort(), draining: rec.draining };
-}
-
-/**
- * @internal
- * The requester's side of a graceful failover: writes `<prefix>/move/<name>` naming the
- * current leader's key (and the target), then waits until that key is gone. The leader
- * drains fn before it deletes its key, so the next leader starts after it stopped.
- */
-export async function requestHandOver(
-  store: ControlStore,
-  clock: Clock,
-  prefix: string,
-  name: string,
-  by: string,
-  options: { to?: string; timeoutMs: number; requestTimeoutMs: number },
-): Promise<string | undefined> {
-  validateName(name);
-  const { to, timeoutMs, requestTimeoutMs } = options;
-  const readQueue = (): Promise<Candidate[]> => store.readQueue(namePrefix(prefix, name), requestTimeoutMs);
-  let queue: Candidate[];
-  try {
-    queue = await readQueue();
-  } catch (err) {
-    throw new EtcdUnavailableError(`read of the queue of '${name}'`, err);
-  }
-  const head = queue[0];
-  if (!head) return undefined;
-  if (to !== undefined) {
-    if (head.value === to) return to;
-    if (!queue.some((c) => c.value === to)) {
-      throw new HandOverError(
-        name,
-        'not-queued',
-        `cannot hand '${name}' to '${to}': it does not queue for the name (candidates: ${queue.map((c) => c.value).join(', ')})`,
-        head.value,
-      );
-    }
-    // A draining host stands aside whenever another may lead: the move could never land.
-    let draining: boolean;
-    try {
-      draining = (await store.get(drainKey(prefix, to), requestTimeoutMs)) !== undefined;
-    } catch (err) {
-      throw new EtcdUnavailableError(`read of the drain order of '${to}'`, err);
-    }
-    if (draining) throw new HandOverError(name, 'other', `cannot hand '${name}' to '${to}': it is draining (undrain it first)`, head.value);
-  } else if (queue.length < 2) {
-    return head.value; // nobody else queues: the name stays where it is
-  }
-  const value = JSON.stringify({ from: head.key, ...(to !== undefined ? { to } : {}), by } satisfies MoveRequest);
-  const key = moveKey(prefix, name);
-  try {
-    await store.put(key, value, undefined, requestTimeoutMs);
-  } catch (err) {
-    // Its answer may be what was lost: the request has no lease, so take it back out.
-    await deleteIfUnchanged(store, key, value, requestTimeoutMs);
-    throw new EtcdUnavailableError(`write of the move request of '${name}'`, err);
-  }
-  const until = clock.now() + timeoutMs;
-  try {
-    for (;;) {
-      let now: Candidate | undefined;
-      try {
-        now = (await readQueue())[0];
-      } catch {
-        now = head; // unanswered read: try again until the deadline
-      }
-      if (now?.key !== head.key) {
-        if (to !== undefined && now?.value !== to) {
-          throw new HandOverError(
-            name,
-            'other',
-            `'${name}' went to '${now?.value ?? 'nobody'}' instead of '${to}' (the target left the queue meanwhile?)`,
-            now?.value,
-          );
-        }
-        return now?.value;
-      }
-      if (clock.now() >= until) {
-        throw new HandOverError(
-          name,
-          'timeout',
-          `the leader '${head.value}' of '${name}' did not hand over within ${timeoutMs} ms (cut off from etcd, or an older locked that does not read move requests?); ` +
-            `force it with failover --force, which deletes its key without waiting for its work to stop`,
-          head.value,
-        );
-      }
-      await sleep(clock, 50);
-    }
-  } finally {
-    await deleteIfUnchanged(store, key, value, requestTimeoutMs);
   }
 }

@@ -11,9 +11,8 @@
 // outcome: its key is gone before the next runner is elected.
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import { sleep, type Clock } from '../core/clock.js';
-import { EtcdUnavailableError, LockerClosedError, NotLeaderError, describe } from '../core/errors.js';
+import { EtcdUnavailableError, LockerClosedError, NotLeaderError, describe, describeValue } from '../core/errors.js';
 import { validateName } from '../etcd/keys.js';
-import { describeValue, type OnceOptions } from '../api/options.js';
 import type { Leadership, SingletonFunction } from '../core/leadership-types.js';
 import type { ControlStore, KeyWatchHandle, StoredKey } from '../etcd/store.js';
 
@@ -63,12 +62,15 @@ interface ResolvedOnceOptions {
   signal: AbortSignal | undefined;
 }
 
+/** The options a job takes, checked here again (the public OnceOptions is one). */
+type RunOptions = Partial<ResolvedOnceOptions>;
+
 function resolveOnceOptions(options: unknown): ResolvedOnceOptions {
   if (options === undefined) return { maxAttempts: DEFAULT_MAX_ATTEMPTS, recordTtl: undefined, signal: undefined };
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`once options must be an object, got ${describeValue(options)}`);
   }
-  const o = options as OnceOptions;
+  const o = options as RunOptions;
   const maxAttempts = o.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   if (typeof maxAttempts !== 'number' || !Number.isInteger(maxAttempts) || maxAttempts < 1) {
     throw new RangeError(`options.maxAttempts must be a whole number ≥ 1, got ${describeValue(o.maxAttempts)}`);
@@ -100,7 +102,7 @@ export interface OnceHost {
 }
 
 /** @internal */
-export async function runOnce(core: OnceHost, name: string, fn: OnceFunction, options?: OnceOptions): Promise<OnceOutcome> {
+export async function runOnce(core: OnceHost, name: string, fn: OnceFunction, options?: RunOptions): Promise<OnceOutcome> {
   validateName(name);
   if (typeof fn !== 'function') throw new TypeError(`fn for runOnce '${name}' must be a function, got ${typeof fn}`);
   const opts = resolveOnceOptions(options);

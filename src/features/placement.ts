@@ -1,7 +1,8 @@
 // WHERE LEADERSHIPS SHOULD BE: balance, drain and requested hand-overs, decided from the
 // prefix alone. Every locker sees every queue and every control record under its prefix,
-// so each computes the same picture; this file is the only place that turns it into
-// "this leader hands over now" or "this standby steps out of the way".
+// so each computes the same picture (control-records.ts parses it); this file is the only
+// place that turns it into "this leader hands over now" or "this standby steps out of the
+// way". The mover (mover.ts) acts on its answers.
 //
 // - A host is one of ours when its record `<prefix>/hosts/<id>` names the lease of the
 //   candidate's key. Keys of anything else (`etcdctl elect`, Go services, older lockers)
@@ -20,8 +21,12 @@
 //   deleted; the receiver starts after. To reach a candidate that is not next in line, the
 //   leader writes `<prefix>/move/<name>` = { from, to }; the candidates queued between
 //   them re-queue at the back, then the leader hands over.
-import { controlPrefix } from '../etcd/keys.js';
+import { ownerOf, weightOf, type ControlRecords, type MoveRequest } from './control-records.js';
 import type { Candidate } from '../core/queue.js';
+
+// The public face exports these types from here (src/index.ts).
+export type { MoveRequest } from './control-records.js';
+export type { HostStatus } from './host-status.js';
 
 /**
  * Moves one host makes at once, by default (`balance.concurrency`): enough for its whole
@@ -30,147 +35,6 @@ import type { Candidate } from '../core/queue.js';
  * moves costs about k / 100 round trips.
  */
 export const DEFAULT_BALANCE_CONCURRENCY = 1000;
-
-export interface MoveRequest {
-  /** Election key of the leadership to hand over; the request is void once it is gone. */
-  readonly from: string;
-  /** Node id that must lead next; without it, whoever is next in line. */
-  readonly to?: string;
-  /** Who asked (node id or `cli`), for status and logs. */
-  readonly by?: string;
-}
-
-/** Per-host picture, as `status({ hosts: true })` and `locked status --hosts` show it. */
-export interface HostStatus {
-  /** Node id. */
-  id: string;
-  /** Lease (hex) of its current session; undefined for a drain order of a host that is not running. */
-  lease: string | undefined;
-  /** Names it leads. */
-  leads: string[];
-  /** Names it queues for without leading. */
-  queued: string[];
-  /** Names it is next in line for (the first standby): where its leadership would go if the leader died now. */
-  next: number;
-  draining: boolean;
-  /** Its weight (`weight` option; 1 unless set; 0 = standby only). */
-  weight: number;
-  /** Its zone (`zone` option), if set. */
-  zone?: string;
-  /** Its fair share of the names it queues for (see README: Balance). */
-  share: number;
-  /** Leaderships above (+) or below (−) the fair share, rounded to whole names. */
-  offBy: number;
-}
-
-export interface ControlRecords {
-  /** Lease hex → node id, from the hosts' records. */
-  readonly hostByLease: ReadonlyMap<string, string>;
-  /** Node id → lease hex. */
-  readonly leaseByHost: ReadonlyMap<string, string>;
-  /** Node ids with a drain order. */
-  readonly draining: ReadonlySet<string>;
-  /** Node id → weight, for hosts whose record names one other than 1. */
-  readonly weights: ReadonlyMap<string, number>;
-  /** Node id → zone, for hosts whose record names one. */
-  readonly zones: ReadonlyMap<string, string>;
-  /** Name → move request. */
-  readonly moves: ReadonlyMap<string, MoveRequest>;
-  /** Name → request to make `to` the first standby (the leader stays). */
-  readonly nexts: ReadonlyMap<string, MoveRequest>;
-}
-
-export const EMPTY_CONTROL: ControlRecords = {
-  hostByLease: new Map(),
-  leaseByHost: new Map(),
-  draining: new Set(),
-  weights: new Map(),
-  zones: new Map(),
-  moves: new Map(),
-  nexts: new Map(),
-};
-
-/** A host's weight: 1 unless its record says otherwise. */
-export const weightOf = (id: string, rec: ControlRecords): number => rec.weights.get(id) ?? 1;
-
-/** Parses the control records under `<prefix>/`; malformed ones are ignored (an operator's typo must not stop elections). */
-export function parseControl(prefix: string, control: ReadonlyMap<string, string>): ControlRecords {
-  const base = controlPrefix(prefix);
-  const hostByLease = new Map<string, string>();
-  const leaseByHost = new Map<string, string>();
-  const draining = new Set<string>();
-  const weights = new Map<string, number>();
-  const zones = new Map<string, string>();
-  const moves = new Map<string, MoveRequest>();
-  const nexts = new Map<string, MoveRequest>();
-  for (const [key, value] of control) {
-    const rest = key.slice(base.length);
-    const slash = rest.indexOf('/');
-    if (slash < 0) continue;
-    const kind = rest.slice(0, slash);
-    const id = rest.slice(slash + 1);
-    if (id.length === 0) continue;
-    const json = parse(value);
-    if (kind === 'hosts') {
-      const lease = json?.['lease'];
-      if (typeof lease === 'string' && lease.length > 0) {
-        hostByLease.set(lease, id);
-        leaseByHost.set(id, lease);
-      }
-      const weight = json?.['weight'];
-      if (typeof weight === 'number' && Number.isFinite(weight) && weight >= 0 && weight !== 1) weights.set(id, weight);
-      const zone = json?.['zone'];
-      if (typeof zone === 'string' && zone.length > 0) zones.set(id, zone);
-    } else if (kind === 'drain') {
-      draining.add(id);
-    } else if (kind === 'move' || kind === 'next') {
-      const from = json?.['from'];
-      const to = json?.['to'];
-      const by = json?.['by'];
-      if (typeof from !== 'string') continue;
-      const req = { from, ...(typeof to === 'string' ? { to } : {}), ...(typeof by === 'string' ? { by } : {}) };
-      if (kind === 'move') moves.set(id, req);
-      else if (req.to !== undefined) nexts.set(id, req);
-    }
-  }
-  return { hostByLease, leaseByHost, draining, weights, zones, moves, nexts };
-}
-
-/**
- * The records without void requests. A move or standby request names the leader key it
- * was written for (`from`); once that key is gone the request is void. Its writer deletes
- * it when its move ends, but that delete can fail (a timeout under load), and a void record
- * left in place would make the planners skip its name, and a void move would keep every
- * host's standby balancing waiting for "moves under way", until its writer's lease ends.
- */
-export function liveRequests(rec: ControlRecords, headKey: (name: string) => string | undefined): ControlRecords {
-  const live = (m: ReadonlyMap<string, MoveRequest>): ReadonlyMap<string, MoveRequest> => {
-    for (const [name, req] of m) if (headKey(name) !== req.from) return new Map([...m].filter(([n, r]) => headKey(n) === r.from));
-    return m;
-  };
-  const moves = live(rec.moves);
-  const nexts = live(rec.nexts);
-  return moves === rec.moves && nexts === rec.nexts ? rec : { ...rec, moves, nexts };
-}
-
-function parse(value: string): Record<string, unknown> | undefined {
-  try {
-    const v: unknown = JSON.parse(value);
-    return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The node id of a candidate if it is one of our lockers (its key's lease is in a host record). */
-export function ownerOf(c: Candidate, rec: ControlRecords): string | undefined {
-  // Called for every candidate of every name on each pass: no string is allocated here.
-  const lease = rec.leaseByHost.get(c.value);
-  if (lease === undefined) return undefined;
-  const k = c.key;
-  const at = k.length - lease.length;
-  return at > 0 && k.charCodeAt(at - 1) === 47 /* '/' */ && k.endsWith(lease) ? c.value : undefined;
-}
 
 /** A candidate that may be given a leadership: not draining, not of weight 0 (foreign candidates are neither). */
 const eligible = (c: Candidate, rec: ControlRecords): boolean => !rec.draining.has(c.value) && weightOf(c.value, rec) > 0;
@@ -392,58 +256,6 @@ export function planPromotions(input: Omit<PlanInput, 'balance'> & { readonly st
     out.push({ name, from: queue[0]!.key, to: best.c.value, position: best.position });
     standby.set(pair(leader, self), myLoad - 1);
     standby.set(pair(leader, best.c.value), best.load + 1);
-  }
-  return out;
-}
-
-/** Every host's leaderships, queue places, drain state and fair share. */
-export function hostsStatus(queues: Iterable<[string, readonly Candidate[]]>, rec: ControlRecords): HostStatus[] {
-  const hosts = new Map<string, HostStatus>();
-  const seen = new Set<string>();
-  const get = (id: string): HostStatus => {
-    let h = hosts.get(id);
-    if (!h)
-      hosts.set(
-        id,
-        (h = {
-          id,
-          lease: rec.leaseByHost.get(id),
-          leads: [],
-          queued: [],
-          next: 0,
-          draining: rec.draining.has(id),
-          weight: weightOf(id, rec),
-          ...(rec.zones.has(id) ? { zone: rec.zones.get(id) } : {}),
-          share: 0,
-          offBy: 0,
-        }),
-      );
-    return h;
-  };
-  for (const id of rec.leaseByHost.keys()) get(id);
-  for (const id of rec.draining) get(id);
-  for (const [name, queue] of queues) {
-    const ids = [...new Set(queue.map((c) => c.value))];
-    const able = ids.filter((id) => !rec.draining.has(id) && weightOf(id, rec) > 0);
-    let total = 0;
-    for (const id of able) total += weightOf(id, rec);
-    seen.clear();
-    queue.forEach((c, i) => {
-      if (seen.has(c.value)) return;
-      seen.add(c.value);
-      const h = get(c.value);
-      if (i === 0) h.leads.push(name);
-      else h.queued.push(name);
-      if (i === 1) h.next++;
-    });
-    for (const id of able) get(id).share += weightOf(id, rec) / total;
-  }
-  const out = [...hosts.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  for (const h of out) {
-    h.leads.sort();
-    h.queued.sort();
-    h.share = Math.round(h.share * 100) / 100;
-    h.offBy = h.leads.length - Math.round(h.share);
   }
   return out;
 }

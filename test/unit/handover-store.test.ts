@@ -1,11 +1,12 @@
-// The requester's side of a graceful failover (mover.ts) through the Store and the injected
+// The requester's side of a graceful failover (handover-request.ts) through the Store and the injected
 // clock only: on the simulation's in-memory etcd and virtual time, so a 10-s deadline takes
 // no real time and its edge is exact.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isHandOverError } from '../../src/core/errors.js';
 import { drainKey, hostKey, leaseHex, moveKey } from '../../src/etcd/keys.js';
-import { knownHosts, requestHandOver } from '../../src/features/mover.js';
+import { requestHandOver } from '../../src/features/handover-request.js';
+import { knownHosts } from '../../src/features/host-status.js';
 import { EtcdModel } from '../helpers/sim/etcd-model.js';
 import { Scheduler } from '../helpers/sim/scheduler.js';
 import { SimStore } from '../helpers/sim/sim-store.js';

@@ -51,12 +51,7 @@ const KNOWN = {
   // and prints watch responses (cli/status.ts): a client of etcd as much as of the library.
   etcd3: ['cli/failures.ts', 'cli/status.ts'],
   clock: [] as string[],
-  upward: [
-    // Option types (DrainOptions, OnceOptions) and describeValue live in the public face's
-    // options module; the features that take those bags import them.
-    'features/mover.ts → api/options.ts',
-    'features/once.ts → api/options.ts',
-  ],
+  upward: [] as string[],
   circles: [] as string[],
 };
 

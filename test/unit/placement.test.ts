@@ -3,17 +3,9 @@
 // balance.test.ts.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  handsOver,
-  hostsStatus,
-  liveRequests,
-  ownerOf,
-  parseControl,
-  planMoves,
-  planPromotions,
-  standsAside,
-  type ControlRecords,
-} from '../../src/features/placement.js';
+import { liveRequests, ownerOf, parseControl, type ControlRecords } from '../../src/features/control-records.js';
+import { hostsStatus } from '../../src/features/host-status.js';
+import { handsOver, planMoves, planPromotions, standsAside } from '../../src/features/placement.js';
 import type { Candidate } from '../../src/core/queue.js';
 
 const P = 'p/';
