@@ -46,7 +46,7 @@ export interface LockerOptions {
    * more than a candidate of one of them hands it over gracefully (README: Balance).
    * `{ concurrency }` bounds the moves one host makes at once (default 1000).
    */
-  balance?: boolean | { concurrency?: number };
+  balance?: boolean | { concurrency?: number; respreadDelayMs?: number };
   /**
    * This host's share of the leaderships, relative to the others' (default 1): a host of
    * weight 2 leads twice as many names as one of weight 1; 0 = standby only (it leads a

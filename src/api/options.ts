@@ -102,6 +102,12 @@ const BALANCE_SCHEMA: Schema = {
     default: { value: DEFAULT_BALANCE_CONCURRENCY },
     range: { ok: wholeAtLeast(1), says: () => 'be an integer ≥ 1' },
   },
+  respreadDelayMs: {
+    type: 'number',
+    doc: 'ms balancing holds still after a host disappeared (a restart coming back within it moves nothing twice)',
+    default: { value: 0 },
+    range: { ok: (v) => v >= 0 && v <= 3_600_000, says: (_o, u) => `be a number of ${u.unit} from 0 to 3,600,000 (an hour)` },
+  },
 };
 
 export const SINGLETON_SCHEMA: Schema = {
@@ -191,6 +197,8 @@ export interface ResolvedOptions {
   stopTimeoutMs: number;
   /** Moves at once per host; 0 = balancing off (drain and requested moves still work). */
   balanceConcurrency: number;
+  /** After a host disappears, balancing (not drains, not failovers) holds still this long. */
+  respreadDelayMs: number;
   weight: number;
   zone: string | undefined;
   etcd: Omit<IOptions, 'hosts'>;
@@ -202,12 +210,10 @@ export function resolveOptions(hosts: unknown, options: LockerOptions = {}): Res
   const parsedHosts = parseHosts(hosts);
   const o = validate(LOCKER_SCHEMA, options) as Required<Omit<LockerOptions, 'renewDeadline' | 'keepaliveInterval' | 'stopTimeout'>>;
   refuseTlsToAddresses(parsedHosts, o.etcd);
-  const balanceConcurrency =
+  const balance =
     typeof o.balance === 'boolean'
-      ? o.balance
-        ? DEFAULT_BALANCE_CONCURRENCY
-        : 0
-      : (validate(BALANCE_SCHEMA, o.balance, { path: 'options.balance' })['concurrency'] as number);
+      ? { concurrency: o.balance ? DEFAULT_BALANCE_CONCURRENCY : 0, respreadDelayMs: 0 }
+      : (validate(BALANCE_SCHEMA, o.balance, { path: 'options.balance' }) as { concurrency: number; respreadDelayMs: number });
   return {
     hosts: parsedHosts,
     id: o.id,
@@ -218,7 +224,8 @@ export function resolveOptions(hosts: unknown, options: LockerOptions = {}): Res
     prefix: o.prefix,
     handleSignals: o.handleSignals,
     stopTimeoutMs: o.stopTimeoutMs,
-    balanceConcurrency,
+    balanceConcurrency: balance.concurrency,
+    respreadDelayMs: balance.respreadDelayMs,
     weight: o.weight,
     zone: o.zone,
     etcd: o.etcd,

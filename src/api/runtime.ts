@@ -123,6 +123,7 @@ export class LockerRuntime {
       clock: this.opts.clock,
       ttl: this.opts.ttl,
       balanceConcurrency: this.opts.balanceConcurrency,
+      respreadDelayMs: this.opts.respreadDelayMs,
       weight: this.opts.weight,
       zone: this.opts.zone,
       session: () => this.session(),

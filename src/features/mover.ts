@@ -26,6 +26,8 @@ export interface MoverHost {
   readonly clock: Clock;
   readonly ttl: number;
   readonly balanceConcurrency: number;
+  /** After a host's record disappears, balancing holds still this long (0: not at all). */
+  readonly respreadDelayMs: number;
   /** Published in this host's record: its relative share (1 = as everyone) and failure domain. */
   readonly weight: number;
   readonly zone: string | undefined;
@@ -72,6 +74,9 @@ export class Mover {
   private lastPass = -Infinity;
   private quietSince = 0;
   private quietTimer: Timer | undefined;
+  /** Node id → when its host record disappeared, while the respread delay holds balancing. */
+  private readonly goneAt = new Map<string, number>();
+  private holdTimer: Timer | undefined;
   /** Drain orders, and drains waited for (`locker.drain()`). */
   readonly drains: Drains;
 
@@ -112,6 +117,10 @@ export class Mover {
     }
     const before = this.rec;
     this.rec = parseControl(this.host.prefix, this.host.view.control);
+    if (this.host.respreadDelayMs > 0) {
+      for (const id of before.leaseByHost.keys()) if (!this.rec.leaseByHost.has(id)) this.goneAt.set(id, this.host.clock.now());
+      for (const id of this.goneAt.keys()) if (this.rec.leaseByHost.has(id)) this.goneAt.delete(id);
+    }
     const drainChanged = before.draining.size !== this.rec.draining.size || [...before.draining].some((d) => !this.rec.draining.has(d));
     if (drainChanged) this.host.judge('all');
     else {
@@ -151,6 +160,7 @@ export class Mover {
     this.closed = true;
     if (this.passTimer) this.host.clock.clearTimeout(this.passTimer);
     if (this.quietTimer) this.host.clock.clearTimeout(this.quietTimer);
+    if (this.holdTimer) this.host.clock.clearTimeout(this.holdTimer);
     this.inFlight.clear();
     this.stepping.clear();
     this.drains.close();
@@ -208,17 +218,18 @@ export class Mover {
     const queues = (function* () {
       for (const name of view.names()) yield [name, view.queue(name)] as [string, readonly Candidate[]];
     })();
+    const holding = this.holding();
     const moves = planMoves({
       queues,
       rec,
       self: this.host.nodeId,
-      balance: this.host.balanceConcurrency > 0,
+      balance: this.host.balanceConcurrency > 0 && !holding,
       inFlight: new Map([...this.inFlight.entries()].map(([name, m]) => [name, m.to])),
       limit,
       movable: (name) => this.host.movable(name),
     });
     for (const m of moves) this.start(m.name, m.from, m.to, m.position, session);
-    if (this.host.balanceConcurrency === 0 || this.draining || moves.length > 0) return;
+    if (this.host.balanceConcurrency === 0 || this.draining || holding || moves.length > 0) return;
     // Standbys move only once leaderships stand still: a standby that steps back while a
     // leader hands a name to it would send the name to whoever is behind it instead.
     if (!this.leadershipsQuiet(rec)) return;
@@ -234,6 +245,31 @@ export class Mover {
       movable: (name) => this.host.movable(name),
     });
     for (const p of promotions) this.promote(p.name, p.from, p.to, p.position, session);
+  }
+
+  /**
+   * True while a host disappeared less than respreadDelayMs ago and has not come back: its
+   * leaderships have failed over already (that never waits), but the spread over the others
+   * and their standby order hold still, so a restart within the delay takes its share back
+   * without every name having moved twice (Helix's delayed rebalance). Plans again when the
+   * delay ends.
+   */
+  private holding(): boolean {
+    if (this.goneAt.size === 0) return false;
+    const now = this.host.clock.now();
+    let until = 0;
+    for (const [id, at] of this.goneAt) {
+      if (now - at >= this.host.respreadDelayMs) this.goneAt.delete(id);
+      else until = Math.max(until, at + this.host.respreadDelayMs);
+    }
+    if (this.goneAt.size === 0) return false;
+    if (!this.holdTimer) {
+      this.holdTimer = this.host.clock.setTimeout(() => {
+        this.holdTimer = undefined;
+        this.schedule();
+      }, until - now);
+    }
+    return true;
   }
 
   /**

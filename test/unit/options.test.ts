@@ -336,6 +336,7 @@ test('durations in milliseconds: the Ms names give the same timings as the secon
       stopTimeoutMs: 10_000,
       // 16 until 0.3: a whole surplus now moves in one wave, its writes batched (CHANGELOG).
       balanceConcurrency: 1000,
+      respreadDelayMs: 0,
       weight: 1,
       zone: undefined,
       etcd: {},
@@ -348,6 +349,14 @@ test('durations in milliseconds: the Ms names give the same timings as the secon
     [1500, 7000, 2500, 750, 0],
   );
   assert.equal(resolveOptions('a:1', { balance: { concurrency: 3 } }).balanceConcurrency, 3);
+  assert.deepEqual(
+    [resolveOptions('a:1', { balance: { respreadDelayMs: 30_000 } })].map((o) => [o.balanceConcurrency, o.respreadDelayMs]),
+    [[1000, 30_000]],
+  );
+  assert.throws(
+    () => resolveOptions('a:1', { balance: { respreadDelayMs: -1 } }),
+    /^RangeError: options\.balance\.respreadDelayMs must be a number of milliseconds from 0 to 3,600,000 \(an hour\), got -1$/,
+  );
   assert.deepEqual(
     [resolveOptions('a:1', { weight: 0, zone: 'eu-1a' })].map((o) => [o.weight, o.zone]),
     [[0, 'eu-1a']],

@@ -33,6 +33,8 @@ export interface WorldOptions {
   maxHosts?: number;
   /** Balancing on (as by default), its spread and the control records checked after the quiet period (default true). */
   balance?: boolean;
+  /** `balance.respreadDelayMs` of every host (default 0). */
+  respreadDelayMs?: number;
 }
 
 export interface Violation {
@@ -174,7 +176,7 @@ export class World {
         handleSignals: false,
         clock: this.sched.clock(owner),
         stopTimeoutMs: this.opts.ttl * 1000,
-        balance: this.opts.balance !== false,
+        balance: this.opts.balance === false ? false : { respreadDelayMs: this.opts.respreadDelayMs ?? 0 },
       },
       store,
     );
