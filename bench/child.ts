@@ -1,10 +1,14 @@
-// The leader that gets SIGKILLed in the crash-failover benchmark: a process of its own,
-// so nothing of it (no revoke, no resign, no half-sent request) survives the kill and
-// the standby can only take over once etcd expires the lease.
+// A host process of the benches, in one of three shapes:
+// - crash failover: the leader that gets SIGKILLed, so nothing of it (no revoke, no resign,
+//   no half-sent request) survives the kill and the standby can only take over once etcd
+//   expires the lease; tells the parent `{ type: 'leading' }` over IPC once elected;
+// - balance (`names`): one host of a fleet, every leadership start/stop and fn run stamped
+//   and reported (bench/fleet.ts reads them);
+// - sick member (`electNames`): a host on etcd3's own `Election`.
 //
-// Config as JSON in argv[2]; tells the parent `{ type: 'leading' }` over IPC once elected.
+// Config as JSON in argv[2].
 import { Etcd3 } from 'etcd3';
-import locked from '../src/index.js';
+import locked, { type LockerOptions, type Singleton } from '../src/index.js';
 
 export interface ChildConfig {
   lib: 'locked' | 'etcd3';
@@ -13,9 +17,18 @@ export interface ChildConfig {
   /** locked: key prefix of the locker. */
   prefix: string;
   ttl: number;
-  /** Balance bench: this host's id, and register `name0`…`name{names−1}` (each start told as `{ type: 'start' }`). */
+  /** This host's id (balance, sick member). */
   id?: string;
+  /**
+   * Balance bench: register `${name}0`…`${name}${names−1}` and report, batched every
+   * FLUSH_MS as `{ type: 'events', ev: BalanceEvent[] }`, every leadership start and stop and
+   * every fn run; `{ type: 'boot' | 'registered' | 'in', t }` when the process runs, when
+   * every name is registered, when every name's campaign key is in this host's view
+   * (`{ type: 'progress', in }` every second until then: how many are).
+   */
   names?: number;
+  /** Balance bench: the locker option `zone`, passed only when the locker has that option. */
+  zone?: string;
   /**
    * Sick-member bench, etcd3 only: campaign with etcd3's `Election` for each of these
    * names, tell every election and every loss as `{ type: 'start' | 'stop', name, t }`
@@ -25,18 +38,24 @@ export interface ChildConfig {
   electNames?: string[];
 }
 
+/**
+ * One stamped event of a balance host: [kind, name index, t (ms of CLOCK_MONOTONIC, as
+ * process.hrtime.bigint() / 1e6, shared by all processes of the machine), stop reason or
+ * error message]. Kinds: 's' leadership start, 'p' leadership stop, 'f' fn called,
+ * 'e' fn settled, 'x' a locker error (index −1).
+ */
+export type BalanceEvent = [kind: 's' | 'p' | 'f' | 'e' | 'x', index: number, t: number, reason?: string];
+
+/** How often a balance host sends its events: stamps are taken at the event, so this only delays the parent's view. */
+const FLUSH_MS = 20;
+/** Locker errors reported per balance host, at most (a storm of them must not swamp the IPC channel). */
+const MAX_ERRORS = 1_000;
+
 const config = JSON.parse(process.argv[2] ?? '{}') as ChildConfig;
 const leading = (): void => void process.send?.({ type: 'leading' });
 
 if (config.lib === 'locked' && config.names !== undefined) {
-  const locker = locked(config.endpoints, { id: config.id ?? 'child', ttl: config.ttl, prefix: config.prefix, handleSignals: false });
-  locker.on('error', () => {});
-  for (let i = 0; i < config.names; i++) {
-    locker(
-      `${config.name}${i}`,
-      (_remove, l) => new Promise<void>((resolve) => l.signal.addEventListener('abort', () => resolve(), { once: true })),
-    ).on('start', () => process.send?.({ type: 'start' }));
-  }
+  balanceHost(config, config.names);
 } else if (config.electNames !== undefined) {
   const client = new Etcd3({ hosts: config.endpoints.map((e) => `http://${e}`) });
   const tell = (type: 'start' | 'stop', name: string): void => void process.send?.({ type, name, t: process.hrtime.bigint().toString() });
@@ -70,3 +89,56 @@ if (config.lib === 'locked' && config.names !== undefined) {
 
 // The parent going away (bench aborted) must not leave this process holding a lease.
 process.on('disconnect', () => process.exit(0));
+
+function balanceHost(config: ChildConfig, names: number): void {
+  const stamp = (): number => Number(process.hrtime.bigint()) / 1e6;
+  process.send?.({ type: 'boot', t: stamp() });
+  let buf: BalanceEvent[] = [];
+  let errors = 0;
+  const flush = (): void => {
+    if (buf.length === 0) return;
+    process.send?.({ type: 'events', ev: buf });
+    buf = [];
+  };
+  setInterval(flush, FLUSH_MS);
+  const options: LockerOptions = { id: config.id ?? 'child', ttl: config.ttl, prefix: config.prefix, handleSignals: false };
+  // `zone` is not (yet) an option of every version of the locker: the parent sets it only where it is.
+  if (config.zone !== undefined) Object.assign(options, { zone: config.zone });
+  const locker = locked(config.endpoints, options);
+  locker.on('error', (err) => {
+    if (errors++ < MAX_ERRORS) buf.push(['x', -1, stamp(), err.message]);
+  });
+  const singletons: Singleton[] = [];
+  for (let i = 0; i < names; i++) {
+    const s = locker(
+      `${config.name}${i}`,
+      (_remove, l) =>
+        new Promise<void>((resolve) => {
+          buf.push(['f', i, stamp()]);
+          const settle = (): void => {
+            buf.push(['e', i, stamp()]);
+            resolve();
+          };
+          if (l.signal.aborted) settle();
+          else l.signal.addEventListener('abort', settle, { once: true });
+        }),
+    );
+    s.on('start', () => buf.push(['s', i, stamp()]));
+    s.on('stop', (reason) => buf.push(['p', i, stamp(), reason]));
+    singletons.push(s);
+  }
+  process.send?.({ type: 'registered', t: stamp() });
+  // Every campaign key in this host's view: each name has had a place in its queue (a name
+  // that is in stays counted, though a hand-over briefly takes its key out and back).
+  let next = 0;
+  let polls = 0;
+  const poll = setInterval(() => {
+    while (next < singletons.length && singletons[next]!.position !== undefined) next++;
+    if (next < singletons.length) {
+      if (++polls % 100 === 0) process.send?.({ type: 'progress', in: next });
+      return;
+    }
+    clearInterval(poll);
+    process.send?.({ type: 'in', t: stamp() });
+  }, 10);
+}
