@@ -24,8 +24,8 @@ setInterval(() => {}, 1000);
 /** Appends Date.now() to $OUT at start, then idles. */
 /** Writes its start time and pid (one line, appended at once) to $OUT, then runs until killed. */
 const MARKER = `require('fs').appendFileSync(process.env.OUT, Date.now() + ' ' + process.pid + '\\n'); setInterval(() => {}, 1000);`;
-/** Ignores SIGTERM entirely; writes its pid to $PIDS. */
-const STUBBORN = `require('fs').appendFileSync(process.env.PIDS, process.pid + '\\n'); process.on('SIGTERM', () => {}); setInterval(() => {}, 1000);`;
+/** Ignores SIGTERM entirely (from before it writes its pid to $PIDS: a test may signal it at once). */
+const STUBBORN = `process.on('SIGTERM', () => {}); require('fs').appendFileSync(process.env.PIDS, process.pid + '\\n'); setInterval(() => {}, 1000);`;
 
 let cluster: EtcdCluster;
 let dir: string;

@@ -19,10 +19,11 @@ const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const CHILD_SCRIPT = `
 const fs = require('fs');
 const w = (o) => fs.appendFileSync(process.env.OUT, JSON.stringify({ ...o, t: Date.now(), pid: process.pid, id: process.env.LOCKED_ID }) + '\\n');
-w({ ev: 'start', name: process.env.LOCKED_NAME, token: process.env.LOCKED_TOKEN, key: process.env.LOCKED_ELECTION_KEY,
-    endpoints: process.env.LOCKED_ENDPOINTS, prefix: process.env.LOCKED_PREFIX });
+// The handlers first: a test signals the program as soon as it sees 'start' (written after them).
 for (const s of ['SIGTERM', 'SIGINT']) process.on(s, () => { w({ ev: s }); process.exit(0); });
 process.on('SIGHUP', () => w({ ev: 'SIGHUP' }));
+w({ ev: 'start', name: process.env.LOCKED_NAME, token: process.env.LOCKED_TOKEN, key: process.env.LOCKED_ELECTION_KEY,
+    endpoints: process.env.LOCKED_ENDPOINTS, prefix: process.env.LOCKED_PREFIX });
 setInterval(() => { if (process.env.GO && fs.existsSync(process.env.GO)) { w({ ev: 'exit7' }); process.exit(7); } }, 20);
 `;
 const CHILD = ['node', '-e', CHILD_SCRIPT];
