@@ -20,6 +20,8 @@
  * never touched: hosts, running as root, reach it as before.
  *
  * Every setup failure throws an Error saying why (tests must fail, not skip).
+ * Two test files may cut members at once (the faults tier runs two files at a time): the
+ * drops match this cluster's peer ports as well as the mark, so one never cuts the other's.
  * Cleanup: close() removes the chain; so does a process 'exit' handler; chains left by
  * test processes that died (SIGKILL) are removed when the next one starts.
  */
@@ -219,8 +221,12 @@ function setUp(cluster: EtcdCluster, users: readonly { uid: number }[]): Partiti
   }
 
   const cutOff = new Set<number>();
+  // The mark bits are the same in every test process's chain: a file that cuts its member i
+  // must not drop the peer traffic of another file's cluster (members run as the same users,
+  // so their connections carry the same bits). The ports scope the drop to this cluster.
+  const ours = peerPorts.join(',');
   const dropRules = (i: number): string[][] => [
-    ['-p', 'tcp', '-m', 'connmark', '--mark', markOf(i), '-j', 'DROP'],
+    ['-p', 'tcp', '-m', 'connmark', '--mark', markOf(i), '-m', 'multiport', '--ports', ours, '-j', 'DROP'],
     ['-p', 'tcp', '--dport', String(peerPorts[i]), '-j', 'DROP'],
   ];
   let closed = false;
