@@ -43,6 +43,9 @@ export async function handOver(
       if (!live.includes(o.to)) throw new HostNotFoundError(`failover('${name}', { to: '${o.to}' })`, o.to, live, '');
     }
     throw err;
+  } finally {
+    // The request has no lease: if its last delete went unanswered, our mover sweeps it.
+    rt.mover.sweepSoon();
   }
 }
 

@@ -8,12 +8,17 @@ import type { MoveRequest } from './control-records.js';
 import type { Candidate } from '../core/queue.js';
 import type { ControlStore } from '../etcd/store.js';
 
-/** Deletes `key` only while it still holds `value` (a newer request is someone else's). @internal */
-export async function deleteIfUnchanged(store: ControlStore, key: string, value: string, timeoutMs: number): Promise<void> {
+/**
+ * Deletes `key` only while it still holds `value` (a newer request is someone else's).
+ * False if etcd did not answer: the record stays, void once its leadership is gone, and a
+ * host's mover sweeps it on a later pass (mover.ts, sweepOrphans). @internal
+ */
+export async function deleteIfUnchanged(store: ControlStore, key: string, value: string, timeoutMs: number): Promise<boolean> {
   try {
     await store.remove(key, value, timeoutMs);
+    return true;
   } catch {
-    // Left behind it is void: a request names the leadership it concerns, which is gone.
+    return false;
   }
 }
 

@@ -46,6 +46,8 @@ export interface MoverHost {
 
 /** Leaderships must stand still this long before standbys are balanced. */
 const QUIET_MS = 500;
+/** After an unanswered delete of an orphaned request, sweep again this much later. */
+const SWEEP_RETRY_MS = 1_000;
 /** At most one planning pass per this many ms. */
 const MIN_PASS_GAP_MS = 200;
 /**
@@ -77,6 +79,8 @@ export class Mover {
   /** Node id → when its host record disappeared, while the respread delay holds balancing. */
   private readonly goneAt = new Map<string, number>();
   private holdTimer: Timer | undefined;
+  /** A pass to sweep orphaned requests again after a delete went unanswered. */
+  private sweepTimer: Timer | undefined;
   /** Drain orders, and drains waited for (`locker.drain()`). */
   readonly drains: Drains;
 
@@ -156,11 +160,20 @@ export class Mover {
     void this.putRecord(session);
   }
 
+  /**
+   * Plans (and sweeps) soon: after a `failover()` of this host, whose final delete of its
+   * request may have gone unanswered while no event would bring a pass.
+   */
+  sweepSoon(): void {
+    this.schedule();
+  }
+
   close(): void {
     this.closed = true;
     if (this.passTimer) this.host.clock.clearTimeout(this.passTimer);
     if (this.quietTimer) this.host.clock.clearTimeout(this.quietTimer);
     if (this.holdTimer) this.host.clock.clearTimeout(this.holdTimer);
+    if (this.sweepTimer) this.host.clock.clearTimeout(this.sweepTimer);
     this.inFlight.clear();
     this.stepping.clear();
     this.drains.close();
@@ -303,7 +316,17 @@ export class Mover {
       const raw = this.host.view.control.get(key);
       if (raw === undefined || this.sweeping.has(key)) continue;
       this.sweeping.add(key);
-      void deleteIfUnchanged(this.host.store, key, raw, this.host.requestTimeoutMs()).finally(() => this.sweeping.delete(key));
+      void deleteIfUnchanged(this.host.store, key, raw, this.host.requestTimeoutMs()).then((done) => {
+        this.sweeping.delete(key);
+        // Unanswered (cut off, overloaded): sweep again in a while — no event may come to
+        // plan again, and a request left behind stays in etcd for good if it has no lease.
+        if (!done && !this.closed && !this.sweepTimer) {
+          this.sweepTimer = this.host.clock.setTimeout(() => {
+            this.sweepTimer = undefined;
+            this.schedule();
+          }, SWEEP_RETRY_MS);
+        }
+      });
     }
   }
 

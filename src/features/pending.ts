@@ -65,7 +65,10 @@ export class Pending<T extends object> {
       // After the write has landed (or failed): a delete that overtook it would leave the
       // request behind, acted on for as long as its leader leads.
       const key = this.keyOf(this.host.prefix, name);
-      void (landed ?? Promise.resolve()).finally(() => deleteIfUnchanged(this.host.store, key, written, this.host.requestTimeoutMs()));
+      // If that delete goes unanswered, a pass after it sweeps the record (mover.ts).
+      void (landed ?? Promise.resolve())
+        .finally(() => deleteIfUnchanged(this.host.store, key, written, this.host.requestTimeoutMs()))
+        .then((done) => done || this.ended());
     }
     this.ended();
   }
