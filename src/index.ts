@@ -14,6 +14,7 @@ export type { LeaderInfo, NameStatus, Observer, ObserverEvents } from './feature
 export type { OnceContext, OnceFunction, OnceOutcome } from './features/once.js';
 export type { LockerOptions, SingletonOptions, LockOptions, FailoverOptions, DrainOptions, OnceOptions } from './api/options.js';
 export type { HostStatus, MoveRequest } from './features/placement.js';
+export { etcdFailureKind, type EtcdFailureKind } from './etcd/failure-kind.js';
 export {
   renderPrometheus,
   PROMETHEUS_CONTENT_TYPE,

@@ -1,5 +1,4 @@
 // `locked status` (names, --hosts, --members, --watch) and `locked leader`: read-only.
-import type { IWatchResponse } from 'etcd3';
 import type { NameStatus } from '../index.js';
 import { DEFAULT_COMMAND_DEADLINE_MS, ask, type ViewContext } from './client.js';
 import { EXIT } from './exit.js';
@@ -133,7 +132,7 @@ async function watchStatus(ctx: ViewContext): Promise<number> {
   const schedule = (): void => {
     if (!timer) timer = setTimeout(() => ((timer = undefined), refresh()), 25);
   };
-  watcher.on('data', (r: IWatchResponse) => r.events?.length && schedule());
+  watcher.on('data', (r: { events?: readonly unknown[] }) => r.events?.length && schedule());
   watcher.on('connected', schedule);
   watcher.on('disconnected', () => {
     trouble = `disconnected from ${conn.endpoints}`;

@@ -1,12 +1,13 @@
-// Drives placement.ts on a locker: keeps the control records parsed, this host's record
-// under its lease, the balance passes and the moves and promotions they start. The rules
-// themselves are in placement.ts; the requests under way in pending.ts; drain orders and
-// the wait for a drain in drain.ts; the requester side of a graceful failover in
-// handover-request.ts.
-import { sleep, type Clock, type Timer } from '../core/clock.js';
+// Drives placement.ts on a locker: keeps the control records parsed, the balance passes
+// and the moves and promotions they start. The rules themselves are in placement.ts; the
+// requests under way in pending.ts; drain orders and the wait for a drain in drain.ts; the
+// requester side of a graceful failover in handover-request.ts; this host's record under
+// its lease in host-record.ts.
+import type { Clock, Timer } from '../core/clock.js';
 import { EtcdUnavailableError } from '../core/errors.js';
-import { hostKey, moveKey, nextKey } from '../etcd/keys.js';
+import { moveKey, nextKey } from '../etcd/keys.js';
 import { EMPTY_CONTROL, liveRequests, parseControl, type ControlRecords, type MoveRequest } from './control-records.js';
+import { HostRecord } from './host-record.js';
 import { Drains } from './drain.js';
 import { deleteIfUnchanged } from './handover-request.js';
 import { Pending } from './pending.js';
@@ -69,9 +70,9 @@ export class Mover {
   private passTimer: Timer | undefined;
   /** Keys of orphaned requests of ours being deleted. */
   private readonly sweeping = new Set<string>();
-  private recordFor: Session | undefined;
+  /** This host's record under its lease (host-record.ts). */
+  private readonly record: HostRecord;
   private closed = false;
-  private putting = false;
   private loadsSig = '';
   private lastPass = -Infinity;
   private quietSince = 0;
@@ -87,6 +88,7 @@ export class Mover {
   constructor(private readonly host: MoverHost) {
     this.inFlight = new Pending(host, moveKey, () => this.schedule());
     this.stepping = new Pending(host, nextKey, () => this.schedule());
+    this.record = new HostRecord(host);
     this.drains = new Drains(host, (nodeId) => this.rec.draining.has(nodeId));
   }
 
@@ -109,16 +111,7 @@ export class Mover {
   /** Control records changed: re-parse, judge the names they concern, plan again. */
   controlChanged(): void {
     // An operator's `del --prefix` takes our record too: without it our keys look foreign.
-    const mine = this.recordFor;
-    if (
-      mine &&
-      !mine.ended &&
-      !this.putting &&
-      this.host.view.current &&
-      !this.host.view.control.has(hostKey(this.host.prefix, this.host.nodeId))
-    ) {
-      void this.putRecord(mine);
-    }
+    this.record.check();
     const before = this.rec;
     this.rec = parseControl(this.host.prefix, this.host.view.control);
     if (this.host.respreadDelayMs > 0) {
@@ -156,8 +149,7 @@ export class Mover {
 
   /** A new session: publish this host's record under its lease (the sign that its keys are ours). */
   sessionGranted(session: Session): void {
-    this.recordFor = session;
-    void this.putRecord(session);
+    this.record.publish(session);
   }
 
   /**
@@ -170,6 +162,7 @@ export class Mover {
 
   close(): void {
     this.closed = true;
+    this.record.close();
     if (this.passTimer) this.host.clock.clearTimeout(this.passTimer);
     if (this.quietTimer) this.host.clock.clearTimeout(this.quietTimer);
     if (this.holdTimer) this.host.clock.clearTimeout(this.holdTimer);
@@ -177,32 +170,6 @@ export class Mover {
     this.inFlight.clear();
     this.stepping.clear();
     this.drains.close();
-  }
-
-  private async putRecord(session: Session): Promise<void> {
-    this.putting = true;
-    try {
-      await this.putRecordNow(session);
-    } finally {
-      this.putting = false;
-    }
-  }
-
-  private async putRecordNow(session: Session): Promise<void> {
-    let wait = 50;
-    while (!this.closed && this.recordFor === session && !session.ended) {
-      try {
-        const { weight, zone } = this.host;
-        const value = JSON.stringify({ lease: session.hex, ...(weight !== 1 ? { weight } : {}), ...(zone !== undefined ? { zone } : {}) });
-        await this.host.store.put(hostKey(this.host.prefix, this.host.nodeId), value, session.leaseId, this.host.requestTimeoutMs());
-        return;
-      } catch (err) {
-        if (this.closed || session.ended) return;
-        this.host.report(new EtcdUnavailableError(`write of the host record of '${this.host.nodeId}'`, err));
-        await sleep(this.host.clock, wait);
-        wait = Math.min(wait * 2, 2000);
-      }
-    }
   }
 
   /**
