@@ -5,6 +5,28 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { say } from './messages.js';
 
+/**
+ * The environment a program of `run` or `once` is promised: ours, plus LOCKED_NAME, _ID,
+ * _TOKEN, _ENDPOINTS, _PREFIX and what the caller adds (`run`: LOCKED_ELECTION_KEY; `once`:
+ * LOCKED_ATTEMPT).
+ */
+export function programEnv(
+  plan: { name: string; id: string },
+  conn: { endpoints: string; prefix: string },
+  token: string,
+  extra: Record<string, string>,
+): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    LOCKED_NAME: plan.name,
+    LOCKED_ID: plan.id,
+    LOCKED_TOKEN: token,
+    ...extra,
+    LOCKED_ENDPOINTS: conn.endpoints,
+    LOCKED_PREFIX: conn.prefix,
+  };
+}
+
 export interface ChildSpec {
   command: string;
   args: string[];

@@ -3,7 +3,7 @@
 // (counted in etcd before it starts, fenced), and every host exits with the outcome.
 import { constants, hostname } from 'node:os';
 import type { OnceContext } from '../index.js';
-import { Child } from './child.js';
+import { Child, programEnv } from './child.js';
 import { programLocker } from './client.js';
 import type { Connection } from './connection.js';
 import { EXIT } from './exit.js';
@@ -121,15 +121,7 @@ class OnceRun {
     const program = new Child({
       command: plan.command,
       args: plan.args,
-      env: {
-        ...process.env,
-        LOCKED_NAME: plan.name,
-        LOCKED_ID: plan.id,
-        LOCKED_TOKEN: ctx.token,
-        LOCKED_ATTEMPT: String(ctx.attempt),
-        LOCKED_ENDPOINTS: conn.endpoints,
-        LOCKED_PREFIX: conn.prefix,
-      },
+      env: programEnv(plan, conn, ctx.token, { LOCKED_ATTEMPT: String(ctx.attempt) }),
       orphanKillMs: Math.min(plan.graceMs, lossMarginMs),
     });
     const before = this.state;

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { isHealthCheckError, type Clock, type Leadership } from '../index.js';
-import { Child } from './child.js';
+import { Child, programEnv } from './child.js';
 import { programLocker } from './client.js';
 import type { Connection } from './connection.js';
 import { EXIT } from './exit.js';
@@ -191,16 +191,8 @@ function startProgram(plan: RunPlan, conn: Connection, l: Leadership, orphanKill
   return new Child({
     command: plan.command,
     args: plan.args,
-    env: {
-      ...process.env,
-      LOCKED_NAME: plan.name,
-      LOCKED_ID: plan.id,
-      LOCKED_TOKEN: l.token,
-      // Not LOCKED_KEY: that is the TLS key file a `locked` command run by the program reads.
-      LOCKED_ELECTION_KEY: l.key,
-      LOCKED_ENDPOINTS: conn.endpoints,
-      LOCKED_PREFIX: conn.prefix,
-    },
+    // Not LOCKED_KEY: that is the TLS key file a `locked` command run by the program reads.
+    env: programEnv(plan, conn, l.token, { LOCKED_ELECTION_KEY: l.key }),
     // If we die, etcd keeps our lease up to ttl after its last renewal, ≥ ⅔ ttl after
     // the death: the watchdog's SIGKILL (min(grace, ttl/3)) comes well before.
     orphanKillMs,

@@ -104,7 +104,9 @@ export class EtcdStore implements ControlStore {
       return { compare: [compare], success: [{ request_delete_range: { key: k } }] };
     };
     // Several keys: one sub-txn each inside one txn (each keeps its own guard), one revision.
-    const txn: ITxnRequest = requests.length === 1 ? one(requests[0]!) : { success: requests.map((r) => ({ request_txn: one(r) })) };
+    // etcd refuses a txn naming a key twice: a repeated key is deleted once.
+    const unique = [...new Map(requests.map((r) => [r.key, r])).values()];
+    const txn: ITxnRequest = unique.length === 1 ? one(unique[0]!) : { success: unique.map((r) => ({ request_txn: one(r) })) };
     return this.members.hedged(
       async (client) => void (await client.kv.txn(txn, deadline(timeoutMs))),
       EtcdStore.hedgeMs(timeoutMs),
