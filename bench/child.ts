@@ -7,6 +7,7 @@
 // - sick member (`electNames`): a host on etcd3's own `Election`.
 //
 // Config as JSON in argv[2].
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Etcd3 } from 'etcd3';
 import locked, { type LockerOptions, type Singleton } from '../src/index.js';
 
@@ -101,6 +102,18 @@ function balanceHost(config: ChildConfig, names: number): void {
     buf = [];
   };
   setInterval(flush, FLUSH_MS);
+  // Event-loop stalls: a keepalive can only be sent and its answer read when the loop runs,
+  // so a stall near renewDeadline is what turns CPU starvation into lost sessions.
+  const delay = monitorEventLoopDelay({ resolution: 20 });
+  delay.enable();
+  setInterval(() => {
+    process.send?.({ type: 'stall', t: stamp(), max: delay.max / 1e6, p99: delay.percentile(99) / 1e6 });
+    delay.reset();
+  }, 1_000);
+  // A graceful exit on request, so that `--cpu-prof` can write its profile.
+  process.on('message', (m: { type?: string }) => {
+    if (m.type === 'exit') process.exit(0);
+  });
   const options: LockerOptions = { id: config.id ?? 'child', ttl: config.ttl, prefix: config.prefix, handleSignals: false };
   // `zone` is not (yet) an option of every version of the locker: the parent sets it only where it is.
   if (config.zone !== undefined) Object.assign(options, { zone: config.zone });

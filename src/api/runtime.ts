@@ -19,6 +19,7 @@ import { Members, withRequireLeader } from '../etcd/members.js';
 import { membersHealth } from '../features/member-health.js';
 import { MetricsRecorder, timedKeepalive } from '../features/metrics.js';
 import { Mover } from '../features/mover.js';
+import { ControlWrites } from '../features/control-writes.js';
 import type { Health } from './health.js';
 import { Leases } from './leases.js';
 import { resolveOptions, type LockerOptions, type ResolvedOptions } from './options.js';
@@ -118,6 +119,7 @@ export class LockerRuntime {
     this.mover = new Mover({
       view: this.view,
       store: this.store,
+      writes: new ControlWrites(this.store),
       prefix: this.opts.prefix,
       nodeId: this.opts.id,
       clock: this.opts.clock,

@@ -13,12 +13,22 @@ interface Pending<Req, Res> {
  * 127 sub-txns etcd answers "too many operations in txn request".
  */
 export const BATCH = 100;
-/** Batches in flight at once. */
+/** Batches in flight at once, unless told otherwise. */
 const PARALLEL = 8;
+
+export interface TickBatcherOptions<Req> {
+  /** Batches in flight at once (1: one after the other, in the order of the requests). */
+  parallel?: number;
+  /**
+   * A request's key: a batch never holds one key twice (etcd refuses such a txn) — a repeat
+   * starts the next batch, which waits until no key of it is in flight.
+   */
+  keyOf?: (req: Req) => string;
+}
 
 /**
  * Collects the requests made in one turn of the event loop and hands them to `send` in
- * batches of at most BATCH, at most PARALLEL batches in flight. `send` answers one result
+ * batches of at most BATCH, at most `parallel` batches in flight. `send` answers one result
  * (or Error) per request, in order; a rejection fails the whole batch.
  */
 export class TickBatcher<Req, Res> {
@@ -27,7 +37,17 @@ export class TickBatcher<Req, Res> {
   private inFlight = 0;
   private readonly ready: Pending<Req, Res>[][] = [];
 
-  constructor(private readonly send: (batch: readonly Req[]) => Promise<readonly (Res | Error)[]>) {}
+  private readonly parallel: number;
+  private readonly keysInFlight = new Set<string>();
+  private readonly keyOf: ((req: Req) => string) | undefined;
+
+  constructor(
+    private readonly send: (batch: readonly Req[]) => Promise<readonly (Res | Error)[]>,
+    options: TickBatcherOptions<Req> = {},
+  ) {
+    this.parallel = options.parallel ?? PARALLEL;
+    this.keyOf = options.keyOf;
+  }
 
   add(req: Req): Promise<Res> {
     return new Promise<Res>((resolve, reject) => {
@@ -43,15 +63,39 @@ export class TickBatcher<Req, Res> {
     this.scheduled = false;
     const all = this.pending;
     this.pending = [];
-    for (let i = 0; i < all.length; i += BATCH) this.ready.push(all.slice(i, i + BATCH));
+    const keyOf = this.keyOf;
+    if (keyOf === undefined) {
+      for (let i = 0; i < all.length; i += BATCH) this.ready.push(all.slice(i, i + BATCH));
+    } else {
+      let batch: Pending<Req, Res>[] = [];
+      let keys = new Set<string>();
+      for (const p of all) {
+        const k = keyOf(p.req);
+        if (batch.length === BATCH || keys.has(k)) {
+          this.ready.push(batch);
+          batch = [];
+          keys = new Set();
+        }
+        batch.push(p);
+        keys.add(k);
+      }
+      if (batch.length > 0) this.ready.push(batch);
+    }
     this.pump();
   }
 
   private pump(): void {
-    while (this.inFlight < PARALLEL && this.ready.length > 0) {
-      const batch = this.ready.shift()!;
+    while (this.inFlight < this.parallel && this.ready.length > 0) {
+      const batch = this.ready[0]!;
+      // A key still in flight holds its next batch back (and the ones behind it): writes
+      // of one key land in the order they were made.
+      const keys = this.keyOf === undefined ? [] : batch.map((p) => this.keyOf!(p.req));
+      if (keys.some((k) => this.keysInFlight.has(k))) return;
+      this.ready.shift();
+      for (const k of keys) this.keysInFlight.add(k);
       this.inFlight++;
       void this.deliver(batch).finally(() => {
+        for (const k of keys) this.keysInFlight.delete(k);
         this.inFlight--;
         this.pump();
       });

@@ -199,8 +199,9 @@ export class Session {
   }
 
   /**
-   * One keepalive attempt may not take longer than half an interval, so a black-holed
-   * connection still leaves time for a retry (on another member) before the deadline.
+   * Half an interval: the hedge of a keepalive goes to the next member after a third of
+   * it, and a candidate may start while its last acknowledgement is at most an interval
+   * plus half of this old (startable()).
    */
   private get attemptMs(): number {
     return Math.max(200, this.timing.keepaliveIntervalMs / 2);
@@ -217,7 +218,13 @@ export class Session {
       if (this.controller.signal.aborted) return;
       const sent = clock.now();
       try {
-        const ttl = await this.store.keepAlive(this.leaseId, attemptMs, failures);
+        // An attempt waits for its answer until the deadline, hedged to the next member
+        // after a third of attemptMs. Cutting it short at attemptMs and sending another
+        // (as before) threw away answers that were on their way: under CPU load (a fleet
+        // of hosts starting on two cores) a keepalive round trip of 0.5–1.5 s is normal,
+        // etcd had renewed the lease, and the session was lost for an answer it dropped.
+        const timeoutMs = Math.max(attemptMs, this.deadline() - sent);
+        const ttl = await this.store.keepAlive(this.leaseId, timeoutMs, failures, Math.max(100, attemptMs / 3));
         if (this.controller.signal.aborted) return;
         if (ttl <= 0) {
           this.lose('etcd reports the lease expired or revoked');

@@ -10,6 +10,7 @@ import type {
   CampaignRequest,
   CampaignResult,
   ControlStore,
+  ControlWrite,
   FencedPut,
   KeyWatchHandle,
   PrefixSnapshot,
@@ -70,14 +71,21 @@ export class EtcdStore implements ControlStore {
     }
   }
 
-  keepAlive(leaseId: string, timeoutMs: number): Promise<number> {
+  /**
+   * On the member's client without etcd3's circuit breaker (the probe client): a breaker
+   * opened by other calls' deadlines under load (three in a row shut the member out for a
+   * second) must not refuse the keepalive that keeps every name of this host led — with one
+   * member, or all of them busy, that alone lost whole sessions. Hedging moves the
+   * keepalive off a member that does not answer.
+   */
+  keepAlive(leaseId: string, timeoutMs: number, _attempt = 0, hedgeMs = EtcdStore.hedgeMs(timeoutMs)): Promise<number> {
     return this.members.hedged(
-      async (client, m) => {
-        const ttl = Number((await keepaliveOnce(client, leaseId, timeoutMs)).TTL);
+      async (_client, m) => {
+        const ttl = Number((await keepaliveOnce(m.probe(), leaseId, timeoutMs)).TTL);
         m.stats.keptAlive(); // health(): which member keeps the lease alive
         return ttl;
       },
-      EtcdStore.hedgeMs(timeoutMs),
+      hedgeMs,
       timeoutMs,
     );
   }
@@ -154,6 +162,21 @@ export class EtcdStore implements ControlStore {
         )),
       timeoutMs,
     );
+  }
+
+  writeControl(writes: readonly ControlWrite[], timeoutMs: number): Promise<void> {
+    const op = (w: ControlWrite): IRequestOp => {
+      const key = Buffer.from(w.key);
+      if ('put' in w) return { request_put: { key, value: Buffer.from(w.put), ...(w.leaseId !== undefined ? { lease: w.leaseId } : {}) } };
+      // A guarded delete is a sub-txn of its own: its guard must not decide the others.
+      return {
+        request_txn: {
+          compare: [{ key, target: 'Value', result: 'Equal', value: Buffer.from(w.removeIf) }],
+          success: [{ request_delete_range: { key } }],
+        },
+      };
+    };
+    return this.hedged(async (client) => void (await client.kv.txn({ success: writes.map(op) }, deadline(timeoutMs))), timeoutMs);
   }
 
   get(key: string, timeoutMs: number): Promise<StoredKey | undefined> {

@@ -46,7 +46,8 @@ export interface Member {
   /**
    * A second client for the member, made on first use, with neither breaker nor retries:
    * for polls of the member's own state (member-status.ts), which must ask even while the
-   * breaker keeps calls off it, and must not open or hold it open for the election's calls.
+   * breaker keeps calls off it, and must not open or hold it open for the election's calls;
+   * and for keepalives, which no breaker may refuse (etcd-store.ts).
    */
   probe(): Etcd3;
 }

@@ -71,9 +71,11 @@ export interface Store {
   grant(ttl: number, timeoutMs: number): Promise<string>;
   /**
    * One keepalive; resolves with the TTL etcd reports (≤ 0: expired or revoked).
-   * `attempt` counts consecutive failures before this one (a store may change member).
+   * `attempt` counts consecutive failures before this one (a store may change member);
+   * `hedgeMs`: when the call has no answer by then, a store of several members sends it
+   * to the next one too.
    */
-  keepAlive(leaseId: string, timeoutMs: number, attempt: number): Promise<number>;
+  keepAlive(leaseId: string, timeoutMs: number, attempt: number, hedgeMs?: number): Promise<number>;
   revoke(leaseId: string, timeoutMs: number): Promise<void>;
   /** Campaign writes, one result (or Error) per request, in order. */
   campaign(requests: readonly CampaignRequest[], timeoutMs: number): Promise<(CampaignResult | Error)[]>;
@@ -94,6 +96,11 @@ export interface StoredKey {
   createRevision: bigint;
   modRevision: bigint;
 }
+
+/** One write of `ControlStore.writeControl`: a put (under `leaseId` when given), or a delete while the key holds `ifValue`. */
+export type ControlWrite =
+  | { readonly key: string; readonly put: string; readonly leaseId?: string | undefined }
+  | { readonly key: string; readonly removeIf: string };
 
 /** A put that lands only while a leadership holds and a record is unchanged (run-once records). */
 export interface FencedPut {
@@ -126,6 +133,11 @@ export interface ControlStore extends Store {
   put(key: string, value: string, leaseId: string | undefined, timeoutMs: number): Promise<void>;
   /** Deletes `key`; with `ifValue`, only while it still holds that value. */
   remove(key: string, ifValue: string | undefined, timeoutMs: number): Promise<void>;
+  /**
+   * Puts and guarded deletes of control records, all in one transaction (one revision);
+   * the keys are distinct. A put under a lease etcd no longer has fails the whole write.
+   */
+  writeControl(writes: readonly ControlWrite[], timeoutMs: number): Promise<void>;
   /** One key, or undefined when it does not exist. */
   get(key: string, timeoutMs: number): Promise<StoredKey | undefined>;
   /** The candidates of one name (`<prefix><name>/`), leader first; with `leaderOnly`, at most the leader. */

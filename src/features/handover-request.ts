@@ -7,13 +7,14 @@ import { drainKey, moveKey, namePrefix, validateName } from '../etcd/keys.js';
 import type { MoveRequest } from './control-records.js';
 import type { Candidate } from '../core/queue.js';
 import type { ControlStore } from '../etcd/store.js';
+import type { ControlWriter } from './control-writes.js';
 
 /**
  * Deletes `key` only while it still holds `value` (a newer request is someone else's).
  * False if etcd did not answer: the record stays, void once its leadership is gone, and a
  * host's mover sweeps it on a later pass (mover.ts, sweepOrphans). @internal
  */
-export async function deleteIfUnchanged(store: ControlStore, key: string, value: string, timeoutMs: number): Promise<boolean> {
+export async function deleteIfUnchanged(store: ControlWriter, key: string, value: string, timeoutMs: number): Promise<boolean> {
   try {
     await store.remove(key, value, timeoutMs);
     return true;

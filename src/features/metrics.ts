@@ -185,9 +185,9 @@ export class MetricsRecorder {
 export function timedKeepalive(store: Store, clock: Clock, observe: (ms: number) => void): Store {
   return {
     grant: (ttl, timeoutMs) => store.grant(ttl, timeoutMs),
-    keepAlive: async (leaseId, timeoutMs, attempt) => {
+    keepAlive: async (leaseId, timeoutMs, attempt, hedgeMs) => {
       const sent = clock.now();
-      const ttl = await store.keepAlive(leaseId, timeoutMs, attempt);
+      const ttl = await store.keepAlive(leaseId, timeoutMs, attempt, hedgeMs);
       observe(clock.now() - sent);
       return ttl;
     },

@@ -15,6 +15,7 @@ import { DEFAULT_BALANCE_CONCURRENCY, handsOver, planMoves, planPromotions, stan
 import type { Candidate } from '../core/queue.js';
 import type { Session } from '../core/session.js';
 import type { ControlStore } from '../etcd/store.js';
+import type { ControlWriter } from './control-writes.js';
 import type { PrefixView } from '../core/view.js';
 
 /** What the mover needs from its locker. @internal */
@@ -22,6 +23,8 @@ export interface MoverHost {
   readonly view: PrefixView;
   /** Every etcd access of the mover: control records and reads (etcd-store.ts; the simulation's own). */
   readonly store: ControlStore;
+  /** The store's puts and guarded deletes of control records, batched (control-writes.ts). */
+  readonly writes: ControlWriter;
   readonly prefix: string;
   readonly nodeId: string;
   readonly clock: Clock;
@@ -283,7 +286,7 @@ export class Mover {
       const raw = this.host.view.control.get(key);
       if (raw === undefined || this.sweeping.has(key)) continue;
       this.sweeping.add(key);
-      void deleteIfUnchanged(this.host.store, key, raw, this.host.requestTimeoutMs()).then((done) => {
+      void deleteIfUnchanged(this.host.writes, key, raw, this.host.requestTimeoutMs()).then((done) => {
         this.sweeping.delete(key);
         // Unanswered (cut off, overloaded): sweep again in a while — no event may come to
         // plan again, and a request left behind stays in etcd for good if it has no lease.
@@ -350,7 +353,7 @@ export class Mover {
     failed: () => void,
   ): { written: string; landed: Promise<unknown> } {
     const value = JSON.stringify({ ...req, by: this.host.nodeId } satisfies MoveRequest);
-    const landed = this.host.store
+    const landed = this.host.writes
       .put(key, value, session.leaseId, this.host.requestTimeoutMs())
       .then(() => this.host.judge([name]))
       .catch((err: unknown) => {

@@ -3,11 +3,12 @@
 // a request ends (done, failed, timed out) its record is deleted and the mover plans again.
 import { deleteIfUnchanged } from './handover-request.js';
 import type { Clock, Timer } from '../core/clock.js';
-import type { ControlStore } from '../etcd/store.js';
+import type { ControlWriter } from './control-writes.js';
 
 /** What the bookkeeping needs of the mover's host (MoverHost). @internal */
 export interface PendingHost {
-  readonly store: ControlStore;
+  /** Where the request records are deleted (batched: control-writes.ts). */
+  readonly writes: ControlWriter;
   readonly prefix: string;
   readonly clock: Clock;
   readonly ttl: number;
@@ -67,7 +68,7 @@ export class Pending<T extends object> {
       const key = this.keyOf(this.host.prefix, name);
       // If that delete goes unanswered, a pass after it sweeps the record (mover.ts).
       void (landed ?? Promise.resolve())
-        .finally(() => deleteIfUnchanged(this.host.store, key, written, this.host.requestTimeoutMs()))
+        .finally(() => deleteIfUnchanged(this.host.writes, key, written, this.host.requestTimeoutMs()))
         .then((done) => done || this.ended());
     }
     this.ended();

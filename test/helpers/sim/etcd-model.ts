@@ -120,6 +120,34 @@ export class EtcdModel {
     return kv;
   }
 
+  /**
+   * Control-record puts and guarded deletes in one transaction: one revision, every event
+   * in one watch response. A put under a lease that is gone fails the whole write.
+   */
+  writeControl(writes: readonly ({ key: string; put: string; leaseId?: string | undefined } | { key: string; removeIf: string })[]): void {
+    for (const w of writes) if ('put' in w && w.leaseId !== undefined && !this.leases.has(w.leaseId)) throw new Error('etcdserver: requested lease not found');
+    if (new Set(writes.map((w) => w.key)).size !== writes.length) throw new Error('etcdserver: duplicate key given in txn request');
+    const gone = writes.flatMap((w) => {
+      const kv = 'removeIf' in w ? this.kvs.get(w.key) : undefined;
+      return kv && kv.value === (w as { removeIf: string }).removeIf ? [kv] : [];
+    });
+    const puts = writes.filter((w): w is { key: string; put: string; leaseId?: string | undefined } => 'put' in w);
+    if (gone.length === 0 && puts.length === 0) return;
+    const rev = ++this.revision;
+    const events: KeyEvent[] = [];
+    for (const w of puts) {
+      const old = this.kvs.get(w.key);
+      const kv: Kv = { key: w.key, value: w.put, create: old?.create ?? rev, mod: rev, lease: w.leaseId ?? '0' };
+      this.kvs.set(w.key, kv);
+      this.onPut(kv);
+      events.push({ type: 'put', key: kv.key, value: kv.value, createRevision: kv.create, modRevision: rev });
+    }
+    for (const kv of gone) this.kvs.delete(kv.key);
+    if (gone.length > 0) this.onDelete(gone, 'control', rev);
+    for (const kv of gone) events.push({ type: 'delete', key: kv.key, value: '', createRevision: 0n, modRevision: rev });
+    this.publish(rev, events);
+  }
+
   /** Deletes one key, if it exists and (when given) holds `ifValue`. */
   deleteKey(key: string, ifValue: string | undefined, cause: DeleteCause): boolean {
     const kv = this.kvs.get(key);

@@ -8,6 +8,7 @@ import type {
   CampaignRequest,
   CampaignResult,
   ControlStore,
+  ControlWrite,
   FencedPut,
   KeyWatchHandle,
   PrefixSnapshot,
@@ -160,6 +161,10 @@ export class SimStore implements ControlStore {
 
   remove(key: string, ifValue: string | undefined, timeoutMs: number): Promise<void> {
     return this.call(timeoutMs, () => void this.model.deleteKey(key, ifValue, 'control'));
+  }
+
+  writeControl(writes: readonly ControlWrite[], timeoutMs: number): Promise<void> {
+    return this.call(timeoutMs, () => this.model.writeControl(writes));
   }
 
   get(key: string, timeoutMs: number): Promise<StoredKey | undefined> {
