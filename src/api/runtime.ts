@@ -8,7 +8,7 @@
 // leases' are made here, with them).
 import type { EventEmitter } from 'node:events';
 import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen } from 'cockatiel';
-import { Etcd3, isRecoverableError } from '../etcd/etcd3.js';
+import { Etcd3, countsAgainstMember } from '../etcd/etcd3.js';
 import { CampaignBatcher } from '../core/campaign.js';
 import type { Clock } from '../core/clock.js';
 import { publishError, publishSession, publishWatchMove } from '../core/diagnostics.js';
@@ -77,7 +77,7 @@ export class LockerRuntime {
         watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }).next(),
         // etcd3 shuts a member out for 5 s after 3 failures; a host that was cut off then
         // rejoins 5–10 s after the heal. A lease lives for seconds: probe again after 1 s.
-        host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1_000, breaker: new ConsecutiveBreaker(3) }),
+        host: () => circuitBreaker(handleWhen(countsAgainstMember), { halfOpenAfter: 1_000, breaker: new ConsecutiveBreaker(3) }),
         ...etcd.faultHandling,
       },
     });
@@ -133,6 +133,8 @@ export class LockerRuntime {
       handOver: (name) => names.get(name)?.handOver() ?? false,
       stepBack: (name) => names.get(name)?.stepBack() ?? false,
       movable: (name) => names.get(name)?.mode === 'queue',
+      prefer: (name) => names.get(name)?.prefer,
+      preferHoldDownMs: this.opts.preferHoldDownMs,
       judge: (which) => {
         for (const name of which === 'all' ? [...names.keys()] : which) names.get(name)?.judge();
       },

@@ -3,6 +3,11 @@ import { LeaseLostError, describe } from './errors.js';
 import { leaseHex } from '../etcd/keys.js';
 import type { Store } from '../etcd/store.js';
 
+/** How one keepalive attempt ended. */
+type Outcome = 'acked' | 'failed' | 'ended';
+/** Keepalives waiting for an answer at once, at most. */
+const MAX_OUTSTANDING = 3;
+
 export interface SessionTiming {
   ttl: number;
   renewDeadlineMs: number;
@@ -207,41 +212,83 @@ export class Session {
     return Math.max(200, this.timing.keepaliveIntervalMs / 2);
   }
 
+  /**
+   * Keepalives, each with the send time its acknowledgement extends the deadline from.
+   *
+   * An attempt waits for its answer until the deadline (hedged to the next member after a
+   * third of attemptMs): cutting it short and sending another threw away answers that were
+   * on their way — under CPU load (a fleet of hosts starting on two cores) a round trip of
+   * 0.5–2 s is normal and etcd had renewed the lease. And an attempt not answered within
+   * attemptMs gets company: another keepalive goes out (at most MAX_OUTSTANDING at once),
+   * so that when every round trip is slow, acknowledgements still arrive about every
+   * attemptMs, each extending the deadline from its own send. With one keepalive at a time
+   * a session survives round trips up to renewDeadline − interval (1.67 s at ttl 5); with
+   * them overlapping, up to about renewDeadline − attemptMs (2.5 s).
+   */
   private async keepaliveLoop(): Promise<void> {
     const { clock, keepaliveIntervalMs } = this.timing;
     const attemptMs = this.attemptMs;
+    const outstanding = new Set<Promise<Outcome>>();
     let retryMs = 50;
     let failures = 0;
     let nextAt = this.lastAckSent + keepaliveIntervalMs;
     while (!this.controller.signal.aborted) {
       await this.sleep(nextAt - clock.now());
       if (this.controller.signal.aborted) return;
+      if (outstanding.size >= MAX_OUTSTANDING) {
+        await Promise.race(outstanding);
+        nextAt = clock.now();
+        continue;
+      }
       const sent = clock.now();
-      try {
-        // An attempt waits for its answer until the deadline, hedged to the next member
-        // after a third of attemptMs. Cutting it short at attemptMs and sending another
-        // (as before) threw away answers that were on their way: under CPU load (a fleet
-        // of hosts starting on two cores) a keepalive round trip of 0.5–1.5 s is normal,
-        // etcd had renewed the lease, and the session was lost for an answer it dropped.
-        const timeoutMs = Math.max(attemptMs, this.deadline() - sent);
-        const ttl = await this.store.keepAlive(this.leaseId, timeoutMs, failures, Math.max(100, attemptMs / 3));
-        if (this.controller.signal.aborted) return;
-        if (ttl <= 0) {
-          this.lose('etcd reports the lease expired or revoked');
-          return;
-        }
-        this.acknowledge(sent);
+      const attempt = this.attempt(sent, failures);
+      outstanding.add(attempt);
+      void attempt.then(() => outstanding.delete(attempt));
+      const outcome = await this.atMost(attempt, attemptMs);
+      if (outcome === 'ended' || this.controller.signal.aborted) return;
+      if (outcome === 'acked') {
         retryMs = 50;
         failures = 0;
         nextAt = sent + keepaliveIntervalMs;
-      } catch (err) {
-        if (this.controller.signal.aborted) return;
-        this.lastError = err;
+      } else if (outcome === 'failed') {
         failures++;
         nextAt = clock.now() + retryMs;
         retryMs = Math.min(retryMs * 2, attemptMs);
+      } else {
+        nextAt = clock.now(); // 'slow': it goes on waiting; send another beside it
       }
     }
+  }
+
+  /** One keepalive: acknowledged (the deadline moves to sent + renewDeadline), failed, or the session ended. */
+  private async attempt(sent: number, failures: number): Promise<Outcome> {
+    const attemptMs = this.attemptMs;
+    try {
+      const timeoutMs = Math.max(attemptMs, this.deadline() - sent);
+      const ttl = await this.store.keepAlive(this.leaseId, timeoutMs, failures, Math.max(100, attemptMs / 3));
+      if (this.controller.signal.aborted) return 'ended';
+      if (ttl <= 0) {
+        this.lose('etcd reports the lease expired or revoked');
+        return 'ended';
+      }
+      this.acknowledge(sent);
+      return 'acked';
+    } catch (err) {
+      if (this.controller.signal.aborted) return 'ended';
+      this.lastError = err;
+      return 'failed';
+    }
+  }
+
+  /** `p`'s outcome, or 'slow' if it has none within `ms` (p goes on). */
+  private atMost(p: Promise<Outcome>, ms: number): Promise<Outcome | 'slow'> {
+    return new Promise((resolve) => {
+      const timer = this.timing.clock.setTimeout(() => resolve('slow'), ms);
+      void p.then((o) => {
+        this.timing.clock.clearTimeout(timer);
+        resolve(o);
+      });
+    });
   }
 
   describeLastError(): string | undefined {

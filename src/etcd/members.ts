@@ -9,7 +9,8 @@
 // WithRequireLeader): a member that lost its raft leader refuses them at once, and cancels
 // open streams, instead of answering nothing.
 import { ConsecutiveBreaker, circuitBreaker, handleWhen, noop } from 'cockatiel';
-import { Etcd3, isRecoverableError, type CallOptionsFactory, type IOptions } from 'etcd3';
+import { Etcd3, type CallOptionsFactory, type IOptions } from 'etcd3';
+import { countsAgainstMember } from './etcd3.js';
 import { MemberStats, breakerState, type BreakerState } from './member-stats.js';
 
 /** gRPC's interceptor shape, without a dependency on @grpc/grpc-js: add one metadata entry at call start. */
@@ -54,7 +55,7 @@ export interface Member {
 
 /** etcd3's own per-host policy, built here when the options give none, so that its state can be read. */
 const defaultHostPolicy = (): ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>> =>
-  circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 5_000, breaker: new ConsecutiveBreaker(3) });
+  circuitBreaker(handleWhen(countsAgainstMember), { halfOpenAfter: 5_000, breaker: new ConsecutiveBreaker(3) });
 
 export class Members {
   readonly all: readonly Member[];
