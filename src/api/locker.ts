@@ -9,6 +9,7 @@ import { checkSignal, untilAborted, type SignalOption } from '../core/abort.js';
 import { AbortedError, LockCancelledError, LockerClosedError, type LeaseLostError } from '../core/errors.js';
 import type { ControlStore } from '../etcd/store.js';
 import { namePrefix, validateName } from '../etcd/keys.js';
+import { describeTyped } from './options-schema.js';
 import { polledMembersHealth } from '../features/member-health.js';
 import type { MetricsSnapshot } from '../features/metrics.js';
 import type { HostStatus } from '../features/host-status.js';
@@ -155,6 +156,13 @@ export class Locker extends EventEmitter<LockerEvents> {
     if (typeof fn !== 'function') throw new TypeError(`fn for '${name}' must be a function, got ${typeof fn}`);
     const resolved = resolveSingletonOptions(name, options);
     const rt = this.runtime;
+    if (resolved.prefer === undefined && rt.opts.prefer !== undefined && mode === 'queue') {
+      const prefer = rt.opts.prefer(name);
+      if (prefer !== undefined && !(Array.isArray(prefer) && prefer.every((id) => typeof id === 'string' && id.length > 0))) {
+        throw new TypeError(`options.prefer('${name}') must return an array of host ids or undefined, got ${describeTyped(prefer)}`);
+      }
+      if (prefer !== undefined) resolved.prefer = Object.freeze([...prefer]);
+    }
     if (rt.closed) throw new LockerClosedError(`register '${name}'`);
     const s = rt.registry.add(name, () => new Singleton(name, fn, this.features.singleton, mode, resolved));
     rt.ensureStarted(true);

@@ -11,7 +11,8 @@
 // and a DeprecationWarning with the old name's own code is emitted once per process.
 import { describeValue } from '../core/errors.js';
 
-export type TypeName = 'string' | 'number' | 'boolean' | 'function' | 'object' | 'AbortSignal';
+/** 'string[]': an array of strings (each checked against the field's `format`, when it has one). */
+export type TypeName = 'string' | 'string[]' | 'number' | 'boolean' | 'function' | 'object' | 'AbortSignal';
 
 /** Values already resolved, by canonical key, for fields that depend on earlier ones. */
 export type Values = Readonly<Record<string, unknown>>;
@@ -117,6 +118,15 @@ export function validate(schema: Schema, options: unknown, where: Where = {}): R
     if (typeof raw === 'string' && f.format && !f.format.ok(raw, out)) {
       throw new TypeError(`${label} must ${f.format.says(out, u, raw)}, got ${describeValue(raw)}`);
     }
+    if (Array.isArray(raw)) {
+      const list = raw as string[];
+      list.forEach((x, i) => {
+        if (f.format && !f.format.ok(x, out))
+          throw new TypeError(`${label}[${i}] must ${f.format.says(out, u, x)}, got ${describeValue(x)}`);
+      });
+      out[key] = Object.freeze([...list]); // a copy: the caller's array may change later
+      continue;
+    }
     out[key] = raw;
   }
   return out;
@@ -141,10 +151,12 @@ function deprecated(old: string, key: string, alias: NonNullable<Field['deprecat
 function hasType(v: unknown, t: TypeName): boolean {
   if (t === 'AbortSignal') return v instanceof AbortSignal;
   if (t === 'object') return typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (t === 'string[]') return Array.isArray(v) && v.every((x) => typeof x === 'string');
   return typeof v === t;
 }
 
-const article = (t: TypeName): string => (t === 'object' || t === 'AbortSignal' ? `an ${t}` : `a ${t}`);
+const article = (t: TypeName): string =>
+  t === 'string[]' ? 'an array of strings' : t === 'object' || t === 'AbortSignal' ? `an ${t}` : `a ${t}`;
 
 const round = (n: number): number => Math.round(n * 1000) / 1000;
 

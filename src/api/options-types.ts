@@ -46,7 +46,13 @@ export interface LockerOptions {
    * more than a candidate of one of them hands it over gracefully (README: Balance).
    * `{ concurrency }` bounds the moves one host makes at once (default 1000).
    */
-  balance?: boolean | { concurrency?: number; respreadDelayMs?: number };
+  balance?: boolean | { concurrency?: number; respreadDelayMs?: number; preferHoldDownMs?: number };
+  /**
+   * Preferred hosts of the names registered without their own `prefer` option: called once
+   * per name at registration, returns host ids in order of preference (or undefined: none).
+   * See SingletonOptions.prefer.
+   */
+  prefer?: (name: string) => readonly string[] | undefined;
   /**
    * This host's share of the leaderships, relative to the others' (default 1): a host of
    * weight 2 leads twice as many names as one of weight 1; 0 = standby only (it leads a
@@ -78,6 +84,16 @@ export interface SingletonOptions {
   checkIntervalMs?: number;
   /** @deprecated Use `checkIntervalMs` (the same milliseconds); warns once (DeprecationWarning LOCKED_DEP004). */
   checkInterval?: number;
+  /**
+   * Preferred hosts (their `id`s), best first: with balancing on, the name is led by the
+   * first of them that queues for it, is not draining, has weight > 0 and has been up
+   * (its host record unchanged) for `balance.preferHoldDownMs` — so a flapping host does not
+   * bounce the name. A leader that is not that host hands over gracefully; balancing never
+   * moves the name away from it. While none of them is there, the name is balanced like any
+   * other, and a crash fails it over to its first standby at once as always. Every host
+   * should register the name with the same list (each computes placement from its own).
+   */
+  prefer?: readonly string[];
 }
 
 /** Options of `locker.lock(name, fn, options)`. */

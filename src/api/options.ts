@@ -13,7 +13,7 @@ import type { IOptions } from '../etcd/etcd3.js';
 import { nanoid } from 'nanoid';
 import { systemClock, type Clock } from '../core/clock.js';
 import { parseHosts, refuseTlsToAddresses } from './options-hosts.js';
-import { DEFAULT_BALANCE_CONCURRENCY } from '../features/placement.js';
+import { DEFAULT_BALANCE_CONCURRENCY, DEFAULT_PREFER_HOLD_DOWN_MS } from '../features/placement.js';
 import { validate, type Schema, type Values } from './options-schema.js';
 
 /** etcd's own minimum lease TTL with default server timings (1.5 × election timeout, rounded up). */
@@ -91,6 +91,7 @@ export const LOCKER_SCHEMA: Schema = {
     doc: "this host's failure domain (first standbys sit in another one)",
     format: { ok: (s) => s.length > 0 && s.length <= 64, says: () => 'be 1 to 64 characters' },
   },
+  prefer: { type: 'function', doc: "each name's preferred hosts, best first (names without their own `prefer`)" },
   etcd: { type: 'object', doc: 'options of the etcd3 client', default: { value: {} } },
   clock: { type: 'object', doc: 'injected clock (tests)', default: { value: systemClock } },
 };
@@ -108,10 +109,21 @@ const BALANCE_SCHEMA: Schema = {
     default: { value: 0 },
     range: { ok: (v) => v >= 0 && v <= 3_600_000, says: (_o, u) => `be a number of ${u.unit} from 0 to 3,600,000 (an hour)` },
   },
+  preferHoldDownMs: {
+    type: 'number',
+    doc: 'ms a preferred host must be up before its names move back to it',
+    default: { value: DEFAULT_PREFER_HOLD_DOWN_MS },
+    range: { ok: (v) => v >= 0 && v <= 3_600_000, says: (_o, u) => `be a number of ${u.unit} from 0 to 3,600,000 (an hour)` },
+  },
 };
 
 export const SINGLETON_SCHEMA: Schema = {
   healthy: { type: 'function', doc: 'health check; a candidate only while it passes' },
+  prefer: {
+    type: 'string[]',
+    doc: 'preferred hosts (ids), best first',
+    format: { ok: (s) => s.length > 0 && s.length <= 253, says: () => 'be a host id of 1 to 253 characters' },
+  },
   checkIntervalMs: {
     type: 'number',
     doc: 'ms between health checks',
@@ -199,6 +211,9 @@ export interface ResolvedOptions {
   balanceConcurrency: number;
   /** After a host disappears, balancing (not drains, not failovers) holds still this long. */
   respreadDelayMs: number;
+  /** A preferred host leads its names again once it has been up this long. */
+  preferHoldDownMs: number;
+  prefer: ((name: string) => readonly string[] | undefined) | undefined;
   weight: number;
   zone: string | undefined;
   etcd: Omit<IOptions, 'hosts'>;
@@ -212,8 +227,12 @@ export function resolveOptions(hosts: unknown, options: LockerOptions = {}): Res
   refuseTlsToAddresses(parsedHosts, o.etcd);
   const balance =
     typeof o.balance === 'boolean'
-      ? { concurrency: o.balance ? DEFAULT_BALANCE_CONCURRENCY : 0, respreadDelayMs: 0 }
-      : (validate(BALANCE_SCHEMA, o.balance, { path: 'options.balance' }) as { concurrency: number; respreadDelayMs: number });
+      ? { concurrency: o.balance ? DEFAULT_BALANCE_CONCURRENCY : 0, respreadDelayMs: 0, preferHoldDownMs: DEFAULT_PREFER_HOLD_DOWN_MS }
+      : (validate(BALANCE_SCHEMA, o.balance, { path: 'options.balance' }) as {
+          concurrency: number;
+          respreadDelayMs: number;
+          preferHoldDownMs: number;
+        });
   return {
     hosts: parsedHosts,
     id: o.id,
@@ -226,6 +245,8 @@ export function resolveOptions(hosts: unknown, options: LockerOptions = {}): Res
     stopTimeoutMs: o.stopTimeoutMs,
     balanceConcurrency: balance.concurrency,
     respreadDelayMs: balance.respreadDelayMs,
+    preferHoldDownMs: balance.preferHoldDownMs,
+    prefer: o.prefer,
     weight: o.weight,
     zone: o.zone,
     etcd: o.etcd,
@@ -237,11 +258,11 @@ export function resolveOptions(hosts: unknown, options: LockerOptions = {}): Res
 export function resolveSingletonOptions(
   name: string,
   options: unknown,
-): { healthy?: () => boolean | Promise<boolean>; checkIntervalMs: number } {
-  const o = validate(SINGLETON_SCHEMA, options, { subject: `'${name}'` }) as Pick<SingletonOptions, 'healthy'> & {
+): { healthy?: () => boolean | Promise<boolean>; checkIntervalMs: number; prefer?: readonly string[] } {
+  const o = validate(SINGLETON_SCHEMA, options, { subject: `'${name}'` }) as Pick<SingletonOptions, 'healthy' | 'prefer'> & {
     checkIntervalMs: number;
   };
-  return { ...(o.healthy ? { healthy: o.healthy } : {}), checkIntervalMs: o.checkIntervalMs };
+  return { ...(o.healthy ? { healthy: o.healthy } : {}), checkIntervalMs: o.checkIntervalMs, ...(o.prefer ? { prefer: o.prefer } : {}) };
 }
 
 /** Validates `lock(name, fn, options)`; `timeoutMs` undefined: wait as long as it takes. */

@@ -44,6 +44,8 @@ export interface SingletonHost extends NameHost {
 export class Singleton extends EventEmitter<SingletonEvents> {
   /** The lifecycle of the name (name-machine.ts). */
   private readonly machine: NameMachine;
+  /** Preferred hosts, best first (SingletonOptions.prefer, or the locker's `prefer(name)`). @internal */
+  readonly prefer: readonly string[] | undefined;
   /** Pending `tryLock()` answer. */
   private tryAnswer: ((r: TryLockResult | Error) => void) | undefined;
   /** Settles when the name has left for good (retired); made when first asked for (most names never are). */
@@ -61,9 +63,10 @@ export class Singleton extends EventEmitter<SingletonEvents> {
      * soon as it settles (`lock`).
      */
     readonly mode: 'queue' | 'try' | 'lock' = 'queue',
-    options?: { healthy?: () => boolean | Promise<boolean>; checkIntervalMs: number },
+    options?: { healthy?: () => boolean | Promise<boolean>; checkIntervalMs: number; prefer?: readonly string[] },
   ) {
     super();
+    this.prefer = options?.prefer;
     const events = {
       start: (leadership: Leadership) => this.emitSafe('start', leadership),
       stop: (reason: StopReason, leadership: Leadership) => this.emitSafe('stop', reason, leadership),

@@ -43,6 +43,10 @@ export interface MoverHost {
   stepBack(name: string): boolean;
   /** True if this host runs `name` as a queue-mode singleton (the kind that is moved). */
   movable(name: string): boolean;
+  /** The preferred hosts of `name` as registered here (SingletonOptions.prefer). */
+  prefer(name: string): readonly string[] | undefined;
+  /** A preferred host leads its names again once it has been up this long. */
+  readonly preferHoldDownMs: number;
   /** Names registered here, to judge again after control records changed. */
   judge(names: Iterable<string> | 'all'): void;
   report(err: Error): void;
@@ -80,6 +84,10 @@ export class Mover {
   private lastPass = -Infinity;
   private quietSince = 0;
   private quietTimer: Timer | undefined;
+  /** Node id → its lease and since when (local time) its record has named that lease: the preferred hosts' hold-down. */
+  private readonly upSince = new Map<string, { lease: string; since: number }>();
+  private sawControl = false;
+  private settleTimer: Timer | undefined;
   /** Node id → when its host record disappeared, while the respread delay holds balancing. */
   private readonly goneAt = new Map<string, number>();
   private holdTimer: Timer | undefined;
@@ -121,6 +129,7 @@ export class Mover {
       for (const id of before.leaseByHost.keys()) if (!this.rec.leaseByHost.has(id)) this.goneAt.set(id, this.host.clock.now());
       for (const id of this.goneAt.keys()) if (this.rec.leaseByHost.has(id)) this.goneAt.delete(id);
     }
+    this.trackUptime();
     const drainChanged = before.draining.size !== this.rec.draining.size || [...before.draining].some((d) => !this.rec.draining.has(d));
     if (drainChanged) this.host.judge('all');
     else {
@@ -129,6 +138,36 @@ export class Mover {
     }
     this.schedule();
     this.drains.wake();
+  }
+
+  /**
+   * When each host's record last changed lease (a restart): the hold-down of preferred hosts
+   * counts from there. Hosts already up when this host first sees the prefix count as up
+   * for long (we cannot tell, and a fleet starting together should not wait).
+   */
+  private trackUptime(): void {
+    const now = this.host.clock.now();
+    for (const [id, lease] of this.rec.leaseByHost) {
+      if (this.upSince.get(id)?.lease !== lease) this.upSince.set(id, { lease, since: this.sawControl ? now : -Infinity });
+    }
+    for (const id of this.upSince.keys()) if (!this.rec.leaseByHost.has(id)) this.upSince.delete(id);
+    this.sawControl = true;
+  }
+
+  /** True once host `id` has been up for the hold-down; else plans again when it will have been. */
+  private settled(id: string): boolean {
+    const up = this.upSince.get(id);
+    if (up === undefined) return false;
+    const at = up.since + this.host.preferHoldDownMs;
+    const now = this.host.clock.now();
+    if (now >= at) return true;
+    if (!this.settleTimer && !this.closed) {
+      this.settleTimer = this.host.clock.setTimeout(() => {
+        this.settleTimer = undefined;
+        this.schedule();
+      }, at - now);
+    }
+    return false;
   }
 
   /** Queues changed: finish the moves that happened, plan again. */
@@ -170,6 +209,7 @@ export class Mover {
     if (this.quietTimer) this.host.clock.clearTimeout(this.quietTimer);
     if (this.holdTimer) this.host.clock.clearTimeout(this.holdTimer);
     if (this.sweepTimer) this.host.clock.clearTimeout(this.sweepTimer);
+    if (this.settleTimer) this.host.clock.clearTimeout(this.settleTimer);
     this.inFlight.clear();
     this.stepping.clear();
     this.drains.close();
@@ -210,6 +250,8 @@ export class Mover {
       inFlight: new Map([...this.inFlight.entries()].map(([name, m]) => [name, m.to])),
       limit,
       movable: (name) => this.host.movable(name),
+      prefer: (name) => this.host.prefer(name),
+      settled: (id) => this.settled(id),
     });
     for (const m of moves) this.start(m.name, m.from, m.to, m.position, session);
     if (this.host.balanceConcurrency === 0 || this.draining || holding || moves.length > 0) return;

@@ -36,6 +36,13 @@ export type { HostStatus } from './host-status.js';
  */
 export const DEFAULT_BALANCE_CONCURRENCY = 1000;
 
+/**
+ * How long a preferred host must have been up (its host record unchanged) before names move
+ * back to it, by default (`balance.preferHoldDownMs`): a host that flaps — restarts every few
+ * seconds — never gets there, so its names do not bounce.
+ */
+export const DEFAULT_PREFER_HOLD_DOWN_MS = 15_000;
+
 /** A candidate that may be given a leadership: not draining, not of weight 0 (foreign candidates are neither). */
 const eligible = (c: Candidate, rec: ControlRecords): boolean => !rec.draining.has(c.value) && weightOf(c.value, rec) > 0;
 
@@ -99,6 +106,30 @@ export interface PlanInput {
   readonly limit: number;
   /** Names this host may move (runs them as queue-mode singletons). Default: all. */
   readonly movable?: (name: string) => boolean;
+  /** A name's preferred hosts, best first (SingletonOptions.prefer), as this host registered it. */
+  readonly prefer?: (name: string) => readonly string[] | undefined;
+  /** True once host `id` has been up for the hold-down: only then is it a preferred target. Default: always. */
+  readonly settled?: (id: string) => boolean;
+}
+
+/**
+ * Where a name with preferred hosts belongs: the first of them that queues for it, may be
+ * given a leadership and — unless it leads the name already — has been up for the
+ * hold-down. Undefined when none is there (the name is balanced like any other).
+ */
+export function preferredHost(
+  queue: readonly Candidate[],
+  prefer: readonly string[] | undefined,
+  input: Pick<PlanInput, 'rec' | 'settled'>,
+): string | undefined {
+  if (prefer === undefined || prefer.length === 0) return undefined;
+  const leader = queue[0]?.value;
+  for (const id of prefer) {
+    const c = queue.find((x) => x.value === id && ownerOf(x, input.rec) === id);
+    if (c === undefined || !eligible(c, input.rec)) continue;
+    if (id === leader || (input.settled?.(id) ?? true)) return id;
+  }
+  return undefined;
 }
 
 /**
@@ -115,10 +146,25 @@ export function planMoves(input: PlanInput): PlannedMove[] {
   const load = new Map<string, number>();
   const share = new Map<string, number>();
   const mine: [string, readonly Candidate[]][] = [];
+  /** Names we lead that belong on another, preferred host. */
+  const toPreferred: [string, readonly Candidate[], string][] = [];
   const ids = new Set<string>();
   for (const [name, queue] of input.queues) {
     const head = queue[0];
     if (!head) continue;
+    const preferred = preferredHost(queue, input.prefer?.(name), input);
+    if (preferred !== undefined && !draining) {
+      // A name with its preferred host there is that host's whole share, whoever leads it
+      // now: the other hosts' fair shares are made of the remaining names.
+      share.set(preferred, (share.get(preferred) ?? 0) + 1);
+      let owner = ownerOf(head, rec) ?? head.value;
+      const pending = rec.moves.get(name);
+      if (owner === self && input.inFlight.has(name)) owner = input.inFlight.get(name) ?? '';
+      else if (pending?.to !== undefined && pending.from === head.key) owner = pending.to;
+      load.set(owner, (load.get(owner) ?? 0) + 1);
+      if (owner === self && preferred !== self && (input.movable?.(name) ?? true)) toPreferred.push([name, queue, preferred]);
+      continue; // never balanced away from its preferred host
+    }
     ids.clear();
     for (const c of queue) if (eligible(c, rec)) ids.add(c.value);
     // Our own names count even while our key is briefly out of the queue (a hand-over
@@ -138,6 +184,17 @@ export function planMoves(input: PlanInput): PlannedMove[] {
     if (owner === self && (input.movable?.(name) ?? true)) mine.push([name, queue]);
   }
   const out: PlannedMove[] = [];
+  // First the names that belong on their preferred host: moves back, regardless of the
+  // balance (the preferred host's share holds them).
+  for (const [name, queue, to] of toPreferred) {
+    if (out.length >= limit) break;
+    if (rec.moves.has(name) || rec.nexts.has(name)) continue;
+    const position = queue.findIndex((c) => c.value === to);
+    if (position < 1) continue;
+    out.push({ name, from: queue[0]!.key, to, position });
+    load.set(self, (load.get(self) ?? 0) - 1);
+    load.set(to, (load.get(to) ?? 0) + 1);
+  }
   const shareOf = (id: string): number => share.get(id) ?? 0;
   // Every host with a surplus sees the same deficits: each fills its part of a deficit,
   // in proportion to its surplus, so that concurrent senders do not all fill it whole.

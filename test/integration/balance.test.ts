@@ -2,7 +2,7 @@
 // process for the spread and the API, host processes for the hand-over order.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import locked, { isHandOverError, isHostNotFoundError, type Locker } from '../../src/index.js';
+import locked, { isHandOverError, isHostNotFoundError, type Locker, type LockerOptions } from '../../src/index.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { spawnHost, type Host } from '../helpers/host.js';
 import { waitFor } from '../helpers/wait.js';
@@ -20,7 +20,7 @@ after(async () => {
   await cluster?.close();
 });
 
-function make(id: string, prefix: string, options: { balance?: boolean; weight?: number; zone?: string } = {}): Locker {
+function make(id: string, prefix: string, options: Pick<LockerOptions, 'balance' | 'weight' | 'zone' | 'prefer'> = {}): Locker {
   const l = locked(cluster.endpoints, { id, ttl: 5, prefix, handleSignals: false, ...options });
   lockers.push(l);
   return l;
@@ -105,6 +105,52 @@ describe('balance', () => {
       throw new Error(`${(e as Error).message}; last seen: ${last}`);
     });
     assert.deepEqual(overlaps(spans), []);
+  });
+
+  test('prefer: names lead on their preferred host once it is up, balancing fills the rest around them; when it leaves they fail over, when it returns they move back', async () => {
+    const prefix = uniquePrefix();
+    const spans: Span[] = [];
+    const list = names(30);
+    const preferred = new Set(list.slice(0, 6));
+    const opts = { balance: { preferHoldDownMs: 1_000 }, prefer: (name: string) => (preferred.has(name) ? ['c'] : undefined) };
+    const [a, b] = [make('a', prefix, opts), make('b', prefix, opts)];
+    register(a, 'a', list, spans);
+    register(b, 'b', list, spans);
+    await waitFor(async () => within(await spread(a), ['a', 'b'], 30), { timeoutMs: 20_000, message: 'spread 15/15 without c' });
+    const leaderOf = async (): Promise<Map<string, string | undefined>> => new Map((await a.status()).map((n) => [n.name, n.leader]));
+    const onC = async (): Promise<number> => [...(await leaderOf())].filter(([n, l]) => preferred.has(n) && l === 'c').length;
+    let last = '';
+    const expect = async (what: string, want: Record<string, number>, preferredOnC: number): Promise<void> => {
+      await waitFor(
+        async () => {
+          const s = await spread(a);
+          const c = await onC();
+          last = `${JSON.stringify(Object.fromEntries(s))}, ${c} preferred name(s) on c`;
+          return Object.entries(want).every(([id, n]) => (s.get(id) ?? 0) === n) && c === preferredOnC;
+        },
+        { timeoutMs: 30_000, message: what },
+      ).catch((e: unknown) => {
+        throw new Error(`${(e as Error).message}; last seen: ${last}`);
+      });
+    };
+    // c joins: its 6 preferred names go to it, and it gets its share (8) of the other 24.
+    let c = make('c', prefix, opts);
+    register(c, 'c', list, spans);
+    await expect('c leads its 6 preferred names and 8 others', { a: 8, b: 8, c: 14 }, 6);
+    // c leaves: everything is led by a and b again.
+    await c.close();
+    await expect('a and b lead everything once c left', { a: 15, b: 15 }, 0);
+    // c returns (a new process, the same id): its preferred names come back to it.
+    c = make('c', prefix, opts);
+    register(c, 'c', list, spans);
+    await expect('the preferred names back on c', { a: 8, b: 8, c: 14 }, 6);
+    assert.deepEqual(overlaps(spans), []);
+    // A singleton's own list takes precedence over the locker's function, and is validated.
+    assert.throws(
+      () => a('x', () => {}, { prefer: 'c' as unknown as string[] }),
+      /options\.prefer of 'x' must be an array of strings, got string \('c'\)/,
+    );
+    assert.throws(() => a('y', () => {}, { prefer: [''] }), /options\.prefer of 'y'\[0\] must be a host id/);
   });
 
   test('{ balance: false } keeps every name where it is; a name with a foreign candidate is never moved', async () => {

@@ -150,6 +150,7 @@ const BAGS: { bag: string; schema: Schema; resolve: (o: unknown) => unknown; key
       balance: true,
       weight: true,
       zone: true,
+      prefer: true,
       etcd: true,
       clock: true,
     } satisfies Record<keyof LockerOptions, true>,
@@ -158,7 +159,7 @@ const BAGS: { bag: string; schema: Schema; resolve: (o: unknown) => unknown; key
     bag: 'locker(name, fn, options)',
     schema: SINGLETON_SCHEMA,
     resolve: (o) => resolveSingletonOptions('x', o),
-    keys: { healthy: true, checkIntervalMs: true, checkInterval: true } satisfies Record<keyof SingletonOptions, true>,
+    keys: { healthy: true, checkIntervalMs: true, checkInterval: true, prefer: true } satisfies Record<keyof SingletonOptions, true>,
   },
   {
     bag: 'lock',
@@ -249,7 +250,9 @@ test('every bag: a value of the wrong type is a TypeError naming the key, the ex
           () => resolve({ [name]: wrong }),
           (e: Error) =>
             e instanceof TypeError &&
-            new RegExp(`^options\\.${name}\\b.* must be an? (string|number|boolean|function|object|AbortSignal)`).test(e.message) &&
+            new RegExp(`^options\\.${name}\\b.* must be an? (string|number|boolean|function|object|AbortSignal|array of strings)`).test(
+              e.message,
+            ) &&
             e.message.endsWith(typeof wrong === 'number' ? 'got number (42)' : "got string ('nope')"),
           `${bag}: ${name}`,
         );
@@ -337,6 +340,8 @@ test('durations in milliseconds: the Ms names give the same timings as the secon
       // 16 until 0.3: a whole surplus now moves in one wave, its writes batched (CHANGELOG).
       balanceConcurrency: 1000,
       respreadDelayMs: 0,
+      preferHoldDownMs: 15_000,
+      prefer: undefined,
       weight: 1,
       zone: undefined,
       etcd: {},

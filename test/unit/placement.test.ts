@@ -248,4 +248,43 @@ describe('placement', () => {
     assert.ok(plan(rec).includes('n0') && plan(rec).includes('n1'), 'filtered: promotable again');
     assert.ok(!plan(rec).includes('n2'), 'a live move still rules its name');
   });
+
+  test('prefer: a name moves to its first preferred host that is up past the hold-down; balancing never takes it away; a flapping host gets nothing', () => {
+    const rec = control(['a', 'b', 'c']);
+    // 30 names led by a, all preferring c (then b).
+    const qs: [string, Candidate[]][] = Array.from({ length: 30 }, (_, i) => [`n${i}`, queue(`n${i}`, 'a', 'b', 'c')]);
+    const prefer = (): readonly string[] => ['c', 'b'];
+    const plan = (self: string, queues: [string, Candidate[]][], settled: (id: string) => boolean) =>
+      planMoves({ queues, rec, self, balance: true, inFlight: new Map(), limit: 100, prefer, settled });
+    const settledAll = (): boolean => true;
+    const moves = plan('a', qs, settledAll);
+    assert.equal(moves.length, 30, 'every name goes to its preferred host, beyond any fair share');
+    assert.ok(moves.every((m) => m.to === 'c' && m.position === 2));
+    // c just restarted (inside the hold-down): the next preferred host, b, is the target.
+    const flapping = plan('a', qs, (id) => id !== 'c');
+    assert.ok(flapping.length === 30 && flapping.every((m) => m.to === 'b'), 'c not settled: b');
+    // Neither settled: balanced like any other name (a keeps its fair share of 10).
+    assert.equal(plan('a', qs, () => false).length, 20);
+    // Led by its preferred host: balancing never moves it, even far above the fair share.
+    const atC: [string, Candidate[]][] = qs.map(([n]) => [n, queue(n, 'c', 'a', 'b')]);
+    assert.equal(plan('c', atC, settledAll).length, 0);
+    // A preferred leader that is not the first choice hands over once the first one is settled —
+    // not while it is not (it leads already: no hold-down for it).
+    const atB: [string, Candidate[]][] = qs.map(([n]) => [n, queue(n, 'b', 'a', 'c')]);
+    assert.equal(plan('b', atB, settledAll).filter((m) => m.to === 'c').length, 30);
+    assert.equal(plan('b', atB, (id) => id !== 'c').length, 0);
+    // A draining preferred host is no target.
+    const drainC = control(['a', 'b', 'c'], { 'drain/c': { at: 'x' } });
+    const m2 = planMoves({
+      queues: qs,
+      rec: drainC,
+      self: 'a',
+      balance: true,
+      inFlight: new Map(),
+      limit: 100,
+      prefer,
+      settled: settledAll,
+    });
+    assert.ok(m2.every((m) => m.to === 'b'));
+  });
 });

@@ -125,7 +125,8 @@ export class EtcdModel {
    * in one watch response. A put under a lease that is gone fails the whole write.
    */
   writeControl(writes: readonly ({ key: string; put: string; leaseId?: string | undefined } | { key: string; removeIf: string })[]): void {
-    for (const w of writes) if ('put' in w && w.leaseId !== undefined && !this.leases.has(w.leaseId)) throw new Error('etcdserver: requested lease not found');
+    for (const w of writes)
+      if ('put' in w && w.leaseId !== undefined && !this.leases.has(w.leaseId)) throw new Error('etcdserver: requested lease not found');
     if (new Set(writes.map((w) => w.key)).size !== writes.length) throw new Error('etcdserver: duplicate key given in txn request');
     const gone = writes.flatMap((w) => {
       const kv = 'removeIf' in w ? this.kvs.get(w.key) : undefined;
