@@ -34,7 +34,15 @@ export function viewLocker(conn: Connection, id: string | undefined): Locker {
  */
 export function programLocker(
   conn: Connection,
-  plan: { id: string; ttl: number; graceMs: number; weight?: number | undefined; zone?: string | undefined },
+  plan: {
+    id: string;
+    ttl: number;
+    graceMs: number;
+    weight?: number | undefined;
+    zone?: string | undefined;
+    preferHoldDownMs?: number | undefined;
+    respreadDelayMs?: number | undefined;
+  },
   command: 'run' | 'once',
 ): Locker {
   try {
@@ -46,6 +54,14 @@ export function programLocker(
       stopTimeoutMs: plan.graceMs + 1_000,
       ...(plan.weight !== undefined ? { weight: plan.weight } : {}),
       ...(plan.zone !== undefined ? { zone: plan.zone } : {}),
+      ...(plan.preferHoldDownMs !== undefined || plan.respreadDelayMs !== undefined
+        ? {
+            balance: {
+              ...(plan.preferHoldDownMs !== undefined ? { preferHoldDownMs: plan.preferHoldDownMs } : {}),
+              ...(plan.respreadDelayMs !== undefined ? { respreadDelayMs: plan.respreadDelayMs } : {}),
+            },
+          }
+        : {}),
       etcd: conn.etcd,
     });
   } catch (err) {

@@ -35,6 +35,9 @@ export const COMMANDS = {
       'check-interval': { type: 'string' },
       weight: { type: 'string' },
       zone: { type: 'string' },
+      prefer: { type: 'string' },
+      'prefer-hold-down': { type: 'string' },
+      'respread-delay': { type: 'string' },
     },
   },
   once: {

@@ -95,6 +95,12 @@ LOCKED_PASSWORD); its stdin is /dev/null.
                          (default 1; 0 = standby only: leads only while no other can)
   --zone Z               this host's failure domain: each name's first standby is
                          kept in another zone than its leader where one queues
+  --prefer IDS           hosts (their --id) that should lead NAME, best first,
+                         separated by commas: a preferred host that is up leads it
+  --prefer-hold-down D   a preferred host must be up this long before NAME moves
+                         back to it (default 15s): a flapping host gets nothing
+  --respread-delay D     after a host disappears, balancing holds still this long
+                         (default 0): a restart within it moves nothing twice
   --try                  if another host leads NAME, exit 75 at once naming it; else
                          run CMD once as the leader (no queueing, never again after)
   --wait D               exit 75 if not elected within D (leaves the queue)

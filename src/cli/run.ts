@@ -39,6 +39,12 @@ export interface RunPlan {
   weight: number | undefined;
   /** --zone: this host's failure domain. */
   zone: string | undefined;
+  /** --prefer: the hosts (ids) that should lead NAME, best first. */
+  prefer: string[] | undefined;
+  /** --prefer-hold-down: how long a preferred host must be up before NAME moves back to it. */
+  preferHoldDownMs: number | undefined;
+  /** --respread-delay: balancing holds still this long after a host disappeared. */
+  respreadDelayMs: number | undefined;
 }
 
 export function planRun(parsed: Parsed): RunPlan {
@@ -87,7 +93,22 @@ export function planRun(parsed: Parsed): RunPlan {
     listen: listenFlag(values.listen),
     weight: weightFlag(values.weight, label('weight')),
     zone: zoneFlag(values.zone, label('zone')),
+    prefer: preferFlag(values.prefer, label('prefer'), values.try === true, label('try')),
+    preferHoldDownMs:
+      values['prefer-hold-down'] === undefined ? undefined : duration(label('prefer-hold-down'), values['prefer-hold-down'], 0, 'run'),
+    respreadDelayMs:
+      values['respread-delay'] === undefined ? undefined : duration(label('respread-delay'), values['respread-delay'], 0, 'run'),
   };
+}
+
+/** --prefer: host ids separated by commas, best first (the singleton option `prefer`). */
+function preferFlag(v: string | undefined, flag: string, isTry: boolean, tryFlag: string): string[] | undefined {
+  if (v === undefined) return undefined;
+  const ids = v.split(',').map((s) => s.trim());
+  if (ids.some((id) => id.length === 0 || id.length > 253))
+    throw new UsageError(`${flag} must be host ids separated by commas (each 1 to 253 characters), got '${v}'`, 'run');
+  if (isTry) throw new UsageError(`${flag} and ${tryFlag} exclude each other (--try never hands over)`, 'run');
+  return ids;
 }
 
 /** --weight: a number ≥ 0 (the locker's `weight`). */
@@ -170,13 +191,12 @@ export async function runCommand(plan: RunPlan, conn: Connection, timeoutMs?: nu
       () => {}, // closed by a signal before etcd answered
     );
   } else {
-    locker(
-      name,
-      fn,
-      plan.check === undefined
-        ? undefined
-        : { healthy: shellCheck(plan.check, plan.checkIntervalMs, name, plan.id), checkIntervalMs: plan.checkIntervalMs },
-    );
+    locker(name, fn, {
+      ...(plan.check === undefined
+        ? {}
+        : { healthy: shellCheck(plan.check, plan.checkIntervalMs, name, plan.id), checkIntervalMs: plan.checkIntervalMs }),
+      ...(plan.prefer === undefined ? {} : { prefer: plan.prefer }),
+    });
   }
   supervisor.start();
   locker.ready().then(

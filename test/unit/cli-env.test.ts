@@ -105,3 +105,24 @@ test('connection settings: LOCKED_PASSWORD_FILE gives the password of LOCKED_USE
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('run: --prefer, --prefer-hold-down and --respread-delay (or their variables) reach the plan; bad values are usage errors naming the flag', async () => {
+  const { planRun } = await import('../../src/cli/run.js');
+  const env = { LOCKED_PREFER: 'db-1, db-2', LOCKED_RESPREAD_DELAY: '30s' };
+  const plan = planRun(parse(['run', 'job', '--prefer-hold-down', '1m', '--', 'true'], env));
+  assert.deepEqual(plan.prefer, ['db-1', 'db-2']);
+  assert.equal(plan.preferHoldDownMs, 60_000);
+  assert.equal(plan.respreadDelayMs, 30_000);
+  assert.throws(
+    () => planRun(parse(['run', 'job', '--prefer', 'a,,b', '--', 'true'], {})),
+    (e: unknown) => e instanceof UsageError && /--prefer must be host ids separated by commas/.test(String(e)),
+  );
+  assert.throws(
+    () => planRun(parse(['run', 'job', '--prefer', 'a', '--try', '--', 'true'], {})),
+    (e: unknown) => e instanceof UsageError && /--prefer and --try exclude each other/.test(String(e)),
+  );
+  assert.throws(
+    () => planRun(parse(['run', 'job', '--', 'true'], { LOCKED_RESPREAD_DELAY: 'soon' })),
+    (e: unknown) => e instanceof UsageError && /LOCKED_RESPREAD_DELAY/.test(String(e)),
+  );
+});
