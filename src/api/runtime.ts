@@ -10,6 +10,7 @@ import type { EventEmitter } from 'node:events';
 import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen } from 'cockatiel';
 import { Etcd3, countsAgainstMember } from '../etcd/etcd3.js';
 import { CampaignBatcher } from '../core/campaign.js';
+import { WriteWindow } from '../core/write-window.js';
 import type { Clock } from '../core/clock.js';
 import { publishError, publishSession, publishWatchMove } from '../core/diagnostics.js';
 import { safeEmit } from '../core/emit.js';
@@ -104,7 +105,9 @@ export class LockerRuntime {
       requestTimeoutMs: () => this.requestTimeoutMs(),
       report: (err) => this.report(err),
     });
-    this.batcher = new CampaignBatcher(this.store, () => this.requestTimeoutMs());
+    // One window for every write batch of this host: etcd's apply backlog delays keepalives.
+    const window = new WriteWindow(this.opts.clock);
+    this.batcher = new CampaignBatcher(this.store, () => this.requestTimeoutMs(), window);
     this.registry = new Registry(this.opts.id);
     const names = this.registry;
     this.view = new PrefixView(this.store, this.opts.prefix, this.opts.clock, () => this.requestTimeoutMs(), {
@@ -119,7 +122,7 @@ export class LockerRuntime {
     this.mover = new Mover({
       view: this.view,
       store: this.store,
-      writes: new ControlWrites(this.store),
+      writes: new ControlWrites(this.store, window),
       prefix: this.opts.prefix,
       nodeId: this.opts.id,
       clock: this.opts.clock,

@@ -1,5 +1,6 @@
 // Requests of one turn of the event loop, sent together: a fleet's worth of campaigns or
 // key deletes costs a few round trips, not one per name.
+import type { WriteWindow } from './write-window.js';
 
 interface Pending<Req, Res> {
   req: Req;
@@ -19,6 +20,8 @@ const PARALLEL = 8;
 export interface TickBatcherOptions<Req> {
   /** Batches in flight at once (1: one after the other, in the order of the requests). */
   parallel?: number;
+  /** Shared by a host's batchers: how many batches etcd gets at once (write-window.ts). */
+  window?: WriteWindow;
   /**
    * A request's key: a batch never holds one key twice (etcd refuses such a txn) — a repeat
    * starts the next batch, which waits until no key of it is in flight.
@@ -40,6 +43,7 @@ export class TickBatcher<Req, Res> {
   private readonly parallel: number;
   private readonly keysInFlight = new Set<string>();
   private readonly keyOf: ((req: Req) => string) | undefined;
+  private readonly window: WriteWindow | undefined;
 
   constructor(
     private readonly send: (batch: readonly Req[]) => Promise<readonly (Res | Error)[]>,
@@ -47,6 +51,7 @@ export class TickBatcher<Req, Res> {
   ) {
     this.parallel = options.parallel ?? PARALLEL;
     this.keyOf = options.keyOf;
+    this.window = options.window;
   }
 
   add(req: Req): Promise<Res> {
@@ -91,10 +96,13 @@ export class TickBatcher<Req, Res> {
       // of one key land in the order they were made.
       const keys = this.keyOf === undefined ? [] : batch.map((p) => this.keyOf!(p.req));
       if (keys.some((k) => this.keysInFlight.has(k))) return;
+      const slot = this.window?.take(this.wake);
+      if (this.window && !slot) return; // the window is full: pumped again when a slot frees
       this.ready.shift();
       for (const k of keys) this.keysInFlight.add(k);
       this.inFlight++;
-      void this.deliver(batch).finally(() => {
+      void this.deliver(batch).then((ok) => {
+        slot?.done(ok);
         for (const k of keys) this.keysInFlight.delete(k);
         this.inFlight--;
         this.pump();
@@ -102,7 +110,10 @@ export class TickBatcher<Req, Res> {
     }
   }
 
-  private async deliver(batch: Pending<Req, Res>[]): Promise<void> {
+  private readonly wake = (): void => this.pump();
+
+  /** Hands the batch to `send`; true when it was answered (a rejection fails the whole batch). */
+  private async deliver(batch: Pending<Req, Res>[]): Promise<boolean> {
     try {
       const results = await this.send(batch.map((p) => p.req));
       batch.forEach((p, i) => {
@@ -111,8 +122,10 @@ export class TickBatcher<Req, Res> {
         else if (r instanceof Error) p.reject(r);
         else p.resolve(r);
       });
+      return true;
     } catch (err) {
       for (const p of batch) p.reject(err);
+      return false;
     }
   }
 }

@@ -1,5 +1,6 @@
 import type { CampaignRequest, CampaignResult, ResignRequest, Store } from '../etcd/store.js';
 import { TickBatcher } from './batcher.js';
+import type { WriteWindow } from './write-window.js';
 
 /**
  * The election's writes, batched per turn of the event loop (batcher.ts): campaigns share
@@ -12,13 +13,14 @@ export class CampaignBatcher {
   private readonly campaigns: TickBatcher<CampaignRequest, CampaignResult>;
   private readonly resigns: TickBatcher<ResignRequest, true>;
 
-  constructor(store: Store, timeoutMs: () => number) {
-    this.campaigns = new TickBatcher((batch) => store.campaign(batch, timeoutMs()));
+  constructor(store: Store, timeoutMs: () => number, window?: WriteWindow) {
+    const options = window ? { window } : {};
+    this.campaigns = new TickBatcher((batch) => store.campaign(batch, timeoutMs()), options);
     // One transaction: it applies as a whole or not at all, so every delete of it shares the answer.
     this.resigns = new TickBatcher(async (batch) => {
       await store.resign(batch, timeoutMs());
       return batch.map(() => true as const);
-    });
+    }, options);
   }
 
   campaign(req: CampaignRequest): Promise<CampaignResult> {

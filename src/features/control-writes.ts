@@ -2,6 +2,7 @@
 // a move or standby request per name and deletes it once done — one transaction per
 // hundred, not a round trip each (issue #24: nothing per name on the balancing path).
 import { TickBatcher } from '../core/batcher.js';
+import type { WriteWindow } from '../core/write-window.js';
 import type { ControlStore, ControlWrite } from '../etcd/store.js';
 
 /** The writes the mover and its bookkeeping make: the store's `put` and `remove`, batched. @internal */
@@ -16,8 +17,11 @@ export type ControlWriter = Pick<ControlStore, 'put' | 'remove'>;
 export class ControlWrites implements ControlWriter {
   private readonly batcher: TickBatcher<ControlWrite & { timeoutMs: number }, true>;
 
-  constructor(private readonly store: ControlStore) {
-    this.batcher = new TickBatcher((batch) => this.send(batch), { keyOf: (w) => w.key });
+  constructor(
+    private readonly store: ControlStore,
+    window?: WriteWindow,
+  ) {
+    this.batcher = new TickBatcher((batch) => this.send(batch), { keyOf: (w) => w.key, ...(window ? { window } : {}) });
   }
 
   put(key: string, value: string, leaseId: string | undefined, timeoutMs: number): Promise<void> {

@@ -232,9 +232,13 @@ export function planMoves(input: PlanInput): PlannedMove[] {
     // Names with a candidate that is not one of our lockers are never balanced.
     if (!draining && queue.some((c) => ownerOf(c, rec) === undefined)) continue;
     let best: { c: Candidate; load: number; position: number } | undefined;
+    const prefer = input.prefer?.(name);
     for (let p = 1; p < queue.length; p++) {
       const c = queue[p]!;
       if (c.value === self || !eligible(c, rec)) continue;
+      // A preferred host inside its hold-down gets the name neither as preferred nor by
+      // balancing: a host that flaps must not bounce its names either way.
+      if (!draining && prefer?.includes(c.value) && !(input.settled?.(c.value) ?? true)) continue;
       const l = load.get(c.value) ?? 0;
       // g's excess below ours by more than 1: the move lowers Σ (load − share)².
       const lower = l - shareOf(c.value) < myLoad - shareOf(self) - 1 - 1e-9;

@@ -263,8 +263,11 @@ describe('placement', () => {
     // c just restarted (inside the hold-down): the next preferred host, b, is the target.
     const flapping = plan('a', qs, (id) => id !== 'c');
     assert.ok(flapping.length === 30 && flapping.every((m) => m.to === 'b'), 'c not settled: b');
-    // Neither settled: balanced like any other name (a keeps its fair share of 10).
-    assert.equal(plan('a', qs, () => false).length, 20);
+    // Neither settled: balanced like any other name, but never onto a preferred host inside
+    // its hold-down — a has no one to give to.
+    assert.equal(plan('a', qs, () => false).length, 0);
+    const toB = plan('a', qs, (id) => id === 'b' || id === 'a');
+    assert.ok(toB.length === 30 && toB.every((m) => m.to === 'b'), 'b settled (second choice): every name goes there');
     // Led by its preferred host: balancing never moves it, even far above the fair share.
     const atC: [string, Candidate[]][] = qs.map(([n]) => [n, queue(n, 'c', 'a', 'b')]);
     assert.equal(plan('c', atC, settledAll).length, 0);

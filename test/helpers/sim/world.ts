@@ -35,6 +35,11 @@ export interface WorldOptions {
   balance?: boolean;
   /** `balance.respreadDelayMs` of every host (default 0). */
   respreadDelayMs?: number;
+  /** The locker option `prefer` of every host, and `balance.preferHoldDownMs` (default 15 s). */
+  prefer?: (name: string) => readonly string[] | undefined;
+  preferHoldDownMs?: number;
+  /** Check after the quiet period that every host leads ⌊N/H⌋..⌈N/H⌉ (default true; preferred hosts lead more). */
+  checkSpread?: boolean;
 }
 
 export interface Violation {
@@ -176,7 +181,14 @@ export class World {
         handleSignals: false,
         clock: this.sched.clock(owner),
         stopTimeoutMs: this.opts.ttl * 1000,
-        balance: this.opts.balance === false ? false : { respreadDelayMs: this.opts.respreadDelayMs ?? 0 },
+        balance:
+          this.opts.balance === false
+            ? false
+            : {
+                respreadDelayMs: this.opts.respreadDelayMs ?? 0,
+                ...(this.opts.preferHoldDownMs !== undefined ? { preferHoldDownMs: this.opts.preferHoldDownMs } : {}),
+              },
+        ...(this.opts.prefer ? { prefer: this.opts.prefer } : {}),
       },
       store,
     );
@@ -761,7 +773,7 @@ export class World {
         return s !== undefined && h.queued.has(s);
       }),
     );
-    if (everywhere) {
+    if (everywhere && this.opts.checkSpread !== false) {
       const lo = Math.floor(this.names.length / live.length);
       const hi = Math.ceil(this.names.length / live.length);
       const loads = live.map((h) => [h.id, this.names.filter((n) => h.locker.singletons()[n]?.isLeader).length] as const);
