@@ -27,6 +27,8 @@ export interface HostRecordHost {
 export class HostRecord {
   private session: Session | undefined;
   private putting = false;
+  /** The record was seen gone while a put was under way: look again once it is done. */
+  private recheck = false;
   private closed = false;
 
   constructor(private readonly host: HostRecordHost) {}
@@ -40,13 +42,13 @@ export class HostRecord {
   /** Control records changed: write the record again if it is gone from a current view. */
   check(): void {
     const mine = this.session;
-    if (
-      mine &&
-      !mine.ended &&
-      !this.putting &&
-      this.host.view.current &&
-      !this.host.view.control.has(hostKey(this.host.prefix, this.host.nodeId))
-    ) {
+    if (this.putting) {
+      // The put may have landed before the delete we are told of (an operator's
+      // `etcdctl del` right after it): once the put answers, its record may be gone.
+      this.recheck = true;
+      return;
+    }
+    if (mine && !mine.ended && this.host.view.current && !this.host.view.control.has(hostKey(this.host.prefix, this.host.nodeId))) {
       void this.put(mine);
     }
   }
@@ -78,6 +80,10 @@ export class HostRecord {
       }
     } finally {
       this.putting = false;
+      if (this.recheck) {
+        this.recheck = false;
+        this.check();
+      }
     }
   }
 }
