@@ -15,7 +15,7 @@ export class CampaignBatcher {
 
   constructor(store: Store, timeoutMs: () => number, window?: WriteWindow) {
     const options = window ? { window } : {};
-    this.campaigns = new TickBatcher((batch) => store.campaign(batch, timeoutMs()), options);
+    this.campaigns = new TickBatcher((batch) => store.campaign(batch, timeoutMs()), { ...options, rank: hostRank });
     // One transaction: it applies as a whole or not at all, so every delete of it shares the answer.
     this.resigns = new TickBatcher(async (batch) => {
       await store.resign(batch, timeoutMs());
@@ -30,4 +30,22 @@ export class CampaignBatcher {
   resign(req: ResignRequest): Promise<void> {
     return this.resigns.add(req).then(() => undefined);
   }
+}
+
+/**
+ * Each host sends the campaigns of one turn in an order of its own: by a hash of its node id
+ * and the name (rendezvous hashing). When a fleet starts at once, every host's first batches
+ * then cover different names, which it wins, so the names start out about spread — instead of
+ * whoever's first batch lands first leading the same hundred names everywhere and balancing
+ * moving most of them. The order within a turn means nothing else: every campaign of it is
+ * sent either way. The rank: FNV-1a (32 bits) of the node id and the name's key prefix.
+ */
+function hostRank(r: CampaignRequest): number {
+  let h = 0x811c9dc5;
+  const s = `${r.value}\u0000${r.namePrefix}`;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
 }
