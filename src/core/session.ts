@@ -280,14 +280,19 @@ export class Session {
     }
   }
 
-  /** `p`'s outcome, or 'slow' if it has none within `ms` (p goes on). */
+  /** `p`'s outcome, or 'slow' if it has none within `ms` (p goes on); 'ended' at once when the session ends. */
   private atMost(p: Promise<Outcome>, ms: number): Promise<Outcome | 'slow'> {
     return new Promise((resolve) => {
-      const timer = this.timing.clock.setTimeout(() => resolve('slow'), ms);
-      void p.then((o) => {
+      const signal = this.controller.signal;
+      const finish = (o: Outcome | 'slow'): void => {
         this.timing.clock.clearTimeout(timer);
+        signal.removeEventListener('abort', ended);
         resolve(o);
-      });
+      };
+      const ended = (): void => finish('ended');
+      const timer = this.timing.clock.setTimeout(() => finish('slow'), ms);
+      signal.addEventListener('abort', ended, { once: true });
+      void p.then(finish);
     });
   }
 
