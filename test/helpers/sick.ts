@@ -227,7 +227,14 @@ export async function crashFailover(
   label: string,
   name = 'a',
 ): Promise<void> {
-  const victim = leadersOf(hs, name)[0]!;
+  // A balancing hand-over of `name` may be under way (settled() waits for one leader per
+  // name, not for the spread): between the old leader's stop and the new one's start nobody
+  // leads it. Take the leader once there is one.
+  const victim = await waitFor(() => leadersOf(hs, name)[0], {
+    timeoutMs: 10_000,
+    intervalMs: 10,
+    message: `a leader of '${name}' to kill`,
+  });
   const led = names.filter((n) => victim.leads(n));
   victim.kill('SIGKILL');
   const killedAt = now();
