@@ -66,6 +66,21 @@ export async function settled(cluster: EtcdCluster, hs: Host[], names: string[])
   );
 }
 
+/**
+ * Waits until no host started or stopped a leadership for `quietMs`: balancing has spread the
+ * names (settled() waits for one leader per name only, and a hand-over may still be under way).
+ */
+export async function quiet(hs: Host[], quietMs = 1_000): Promise<void> {
+  await waitFor(
+    () => {
+      let last = 0n;
+      for (const h of hs) for (const e of h.events) if ((e.type === 'start' || e.type === 'stop') && BigInt(e.t) > last) last = BigInt(e.t);
+      return ms(now() - last) >= quietMs || undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 50, message: `no leadership started or stopped for ${quietMs} ms` },
+  );
+}
+
 /** Index of the raft leader (waits for one). */
 export async function raftLeader(cluster: EtcdCluster): Promise<number> {
   const r = await waitFor(
