@@ -28,7 +28,6 @@ import {
   leaderSampler,
   now,
   raftLeader,
-  quiet,
   settled,
   sleep,
   stopsSince,
@@ -167,10 +166,7 @@ async function hostsWatchingFollower(t: TestContext, prefix: string): Promise<{ 
     const hs = await hostsOn(firstOf([(leader + 1) % cluster.members.length]), prefix, NAMES, TTL);
     let why: string;
     try {
-      await settled(cluster, hs, NAMES);
-      // No balancing hand-over under way: one of 'b' between here and the delete would leave
-      // the test deleting the victim's re-queued standby key while another host leads (CI).
-      await quiet(hs);
+      await settled(cluster, hs, NAMES); // (and quiet: no hand-over of 'b' under way)
       const victim = leadersOf(hs, 'b')[0]!;
       const on = await Promise.all(hs.map((h) => h.request<{ watchEndpoint?: string }>({ op: 'health' })));
       const watched = cluster.endpoints.findIndex((ep) => on[hs.indexOf(victim)]!.watchEndpoint?.endsWith(ep));

@@ -64,6 +64,10 @@ export async function settled(cluster: EtcdCluster, hs: Host[], names: string[])
     },
     { timeoutMs: 30_000, intervalMs: 20, message: 'one leader per name, every host queued' },
   );
+  // And no balancing hand-over under way: a test that then picks a leader, or cuts a member,
+  // must not race one (CI saw both: a victim that had just handed its name over, a name
+  // leaderless while its new leader's watch sat on a frozen member).
+  await quiet(hs);
 }
 
 /**
