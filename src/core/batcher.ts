@@ -14,12 +14,10 @@ interface Pending<Req, Res> {
  * 127 sub-txns etcd answers "too many operations in txn request".
  */
 export const BATCH = 100;
-/** Batches in flight at once, unless told otherwise. */
+/** Batches in flight at once (each batcher; the host's write window may allow fewer). */
 const PARALLEL = 8;
 
 export interface TickBatcherOptions<Req> {
-  /** Batches in flight at once (1: one after the other, in the order of the requests). */
-  parallel?: number;
   /** Sends the requests of a turn by this rank, lowest first (a stable sort), instead of the order they came in. */
   rank?: (req: Req) => number;
   /** Shared by a host's batchers: how many batches etcd gets at once (write-window.ts). */
@@ -33,7 +31,7 @@ export interface TickBatcherOptions<Req> {
 
 /**
  * Collects the requests made in one turn of the event loop and hands them to `send` in
- * batches of at most BATCH, at most `parallel` batches in flight. `send` answers one result
+ * batches of at most BATCH, at most PARALLEL batches in flight. `send` answers one result
  * (or Error) per request, in order; a rejection fails the whole batch.
  */
 export class TickBatcher<Req, Res> {
@@ -42,7 +40,6 @@ export class TickBatcher<Req, Res> {
   private inFlight = 0;
   private readonly ready: Pending<Req, Res>[][] = [];
 
-  private readonly parallel: number;
   private readonly keysInFlight = new Set<string>();
   private readonly keyOf: ((req: Req) => string) | undefined;
   private readonly window: WriteWindow | undefined;
@@ -52,7 +49,6 @@ export class TickBatcher<Req, Res> {
     private readonly send: (batch: readonly Req[]) => Promise<readonly (Res | Error)[]>,
     options: TickBatcherOptions<Req> = {},
   ) {
-    this.parallel = options.parallel ?? PARALLEL;
     this.keyOf = options.keyOf;
     this.window = options.window;
     this.rank = options.rank;
@@ -100,7 +96,7 @@ export class TickBatcher<Req, Res> {
   }
 
   private pump(): void {
-    while (this.inFlight < this.parallel && this.ready.length > 0) {
+    while (this.inFlight < PARALLEL && this.ready.length > 0) {
       const batch = this.ready[0]!;
       // A key still in flight holds its next batch back (and the ones behind it): writes
       // of one key land in the order they were made.
