@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import locked from '../src/index.js';
 import { LOCKER_SCHEMA } from '../src/api/options.js';
 import type { EtcdCluster } from '../test/helpers/etcd.js';
-import { Fleet, stamp, type FleetHost } from './fleet.js';
+import { Fleet, SLOW_STALL_MS, stamp, type FleetHost, type StallFigures } from './fleet.js';
 import { LoadSampler, describeLoad, type LoadFigures } from './load.js';
 import { dist, type Dist } from './stats.js';
 import { fewest, type Timeline } from './timeline.js';
@@ -66,6 +66,8 @@ interface Common {
   error?: string;
   /** The machine during the measured part. */
   load?: LoadFigures;
+  /** The hosts' event loops meanwhile: the worst stall of any host (a stall near the renew deadline costs sessions). */
+  stall?: StallFigures;
   /** fn of one name running on two hosts at once: `name host+host at ms after the scenario began`. Must be empty. */
   overlaps: string[];
   /** Locker errors the hosts reported meanwhile, by message. */
@@ -193,7 +195,7 @@ async function phase(work: () => Promise<void>): Promise<Phase> {
   return { t0, t1: stamp(), load: sampler.stop(), ...(error !== undefined ? { error } : {}) };
 }
 
-/** Overlaps and errors stamped in [from, to), load and wall time of `p`. */
+/** Overlaps, errors and event-loop stalls stamped in [from, to), load and wall time of `p`. */
 function common(fleet: Fleet, tl: Timeline, p: Phase | undefined, from: number, to: number, why?: string): Common {
   const overlaps = tl
     .overlaps(fleet.ids)
@@ -204,9 +206,11 @@ function common(fleet: Fleet, tl: Timeline, p: Phase | undefined, from: number, 
   const stops: Record<string, number> = {};
   for (const e of tl.between(from, to, 'p')) stops[e.r ?? '?'] = (stops[e.r ?? '?'] ?? 0) + 1;
   const error = p?.error ?? why;
+  const stall = fleet.stalls(from, to);
   return {
     ...(error !== undefined ? { error } : {}),
     ...(p ? { load: p.load } : {}),
+    ...(stall ? { stall } : {}),
     overlaps,
     errors,
     stops,
@@ -589,6 +593,8 @@ const tally = (r: Record<string, number> | undefined, most = 6): string => {
   if (all.length > most) shown.push(`${all.length - most} other kinds`);
   return shown.join(', ') || 'none';
 };
+const describeStall = (x: StallFigures | undefined): string =>
+  x ? `${int(x.maxMs)} ms (${x.host}; ${x.slowSeconds} host-seconds over ${SLOW_STALL_MS} ms)` : '—';
 const rows = (b: BalanceResults): [string, Common][] => [
   ['start', b.start],
   ['join', b.join],
@@ -707,8 +713,8 @@ export function balanceTable(b: BalanceResults): string[] {
     ],
   ];
   const extra = rows(b).map(([n, x]): [string, string] => [
-    `${n}: machine; overlaps; stops by reason; locker errors`,
-    `${x.load ? describeLoad(x.load) : '—'}; ${x.overlaps.length ? x.overlaps.slice(0, 5).join(', ') : 'no overlap'}; ${tally(x.stops)}; ${tally(x.errors, 3)}`,
+    `${n}: machine; worst event-loop stall; overlaps; stops by reason; locker errors`,
+    `${x.load ? describeLoad(x.load) : '—'}; ${describeStall(x.stall)}; ${x.overlaps.length ? x.overlaps.slice(0, 5).join(', ') : 'no overlap'}; ${tally(x.stops)}; ${tally(x.errors, 3)}`,
   ]);
   return [`| balance (ttl ${b.ttl} s, host processes) | |`, '|---|---|', ...[...lines, ...extra].map(([k, v]) => `| ${k} | ${v} |`)];
 }

@@ -12,6 +12,8 @@ const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
 /** ms on the clock the hosts stamp with (CLOCK_MONOTONIC, shared by every process). */
 export const stamp = (): number => Number(process.hrtime.bigint()) / 1e6;
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** An event-loop stall longer than this is a slow second: near the renew deadline, it costs sessions. */
+export const SLOW_STALL_MS = 500;
 
 export interface FleetHost {
   id: string;
@@ -26,7 +28,16 @@ export interface FleetHost {
   /** Names whose campaign key is in its view, as last reported (until `in`). */
   inCount: number;
   killedAt?: number;
+  /** Its event loop's worst stall in each second, as reported (bench/child.ts): [stamp, ms]. */
+  stalls: [t: number, maxMs: number][];
   exited: Promise<void>;
+}
+
+/** The worst event-loop stall of any host, and the host-seconds with one over SLOW_STALL_MS. */
+export interface StallFigures {
+  maxMs: number;
+  host: string;
+  slowSeconds: number;
 }
 
 export interface FleetConfig {
@@ -70,12 +81,14 @@ export class Fleet {
     const child = fork(CHILD, [JSON.stringify(cfg)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     const h = this.hosts.length;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const host: FleetHost = { id, h, child, exited, inCount: 0, ...(zone !== undefined ? { zone } : {}) };
+    const host: FleetHost = { id, h, child, exited, inCount: 0, stalls: [], ...(zone !== undefined ? { zone } : {}) };
     child.on('error', () => {});
     child.once('exit', (code, signal) => {
       if (host.killedAt === undefined) this.died ??= `bench: host ${id} exited (${code ?? signal}) without being killed`;
     });
-    child.on('message', (m: { type: string; t?: number; ev?: BalanceEvent[]; in?: number }) => {
+    // The child's `{ type: 'exit' }` (a graceful exit, so that `--cpu-prof` writes its profile)
+    // is for ad-hoc profiling: the fleet ends its hosts with SIGKILL and never sends it.
+    child.on('message', (m: { type: string; t?: number; ev?: BalanceEvent[]; in?: number; max?: number }) => {
       if (m.type === 'events') {
         for (const [k, i, t, r] of m.ev!) {
           if (k === 'x') {
@@ -88,7 +101,8 @@ export class Fleet {
           this.live.apply(e);
           if (k === 's' || k === 'p') this.lastMoveSeen = stamp();
         }
-      } else if (m.type === 'progress') host.inCount = m.in!;
+      } else if (m.type === 'stall') host.stalls.push([m.t!, m.max!]);
+      else if (m.type === 'progress') host.inCount = m.in!;
       else if (m.type === 'boot' || m.type === 'registered' || m.type === 'in') {
         host[m.type] = m.t!;
         if (m.type === 'in') host.inCount = this.config.names;
@@ -96,6 +110,20 @@ export class Fleet {
     });
     this.hosts.push(host);
     return host;
+  }
+
+  /** Event-loop stalls reported in [from, to), over every host; undefined if none was. */
+  stalls(from: number, to: number): StallFigures | undefined {
+    let worst: StallFigures | undefined;
+    let slow = 0;
+    for (const x of this.hosts) {
+      for (const [t, ms] of x.stalls) {
+        if (t < from || t >= to) continue;
+        if (ms > SLOW_STALL_MS) slow++;
+        if (!worst || ms > worst.maxMs) worst = { maxMs: ms, host: x.id, slowSeconds: 0 };
+      }
+    }
+    return worst && { ...worst, slowSeconds: slow };
   }
 
   /** SIGKILL; returns the stamp taken right after it (the host's leaderships end there). */

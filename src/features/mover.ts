@@ -2,12 +2,13 @@
 // and the moves and promotions they start. The rules themselves are in placement.ts; the
 // requests under way in pending.ts; drain orders and the wait for a drain in drain.ts; the
 // requester side of a graceful failover in handover-request.ts; this host's record under
-// its lease in host-record.ts.
+// its lease in host-record.ts; which hosts are up, and since when, in host-presence.ts.
 import type { Clock, Timer } from '../core/clock.js';
 import { EtcdUnavailableError } from '../core/errors.js';
 import { moveKey, nextKey } from '../etcd/keys.js';
 import { EMPTY_CONTROL, liveRequests, parseControl, type ControlRecords, type MoveRequest } from './control-records.js';
 import { HostRecord } from './host-record.js';
+import { HostPresence } from './host-presence.js';
 import { Drains } from './drain.js';
 import { deleteIfUnchanged } from './handover-request.js';
 import { Pending } from './pending.js';
@@ -84,13 +85,8 @@ export class Mover {
   private lastPass = -Infinity;
   private quietSince = 0;
   private quietTimer: Timer | undefined;
-  /** Node id → its lease and since when (local time) its record has named that lease: the preferred hosts' hold-down. */
-  private readonly upSince = new Map<string, { lease: string; since: number }>();
-  private sawControl = false;
-  private settleTimer: Timer | undefined;
-  /** Node id → when its host record disappeared, while the respread delay holds balancing. */
-  private readonly goneAt = new Map<string, number>();
-  private holdTimer: Timer | undefined;
+  /** Which hosts are up and since when: the respread delay and the preferred hosts' hold-down (host-presence.ts). */
+  private readonly presence: HostPresence;
   /** A pass to sweep orphaned requests again after a delete went unanswered. */
   private sweepTimer: Timer | undefined;
   /** Drain orders, and drains waited for (`locker.drain()`). */
@@ -100,6 +96,7 @@ export class Mover {
     this.inFlight = new Pending(host, moveKey, () => this.schedule());
     this.stepping = new Pending(host, nextKey, () => this.schedule());
     this.record = new HostRecord(host);
+    this.presence = new HostPresence(host, () => this.schedule());
     this.drains = new Drains(host, (nodeId) => this.rec.draining.has(nodeId));
   }
 
@@ -125,11 +122,7 @@ export class Mover {
     this.record.check();
     const before = this.rec;
     this.rec = parseControl(this.host.prefix, this.host.view.control);
-    if (this.host.respreadDelayMs > 0) {
-      for (const id of before.leaseByHost.keys()) if (!this.rec.leaseByHost.has(id)) this.goneAt.set(id, this.host.clock.now());
-      for (const id of this.goneAt.keys()) if (this.rec.leaseByHost.has(id)) this.goneAt.delete(id);
-    }
-    this.trackUptime();
+    this.presence.update(this.rec.leaseByHost);
     const drainChanged = before.draining.size !== this.rec.draining.size || [...before.draining].some((d) => !this.rec.draining.has(d));
     if (drainChanged) this.host.judge('all');
     else {
@@ -138,36 +131,6 @@ export class Mover {
     }
     this.schedule();
     this.drains.wake();
-  }
-
-  /**
-   * When each host's record last changed lease (a restart): the hold-down of preferred hosts
-   * counts from there. Hosts already up when this host first sees the prefix count as up
-   * for long (we cannot tell, and a fleet starting together should not wait).
-   */
-  private trackUptime(): void {
-    const now = this.host.clock.now();
-    for (const [id, lease] of this.rec.leaseByHost) {
-      if (this.upSince.get(id)?.lease !== lease) this.upSince.set(id, { lease, since: this.sawControl ? now : -Infinity });
-    }
-    for (const id of this.upSince.keys()) if (!this.rec.leaseByHost.has(id)) this.upSince.delete(id);
-    this.sawControl = true;
-  }
-
-  /** True once host `id` has been up for the hold-down; else plans again when it will have been. */
-  private settled(id: string): boolean {
-    const up = this.upSince.get(id);
-    if (up === undefined) return false;
-    const at = up.since + this.host.preferHoldDownMs;
-    const now = this.host.clock.now();
-    if (now >= at) return true;
-    if (!this.settleTimer && !this.closed) {
-      this.settleTimer = this.host.clock.setTimeout(() => {
-        this.settleTimer = undefined;
-        this.schedule();
-      }, at - now);
-    }
-    return false;
   }
 
   /** Queues changed: finish the moves that happened, plan again. */
@@ -207,9 +170,8 @@ export class Mover {
     this.record.close();
     if (this.passTimer) this.host.clock.clearTimeout(this.passTimer);
     if (this.quietTimer) this.host.clock.clearTimeout(this.quietTimer);
-    if (this.holdTimer) this.host.clock.clearTimeout(this.holdTimer);
     if (this.sweepTimer) this.host.clock.clearTimeout(this.sweepTimer);
-    if (this.settleTimer) this.host.clock.clearTimeout(this.settleTimer);
+    this.presence.close();
     this.inFlight.clear();
     this.stepping.clear();
     this.drains.close();
@@ -241,7 +203,7 @@ export class Mover {
     const queues = (function* () {
       for (const name of view.names()) yield [name, view.queue(name)] as [string, readonly Candidate[]];
     })();
-    const holding = this.holding();
+    const holding = this.presence.holding();
     const moves = planMoves({
       queues,
       rec,
@@ -251,7 +213,7 @@ export class Mover {
       limit,
       movable: (name) => this.host.movable(name),
       prefer: (name) => this.host.prefer(name),
-      settled: (id) => this.settled(id),
+      settled: (id) => this.presence.settled(id),
     });
     for (const m of moves) this.start(m.name, m.from, m.to, m.position, session);
     if (this.host.balanceConcurrency === 0 || this.draining || holding || moves.length > 0) return;
@@ -270,31 +232,6 @@ export class Mover {
       movable: (name) => this.host.movable(name),
     });
     for (const p of promotions) this.promote(p.name, p.from, p.to, p.position, session);
-  }
-
-  /**
-   * True while a host disappeared less than respreadDelayMs ago and has not come back: its
-   * leaderships have failed over already (that never waits), but the spread over the others
-   * and their standby order hold still, so a restart within the delay takes its share back
-   * without every name having moved twice (Helix's delayed rebalance). Plans again when the
-   * delay ends.
-   */
-  private holding(): boolean {
-    if (this.goneAt.size === 0) return false;
-    const now = this.host.clock.now();
-    let until = 0;
-    for (const [id, at] of this.goneAt) {
-      if (now - at >= this.host.respreadDelayMs) this.goneAt.delete(id);
-      else until = Math.max(until, at + this.host.respreadDelayMs);
-    }
-    if (this.goneAt.size === 0) return false;
-    if (!this.holdTimer) {
-      this.holdTimer = this.host.clock.setTimeout(() => {
-        this.holdTimer = undefined;
-        this.schedule();
-      }, until - now);
-    }
-    return true;
   }
 
   /**

@@ -145,23 +145,27 @@ export function planMoves(input: PlanInput): PlannedMove[] {
   if (!draining && !input.balance) return [];
   const load = new Map<string, number>();
   const share = new Map<string, number>();
-  const mine: [string, readonly Candidate[]][] = [];
+  /** Names we lead and may balance away, with their preferred hosts (asked once per name). */
+  const mine: [string, readonly Candidate[], readonly string[] | undefined][] = [];
   /** Names we lead that belong on another, preferred host. */
   const toPreferred: [string, readonly Candidate[], string][] = [];
   const ids = new Set<string>();
   for (const [name, queue] of input.queues) {
     const head = queue[0];
     if (!head) continue;
-    const preferred = preferredHost(queue, input.prefer?.(name), input);
+    let owner = ownerOf(head, rec) ?? head.value;
+    // A move in flight counts as landed — ours, and anyone's whose request we see — so
+    // that no host fills a deficit that moves under way fill already.
+    const pending = rec.moves.get(name);
+    if (owner === self && input.inFlight.has(name)) owner = input.inFlight.get(name) ?? '';
+    else if (pending?.to !== undefined && pending.from === head.key) owner = pending.to;
+    load.set(owner, (load.get(owner) ?? 0) + 1);
+    const prefer = input.prefer?.(name);
+    const preferred = preferredHost(queue, prefer, input);
     if (preferred !== undefined && !draining) {
       // A name with its preferred host there is that host's whole share, whoever leads it
       // now: the other hosts' fair shares are made of the remaining names.
       share.set(preferred, (share.get(preferred) ?? 0) + 1);
-      let owner = ownerOf(head, rec) ?? head.value;
-      const pending = rec.moves.get(name);
-      if (owner === self && input.inFlight.has(name)) owner = input.inFlight.get(name) ?? '';
-      else if (pending?.to !== undefined && pending.from === head.key) owner = pending.to;
-      load.set(owner, (load.get(owner) ?? 0) + 1);
       if (owner === self && preferred !== self && (input.movable?.(name) ?? true)) toPreferred.push([name, queue, preferred]);
       continue; // never balanced away from its preferred host
     }
@@ -174,14 +178,7 @@ export function planMoves(input: PlanInput): PlannedMove[] {
     let total = 0;
     for (const id of ids) total += weightOf(id, rec);
     if (total > 0) for (const id of ids) share.set(id, (share.get(id) ?? 0) + weightOf(id, rec) / total);
-    let owner = ownerOf(head, rec) ?? head.value;
-    // A move in flight counts as landed — ours, and anyone's whose request we see — so
-    // that no host fills a deficit that moves under way fill already.
-    const pending = rec.moves.get(name);
-    if (owner === self && input.inFlight.has(name)) owner = input.inFlight.get(name) ?? '';
-    else if (pending?.to !== undefined && pending.from === head.key) owner = pending.to;
-    load.set(owner, (load.get(owner) ?? 0) + 1);
-    if (owner === self && (input.movable?.(name) ?? true)) mine.push([name, queue]);
+    if (owner === self && (input.movable?.(name) ?? true)) mine.push([name, queue, prefer]);
   }
   const out: PlannedMove[] = [];
   // First the names that belong on their preferred host: moves back, regardless of the
@@ -222,7 +219,7 @@ export function planMoves(input: PlanInput): PlannedMove[] {
     // Rounding down may leave every part at 0: the host with the largest surplus moves one.
     if (any === 0 && top === self) for (const id of quota.keys()) quota.set(id, 1);
   }
-  for (const [name, queue] of mine) {
+  for (const [name, queue, prefer] of mine) {
     if (out.length >= limit) break;
     if (rec.moves.has(name) || rec.nexts.has(name)) continue; // someone asked already: that request rules
     const myLoad = load.get(self) ?? 0;
@@ -232,7 +229,6 @@ export function planMoves(input: PlanInput): PlannedMove[] {
     // Names with a candidate that is not one of our lockers are never balanced.
     if (!draining && queue.some((c) => ownerOf(c, rec) === undefined)) continue;
     let best: { c: Candidate; load: number; position: number } | undefined;
-    const prefer = input.prefer?.(name);
     for (let p = 1; p < queue.length; p++) {
       const c = queue[p]!;
       if (c.value === self || !eligible(c, rec)) continue;

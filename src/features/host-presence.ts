@@ -1,0 +1,99 @@
+// Which hosts are up, as their host records (`<prefix>/hosts/<id>`) show, and since when.
+// Two rules of the mover read it: the respread delay (a host that disappeared holds
+// balancing still for a while) and the preferred hosts' hold-down (a host gets its
+// preferred names back only once it has been up for a while). Both are fed by the same
+// record changes, so they live here together; each asks for a pass again when its wait ends.
+import type { Clock, Timer } from '../core/clock.js';
+
+/** What the tracker needs of the mover's host (MoverHost). @internal */
+export interface HostPresenceHost {
+  readonly clock: Clock;
+  /** After a host's record disappears, balancing holds still this long (0: not at all). */
+  readonly respreadDelayMs: number;
+  /** A preferred host leads its names again once it has been up this long. */
+  readonly preferHoldDownMs: number;
+}
+
+/** @internal */
+export class HostPresence {
+  /** Node id → its lease and since when (local time) its record has named that lease. */
+  private readonly upSince = new Map<string, { lease: string; since: number }>();
+  /** Node id → when its host record disappeared, while the respread delay holds balancing. */
+  private readonly goneAt = new Map<string, number>();
+  private sawRecords = false;
+  private settleTimer: Timer | undefined;
+  private holdTimer: Timer | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly host: HostPresenceHost,
+    /** Called when a hold-down or the respread delay ends: plan again. */
+    private readonly wake: () => void,
+  ) {}
+
+  /**
+   * The host records changed (`leaseByHost`: node id → lease). A record whose lease changed
+   * is a restart: the hold-down counts from there. Hosts already up when this host first
+   * sees the prefix count as up for long (we cannot tell, and a fleet starting together
+   * should not wait).
+   */
+  update(leaseByHost: ReadonlyMap<string, string>): void {
+    const now = this.host.clock.now();
+    if (this.host.respreadDelayMs > 0) {
+      for (const id of this.upSince.keys()) if (!leaseByHost.has(id)) this.goneAt.set(id, now);
+      for (const id of this.goneAt.keys()) if (leaseByHost.has(id)) this.goneAt.delete(id);
+    }
+    for (const [id, lease] of leaseByHost) {
+      if (this.upSince.get(id)?.lease !== lease) this.upSince.set(id, { lease, since: this.sawRecords ? now : -Infinity });
+    }
+    for (const id of this.upSince.keys()) if (!leaseByHost.has(id)) this.upSince.delete(id);
+    this.sawRecords = true;
+  }
+
+  /** True once host `id` has been up for the hold-down; else wakes when it will have been. */
+  settled(id: string): boolean {
+    const up = this.upSince.get(id);
+    if (up === undefined) return false;
+    const at = up.since + this.host.preferHoldDownMs;
+    const now = this.host.clock.now();
+    if (now >= at) return true;
+    if (!this.settleTimer && !this.closed) {
+      this.settleTimer = this.host.clock.setTimeout(() => {
+        this.settleTimer = undefined;
+        this.wake();
+      }, at - now);
+    }
+    return false;
+  }
+
+  /**
+   * True while a host disappeared less than respreadDelayMs ago and has not come back: its
+   * leaderships have failed over already (that never waits), but the spread over the others
+   * and their standby order hold still, so a restart within the delay takes its share back
+   * without every name having moved twice (Helix's delayed rebalance). Wakes when the delay
+   * ends.
+   */
+  holding(): boolean {
+    if (this.goneAt.size === 0) return false;
+    const now = this.host.clock.now();
+    let until = 0;
+    for (const [id, at] of this.goneAt) {
+      if (now - at >= this.host.respreadDelayMs) this.goneAt.delete(id);
+      else until = Math.max(until, at + this.host.respreadDelayMs);
+    }
+    if (this.goneAt.size === 0) return false;
+    if (!this.holdTimer && !this.closed) {
+      this.holdTimer = this.host.clock.setTimeout(() => {
+        this.holdTimer = undefined;
+        this.wake();
+      }, until - now);
+    }
+    return true;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.settleTimer) this.host.clock.clearTimeout(this.settleTimer);
+    if (this.holdTimer) this.host.clock.clearTimeout(this.holdTimer);
+  }
+}
