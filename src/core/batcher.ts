@@ -24,7 +24,8 @@ export interface TickBatcherOptions<Req> {
   window?: WriteWindow;
   /**
    * A request's key: a batch never holds one key twice (etcd refuses such a txn) — a repeat
-   * starts the next batch, which waits until no key of it is in flight.
+   * starts the next batch, which waits until no key of it is in flight (batches without a
+   * common key go past it).
    */
   keyOf?: (req: Req) => string;
 }
@@ -95,16 +96,28 @@ export class TickBatcher<Req, Res> {
     this.pump();
   }
 
+  /**
+   * Sends ready batches while the bounds allow, oldest first. A batch with a key in flight
+   * waits — writes of one key land in the order they were made — and so does every later
+   * batch that shares a key with one waiting; the others go past it (a control record in
+   * flight must not hold up every other name's writes behind it for a round trip).
+   */
   private pump(): void {
-    while (this.inFlight < PARALLEL && this.ready.length > 0) {
-      const batch = this.ready[0]!;
-      // A key still in flight holds its next batch back (and the ones behind it): writes
-      // of one key land in the order they were made.
-      const keys = this.keyOf === undefined ? [] : batch.map((p) => this.keyOf!(p.req));
-      if (keys.some((k) => this.keysInFlight.has(k))) return;
-      const slot = this.window?.take(this.wake);
+    const keyOf = this.keyOf;
+    /** Keys of the batches passed over in this scan: a later write of one waits too. */
+    let held: Set<string> | undefined;
+    for (let i = 0; i < this.ready.length && this.inFlight < PARALLEL;) {
+      const batch = this.ready[i]!;
+      const keys = keyOf === undefined ? [] : batch.map((p) => keyOf(p.req));
+      if (keys.some((k) => this.keysInFlight.has(k) || held?.has(k))) {
+        held ??= new Set();
+        for (const k of keys) held.add(k);
+        i++;
+        continue;
+      }
+      const slot = this.window?.take(this.wake, batch.length);
       if (this.window && !slot) return; // the window is full: pumped again when a slot frees
-      this.ready.shift();
+      this.ready.splice(i, 1);
       for (const k of keys) this.keysInFlight.add(k);
       this.inFlight++;
       void this.deliver(batch).then((ok) => {

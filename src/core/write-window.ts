@@ -10,11 +10,13 @@
 // slowly keeps etcd's backlog, and with it the keepalive round trip, short.
 import type { Clock } from './clock.js';
 
-/** Batches in flight at first, and the bounds. */
-const START = 2;
-const MIN = 1;
-const MAX = 16;
-/** A batch answered within this grows the window by one (additive increase)… */
+/** Requests in a full batch (batcher.ts: BATCH): the window's unit. */
+const FULL = 100;
+/** Requests in flight at first, and the bounds: 2, 1 and 16 full batches. */
+const START = 2 * FULL;
+const MIN = FULL;
+const MAX = 16 * FULL;
+/** A batch answered within this grows the window by its size, at most a full batch (additive increase)… */
 const FAST_MS = 300;
 /** …one slower than this, or failed, halves it (multiplicative decrease). */
 const SLOW_MS = 1_000;
@@ -30,23 +32,28 @@ export class WriteWindow {
   /**
    * A slot for one batch, or undefined when the window is full (then `wake` is called once a
    * slot may be free). The slot's `done(ok)` must be called when the batch was answered.
+   *
+   * `requests` is the batch's size: the window counts requests, not batches, so that a
+   * stream of small batches (a few control records at a time) does not hold the room full
+   * batches of campaigns wait for — etcd's apply cost is per request. An empty window
+   * takes one batch of any size.
    */
-  take(wake: () => void): { done(ok: boolean): void } | undefined {
-    if (this.inFlight >= this.size) {
+  take(wake: () => void, requests = FULL): { done(ok: boolean): void } | undefined {
+    if (this.inFlight > 0 && this.inFlight + requests > this.size) {
       this.waiting.add(wake);
       return undefined;
     }
-    this.inFlight++;
+    this.inFlight += requests;
     const sent = this.clock.now();
     let done = false;
     return {
       done: (ok) => {
         if (done) return;
         done = true;
-        this.inFlight--;
+        this.inFlight -= requests;
         const ms = this.clock.now() - sent;
         if (!ok || ms > SLOW_MS) this.size = Math.max(MIN, Math.floor(this.size / 2));
-        else if (ms < FAST_MS) this.size = Math.min(MAX, this.size + 1);
+        else if (ms < FAST_MS) this.size = Math.min(MAX, this.size + Math.min(FULL, requests));
         const wake = [...this.waiting];
         this.waiting.clear();
         for (const w of wake) w();
@@ -54,8 +61,8 @@ export class WriteWindow {
     };
   }
 
-  /** Batches allowed in flight now (metrics, tests). */
+  /** Full batches' worth of requests allowed in flight now (metrics, tests). */
   get limit(): number {
-    return this.size;
+    return this.size / FULL;
   }
 }

@@ -45,3 +45,22 @@ test('write window: starts at 2, grows by one per fast answer up to 16, halves o
   one.done(true);
   assert.equal(w.limit, 2, 'done twice counts once');
 });
+
+test('write window: counts requests, not batches — small batches share what one full batch takes; an empty window takes any batch', () => {
+  const clock = fakeClock();
+  const w = new WriteWindow(clock);
+  const wake = (): void => {};
+  const full = w.take(wake, 100)!;
+  const small = Array.from({ length: 10 }, () => w.take(wake, 10));
+  assert.ok(
+    small.every((s) => s !== undefined),
+    'ten batches of 10 fit beside one of 100 in a window of 2',
+  );
+  assert.equal(w.take(wake, 10), undefined, 'then it is full');
+  full.done(true);
+  for (const s of small) s!.done(true);
+  assert.equal(w.limit, 4, 'a full batch grows it by one, ten tenths by one');
+  const big = new WriteWindow(clock);
+  assert.ok(big.take(wake, 500), 'an empty window takes a batch larger than itself (no request waits for ever)');
+  assert.equal(big.take(wake, 1), undefined);
+});

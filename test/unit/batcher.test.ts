@@ -1,0 +1,60 @@
+// TickBatcher (src/core/batcher.ts): the requests of one turn go out together; writes of one
+// key keep their order, and a batch waiting for its key lets unrelated batches past.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TickBatcher } from '../../src/core/batcher.js';
+
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+interface Write {
+  key: string;
+  v: number;
+}
+
+test('batcher: a batch whose key is in flight waits, later batches without its keys go past, writes of one key keep their order', async () => {
+  const sent: string[] = [];
+  const answers: (() => void)[] = [];
+  const b = new TickBatcher<Write, true>(
+    (batch) => {
+      sent.push(batch.map((w) => `${w.key}${w.v}`).join('+'));
+      return new Promise((resolve) => answers.push(() => resolve(batch.map(() => true as const))));
+    },
+    { keyOf: (w) => w.key },
+  );
+  const done: Promise<true>[] = [];
+  done.push(b.add({ key: 'a', v: 1 }));
+  await turn();
+  assert.deepEqual(sent, ['a1'], 'the first batch goes at once');
+  done.push(b.add({ key: 'a', v: 2 }), b.add({ key: 'c', v: 1 }));
+  await turn();
+  assert.deepEqual(sent, ['a1'], 'a1 is in flight: the batch with a2 waits (and c1 with it, in that batch)');
+  done.push(b.add({ key: 'd', v: 1 }));
+  await turn();
+  assert.deepEqual(sent, ['a1', 'd1'], 'd1 shares no key with anything waiting: it goes past');
+  done.push(b.add({ key: 'c', v: 2 }));
+  await turn();
+  assert.deepEqual(sent, ['a1', 'd1'], 'c2 waits behind the waiting c1');
+  answers.shift()!(); // a1 answered
+  await turn();
+  assert.deepEqual(sent, ['a1', 'd1', 'a2+c1'], 'a2 and c1 go once a1 is answered; c2 still waits for c1');
+  answers.shift()!(); // d1
+  answers.shift()!(); // a2+c1
+  await turn();
+  assert.deepEqual(sent, ['a1', 'd1', 'a2+c1', 'c2']);
+  answers.shift()!();
+  assert.equal((await Promise.all(done)).length, 5, 'every write answered');
+});
+
+test('batcher: one turn of 250 requests is three batches of at most 100, each request answered with its own result', async () => {
+  const sizes: number[] = [];
+  const b = new TickBatcher<number, number>(async (batch) => {
+    sizes.push(batch.length);
+    return batch.map((n) => (n % 7 === 0 ? new Error(`no ${n}`) : n * 2));
+  });
+  const results = await Promise.allSettled(Array.from({ length: 250 }, (_, i) => b.add(i)));
+  assert.deepEqual(sizes, [100, 100, 50]);
+  results.forEach((r, i) => {
+    if (i % 7 === 0) assert.equal(r.status === 'rejected' && (r.reason as Error).message, `no ${i}`);
+    else assert.deepEqual(r, { status: 'fulfilled', value: i * 2 });
+  });
+});
