@@ -7,6 +7,8 @@ import type { Store } from '../etcd/store.js';
 type Outcome = 'acked' | 'failed' | 'ended';
 /** Keepalives waiting for an answer at once, at most. */
 const MAX_OUTSTANDING = 3;
+/** How long (in ttls) a slow round trip keeps keepalives at the strained cadence (keepaliveLoop). */
+const STRAIN_MEMORY_TTLS = 2;
 
 export interface SessionTiming {
   ttl: number;
@@ -224,6 +226,18 @@ export class Session {
    * attemptMs, each extending the deadline from its own send. With one keepalive at a time
    * a session survives round trips up to renewDeadline − interval (1.67 s at ttl 5); with
    * them overlapping, up to about renewDeadline − attemptMs (2.5 s).
+   *
+   * Under strain — a round trip longer than half an attempt, a slow or failed attempt, or the
+   * session's start, within the last STRAIN_MEMORY_TTLS ttls — keepalives go every attemptMs
+   * instead of every interval.
+   * Round trips on a loaded machine are spiky (15 ms, then 1.7 s: etcd applies a backlog
+   * before it answers a keepalive, the host's own event loop stalls), and the spike that
+   * comes after a quick answer gets only renewDeadline − interval if the next keepalive waits
+   * a whole interval; sent at half of it, every keepalive has renewDeadline − attemptMs
+   * (2.5 s at ttl 5 instead of 1.67 s). Seen in the balance bench: hosts lost their sessions
+   * to a 1.7 s round trip after a 44 ms one, and new sessions whose first keepalive went
+   * unanswered for 1.7 s while eight hosts booted at once. At rest the cadence stays one per
+   * interval.
    */
   private async keepaliveLoop(): Promise<void> {
     const { clock, keepaliveIntervalMs } = this.timing;
@@ -231,7 +245,13 @@ export class Session {
     const outstanding = new Set<Promise<Outcome>>();
     let retryMs = 50;
     let failures = 0;
-    let nextAt = this.lastAckSent + keepaliveIntervalMs;
+    /** Until then keepalives go every attemptMs instead of every interval (see below). */
+    let strainedUntil = -Infinity;
+    const strained = (): void => void (strainedUntil = clock.now() + STRAIN_MEMORY_TTLS * this.timing.ttl * 1000);
+    // A new session starts strained: its host is at its busiest then (registering names,
+    // campaigning, reading the prefix) and has no round trip to judge by yet.
+    strained();
+    let nextAt = this.lastAckSent + attemptMs;
     while (!this.controller.signal.aborted) {
       await this.sleep(nextAt - clock.now());
       if (this.controller.signal.aborted) return;
@@ -249,12 +269,15 @@ export class Session {
       if (outcome === 'acked') {
         retryMs = 50;
         failures = 0;
-        nextAt = sent + keepaliveIntervalMs;
+        if (clock.now() - sent > attemptMs / 2) strained();
+        nextAt = sent + (clock.now() < strainedUntil ? attemptMs : keepaliveIntervalMs);
       } else if (outcome === 'failed') {
+        strained();
         failures++;
         nextAt = clock.now() + retryMs;
         retryMs = Math.min(retryMs * 2, attemptMs);
       } else {
+        strained();
         nextAt = clock.now(); // 'slow': it goes on waiting; send another beside it
       }
     }

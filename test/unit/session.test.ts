@@ -59,14 +59,21 @@ async function start(clock: FakeClock, leases: FakeLeases, ttl = 3): Promise<{ s
   return { session, lost };
 }
 
-test('answered keepalives keep the session alive, one every ttl/3', async () => {
+test('answered keepalives keep the session alive, one every ttl/3 — every ttl/6 in its first two ttls', async () => {
   const clock = new FakeClock();
   const leases = new FakeLeases(clock);
   const { session, lost } = await start(clock, leases);
   await clock.advance(30_000);
   assert.equal(lost.length, 0);
   assert.ok(session.alive());
-  assert.equal(leases.sends.length, 30, `30 keepalives in 30 s with ttl 3, got ${leases.sends.length}`);
+  const early = leases.sends.filter((t) => t <= 6_000);
+  const rest = leases.sends.filter((t) => t > 6_000);
+  assert.deepEqual(
+    early,
+    [500, 1_000, 1_500, 2_000, 2_500, 3_000, 3_500, 4_000, 4_500, 5_000, 5_500, 6_000],
+    'a new session starts strained',
+  );
+  assert.equal(rest.length, 24, `then one per second until 30 s with ttl 3, got ${rest.join(', ')}`);
   for (let i = 1; i < leases.sends.length; i++) assert.ok(leases.sends[i]! - leases.sends[i - 1]! <= 1000);
   await session.close(true);
   assert.deepEqual(leases.revoked, ['7587869343212843269']);
@@ -116,8 +123,9 @@ test('an acknowledgement processed after its deadline (paused process) extends n
   const clock = new FakeClock();
   const leases = new FakeLeases(clock);
   const { session, lost } = await start(clock, leases);
+  await clock.advance(6_000); // past the strained start: one keepalive per second
   leases.holdAnswers = true;
-  await clock.advance(1_000); // keepalive sent at 1000; its answer sits in a buffer
+  await clock.advance(1_000); // keepalive sent at 7000; its answer sits in a buffer
   assert.equal(leases.held.length, 1);
   clock.jump(5_000); // the process was stopped: no timer ran
   assert.ok(!session.alive(), 'alive() reads the clock, not the timers');
@@ -141,13 +149,13 @@ test('startable(): only while keepalives are on schedule; renewed() wakes the wa
   const clock = new FakeClock();
   const leases = new FakeLeases(clock);
   const { session, lost } = await start(clock, leases); // ttl 3: interval 1000, attempt 500, renewDeadline 2000
-  await clock.advance(3_000); // last acknowledged send at 3000
+  await clock.advance(9_000); // last acknowledged send at 9000 (one per second since the strained start ended at 6000)
   assert.ok(session.startable(), 'fresh after an acknowledgement');
   leases.defaultAnswer = 'error';
-  await clock.advance(1_250); // the keepalive of 4000 and its retries fail: 1250 ≤ 1000 + 250
+  await clock.advance(1_250); // the keepalive of 10000 and its retries fail: 1250 ≤ 1000 + 250
   assert.ok(session.startable(), 'within an interval plus half an attempt');
   await clock.advance(1);
-  assert.ok(session.alive(), 'still alive (deadline 5000)…');
+  assert.ok(session.alive(), 'still alive (deadline 11000)…');
   assert.ok(!session.startable(), '…but overdue: nothing new starts on it');
   let woke = false;
   void session.renewed().then(() => (woke = true));
@@ -167,4 +175,32 @@ test('startable(): only while keepalives are on schedule; renewed() wakes the wa
   assert.equal(lost.length, 1);
   assert.ok(ended, 'renewed() resolves when the session ends instead');
   assert.ok(!session.startable());
+});
+
+test('under strain keepalives go every half interval, for two ttls after the last slow round trip, then every interval again', async () => {
+  const clock = new FakeClock();
+  const leases = new FakeLeases(clock);
+  const { session, lost } = await start(clock, leases); // ttl 3: interval 1000, attempt 500
+  await clock.advance(10_000); // past the strained start (6 s)
+  leases.sends = [];
+  await clock.advance(2_000);
+  assert.deepEqual(leases.sends, [11_000, 12_000], 'at rest: one per interval');
+  leases.holdAnswers = true;
+  await clock.advance(1_000); // sent at 13000, its answer held
+  await clock.advance(300);
+  leases.holdAnswers = false;
+  for (const deliver of leases.held.splice(0)) deliver(); // answered after 300 ms > attempt / 2
+  await clock.advance(5_700); // to 19000
+  const strained = leases.sends.filter((t) => t > 13_000);
+  assert.deepEqual(
+    strained,
+    [13_500, 14_000, 14_500, 15_000, 15_500, 16_000, 16_500, 17_000, 17_500, 18_000, 18_500, 19_000],
+    'every 500 ms while strained',
+  );
+  await clock.advance(6_000);
+  const after = leases.sends.filter((t) => t > 19_300 + 500);
+  for (let i = 1; i < after.length; i++) assert.equal(after[i]! - after[i - 1]!, 1_000, `back to one per interval: ${after.join(', ')}`);
+  assert.ok(after.length >= 4);
+  assert.equal(lost.length, 0);
+  assert.ok(session.alive());
 });
