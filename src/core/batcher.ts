@@ -22,6 +22,8 @@ export interface TickBatcherOptions<Req> {
   rank?: (req: Req) => number;
   /** Shared by a host's batchers: how many batches etcd gets at once (write-window.ts). */
   window?: WriteWindow;
+  /** This batcher's batches go at once, whatever the window holds (they still count in it). */
+  urgent?: boolean;
   /**
    * A request's key: a batch never holds one key twice (etcd refuses such a txn) — a repeat
    * starts the next batch, which waits until no key of it is in flight (batches without a
@@ -45,6 +47,7 @@ export class TickBatcher<Req, Res> {
   private readonly keyOf: ((req: Req) => string) | undefined;
   private readonly window: WriteWindow | undefined;
   private readonly rank: ((req: Req) => number) | undefined;
+  private readonly urgent: boolean;
 
   constructor(
     private readonly send: (batch: readonly Req[]) => Promise<readonly (Res | Error)[]>,
@@ -53,6 +56,7 @@ export class TickBatcher<Req, Res> {
     this.keyOf = options.keyOf;
     this.window = options.window;
     this.rank = options.rank;
+    this.urgent = options.urgent ?? false;
   }
 
   add(req: Req): Promise<Res> {
@@ -115,7 +119,7 @@ export class TickBatcher<Req, Res> {
         i++;
         continue;
       }
-      const slot = this.window?.take(this.wake, batch.length);
+      const slot = this.window?.take(this.wake, batch.length, this.urgent);
       if (this.window && !slot) return; // the window is full: pumped again when a slot frees
       this.ready.splice(i, 1);
       for (const k of keys) this.keysInFlight.add(k);

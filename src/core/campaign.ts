@@ -17,10 +17,14 @@ export class CampaignBatcher {
     const options = window ? { window } : {};
     this.campaigns = new TickBatcher((batch) => store.campaign(batch, timeoutMs()), { ...options, rank: hostRank });
     // One transaction: it applies as a whole or not at all, so every delete of it shares the answer.
-    this.resigns = new TickBatcher(async (batch) => {
-      await store.resign(batch, timeoutMs());
-      return batch.map(() => true as const);
-    }, options);
+    // Urgent in the window: a hand-over's name has no leader until its key is gone.
+    this.resigns = new TickBatcher(
+      async (batch) => {
+        await store.resign(batch, timeoutMs());
+        return batch.map(() => true as const);
+      },
+      { ...options, urgent: true },
+    );
   }
 
   campaign(req: CampaignRequest): Promise<CampaignResult> {

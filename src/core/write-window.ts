@@ -36,10 +36,12 @@ export class WriteWindow {
    * `requests` is the batch's size: the window counts requests, not batches, so that a
    * stream of small batches (a few control records at a time) does not hold the room full
    * batches of campaigns wait for — etcd's apply cost is per request. An empty window
-   * takes one batch of any size.
+   * takes one batch of any size. An `urgent` batch is never refused (it still counts, so
+   * the others wait for it): key deletes of hand-overs, whose names have no leader until
+   * they land, must not queue behind a registration's campaigns.
    */
-  take(wake: () => void, requests = FULL): { done(ok: boolean): void } | undefined {
-    if (this.inFlight > 0 && this.inFlight + requests > this.size) {
+  take(wake: () => void, requests = FULL, urgent = false): { done(ok: boolean): void } | undefined {
+    if (!urgent && this.inFlight > 0 && this.inFlight + requests > this.size) {
       this.waiting.add(wake);
       return undefined;
     }

@@ -64,3 +64,20 @@ test('write window: counts requests, not batches — small batches share what on
   assert.ok(big.take(wake, 500), 'an empty window takes a batch larger than itself (no request waits for ever)');
   assert.equal(big.take(wake, 1), undefined);
 });
+
+test('write window: an urgent batch goes even when the window is full, and counts — the others wait for it too', () => {
+  const clock = fakeClock();
+  const w = new WriteWindow(clock);
+  const wake = (): void => {};
+  const a = w.take(wake)!;
+  const b = w.take(wake)!;
+  assert.equal(w.take(wake), undefined, 'full at 2');
+  const urgent = w.take(wake, 100, true);
+  assert.ok(urgent, 'a hand-over delete does not wait');
+  assert.equal(w.take(wake, 1), undefined, 'over full now: not even one request more');
+  a.done(true); // the window grows to 3, with 2 still in flight (b and the urgent one)
+  assert.ok(w.take(wake, 100), 'room for one');
+  assert.equal(w.take(wake, 1), undefined, 'the urgent batch counted');
+  b.done(true);
+  urgent.done(true);
+});
