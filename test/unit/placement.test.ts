@@ -93,6 +93,11 @@ describe('placement', () => {
     assert.equal(standsAside(q, q[1]!.key, 'b', rec, undefined), false, 'c behind b drains too');
     const q2 = queue('x', 'a', 'b', 'd');
     assert.equal(standsAside(q2, q2[1]!.key, 'b', control(['a', 'b', 'd'], { 'drain/b': {} }), undefined), true);
+    const q3 = queue('x', 'a', 'd', 'b', 'c');
+    const rec3 = control(['a', 'b', 'c', 'd'], { 'drain/b': {} });
+    assert.equal(standsAside(q3, q3[2]!.key, 'b', rec3, undefined), false, 'second in line: d is ahead of it, nothing to do yet');
+    const q4 = queue('x', 'a', 'b', 'c');
+    assert.equal(standsAside(q4, q4[1]!.key, 'b', rec3, undefined), true, 'first in line: it steps aside');
   });
 
   test('balance: from 60/0/0 a leader plans moves to both others, within its limit; nothing at its share; never with a foreign candidate', () => {
