@@ -25,7 +25,7 @@ export interface ChildConfig {
    * FLUSH_MS as `{ type: 'events', ev: BalanceEvent[] }`, every leadership start and stop and
    * every fn run; `{ type: 'boot' | 'registered' | 'in', t }` when the process runs, when
    * every name is registered, when every name's campaign key is in this host's view
-   * (`{ type: 'progress', in }` every second until then: how many are).
+   * (`{ type: 'progress', in }` every ten passes over the names still out until then: how many are in).
    */
   names?: number;
   /** Balance bench: the locker option `zone`, passed only when the locker has that option. */
@@ -142,13 +142,22 @@ function balanceHost(config: ChildConfig, names: number): void {
   }
   process.send?.({ type: 'registered', t: stamp() });
   // Every campaign key in this host's view: each name has had a place in its queue (a name
-  // that is in stays counted, though a hand-over briefly takes its key out and back).
-  let next = 0;
+  // that is in stays counted, though a hand-over briefly takes its key out and back). Names
+  // are looked at in passes over those still out, at most SCAN a tick (100,000 position reads
+  // every 10 ms would be the host's whole CPU); campaigns go out in a per-host order, not by
+  // index, so the count is of all names, not of a prefix of them.
+  const SCAN = 5_000;
+  let out = singletons.map((_, i) => i);
+  let still: number[] = [];
+  let at = 0;
   let polls = 0;
   const poll = setInterval(() => {
-    while (next < singletons.length && singletons[next]!.position !== undefined) next++;
-    if (next < singletons.length) {
-      if (++polls % 100 === 0) process.send?.({ type: 'progress', in: next });
+    const stop = Math.min(out.length, at + SCAN);
+    for (; at < stop; at++) if (singletons[out[at]!]!.position === undefined) still.push(out[at]!);
+    if (at < out.length) return;
+    [out, still, at] = [still, [], 0];
+    if (out.length > 0) {
+      if (++polls % 10 === 0) process.send?.({ type: 'progress', in: singletons.length - out.length });
       return;
     }
     clearInterval(poll);
