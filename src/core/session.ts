@@ -229,15 +229,14 @@ export class Session {
    *
    * Under strain — a round trip longer than half an attempt, a slow or failed attempt, or the
    * session's start, within the last STRAIN_MEMORY_TTLS ttls — keepalives go every attemptMs
-   * instead of every interval.
-   * Round trips on a loaded machine are spiky (15 ms, then 1.7 s: etcd applies a backlog
-   * before it answers a keepalive, the host's own event loop stalls), and the spike that
-   * comes after a quick answer gets only renewDeadline − interval if the next keepalive waits
-   * a whole interval; sent at half of it, every keepalive has renewDeadline − attemptMs
-   * (2.5 s at ttl 5 instead of 1.67 s). Seen in the balance bench: hosts lost their sessions
-   * to a 1.7 s round trip after a 44 ms one, and new sessions whose first keepalive went
-   * unanswered for 1.7 s while eight hosts booted at once. At rest the cadence stays one per
-   * interval.
+   * instead of every interval. Round trips on a loaded machine are spiky (15 ms, then 1.7 s:
+   * etcd applies a backlog before it answers a keepalive, the host's own event loop stalls),
+   * and the spike that comes after a quick answer gets only renewDeadline − interval if the
+   * next keepalive waits a whole interval; sent at half of it, every keepalive has
+   * renewDeadline − attemptMs (2.5 s at ttl 5 instead of 1.67 s). Seen in the balance bench:
+   * hosts lost their sessions to a 1.7 s round trip after a 44 ms one, and new sessions whose
+   * first keepalive went unanswered for 1.7 s while eight hosts booted at once. At rest the
+   * cadence stays one per interval.
    */
   private async keepaliveLoop(): Promise<void> {
     const { clock, keepaliveIntervalMs } = this.timing;
