@@ -24,6 +24,7 @@ export function singletonHost(rt: LockerRuntime): SingletonHost {
     recorder: rt.recorder,
     requestTimeoutMs: () => rt.requestTimeoutMs(),
     session: () => rt.session(),
+    whenSession: (start) => rt.whenSession(start),
     standsAside: (name, key) => rt.mover.standsAside(name, key),
     handsOver: (name, key) => rt.mover.handsOver(name, key),
     report: (err) => rt.report(err),

@@ -28,6 +28,12 @@ export interface NameHost extends ElectionContext {
   readonly recorder: LeadershipCounter;
   /** The session to campaign with, when the locker has one and its view is current. */
   session(): Session | undefined;
+  /**
+   * Calls `start` once there is such a session again (start() found none). Names wait here
+   * instead of being tried one by one on every view change: that was O(names) per event, the
+   * largest cost of a host with 100,000 names.
+   */
+  whenSession(start: () => void): void;
   /** Should our queued key of `name` step out of the way (placement.ts)? */
   standsAside(name: string, key: string): boolean;
   /** Should our leadership of `name` (key `key`) be handed over now (placement.ts)? */

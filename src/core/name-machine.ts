@@ -39,12 +39,15 @@ export class NameMachine extends NameRelease {
 
   // ——— driven by the locker ———
 
+  /** start(), once the locker has a session again (one function per name: waiting twice is waiting once). */
+  private readonly startLater = (): void => this.start();
+
   /** Campaigns if idle and the locker has a session. Idempotent. */
   start(): void {
     if (this.state.kind !== 'idle') return;
     if (this.health && !this.health.candidate) return; // campaigns again when the health check passes
     const session = this.host.session();
-    if (!session) return;
+    if (!session) return this.host.whenSession(this.startLater);
     const st: State = { kind: 'campaigning', session, then: undefined };
     this.enter(st);
     const c = campaign(this.host, this.name, session, this.policy.onBusy === 'refuse');

@@ -64,6 +64,7 @@ class FakeHost implements SingletonHost {
   session(): Session | undefined {
     return this.current;
   }
+  whenSession(): void {}
   requestTimeoutMs(): number {
     return 1000;
   }
