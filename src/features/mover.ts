@@ -57,8 +57,10 @@ export interface MoverHost {
 const QUIET_MS = 500;
 /** After an unanswered delete of an orphaned request, sweep again this much later. */
 const SWEEP_RETRY_MS = 1_000;
-/** At most one planning pass per this many ms. */
+/** At most one planning pass per this many ms… */
 const MIN_PASS_GAP_MS = 200;
+/** …and per this many times the last pass took: planning gets at most a quarter of the event loop. */
+const PASS_GAP_OVER_PASS = 3;
 /**
  * Promotions of first standbys planned per pass. Each is one stand-aside (a delete and a
  * campaign, both batched with the pass's others): cheap, so standbys spread within a pass
@@ -83,6 +85,8 @@ export class Mover {
   private closed = false;
   private loadsSig = '';
   private lastPass = -Infinity;
+  /** How long the last pass took (ms): the next waits at least PASS_GAP_OVER_PASS times that. */
+  private lastPassMs = 0;
   private quietSince = 0;
   private quietTimer: Timer | undefined;
   /** Which hosts are up and since when: the respread delay and the preferred hosts' hold-down (host-presence.ts). */
@@ -178,17 +182,21 @@ export class Mover {
   }
 
   /**
-   * Plans soon, once per burst of events and at most every MIN_PASS_GAP_MS: a pass reads
-   * every queue (O(names × candidates)), which must not eat the event loop of a host with
-   * thousands of names while moves stream in.
+   * Plans soon, once per burst of events and at most every MIN_PASS_GAP_MS — or three times
+   * as long as the last pass took, if more: a pass reads every queue (O(names × candidates)),
+   * which must not eat the event loop of a host with thousands of names while moves stream
+   * in (at 100,000 names a pass takes ~100 ms on a loaded core; every 200 ms it was half the
+   * host's CPU).
    */
   private schedule(): void {
     if (this.closed || this.passTimer) return;
-    const wait = Math.max(50, this.lastPass + MIN_PASS_GAP_MS - this.host.clock.now());
+    const gap = Math.max(MIN_PASS_GAP_MS, PASS_GAP_OVER_PASS * this.lastPassMs);
+    const wait = Math.max(50, this.lastPass + gap - this.host.clock.now());
     this.passTimer = this.host.clock.setTimeout(() => {
       this.passTimer = undefined;
       this.lastPass = this.host.clock.now();
       this.pass();
+      this.lastPassMs = this.host.clock.now() - this.lastPass;
     }, wait);
   }
 
