@@ -21,8 +21,9 @@ export class HostPresence {
   /** Node id → when its host record disappeared, while the respread delay holds balancing. */
   private readonly goneAt = new Map<string, number>();
   private sawRecords = false;
-  private settleTimer: Timer | undefined;
-  private holdTimer: Timer | undefined;
+  /** The one timer of both rules, and when it fires (Infinity: none). */
+  private timer: Timer | undefined;
+  private timerAt = Infinity;
   private closed = false;
 
   constructor(
@@ -57,12 +58,7 @@ export class HostPresence {
     const at = up.since + this.host.preferHoldDownMs;
     const now = this.host.clock.now();
     if (now >= at) return true;
-    if (!this.settleTimer && !this.closed) {
-      this.settleTimer = this.host.clock.setTimeout(() => {
-        this.settleTimer = undefined;
-        this.wake();
-      }, at - now);
-    }
+    this.wakeAt(at);
     return false;
   }
 
@@ -82,18 +78,27 @@ export class HostPresence {
       else until = Math.max(until, at + this.host.respreadDelayMs);
     }
     if (this.goneAt.size === 0) return false;
-    if (!this.holdTimer && !this.closed) {
-      this.holdTimer = this.host.clock.setTimeout(() => {
-        this.holdTimer = undefined;
-        this.wake();
-      }, until - now);
-    }
+    this.wakeAt(until);
     return true;
+  }
+
+  /**
+   * Plans again at `at`: one timer, at the earliest moment either rule asked for — the pass
+   * it brings asks both rules again, and each asks for its next moment then.
+   */
+  private wakeAt(at: number): void {
+    if (this.closed || at >= this.timerAt) return;
+    if (this.timer) this.host.clock.clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = this.host.clock.setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.wake();
+    }, at - this.host.clock.now());
   }
 
   close(): void {
     this.closed = true;
-    if (this.settleTimer) this.host.clock.clearTimeout(this.settleTimer);
-    if (this.holdTimer) this.host.clock.clearTimeout(this.holdTimer);
+    if (this.timer) this.host.clock.clearTimeout(this.timer);
   }
 }
