@@ -166,7 +166,7 @@ async function hostsWatchingFollower(t: TestContext, prefix: string): Promise<{ 
     const hs = await hostsOn(firstOf([(leader + 1) % cluster.members.length]), prefix, NAMES, TTL);
     let why: string;
     try {
-      await settled(cluster, hs, NAMES); // (and quiet: no hand-over of 'b' under way)
+      await settled(cluster, hs, NAMES); // (and spread: no hand-over of 'b' under way)
       const victim = leadersOf(hs, 'b')[0]!;
       const on = await Promise.all(hs.map((h) => h.request<{ watchEndpoint?: string }>({ op: 'health' })));
       const watched = cluster.endpoints.findIndex((ep) => on[hs.indexOf(victim)]!.watchEndpoint?.endsWith(ep));

@@ -3,6 +3,7 @@
 // "healthy again after the fault" check.
 import type { EtcdCluster } from './etcd.js';
 import { leadersOf, spawnHost, type Host, type HostEvent } from './host.js';
+import { within } from './balance.js';
 import { waitFor } from './wait.js';
 import { ms } from './history.js';
 
@@ -54,34 +55,23 @@ export async function hostsOnRaftLeader(
   }
 }
 
-/** One leader per name, every live host queued for every name. */
+/**
+ * One leader per name, every live host queued for every name, and the names spread
+ * (⌊N/H⌋..⌈N/H⌉ a host): then balancing has nothing left to move, so a test that picks a
+ * leader or cuts a member next does not race a hand-over (CI saw both: a victim that had just
+ * handed its name over, a name leaderless while its new leader's watch sat on a frozen member).
+ */
 export async function settled(cluster: EtcdCluster, hs: Host[], names: string[]): Promise<void> {
   await waitFor(
     async () => {
       for (const n of names) if (leadersOf(hs, n).length !== 1) return undefined;
+      const live = hs.filter((h) => h.alive);
+      const counts = new Map(live.map((h) => [h.config.id!, names.filter((n) => h.leads(n)).length]));
+      if (!within(counts, [...counts.keys()], names.length)) return undefined;
       const keys = await cluster.keys(hs[0]!.config.prefix!);
-      return keys.length === names.length * hs.filter((h) => h.alive).length || undefined;
+      return keys.length === names.length * live.length || undefined;
     },
-    { timeoutMs: 30_000, intervalMs: 20, message: 'one leader per name, every host queued' },
-  );
-  // And no balancing hand-over under way: a test that then picks a leader, or cuts a member,
-  // must not race one (CI saw both: a victim that had just handed its name over, a name
-  // leaderless while its new leader's watch sat on a frozen member).
-  await quiet(hs);
-}
-
-/**
- * Waits until no host started or stopped a leadership for `quietMs`: balancing has spread the
- * names (settled() waits for one leader per name only, and a hand-over may still be under way).
- */
-export async function quiet(hs: Host[], quietMs = 1_000): Promise<void> {
-  await waitFor(
-    () => {
-      let last = 0n;
-      for (const h of hs) for (const e of h.events) if ((e.type === 'start' || e.type === 'stop') && BigInt(e.t) > last) last = BigInt(e.t);
-      return ms(now() - last) >= quietMs || undefined;
-    },
-    { timeoutMs: 30_000, intervalMs: 50, message: `no leadership started or stopped for ${quietMs} ms` },
+    { timeoutMs: 30_000, intervalMs: 20, message: 'one leader per name, every host queued, the names spread' },
   );
 }
 
@@ -246,9 +236,9 @@ export async function crashFailover(
   label: string,
   name = 'a',
 ): Promise<void> {
-  // A balancing hand-over of `name` may be under way (settled() waits for one leader per
-  // name, not for the spread): between the old leader's stop and the new one's start nobody
-  // leads it. Take the leader once there is one.
+  // The fault began after settled(), and what it set off may have `name` between two
+  // leaders (a step-down, a hand-over): nobody leads it from the old leader's stop to the new
+  // one's start. Take the leader once there is one.
   const victim = await waitFor(() => leadersOf(hs, name)[0], {
     timeoutMs: 10_000,
     intervalMs: 10,
