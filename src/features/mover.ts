@@ -88,6 +88,12 @@ export class Mover {
   /** How long the last pass took (ms): the next waits at least PASS_GAP_OVER_PASS times that. */
   private lastPassMs = 0;
   private quietSince = 0;
+  /**
+   * While this host drains: true until a pass finds none of its leaderships left to move
+   * and none in flight. Its stand-asides as a first standby wait for that (placement.ts:
+   * standsAside): the hand-overs come first.
+   */
+  private drainLeads = false;
   private quietTimer: Timer | undefined;
   /** Which hosts are up and since when: the respread delay and the preferred hosts' hold-down (host-presence.ts). */
   private readonly presence: HostPresence;
@@ -107,7 +113,8 @@ export class Mover {
   // ——— the rules, on the current view ———
 
   standsAside(name: string, key: string): boolean {
-    return standsAside(this.host.view.queue(name), key, this.host.nodeId, this.rec, this.rec.moves.get(name), this.rec.nexts.get(name));
+    const q = this.host.view.queue(name);
+    return standsAside(q, key, this.host.nodeId, this.rec, this.rec.moves.get(name), this.rec.nexts.get(name), !this.drainLeads);
   }
 
   handsOver(name: string, key: string): boolean {
@@ -128,6 +135,8 @@ export class Mover {
     this.rec = parseControl(this.host.prefix, this.host.view.control);
     this.presence.update(this.rec.leaseByHost);
     const drainChanged = before.draining.size !== this.rec.draining.size || [...before.draining].some((d) => !this.rec.draining.has(d));
+    if (this.draining && !before.draining.has(this.host.nodeId)) this.drainLeads = true;
+    else if (!this.draining) this.drainLeads = false;
     if (drainChanged) this.host.judge('all');
     else {
       const names = new Set<string>([...this.rec.moves.keys(), ...before.moves.keys(), ...this.rec.nexts.keys()]);
@@ -224,6 +233,11 @@ export class Mover {
       settled: (id) => this.presence.settled(id),
     });
     for (const m of moves) this.start(m.name, m.from, m.to, m.position, session);
+    if (this.drainLeads && this.inFlight.size === 0 && moves.length === 0) {
+      // Every leadership that can leave has left: now the stand-asides (judged afresh).
+      this.drainLeads = false;
+      this.host.judge('all');
+    }
     if (this.host.balanceConcurrency === 0 || this.draining || holding || moves.length > 0) return;
     // Standbys move only once leaderships stand still: a standby that steps back while a
     // leader hands a name to it would send the name to whoever is behind it instead.

@@ -136,12 +136,55 @@ describe('placement', () => {
     assert.ok(plans.flat().every((m) => m.to === 'd'));
   });
 
-  test('a draining leader plans every name it leads to an eligible candidate, the least loaded first', () => {
+  test('a draining leader plans every name it leads to the nearest candidate with room under its share', () => {
     const rec = control(['a', 'b', 'c'], { 'drain/a': {} });
     const qs: [string, Candidate[]][] = Array.from({ length: 6 }, (_, i) => [`n${i}`, queue(`n${i}`, 'a', 'b', 'c')]);
     const moves = planMoves({ queues: qs, rec, self: 'a', balance: false, inFlight: new Map(), limit: 100 });
     assert.equal(moves.length, 6);
     assert.deepEqual([moves.filter((m) => m.to === 'b').length, moves.filter((m) => m.to === 'c').length], [3, 3]);
+    // b is first standby of all six: it fills its share (3), then c is the nearest with room.
+    assert.deepEqual(
+      moves.map((m) => m.position),
+      [1, 1, 1, 2, 2, 2],
+    );
+  });
+
+  test('a drain whose first standbys are spread hands every name to its first standby: no stand-aside', () => {
+    const rec = control(['a', 'b', 'c', 'd'], { 'drain/a': {} });
+    // a leads 6; its first standbys are b, c, d twice each; b, c and d lead 2 names each.
+    const others = ['b', 'c', 'd'];
+    const qs: [string, Candidate[]][] = [
+      ...Array.from({ length: 6 }, (_, i): [string, Candidate[]] => {
+        const first = others[i % 3]!;
+        return [`n${i}`, queue(`n${i}`, 'a', first, ...others.filter((o) => o !== first))];
+      }),
+      ...Array.from({ length: 6 }, (_, i): [string, Candidate[]] => [`m${i}`, queue(`m${i}`, others[i % 3]!, 'a')]),
+    ];
+    const moves = planMoves({ queues: qs, rec, self: 'a', balance: true, inFlight: new Map(), limit: 100 });
+    assert.equal(moves.length, 6);
+    assert.ok(
+      moves.every((m) => m.position === 1),
+      JSON.stringify(moves),
+    );
+    assert.deepEqual(
+      others.map((o) => moves.filter((m) => m.to === o).length),
+      [2, 2, 2],
+    );
+  });
+
+  test('a drain passes over a first standby at its share: the next candidate with room takes the name', () => {
+    // Shares (a draining): b 3, c 3. b leads 3 already, c 2: x goes to c, second in line.
+    const rec = control(['a', 'b', 'c'], { 'drain/a': {} });
+    const qs: [string, Candidate[]][] = [
+      ['x', queue('x', 'a', 'b', 'c')],
+      ...Array.from({ length: 3 }, (_, i): [string, Candidate[]] => [`b${i}`, queue(`b${i}`, 'b', 'c')]),
+      ...Array.from({ length: 2 }, (_, i): [string, Candidate[]] => [`c${i}`, queue(`c${i}`, 'c', 'b')]),
+    ];
+    const moves = planMoves({ queues: qs, rec, self: 'a', balance: true, inFlight: new Map(), limit: 100 });
+    assert.deepEqual(
+      moves.map((m) => [m.name, m.to, m.position]),
+      [['x', 'c', 2]],
+    );
   });
 
   test("standbys: the first standby of too many of a leader's names asks another to take its place", () => {
