@@ -98,6 +98,13 @@ describe('placement', () => {
     assert.equal(standsAside(q3, q3[2]!.key, 'b', rec3, undefined), false, 'second in line: d is ahead of it, nothing to do yet');
     const q4 = queue('x', 'a', 'b', 'c');
     assert.equal(standsAside(q4, q4[1]!.key, 'b', rec3, undefined), true, 'first in line: it steps aside');
+    assert.equal(
+      standsAside(q4, q4[1]!.key, 'b', rec3, undefined, undefined, false),
+      false,
+      'not while its own leaderships are still being handed over',
+    );
+    const move = { from: q4[0]!.key, to: 'c' };
+    assert.equal(standsAside(q4, q4[1]!.key, 'b', rec3, move, undefined, false), true, 'a move request still moves it');
   });
 
   test('balance: from 60/0/0 a leader plans moves to both others, within its limit; nothing at its share; never with a foreign candidate', () => {
