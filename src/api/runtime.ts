@@ -137,7 +137,7 @@ export class LockerRuntime {
       zone: this.opts.zone,
       session: () => this.session(),
       requestTimeoutMs: () => this.requestTimeoutMs(),
-      handOver: (name) => names.get(name)?.handOver() ?? false,
+      handOver: (name, past) => names.get(name)?.handOver(past) ?? false,
       stepBack: (name) => names.get(name)?.stepBack() ?? false,
       movable: (name) => names.get(name)?.mode === 'queue',
       prefer: (name) => names.get(name)?.prefer,

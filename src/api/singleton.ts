@@ -10,6 +10,7 @@ import { policyFor } from '../core/mode-policy.js';
 import type { NameHost, TryAnswer } from '../core/name-host.js';
 import { NameMachine } from '../core/name-machine.js';
 import { claimOf, leads, retiring, settled, unsettledRun } from '../core/name-state.js';
+import type { HandOverPast } from '../etcd/store.js';
 import type { Session } from '../core/session.js';
 
 export type { StopReason, Leadership, SingletonFunction } from '../core/leadership-types.js';
@@ -159,8 +160,8 @@ export class Singleton extends EventEmitter<SingletonEvents> {
    * our key is deleted and we queue again at the back, so whoever is next starts after us.
    * False if this host does not lead the name. @internal
    */
-  handOver(): boolean {
-    return this.machine.handOver();
+  handOver(past?: HandOverPast): boolean {
+    return this.machine.handOver(past);
   }
 
   /** Steps back to the end of the queue if queued and not leading (standby balance). @internal */

@@ -4,7 +4,7 @@
 import type { CampaignBatcher } from './campaign.js';
 import { electionKey, namePrefix } from '../etcd/keys.js';
 import type { Session } from './session.js';
-import type { CampaignResult, Store } from '../etcd/store.js';
+import type { CampaignResult, HandOverPast, Store } from '../etcd/store.js';
 
 export interface ElectionContext {
   readonly store: Store;
@@ -38,7 +38,7 @@ export function campaign(ctx: ElectionContext, name: string, session: Session, t
  * touched. Without a known create revision (the campaign's answer was lost), the lease
  * in the key's name is the guard: only that session can have written that key.
  */
-export function resign(ctx: ElectionContext, key: string, token: bigint | undefined, session: Session): Promise<void> {
-  const guard = token !== undefined ? { createRevision: token } : { leaseId: session.leaseId };
-  return ctx.batcher.resign({ key, guard });
+export function resign(ctx: ElectionContext, key: string, token: bigint | undefined, session: Session, past?: HandOverPast): Promise<void> {
+  if (token === undefined) return ctx.batcher.resign({ key, guard: { leaseId: session.leaseId } });
+  return ctx.batcher.resign({ key, guard: { createRevision: token }, ...(past ? { past } : {}) });
 }

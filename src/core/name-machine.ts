@@ -19,7 +19,7 @@ import type { NameEvents, NameHost } from './name-host.js';
 import { NameRelease } from './name-release.js';
 import type { Claim, In, State } from './name-state.js';
 import type { Session } from './session.js';
-import type { CampaignResult } from '../etcd/store.js';
+import type { CampaignResult, HandOverPast } from '../etcd/store.js';
 
 /** The way in (campaign, queue, lead) and what the locker drives; the way out is NameRelease's (name-release.ts). */
 export class NameMachine extends NameRelease {
@@ -112,12 +112,13 @@ export class NameMachine extends NameRelease {
   /**
    * Hands the leadership over gracefully: fn's signal aborts ('handover'), fn drains, then
    * our key is deleted and we queue again at the back, so whoever is next starts after us.
-   * False if this host does not lead the name, or its mode is not moved.
+   * False if this host does not lead the name, or its mode is not moved. `past`: to a
+   * candidate further back — the standbys ahead of it go with our key (store.ts, HandOverPast).
    */
-  handOver(): boolean {
+  handOver(past?: HandOverPast): boolean {
     const s = this.state;
     if (s.kind !== 'leading' || !this.policy.handsOver) return false;
-    this.stopLeading(s, 'handover', 'campaign', false);
+    this.stopLeading(s, 'handover', 'campaign', false, past);
     return true;
   }
 

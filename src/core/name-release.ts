@@ -15,6 +15,7 @@ import type { ModePolicy } from './mode-policy.js';
 import type { NameEvents, NameHost, TryAnswer } from './name-host.js';
 import { resignUntilDone } from './name-resign.js';
 import type { Claim, In, Next, State } from './name-state.js';
+import type { HandOverPast } from '../etcd/store.js';
 
 export abstract class NameRelease {
   /** Private to this class: only `enter()` changes it. */
@@ -59,8 +60,9 @@ export abstract class NameRelease {
   }
 
   /** Ends a leadership: abort fn's signal, emit `stop`; the key waits for fn in `draining`. */
-  protected stopLeading(s: In<'leading'>, reason: StopReason, then: Next, keyGoesWithLease: boolean): void {
-    const st: State = { kind: 'draining', claim: keyGoesWithLease || reason === 'deposed' ? undefined : s.claim, run: s.run, then };
+  protected stopLeading(s: In<'leading'>, reason: StopReason, then: Next, keyGoesWithLease: boolean, past?: HandOverPast): void {
+    const claim = keyGoesWithLease || reason === 'deposed' ? undefined : s.claim;
+    const st: State = { kind: 'draining', claim, run: s.run, then, ...(past ? { past } : {}) };
     this.enter(st);
     s.run.leadership.end(new NotLeaderError(this.name, reason));
     this.host.recorder.stopped(this.name, reason);
@@ -82,7 +84,7 @@ export abstract class NameRelease {
     if (this.state !== s) return;
     if (s.claim && !s.claim.session.ended) {
       this.enter({ kind: 'resigning', then: s.then });
-      return void this.resignKey(s.claim, s.run.settled);
+      return void this.resignKey(s.claim, s.run.settled, s.past);
     }
     this.proceed(s.then);
   }
@@ -98,9 +100,13 @@ export abstract class NameRelease {
    * lives, then proceeds. `token` undefined: the campaign's answer was lost, and the lease
    * in the key's name guards the delete.
    */
-  protected async resignKey(claim: Pick<Claim, 'session' | 'key'> & { token: bigint | undefined }, settled?: Promise<void>): Promise<void> {
+  protected async resignKey(
+    claim: Pick<Claim, 'session' | 'key'> & { token: bigint | undefined },
+    settled?: Promise<void>,
+    past?: HandOverPast,
+  ): Promise<void> {
     const { session, key, token } = claim;
-    const del = (): Promise<void> => resignUntilDone(this.host, this.name, session, key, token, this.events.report);
+    const del = (): Promise<void> => resignUntilDone(this.host, this.name, session, key, token, this.events.report, past);
     await (settled ? this.host.gate.releaseKey(settled, del) : del());
     const s = this.state;
     if (s.kind === 'resigning') this.proceed(s.then);

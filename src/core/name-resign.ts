@@ -6,11 +6,12 @@ import type { Clock } from './clock.js';
 import { resign, type ElectionContext } from './election.js';
 import { EtcdUnavailableError } from './errors.js';
 import type { Session } from './session.js';
+import type { HandOverPast } from '../etcd/store.js';
 
 /**
  * Deletes `key`, guarded by `token` (its create revision) or, when the campaign's answer
  * was lost, by the lease in its name; retries with backoff, reporting each failure, until
- * it works or `session` ends.
+ * it works or `session` ends. `past`: a hand-over past standbys (store.ts, HandOverPast).
  */
 export async function resignUntilDone(
   ctx: ElectionContext & { readonly clock: Clock },
@@ -19,11 +20,12 @@ export async function resignUntilDone(
   key: string,
   token: bigint | undefined,
   report: (err: Error) => void,
+  past?: HandOverPast,
 ): Promise<void> {
   let backoff: IBackoff<unknown> = new ExponentialBackoff({ initialDelay: 50, maxDelay: 2000 }).next();
   for (;;) {
     try {
-      await resign(ctx, key, token, session);
+      await resign(ctx, key, token, session, past);
       return;
     } catch (err) {
       if (session.ended) return;

@@ -4,6 +4,7 @@
 import type { Timer } from './clock.js';
 import type { Run } from './leadership.js';
 import type { Session } from './session.js';
+import type { HandOverPast } from '../etcd/store.js';
 
 /** Our key in etcd: what a campaign wrote. */
 export interface Claim {
@@ -43,7 +44,7 @@ export type State =
   /** Our key is first: fn runs. */
   | { readonly kind: 'leading'; readonly claim: Claim; readonly run: Run }
   /** The leadership ended; fn's signal is aborted and we wait for fn to settle. The key stays until then. */
-  | { readonly kind: 'draining'; claim: Claim | undefined; readonly run: Run; then: Next }
+  | { readonly kind: 'draining'; claim: Claim | undefined; readonly run: Run; then: Next; readonly past?: HandOverPast }
   /** Deleting our key (nothing runs on it). */
   | { readonly kind: 'resigning'; then: Next }
   /** Waiting before the next campaign. */

@@ -12,6 +12,7 @@ import type {
   ControlStore,
   ControlWrite,
   FencedPut,
+  KeyRevision,
   KeyWatchHandle,
   PrefixSnapshot,
   PrefixWatchHandle,
@@ -103,13 +104,22 @@ export class EtcdStore implements ControlStore {
   }
 
   resign(requests: readonly ResignRequest[], timeoutMs: number): Promise<void> {
+    const held = (x: KeyRevision) =>
+      ({ key: Buffer.from(x.key), target: 'Create', result: 'Equal', create_revision: x.createRevision.toString() }) as const;
     const one = (r: ResignRequest): ITxnRequest => {
       const k = Buffer.from(r.key);
       const compare =
         'createRevision' in r.guard
-          ? { key: k, target: 'Create' as const, result: 'Equal' as const, create_revision: r.guard.createRevision.toString() }
+          ? held({ key: r.key, createRevision: r.guard.createRevision })
           : { key: k, target: 'Lease' as const, result: 'Equal' as const, lease: r.guard.leaseId };
-      return { compare: [compare], success: [{ request_delete_range: { key: k } }] };
+      const plain: ITxnRequest = { compare: [compare], success: [{ request_delete_range: { key: k } }] };
+      if (!r.past || !('createRevision' in r.guard)) return plain;
+      // All or nothing: ours and the standbys ahead of the target, or (else branch) ours alone.
+      return {
+        compare: [compare, held(r.past.target), ...r.past.keys.map(held)],
+        success: [{ request_delete_range: { key: k } }, ...r.past.keys.map((x) => ({ request_delete_range: { key: Buffer.from(x.key) } }))],
+        failure: [{ request_txn: plain }],
+      };
     };
     // Several keys: one sub-txn each inside one txn (each keeps its own guard), one revision.
     // etcd refuses a txn naming a key twice: a repeated key is deleted once.

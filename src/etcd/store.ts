@@ -64,6 +64,28 @@ export interface PrefixWatchHandle {
 export interface ResignRequest {
   readonly key: string;
   readonly guard: { readonly createRevision: bigint } | { readonly leaseId: string };
+  /** A hand-over past standbys: their keys go in the same revision as ours (HandOverPast). */
+  readonly past?: HandOverPast;
+}
+
+/** A key as a guard sees it: it exists and still has this create revision. */
+export interface KeyRevision {
+  readonly key: string;
+  readonly createRevision: bigint;
+}
+
+/**
+ * A leader hands a name over to a candidate further back in its queue (placement.ts): the
+ * standbys queued between them (`keys`) are deleted in the same revision as the leader's
+ * key — so none of them ever sees itself first — if each still has its create revision and
+ * `target` still queues; otherwise the leader's key alone goes, a plain hand-over to whoever
+ * is next. One transaction instead of a request and p − 1 stand-asides, each a round trip
+ * and an event on every host. Only for keys of our own lockers: they queue again when their
+ * key goes, a Go campaigner (`etcdctl elect`) would not.
+ */
+export interface HandOverPast {
+  readonly keys: readonly KeyRevision[];
+  readonly target: KeyRevision;
 }
 
 export interface Store {

@@ -6,7 +6,7 @@
 import type { Clock, Timer } from '../core/clock.js';
 import { EtcdUnavailableError } from '../core/errors.js';
 import { moveKey, nextKey } from '../etcd/keys.js';
-import { EMPTY_CONTROL, liveRequests, parseControl, type ControlRecords, type MoveRequest } from './control-records.js';
+import { EMPTY_CONTROL, liveRequests, ownerOf, parseControl, type ControlRecords, type MoveRequest } from './control-records.js';
 import { HostRecord } from './host-record.js';
 import { HostPresence } from './host-presence.js';
 import { Drains } from './drain.js';
@@ -15,7 +15,7 @@ import { Pending } from './pending.js';
 import { DEFAULT_BALANCE_CONCURRENCY, handsOver, planMoves, planPromotions, standsAside } from './placement.js';
 import type { Candidate } from '../core/queue.js';
 import type { Session } from '../core/session.js';
-import type { ControlStore } from '../etcd/store.js';
+import type { ControlStore, HandOverPast } from '../etcd/store.js';
 import type { ControlWriter } from './control-writes.js';
 import type { PrefixView } from '../core/view.js';
 
@@ -38,8 +38,8 @@ export interface MoverHost {
   readonly zone: string | undefined;
   session(): Session | undefined;
   requestTimeoutMs(): number;
-  /** Hands a name over if this host leads it (Singleton.handOver). */
-  handOver(name: string): boolean;
+  /** Hands a name over if this host leads it (Singleton.handOver); `past`: the standbys ahead of the target go with our key. */
+  handOver(name: string, past?: HandOverPast): boolean;
   /** Re-queues at the back if this host is queued (not leading) for `name` (Singleton.stepBack). */
   stepBack(name: string): boolean;
   /** True if this host runs `name` as a queue-mode singleton (the kind that is moved). */
@@ -341,6 +341,25 @@ export class Mover {
   }
 
   /**
+   * The keys between our leader key `from` and the target at `position`, for a hand-over
+   * past them in one transaction (store.ts, HandOverPast) — when every one of them is a
+   * key of one of our lockers (a foreign campaigner would not queue again when its key
+   * goes: `etcdctl elect` would wait on for keys ahead of a key it no longer has). Else
+   * undefined: the move goes by a request, and those standbys step aside themselves.
+   */
+  private pastStandbys(name: string, from: string, to: string, position: number): HandOverPast | undefined {
+    const q = this.host.view.queue(name);
+    const target = q[position];
+    if (q[0]?.key !== from || target?.value !== to || ownerOf(target, this.rec) !== to) return undefined;
+    const keys = q.slice(1, position);
+    if (keys.some((c) => ownerOf(c, this.rec) === undefined)) return undefined;
+    return {
+      keys: keys.map((c) => ({ key: c.key, createRevision: c.createRevision })),
+      target: { key: target.key, createRevision: target.createRevision },
+    };
+  }
+
+  /**
    * Writes a request under our lease (it goes with us if we die) and judges the name again
    * once it landed; `failed` ends the move or promotion. Returns the value written and the
    * write (settled once it landed or failed).
@@ -368,6 +387,11 @@ export class Mover {
     const m = this.inFlight.begin(name, { from, to });
     if (position === 1) {
       if (!this.host.handOver(name)) this.inFlight.end(name);
+      return;
+    }
+    const past = this.pastStandbys(name, from, to, position);
+    if (past) {
+      if (!this.host.handOver(name, past)) this.inFlight.end(name);
       return;
     }
     // Candidates between us and the target step aside once they see the request.

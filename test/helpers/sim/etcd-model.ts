@@ -2,6 +2,7 @@
 // leases, several events per revision (a revoke, an expiry or a `del --prefix` is one
 // revision), lease expiry on virtual time, prefix watches with compaction.
 import type { Candidate, KeyEvent } from '../../../src/core/queue.js';
+import type { KeyRevision, ResignRequest } from '../../../src/etcd/store.js';
 
 export interface Kv {
   key: string;
@@ -88,14 +89,28 @@ export class EtcdModel {
     return { revision: this.revision, candidates: this.range(namePrefix).map(candidate), created: ok };
   }
 
-  /** Deletes each key whose guard holds (create revision, or lease): one transaction, one revision. */
-  resign(requests: readonly { key: string; guard: { createRevision: bigint } | { leaseId: string } }[]): number {
+  /**
+   * Deletes each key whose guard holds (create revision, or lease): one transaction, one
+   * revision. With `past` (a hand-over past standbys, store.ts): those keys too when each
+   * still has its create revision and the target still queues — else the key alone.
+   */
+  resign(requests: readonly ResignRequest[]): number {
     const gone: Kv[] = [];
-    for (const { key, guard } of requests) {
+    const held = (x: KeyRevision): Kv | undefined => {
+      const kv = this.kvs.get(x.key);
+      return kv?.create === x.createRevision ? kv : undefined;
+    };
+    for (const { key, guard, past } of requests) {
       const kv = this.kvs.get(key);
       if (!kv || gone.includes(kv)) continue;
       if ('createRevision' in guard ? kv.create !== guard.createRevision : kv.lease !== guard.leaseId) continue;
       gone.push(kv);
+      if (past && 'createRevision' in guard && held(past.target) && past.keys.every((x) => held(x))) {
+        for (const x of past.keys) {
+          const p = held(x)!;
+          if (!gone.includes(p)) gone.push(p);
+        }
+      }
     }
     if (gone.length > 0) this.deleteKeys(gone, 'resign');
     return gone.length;

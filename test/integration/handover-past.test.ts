@@ -1,0 +1,102 @@
+// The store's hand-over past standbys (src/etcd/store.ts, HandOverPast) against a real etcd:
+// the leader's key and the standbys' keys ahead of the target go in one revision when every
+// guard holds, and the leader's key alone when one does not — etcd must take the nested
+// transaction (a failure branch that deletes the same key as the success branch).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Etcd3 } from 'etcd3';
+import { EtcdStore } from '../../src/etcd/etcd-store.js';
+import { Members } from '../../src/etcd/members.js';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+
+let cluster: EtcdCluster;
+let client: Etcd3;
+let members: Members;
+let store: EtcdStore;
+before(async () => {
+  cluster = await startEtcd({ members: 1 });
+  client = new Etcd3({ hosts: cluster.endpoints });
+  members = new Members(cluster.endpoints, {});
+  store = new EtcdStore(members);
+});
+after(async () => {
+  members?.close();
+  client?.close();
+  await cluster?.close();
+});
+
+/** Puts `n` keys under `name/` one after the other (queue order), each with its create revision. */
+async function queue(name: string, n: number): Promise<{ key: string; createRevision: bigint }[]> {
+  const out: { key: string; createRevision: bigint }[] = [];
+  for (let i = 0; i < n; i++) {
+    const key = `${name}/${i}`;
+    const res = await client.put(key).value(`h${i}`).exec();
+    out.push({ key, createRevision: BigInt(res.header.revision) });
+  }
+  return out;
+}
+const left = async (name: string): Promise<string[]> => (await client.getAll().prefix(`${name}/`).keys()).sort();
+
+describe('hand-over past standbys (one transaction)', () => {
+  test('every guard holds: the leader and the standbys ahead of the target go in one revision', async () => {
+    const name = `p${Math.random().toString(36).slice(2, 8)}`;
+    const [lead, s1, s2, target, back] = await queue(name, 5);
+    const before = BigInt((await client.get('nothing').exec()).header.revision);
+    await store.resign(
+      [{ key: lead!.key, guard: { createRevision: lead!.createRevision }, past: { keys: [s1!, s2!], target: target! } }],
+      5_000,
+    );
+    assert.deepEqual(await left(name), [target!.key, back!.key], 'the target is first now');
+    const after = BigInt((await client.get('nothing').exec()).header.revision);
+    assert.equal(after, before + 1n, 'one revision for the three deletes');
+  });
+
+  test('a standby ahead changed (it queued again): the leader key alone goes — a plain hand-over', async () => {
+    const name = `p${Math.random().toString(36).slice(2, 8)}`;
+    const [lead, s1, target] = await queue(name, 3);
+    await client.delete().key(s1!.key).exec();
+    await client.put(s1!.key).value('h1 again').exec(); // same key, new create revision
+    await store.resign(
+      [{ key: lead!.key, guard: { createRevision: lead!.createRevision }, past: { keys: [s1!], target: target! } }],
+      5_000,
+    );
+    assert.deepEqual(await left(name), [s1!.key, target!.key].sort());
+  });
+
+  test('the target is gone: the leader key alone goes, the standbys ahead stay', async () => {
+    const name = `p${Math.random().toString(36).slice(2, 8)}`;
+    const [lead, s1, target] = await queue(name, 3);
+    await client.delete().key(target!.key).exec();
+    await store.resign(
+      [{ key: lead!.key, guard: { createRevision: lead!.createRevision }, past: { keys: [s1!], target: target! } }],
+      5_000,
+    );
+    assert.deepEqual(await left(name), [s1!.key]);
+  });
+
+  test('the leader key is not ours any more: nothing is deleted', async () => {
+    const name = `p${Math.random().toString(36).slice(2, 8)}`;
+    const [lead, s1, target] = await queue(name, 3);
+    await store.resign(
+      [{ key: lead!.key, guard: { createRevision: lead!.createRevision + 100n }, past: { keys: [s1!], target: target! } }],
+      5_000,
+    );
+    assert.deepEqual(await left(name), [lead!.key, s1!.key, target!.key].sort());
+  });
+
+  test('batched with plain deletes of other names: each request keeps its own guards', async () => {
+    const a = `p${Math.random().toString(36).slice(2, 8)}`;
+    const b = `p${Math.random().toString(36).slice(2, 8)}`;
+    const [la, sa, ta] = await queue(a, 3);
+    const [lb, sb] = await queue(b, 2);
+    await store.resign(
+      [
+        { key: la!.key, guard: { createRevision: la!.createRevision }, past: { keys: [sa!], target: ta! } },
+        { key: lb!.key, guard: { createRevision: lb!.createRevision } },
+      ],
+      5_000,
+    );
+    assert.deepEqual(await left(a), [ta!.key]);
+    assert.deepEqual(await left(b), [sb!.key]);
+  });
+});
