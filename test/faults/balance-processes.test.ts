@@ -47,14 +47,9 @@ describe('balance across host processes', () => {
       const deficit = ids.reduce((s, id) => s + Math.max(0, lo - (before.get(id) ?? 0)), 0);
       return Math.max(surplus, deficit);
     };
-    const converge = async (
-      what: string,
-      ids: string[],
-      before: Map<string, number>,
-      from: bigint,
-      limitMs: number,
-      s0: number,
-    ): Promise<void> => {
+    const converge = async (what: string, ids: string[], before: Map<string, number>, from: bigint, s0: number): Promise<void> => {
+      // The state, with a generous deadline; how long it took is the figure below (the
+      // bench's business: npm run bench, balance).
       await waitFor(async () => within(await loads(), ids, N), {
         timeoutMs: 60_000,
         intervalMs: 100,
@@ -83,8 +78,6 @@ describe('balance across host processes', () => {
       t.diagnostic(
         `${what}: spread in ${took.toFixed(0)} ms, ${moves} leadership moves (fewest possible ${best}); loads ${JSON.stringify(Object.fromEntries(await loads()))}; stops ${JSON.stringify(reasons)}; starts ${JSON.stringify(flows)}; watch moves ${JSON.stringify(watchMoves)}; event-loop stalls ≥ 200 ms ${stalls.length ? stalls.join(', ') : 'none'}`,
       );
-      // How fast is the bench's business (npm run bench: balance); here a generous deadline.
-      assert.ok(took < limitMs, `${what}: spread took ${took.toFixed(0)} ms (limit ${limitMs})`);
       // Few moves — judged only when no host was starved of CPU meanwhile (no event-loop
       // stall reported): starved hosts decide on views that lag, lose leases, and make extra
       // moves (CI's full suite: 75 moves for 33 with stalls of 0.2–0.6 s, all graceful).
@@ -99,21 +92,40 @@ describe('balance across host processes', () => {
       hosts.push(group.at(-1)!);
     }
     /**
-     * Until who leads and who is next in line for how many names stood still for 2 s: the
-     * moves of one step must not be counted in the next (a spread reached can still have
-     * hand-overs in flight, and standbys balance after leaders).
+     * Until no leadership move is left to happen: every name led by exactly one live host (no
+     * hand-over between its stop and the next start), every host of `ids` within ⌊N/H⌋..⌈N/H⌉
+     * (the planner has nothing to move) and no move request in etcd (none planned or under
+     * way). The moves of one step must not be counted in the next; a state, not a quiet time.
      */
-    const standStill = async (what: string): Promise<void> => {
-      let prev = '';
-      let since = Date.now();
-      await waitFor(
-        async () => {
-          const sig = JSON.stringify((await ctl.status({ hosts: true })).map((h) => [h.id, h.leads.length, h.next]));
-          if (sig !== prev) [prev, since] = [sig, Date.now()];
-          return Date.now() - since >= 2_000;
-        },
-        { timeoutMs: 30_000, intervalMs: 200, message: what },
-      );
+    const settled = async (what: string, ids: string[]): Promise<void> => {
+      const c = new Etcd3({ hosts: cluster.endpoints });
+      let detail = '';
+      try {
+        await waitFor(
+          async () => {
+            const leaders = new Map<string, number>();
+            for (const h of group.filter((x) => x.alive)) {
+              const leading = new Set<string>();
+              for (const e of h.events) {
+                if (e.name === undefined) continue;
+                if (e.type === 'start') leading.add(e.name);
+                else if (e.type === 'stop') leading.delete(e.name);
+              }
+              for (const n of leading) leaders.set(n, (leaders.get(n) ?? 0) + 1);
+            }
+            const odd = list.filter((n) => leaders.get(n) !== 1);
+            const moves = (await c.getAll().prefix(controlPrefix(prefix)).keys()).filter((k) => /\/move\//.test(k.slice(prefix.length)));
+            const counts = await loads();
+            detail = `names without one leader: ${odd.slice(0, 10).join(',') || 'none'}; move requests: ${moves.length}; loads ${JSON.stringify(Object.fromEntries(counts))}`;
+            return odd.length === 0 && moves.length === 0 && within(counts, ids, N);
+          },
+          { timeoutMs: 60_000, intervalMs: 200, message: what },
+        );
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\n${detail}`);
+      } finally {
+        c.close();
+      }
     };
     /**
      * Until, for every leader, the other hosts are first standby of its names evenly (to
@@ -151,8 +163,7 @@ describe('balance across host processes', () => {
       }
     };
     const ids5 = group.map((h) => h.id);
-    await waitFor(async () => within(await loads(), ids5, N), { timeoutMs: 60_000, intervalMs: 100, message: 'first spread over 5 hosts' });
-    await standStill('the spread over 5 hosts settled');
+    await settled('the spread over 5 hosts settled', ids5);
 
     // A sixth host joins: the five give it its share.
     let before = await loads();
@@ -160,13 +171,16 @@ describe('balance across host processes', () => {
     let s0 = starts();
     group.push(await spawnHost({ endpoints: cluster.endpoints, id: 'h5', ttl: 3, prefix, names: list, fn: { kind: 'work', stopMs: 5 } }));
     hosts.push(group.at(-1)!);
-    await converge('join', [...ids5, 'h5'], before, from, 30_000, s0);
+    await converge('join', [...ids5, 'h5'], before, from, s0);
 
     // A host crashes: its names fail over after the TTL — spread, since standbys balance
     // too (each host is next in line for about as many names) — then the survivors even out.
-    // Wait until the standbys stand still (who is next in line for how many names unchanged
-    // for 2 s): the rule balances them per leader, which the crash below then shows.
-    await standStill('first standbys settled');
+    // Wait until the join's moves are done and the standbys are even per leader (the rule
+    // balances them per leader, which the crash below then shows).
+    await settled(
+      'the spread over 6 hosts settled',
+      group.map((h) => h.id),
+    );
     await standbysEven(
       'first standbys even per leader',
       group.map((h) => h.id),
@@ -179,17 +193,17 @@ describe('balance across host processes', () => {
     victim.kill('SIGKILL');
     await victim.exited;
     const live = group.filter((h) => h !== victim).map((h) => h.id);
-    await converge('crash', live, before, from, 30_000, s0);
+    await converge('crash', live, before, from, s0);
 
     // A host drains: every name it leads moves gracefully; it leads nothing afterwards.
-    await standStill('the spread after the crash settled');
+    await settled('the spread after the crash settled', live);
     before = await loads();
     const drained = group[2]!;
     from = process.hrtime.bigint();
     s0 = starts();
     await ctl.drain({ nodeId: drained.id });
     const rest = live.filter((id) => id !== drained.id);
-    await converge('drain', rest, before, from, 30_000, s0);
+    await converge('drain', rest, before, from, s0);
     assert.equal((await loads()).get(drained.id) ?? 0, 0, 'the drained host leads nothing');
 
     const end = process.hrtime.bigint();

@@ -24,8 +24,12 @@ import { sleep, waitFor } from '../helpers/wait.js';
 const TTL = 2;
 /** The default renewDeadline: ⅔ × ttl. */
 const RENEW_MS = (TTL * 1000 * 2) / 3;
-/** Slack for timers on a loaded 2-core machine; no assertion is about speed. */
-const MARGIN_MS = 1000;
+/**
+ * How long a test waits for a condition before it fails: several ttls and then some. No
+ * assertion here is about speed — each waits for an order or a state, and reports how long
+ * it took with t.diagnostic; the figures that matter live in `npm run bench`.
+ */
+const DEADLINE_MS = 3 * TTL * 1000 + 20_000;
 
 const now = (): bigint => process.hrtime.bigint();
 const hex = (leaseId: string): string => BigInt(leaseId).toString(16);
@@ -89,7 +93,14 @@ async function queueOf(prefix: string, name: string): Promise<QueueEntry[]> {
     .sort((a, b) => (a.createRevision < b.createRevision ? -1 : 1));
 }
 
-/** Waits until `name` has `n` candidates in etcd (a host that reported 'session' may not have written its key yet). */
+/** Seconds etcd says lease `leaseHex` has left (etcdctl lease timetolive: "… remaining(5s)"). */
+async function remainingTtl(leaseHex: string): Promise<number> {
+  const r = await cluster.etcdctl(['lease', 'timetolive', leaseHex]);
+  const m = /remaining\((-?\d+)s\)/.exec(r.stdout);
+  if (r.code !== 0 || !m) throw new Error(`etcdctl lease timetolive ${leaseHex}: ${r.stdout} ${r.stderr}`);
+  return Number(m[1]);
+}
+
 /** Waits until balancing has spread `names` over `hs`: each name one leader, every host ⌊N/H⌋..⌈N/H⌉ of them. */
 async function spreadOver(hs: Host[], names: string[]): Promise<void> {
   const lo = Math.floor(names.length / hs.length);
@@ -105,6 +116,7 @@ async function spreadOver(hs: Host[], names: string[]): Promise<void> {
   );
 }
 
+/** Waits until `name` has `n` candidates in etcd (a host that reported 'session' may not have written its key yet). */
 async function queued(prefix: string, name: string, n: number): Promise<QueueEntry[]> {
   return waitFor(
     async () => {
@@ -150,22 +162,26 @@ describe('safety under faults', () => {
 
     const cutAt = now();
     proxy.blackhole();
-    const stop = await a.waitEvent((e) => e.type === 'stop' && e.name === name, RENEW_MS + 10_000, 'stop after the cut');
+    const stop = await a.waitEvent((e) => e.type === 'stop' && e.name === name, DEADLINE_MS, 'stop after the cut');
     assert.equal(stop.reason, 'lost');
-    const start = await b.waitEvent((e) => e.type === 'start' && e.name === name, 20_000, 'standby takes over');
+    const start = await b.waitEvent((e) => e.type === 'start' && e.name === name, DEADLINE_MS, 'standby takes over');
     const stepDownMs = ms(BigInt(stop.t) - cutAt);
     const takeoverMs = ms(BigInt(start.t) - cutAt);
     t.diagnostic(
       `step-down ${stepDownMs.toFixed(1)} ms after the cut (renewDeadline ${RENEW_MS.toFixed(0)} ms); standby started ${takeoverMs.toFixed(1)} ms after the cut, ${ms(BigInt(start.t) - BigInt(stop.t)).toFixed(1)} ms after the step-down`,
     );
+    // The step-down rule itself, as order: a's lease (its last keepalive went through before
+    // the cut) expires in etcd no earlier than that keepalive's send + ttl, and only that
+    // expiry lets b in — so b's start is the etcd-side event a's step-down (at most
+    // renewDeadline < ttl after that send) must precede. How long it took is the diagnostic above.
     assert.ok(
       BigInt(stop.t) < BigInt(start.t),
       `the cut-off leader stopped ${ms(BigInt(stop.t) - BigInt(start.t))} ms after the standby started`,
     );
-    // The last acknowledged keepalive was sent before the cut, so the deadline is at most cut + renewDeadline.
+    // It stopped on its own deadline, not on news from etcd: it had none.
     assert.ok(
-      stepDownMs <= RENEW_MS + MARGIN_MS,
-      `step-down took ${stepDownMs} ms after the cut, more than renewDeadline (${RENEW_MS}) + ${MARGIN_MS} ms`,
+      !a.events.some((e) => e.type === 'session' && isAfter(e, cutAt) && BigInt(e.t) < BigInt(stop.t)),
+      'a new session before the step-down',
     );
 
     const healAt = now();
@@ -186,7 +202,7 @@ describe('safety under faults', () => {
     assert.ok(r.fencing.accepted > 0, 'fenced writes were made');
   });
 
-  test('SIGSTOP of the leader past its ttl: the standby takes over, the woken host stops within 1 s and its writes are rejected', async (t: TestContext) => {
+  test('SIGSTOP of the leader past its ttl: the standby takes over, the woken host stops on its own deadline before it hears from etcd, and its writes are rejected', async (t: TestContext) => {
     const prefix = uniquePrefix();
     const name = 'pause';
     const fencePrefix = `${prefix}fence/`;
@@ -200,8 +216,8 @@ describe('safety under faults', () => {
 
     a.kill('SIGSTOP');
     const pausedAt = a.pauses.at(-1)!.from;
-    const start = await b.waitEvent((e) => e.type === 'start' && e.name === name, 20_000, 'standby takes over');
-    await b.waitEvent((e) => e.type === 'write' && e.ok === true, 10_000, "the standby's first accepted write");
+    const start = await b.waitEvent((e) => e.type === 'start' && e.name === name, DEADLINE_MS, 'standby takes over');
+    await b.waitEvent((e) => e.type === 'write' && e.ok === true, DEADLINE_MS, "the standby's first accepted write");
     // The fault lasts ttl + 1 s at least.
     const minPauseMs = TTL * 1000 + 1000;
     const pausedMs = ms(now() - pausedAt);
@@ -209,19 +225,24 @@ describe('safety under faults', () => {
     a.kill('SIGCONT');
     const wokeAt = a.pauses.at(-1)!.to!;
 
-    const stop = await a.waitEvent((e) => e.type === 'stop' && e.name === name, 10_000, 'stop after waking');
-    assert.equal(stop.reason, 'lost');
+    const stop = await a.waitEvent((e) => e.type === 'stop' && e.name === name, DEADLINE_MS, 'stop after waking');
     const wakeToStopMs = ms(BigInt(stop.t) - wokeAt);
     t.diagnostic(
       `standby started ${ms(BigInt(start.t) - pausedAt).toFixed(0)} ms after SIGSTOP; woken leader stopped ${wakeToStopMs.toFixed(1)} ms after SIGCONT`,
     );
-    assert.ok(wakeToStopMs < 1000, `woken leader stopped ${wakeToStopMs} ms after SIGCONT`);
+    // The order that makes "at once" checkable: woken past its step-down deadline, a judges
+    // that deadline before anything else it does — it stops 'lost' (its own deadline), not
+    // 'deposed' (the watch event of its key's expiry, already waiting in its socket), and
+    // before its 'lost' session event and the new session it then asks etcd for.
+    assert.equal(stop.reason, 'lost', 'the woken leader acted on an event before judging its deadline');
+    const lost = await a.waitEvent((e) => e.type === 'lost' && isAfter(e, wokeAt), DEADLINE_MS, "a's lost session after waking");
+    assert.ok(BigInt(stop.t) <= BigInt(lost.t), `the stop came after the 'lost' event: ${JSON.stringify([stop, lost])}`);
     // No work started on a's behalf after waking: no new leadership before the stop.
     assert.equal(a.events.filter((e) => e.type === 'start' && isAfter(e, wokeAt) && BigInt(e.t) < BigInt(stop.t)).length, 0);
 
     // The zombie writes after the wake reach etcd and must all be rejected by the fence.
     await waitFor(() => a.events.filter((e) => e.type === 'write' && e.sent !== undefined && BigInt(e.sent) > wokeAt).length >= 5, {
-      timeoutMs: 20_000,
+      timeoutMs: DEADLINE_MS,
       message: 'the 5 writes a makes after waking',
     });
     const late = a.events.filter((e) => e.type === 'write' && e.sent !== undefined && BigInt(e.sent) > wokeAt);
@@ -234,21 +255,22 @@ describe('safety under faults', () => {
       late.some((e) => e.ok === false && e.message === undefined),
       `the fence rejected them (not an error): ${JSON.stringify(late)}`,
     );
-    await a.waitEvent((e) => e.type === 'session' && isAfter(e, wokeAt), 30_000, 'a new session after waking');
+    const session = await a.waitEvent((e) => e.type === 'session' && isAfter(e, wokeAt), DEADLINE_MS, 'a new session after waking');
+    assert.ok(BigInt(stop.t) < BigInt(session.t), 'the woken leader got a new session before it stopped');
     assert.ok(b.leads(name));
 
     // a's fn is a zombie on purpose (it keeps writing after its signal aborted): its
     // writes overlap b's by design and only the fence stops them, so this judges the
     // library's step-down (the signal), and the fence.
+    // (judge() fails on any overlap but the checker's tolerated one right after a wake, which
+    // must end with the woken host's stop.)
     const r = judge([a, b], t0, [], [], 'signal');
-    assert.ok(
-      r.wakeOverlaps.every((o) => o.ms < 1000),
-      describeReport(r),
-    );
+    if (r.wakeOverlaps.length)
+      t.diagnostic(`tolerated overlap right after the wake: ${r.wakeOverlaps.map((o) => `${o.ms.toFixed(1)} ms`).join(', ')}`);
     assert.ok(r.wakeStops.some((w) => w.label === 'a' && w.reason === 'lost'));
   });
 
-  test('own key deleted by an operator: the leader stops at once (deposed), queues at the back, the next candidate leads', async (t: TestContext) => {
+  test('own key deleted by an operator: the leader stops on the delete (deposed, its lease alive), queues at the back, the next candidate leads', async (t: TestContext) => {
     const prefix = uniquePrefix();
     const name = 'depose';
     const fencePrefix = `${prefix}fence/`;
@@ -263,26 +285,34 @@ describe('safety under faults', () => {
     const delDone = now();
     assert.equal(del.code, 0, del.stderr);
     assert.equal(del.stdout.trim(), '1');
-    const stop = await a.waitEvent((e) => e.type === 'stop' && e.name === name, 10_000, 'stop after the delete');
-    assert.equal(stop.reason, 'deposed');
-    const start = await b.waitEvent((e) => e.type === 'start' && e.name === name, 10_000, 'the next candidate leads');
+    const stop = await a.waitEvent((e) => e.type === 'stop' && e.name === name, DEADLINE_MS, 'stop after the delete');
+    const start = await b.waitEvent((e) => e.type === 'start' && e.name === name, DEADLINE_MS, 'the next candidate leads');
     t.diagnostic(
       `deposed leader stopped ${ms(BigInt(stop.t) - delDone).toFixed(1)} ms after etcdctl del returned (${ms(delDone - delAt).toFixed(0)} ms to run it); ` +
         `next leader started ${ms(BigInt(start.t) - BigInt(stop.t)).toFixed(1)} ms after that stop`,
     );
-    assert.ok(ms(BigInt(stop.t) - delDone) < 1000, 'stops at once');
+    // What ended it: the delete itself ('deposed'), with a's session alive throughout (no
+    // lost lease, no new session) — nothing but the watch event of the delete could have.
+    assert.equal(stop.reason, 'deposed');
+    assert.ok(BigInt(stop.t) > delAt, 'a stopped before the delete was issued');
+    assert.deepEqual(
+      a.events.filter((e) => (e.type === 'lost' || e.type === 'session') && isAfter(e, delAt)),
+      [],
+      'the deposed leader lost or renewed its session',
+    );
     // Queued again at the back: the same key (same lease) written anew, after b's.
     const q = await waitFor(
       async () => {
         const q = await queueOf(prefix, name);
         return q.length === 2 && q[1]!.key === aStart.key ? q : undefined;
       },
-      { timeoutMs: 10_000, message: 'a queued again behind b' },
+      { timeoutMs: DEADLINE_MS, message: 'a queued again behind b' },
     );
     assert.ok(q[1]!.createRevision > BigInt(aStart.token!));
     assert.equal(await a.request({ op: 'leader', name }), 'b');
     // Both learn of the delete from the same watch event: b may start a millisecond
-    // before a stops (tolerated, bounded); a's writes after the delete are fenced off.
+    // before a stops (the checker tolerates that only for a leadership that ended 'deposed'
+    // after a recorded delete, with b's start after it); a's writes after the delete are fenced off.
     const r = judge([a, b], t0, [], [{ name, at: delAt }]);
     assert.deepEqual(
       a.events.filter((e) => e.type === 'write' && e.ok && e.token === aStart.token && e.sent !== undefined && BigInt(e.sent) > delDone),
@@ -346,17 +376,26 @@ describe('safety under faults', () => {
     judge([a, w], t0);
   });
 
-  test('SIGTERM to the leader: it resigns at once, the standby starts well before the ttl, the process exits by the signal', async (t: TestContext) => {
+  test('SIGTERM to the leader: it stops, revokes its lease, and the standby starts on that revoke — before the lease could have expired; the process exits by the signal', async (t: TestContext) => {
     const prefix = uniquePrefix();
     const name = 'term';
-    // A longer ttl so that "well before the ttl" separates a resign from an expiry.
-    const ttl = 6;
+    // A long ttl puts the earliest possible expiry of a's lease far from its resign, so that
+    // "b started before a's lease could have expired" tells a resign from an expiry on any
+    // machine, however loaded.
+    const ttl = 20;
     const t0 = now();
-    const a = await host({ id: 'a', ttl, prefix, names: [name] });
+    // probes: a reports the lease revoke it sends.
+    const a = await host({ id: 'a', ttl, prefix, names: [name], probes: true });
     await a.waitEvent((e) => e.type === 'start' && e.name === name);
+    const lease = hex(a.events.find((e) => e.type === 'session')!.leaseId!);
     const b = await host({ id: 'b', ttl, prefix, names: [name] });
     await queued(prefix, name, 2);
 
+    // The etcd-side bound: etcd cannot expire a's lease before `expiresNoEarlier` (asked
+    // before the SIGTERM; etcd's remaining TTL is whole seconds, hence the second off).
+    const askedAt = now();
+    const remainingS = await remainingTtl(lease);
+    const expiresNoEarlier = askedAt + BigInt(Math.max(0, remainingS - 1)) * 1_000_000_000n;
     const termAt = now();
     a.kill('SIGTERM');
     const exit = await a.exited;
@@ -364,32 +403,53 @@ describe('safety under faults', () => {
     const stop = a.events.find((e) => e.type === 'stop' && e.name === name);
     assert.ok(stop, 'a reported its stop before exiting');
     assert.equal(stop.reason, 'closed');
-    const start = await b.waitEvent((e) => e.type === 'start' && e.name === name, 10_000, 'the standby starts');
-    const handOverMs = ms(BigInt(start.t) - termAt);
+    const revoke = a.events.find((e) => e.type === 'revoke' && e.leaseId !== undefined && hex(e.leaseId) === lease);
+    assert.ok(revoke, `a reported no revoke of its lease ${lease}: ${JSON.stringify(a.events.filter((e) => isAfter(e, termAt)))}`);
+    const start = await b.waitEvent((e) => e.type === 'start' && e.name === name, ttl * 1000 + DEADLINE_MS, 'the standby starts');
+    // …and etcd no longer has a's lease, asked before it could have expired: revoked.
+    const leases = await cluster.leases();
+    const leasesAt = now();
     t.diagnostic(
-      `stop ${ms(BigInt(stop.t) - termAt).toFixed(1)} ms after SIGTERM, standby started ${handOverMs.toFixed(1)} ms after SIGTERM (ttl ${ttl} s)`,
+      `stop ${ms(BigInt(stop.t) - termAt).toFixed(1)} ms after SIGTERM, revoke sent ${ms(BigInt(revoke.t) - termAt).toFixed(1)} ms after it, ` +
+        `standby started ${ms(BigInt(start.t) - termAt).toFixed(1)} ms after it; a's lease could not expire before ${(ms(expiresNoEarlier - termAt) / 1000).toFixed(1)} s after it (ttl ${ttl} s)`,
     );
-    assert.ok(ms(BigInt(stop.t) - termAt) < 1000, 'resigned at once');
-    assert.ok(handOverMs < (ttl * 1000) / 2, `the standby started ${handOverMs} ms after SIGTERM: that is an expiry, not a resign`);
-    assert.ok(BigInt(stop.t) < BigInt(start.t));
+    // The order of a resign: fn stopped, then the lease revoked, then the standby in.
+    assert.ok(BigInt(stop.t) <= BigInt(revoke.t), 'a revoked its lease before its fn stopped');
+    assert.ok(BigInt(revoke.t) < BigInt(start.t), 'the standby started before a revoked its lease');
+    // Not an expiry: b started, and etcd had dropped the lease, before etcd could expire it.
+    assert.ok(
+      BigInt(start.t) < expiresNoEarlier,
+      `the standby started ${ms(BigInt(start.t) - termAt).toFixed(0)} ms after SIGTERM, when a's lease may have expired: that is an expiry, not a resign`,
+    );
+    assert.ok(!leases.includes(lease), `etcd still has a's lease ${lease} after the standby started`);
+    assert.ok(leasesAt < expiresNoEarlier, "etcd was asked for a's lease only after it could have expired: no proof of a revoke");
     judge([a, b], t0);
   });
 
-  test('close() during an outage returns within renewDeadline + margin, crashes nothing and leaks nothing', async (t: TestContext) => {
+  test('close() during an outage returns while etcd is still unreachable, crashes nothing and leaks nothing', async (t: TestContext) => {
     const prefix = uniquePrefix();
     const proxy = await proxyTo(2);
     const t0 = now();
     // fn returns at once: close() waits up to stopTimeout for a fn that ignores its signal.
     const a = await host({ id: 'a', endpoints: [proxy.endpoint], prefix, names: ['x', 'y'], fn: { kind: 'hold' } });
-    await a.waitEvent((e) => e.type === 'start' && e.name === 'y');
+    // Both names led before the outage: a start of x reported after closeAt counts below as a
+    // start after close() (seen once with only y waited for: one start or session stamped
+    // after closeAt — no session can pass the black hole, so most likely x's start, whose
+    // answer had passed the proxy before the cut).
+    for (const name of ['x', 'y']) await a.waitEvent((e) => e.type === 'start' && e.name === name);
     const session = a.events.find((e) => e.type === 'session')!;
 
     proxy.blackhole();
     const closeAt = now();
-    await a.request({ op: 'close' });
+    // The state that matters: close() returns with etcd still unreachable (its revoke gives
+    // up; it does not wait for etcd to come back). The outage lasts until it has returned, or
+    // until the deadline fails the test; how long it took is a figure, not a verdict.
+    let closed = false;
+    const closing = a.request({ op: 'close' }).then(() => (closed = true));
+    await waitFor(() => closed, { timeoutMs: DEADLINE_MS, intervalMs: 10, message: 'close() returns during the outage' });
+    await closing;
     const closeMs = ms(now() - closeAt);
     t.diagnostic(`close() during the outage took ${closeMs.toFixed(0)} ms (renewDeadline ${RENEW_MS.toFixed(0)} ms)`);
-    assert.ok(closeMs <= RENEW_MS + 1500, `close() took ${closeMs} ms`);
     for (const name of ['x', 'y']) {
       const stop = a.events.find((e) => e.type === 'stop' && e.name === name);
       assert.equal(stop?.reason, 'closed');
@@ -404,7 +464,8 @@ describe('safety under faults', () => {
     // Only the IPC channel (and stdio pipes) may keep the process alive now.
     const leaks = resources.filter((r) => r !== 'PipeWrap' && r !== 'TTYWrap');
     assert.deepEqual(leaks, [], `still active after close: ${resources.join(', ')}`);
-    assert.equal(a.events.filter((e) => isAfter(e, closeAt) && (e.type === 'start' || e.type === 'session')).length, 0);
+    const late = a.events.filter((e) => isAfter(e, closeAt) && (e.type === 'start' || e.type === 'session'));
+    assert.deepEqual(late, [], 'a start or a session after close()');
     // The revoke could not get through: etcd expires the lease by itself.
     await waitFor(async () => (await cluster.keys(prefix)).length === 0, {
       timeoutMs: TTL * 1000 + 10_000,
@@ -455,7 +516,7 @@ describe('safety under faults', () => {
     judge([a, b], t0, faults);
   });
 
-  test('quorum loss: leaders stop with "lost"; after restore every name has exactly one leader within ttl + a few seconds', async (t: TestContext) => {
+  test('quorum loss: leaders stop with "lost", nobody leads without quorum; after restore every name has exactly one leader', async (t: TestContext) => {
     const prefix = uniquePrefix();
     const names = ['q-one', 'q-two', 'q-three'];
     const fencePrefix = `${prefix}fence/`;
@@ -476,11 +537,7 @@ describe('safety under faults', () => {
       await Promise.all([cluster.members[1]!.kill(), cluster.members[2]!.kill()]);
       for (const name of names) {
         const h = leaders.get(name)!;
-        const stop = await h.waitEvent(
-          (e) => e.type === 'stop' && e.name === name && BigInt(e.t) > from,
-          RENEW_MS + 10_000,
-          `${name} stops`,
-        );
+        const stop = await h.waitEvent((e) => e.type === 'stop' && e.name === name && BigInt(e.t) > from, DEADLINE_MS, `${name} stops`);
         assert.equal(stop.reason, 'lost');
       }
       t.diagnostic(`all leaders stopped ${ms(now() - from).toFixed(0)} ms after quorum loss`);
@@ -494,14 +551,13 @@ describe('safety under faults', () => {
     }
     for (const name of names) {
       await waitFor(() => leadersOf(hosts, name).length === 1, {
-        timeoutMs: TTL * 1000 + 20_000,
+        timeoutMs: DEADLINE_MS,
         intervalMs: 10,
         message: `one leader of ${name} after restore`,
       });
     }
     const recoveredMs = ms(now() - restoredAt);
     t.diagnostic(`every name led again ${recoveredMs.toFixed(0)} ms after quorum was restored`);
-    assert.ok(recoveredMs <= TTL * 1000 + 10_000, `recovery took ${recoveredMs} ms`);
     const r = judge(hosts, t0, [{ kind: 'quorum-loss', from, to: restoredAt, blocksDecisions: true }]);
     t.diagnostic(describeReport(r));
   });

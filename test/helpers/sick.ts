@@ -10,6 +10,12 @@ import { ms } from './history.js';
 export const now = (): bigint => process.hrtime.bigint();
 export const sleep = (m: number): Promise<void> => new Promise((r) => setTimeout(r, m));
 export const uniquePrefix = (tag: string): string => `${tag}${Math.random().toString(36).slice(2, 8)}/`;
+/**
+ * How long these tests wait for a state before failing: several ttls and then some. They
+ * assert states and orders, never speed: how long a step took is a t.diagnostic figure, and
+ * failover timings live in `npm run bench`.
+ */
+export const deadlineMs = (ttl: number): number => 3 * ttl * 1000 + 30_000;
 
 /** `n` hosts (processes) registering `names`, each with its own endpoint list (default the cluster's). */
 export async function hostsOn(
@@ -105,7 +111,7 @@ export function stopsSince(hs: Host[], since: bigint, until?: bigint): string[] 
 /** A leadership that ended for any reason but a deliberate graceful move (balance, drain, failover request). */
 export const isStepDown = (e: HostEvent): boolean => e.type === 'stop' && e.reason !== 'handover';
 
-/** Waits until every live host reports health().ok with its watch connected; returns ms since `from`. */
+/** Waits (up to `timeoutMs`: make it generous) until every live host reports health().ok with its watch connected; returns ms since `from`, a figure to report. */
 export async function allHealthy(hs: Host[], from: bigint, timeoutMs: number): Promise<number> {
   const alive = hs.filter((h) => h.alive);
   await waitFor(
@@ -225,8 +231,9 @@ export function healthSampler(hs: Host[]): { stop(): Promise<HealthFigures> } {
 }
 
 /**
- * SIGKILLs the host leading `name` and waits until survivors lead every name it led; asserts
- * that took at most ttl + 1 s (a crash failover during a fault, as on a healthy cluster).
+ * SIGKILLs the host leading `name` and waits (a generous deadline) until survivors lead every
+ * name it led, one leader each — a crash failover during a fault, as on a healthy cluster.
+ * How long it took is reported, not judged (no overlap is judged by the caller's checker).
  */
 export async function crashFailover(
   t: { diagnostic(s: string): void },
@@ -249,22 +256,22 @@ export async function crashFailover(
   const killedAt = now();
   const survivors = hs.filter((h) => h !== victim);
   const took = await waitFor(() => (led.every((n) => leadersOf(survivors, n).length === 1) ? now() : undefined), {
-    timeoutMs: 60_000,
+    timeoutMs: deadlineMs(ttl),
     intervalMs: 10,
     message: `a standby leads ${led.join(',')}`,
   });
   const failoverMs = ms(took - killedAt);
-  t.diagnostic(`${label}: ${led.length} name(s) led again ${failoverMs.toFixed(0)} ms after SIGKILL (limit ${ttl * 1000 + 1000})`);
-  if (failoverMs > ttl * 1000 + 1000) throw new Error(`failover took ${failoverMs} ms, more than ttl + 1 s`);
+  t.diagnostic(`${label}: ${led.length} name(s) led again ${failoverMs.toFixed(0)} ms after SIGKILL (ttl ${ttl * 1000})`);
 }
 
 /**
- * A raft leader's fault that began at `since`: each name stepped down at most once, and
- * one that did was led again within ttl + 1.5 s of `since` — or of `raftBackAt`, when the
- * healthy members elected their raft leader, if that came later: until then etcd serves
- * nobody (no grant, no revoke, no campaign), and a lease left to expire gets a full ttl
- * from that election (etcd renews every lease when a raft leader takes office). Waits (up to
- * 30 s) until every name has one leader first; one leader per name at the end.
+ * A raft leader's fault that began at `since`: each name stepped down at most once, and one
+ * that did was led again afterwards by a leadership that started after that step-down (no
+ * overlap: the checker of the caller judges every pair). Waits (a generous deadline) until
+ * every name has one leader; one leader per name at the end. How long after `since` — or
+ * after `raftBackAt`, when the healthy members elected their raft leader, if later: until
+ * then etcd serves nobody, and a lease left to expire gets a full ttl from that election —
+ * each name was led again is reported, not judged.
  */
 export async function assertLedAgain(
   t: { diagnostic(s: string): void },
@@ -276,7 +283,7 @@ export async function assertLedAgain(
   raftBackAt?: bigint,
 ): Promise<void> {
   await waitFor(() => names.every((n) => leadersOf(hs, n).length === 1) || undefined, {
-    timeoutMs: 30_000,
+    timeoutMs: deadlineMs(ttl),
     intervalMs: 20,
     message: `one leader of every name after the ${what}`,
   }).catch((e: unknown) => {
@@ -287,20 +294,30 @@ export async function assertLedAgain(
   const from = raftBackAt !== undefined && raftBackAt > since ? raftBackAt : since;
   const fromWhat =
     from === since ? `the ${what} began` : `the healthy members elected a raft leader (${ms(from - since).toFixed(0)} ms into the ${what})`;
-  const limit = ttl * 1000 + 1500;
   for (const n of names) {
     const mine = hs.flatMap((h) => h.events.filter((e) => isStepDown(e) && e.name === n && BigInt(e.t) > since));
     if (mine.length > 1) throw new Error(`'${n}' stepped down ${mine.length} times: ${stops.join('; ')}`);
     if (mine.length === 0) continue;
+    // The order: nobody else started `n` while the leadership that stepped down ran (from
+    // its start to its step-down), and someone started it after the step-down.
+    const stoppedAt = BigInt(mine[0]!.t);
+    const stopper = hs.find((h) => h.events.includes(mine[0]!))!;
+    const ranFrom = stopper.events.filter((e) => e.type === 'start' && e.name === n && BigInt(e.t) < stoppedAt).at(-1);
+    const early = hs.filter(
+      (h) =>
+        h !== stopper &&
+        h.events.some((e) => e.type === 'start' && e.name === n && BigInt(e.t) > BigInt(ranFrom?.t ?? '0') && BigInt(e.t) < stoppedAt),
+    );
+    if (early.length)
+      throw new Error(
+        `'${n}' started on ${early.map((h) => h.id).join(', ')} before ${stopper.id} stepped down\n${eventsSince(hs, since, n)}`,
+      );
     const next = hs
-      .flatMap((h) => h.events.filter((e) => e.type === 'start' && e.name === n && BigInt(e.t) > BigInt(mine[0]!.t)))
+      .flatMap((h) => h.events.filter((e) => e.type === 'start' && e.name === n && BigInt(e.t) > stoppedAt))
       .map((e) => BigInt(e.t))
       .sort((a, b) => (a < b ? -1 : 1))[0];
     if (next === undefined) throw new Error(`'${n}' not led again after its step-down\n${eventsSince(hs, since, n)}`);
-    const again = ms(next - from);
-    t.diagnostic(`'${n}' led again ${again.toFixed(0)} ms after ${fromWhat} (limit ${limit})`);
-    if (again > limit)
-      throw new Error(`'${n}' led again ${again} ms after ${fromWhat}, more than ttl + 1.5 s\n${eventsSince(hs, since, n)}`);
+    t.diagnostic(`'${n}' led again ${ms(next - from).toFixed(0)} ms after ${fromWhat} (ttl ${ttl * 1000})`);
   }
   for (const n of names) if (leadersOf(hs, n).length !== 1) throw new Error(`not one leader of '${n}' at the end of the ${what}`);
 }
