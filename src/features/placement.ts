@@ -19,7 +19,9 @@
 //   at once then fails every name over at lease expiry); standby balancing keeps that.
 // - A move is always graceful: the leader's fn is aborted and drained, then its key is
 //   deleted; the receiver starts after. To reach a candidate that is not next in line, the
-//   leader writes `<prefix>/move/<name>` = { from, to }; the candidates queued between
+//   leader deletes the keys of our standbys ahead of it together with its own, in one
+//   guarded transaction (mover.ts, store.ts HandOverPast); with a foreign candidate ahead
+//   it writes `<prefix>/move/<name>` = { from, to } instead: the candidates queued between
 //   them re-queue at the back, then the leader hands over.
 import { ownerOf, weightOf, type ControlRecords, type MoveRequest } from './control-records.js';
 import type { Candidate } from '../core/queue.js';
