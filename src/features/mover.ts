@@ -6,13 +6,13 @@
 import type { Clock, Timer } from '../core/clock.js';
 import { EtcdUnavailableError } from '../core/errors.js';
 import { moveKey, nextKey } from '../etcd/keys.js';
-import { EMPTY_CONTROL, liveRequests, ownerOf, parseControl, type ControlRecords, type MoveRequest } from './control-records.js';
+import { EMPTY_CONTROL, liveRequests, parseControl, type ControlRecords, type MoveRequest } from './control-records.js';
 import { HostRecord } from './host-record.js';
 import { HostPresence } from './host-presence.js';
 import { Drains } from './drain.js';
 import { deleteIfUnchanged } from './handover-request.js';
 import { Pending } from './pending.js';
-import { DEFAULT_BALANCE_CONCURRENCY, handsOver, planMoves, planPromotions, standsAside } from './placement.js';
+import { DEFAULT_BALANCE_CONCURRENCY, handsOver, planMoves, planPromotions, standsAside, type PlannedMove } from './placement.js';
 import type { Candidate } from '../core/queue.js';
 import type { Session } from '../core/session.js';
 import type { ControlStore, HandOverPast } from '../etcd/store.js';
@@ -232,7 +232,7 @@ export class Mover {
       prefer: (name) => this.host.prefer(name),
       settled: (id) => this.presence.settled(id),
     });
-    for (const m of moves) this.start(m.name, m.from, m.to, m.position, session);
+    for (const m of moves) this.start(m, session);
     if (this.drainLeads && this.inFlight.size === 0 && moves.length === 0) {
       // Every leadership that can leave has left: now the stand-asides (judged afresh).
       this.drainLeads = false;
@@ -341,25 +341,6 @@ export class Mover {
   }
 
   /**
-   * The keys between our leader key `from` and the target at `position`, for a hand-over
-   * past them in one transaction (store.ts, HandOverPast) — when every one of them is a
-   * key of one of our lockers (a foreign campaigner would not queue again when its key
-   * goes: `etcdctl elect` would wait on for keys ahead of a key it no longer has). Else
-   * undefined: the move goes by a request, and those standbys step aside themselves.
-   */
-  private pastStandbys(name: string, from: string, to: string, position: number): HandOverPast | undefined {
-    const q = this.host.view.queue(name);
-    const target = q[position];
-    if (q[0]?.key !== from || target?.value !== to || ownerOf(target, this.rec) !== to) return undefined;
-    const keys = q.slice(1, position);
-    if (keys.some((c) => ownerOf(c, this.rec) === undefined)) return undefined;
-    return {
-      keys: keys.map((c) => ({ key: c.key, createRevision: c.createRevision })),
-      target: { key: target.key, createRevision: target.createRevision },
-    };
-  }
-
-  /**
    * Writes a request under our lease (it goes with us if we die) and judges the name again
    * once it landed; `failed` ends the move or promotion. Returns the value written and the
    * write (settled once it landed or failed).
@@ -383,14 +364,10 @@ export class Mover {
     return { written: value, landed };
   }
 
-  private start(name: string, from: string, to: string, position: number, session: Session): void {
+  private start({ name, from, to, position, past }: PlannedMove, session: Session): void {
     const m = this.inFlight.begin(name, { from, to });
-    if (position === 1) {
-      if (!this.host.handOver(name)) this.inFlight.end(name);
-      return;
-    }
-    const past = this.pastStandbys(name, from, to, position);
-    if (past) {
+    // Next in line, or reachable past our own standbys: a hand-over, at once.
+    if (position === 1 || past) {
       if (!this.host.handOver(name, past)) this.inFlight.end(name);
       return;
     }

@@ -25,6 +25,7 @@
 //   them re-queue at the back, then the leader hands over.
 import { ownerOf, weightOf, type ControlRecords, type MoveRequest } from './control-records.js';
 import type { Candidate } from '../core/queue.js';
+import type { HandOverPast } from '../etcd/store.js';
 
 // The public face exports these types from here (src/index.ts).
 export type { MoveRequest } from './control-records.js';
@@ -102,6 +103,31 @@ export interface PlannedMove {
   readonly from: string;
   readonly to: string;
   readonly position: number;
+  /** Past standbys (position > 1, all of them ours): the leader deletes their keys with its own (passesOver). */
+  readonly past?: HandOverPast;
+}
+
+/**
+ * How a leader reaches the candidate at `position` > 1: by deleting the keys of the standbys
+ * ahead of it together with its own, in one guarded transaction (store.ts, HandOverPast) —
+ * when every one of them is a key of one of our lockers, which queue again when their key
+ * goes. A foreign campaigner would not: Go's `Campaign` (`etcdctl elect`) returns elected
+ * once the keys ahead of its own are gone, without looking at its own again. Then undefined:
+ * the move goes by a request, and the standbys between step aside themselves (standsAside).
+ */
+export function passesOver(queue: readonly Candidate[], position: number, rec: ControlRecords): HandOverPast | undefined {
+  const target = queue[position];
+  if (position < 2 || target === undefined || ownerOf(target, rec) !== target.value) return undefined;
+  const ahead = queue.slice(1, position);
+  if (ahead.some((c) => ownerOf(c, rec) === undefined)) return undefined;
+  const held = (c: Candidate) => ({ key: c.key, createRevision: c.createRevision });
+  return { keys: ahead.map(held), target: held(target) };
+}
+
+/** A planned move to the candidate at `position` of `queue`, with its way past the standbys ahead. */
+function moveTo(name: string, queue: readonly Candidate[], position: number, rec: ControlRecords): PlannedMove {
+  const past = passesOver(queue, position, rec);
+  return { name, from: queue[0]!.key, to: queue[position]!.value, position, ...(past ? { past } : {}) };
 }
 
 export interface PlanInput {
@@ -200,7 +226,7 @@ export function planMoves(input: PlanInput): PlannedMove[] {
     if (rec.moves.has(name) || rec.nexts.has(name)) continue;
     const position = queue.findIndex((c) => c.value === to);
     if (position < 1) continue;
-    out.push({ name, from: queue[0]!.key, to, position });
+    out.push(moveTo(name, queue, position, rec));
     load.set(self, (load.get(self) ?? 0) - 1);
     load.set(to, (load.get(to) ?? 0) + 1);
   }
@@ -248,10 +274,10 @@ export function planMoves(input: PlanInput): PlannedMove[] {
       if (c.value === self || !eligible(c, rec)) continue;
       if (draining) {
         // A drain takes the nearest candidate with room under its share (rounded up): the
-        // first standby, mostly, since standbys are spread per leader (planPromotions) — a
-        // hand-over with no stand-aside, one delete in a batch. The least loaded one
-        // anywhere in the queue cost a request and p − 1 stand-asides per name (a drain of
-        // 250 names ran at ~115 moves/s on the 8-host bench fleet).
+        // first standby, mostly, since standbys are spread per leader (planPromotions) — one
+        // delete per name, no standby re-queued. The least loaded one anywhere in the queue
+        // re-queued p − 1 standbys per name (by request then: a drain of 250 names ran at
+        // ~115 moves/s on the 8-host bench fleet).
         const l = load.get(c.value) ?? 0;
         if (l + 1 <= Math.ceil(shareOf(c.value) - 1e-9)) {
           best = { c, load: l, position: p };
@@ -267,14 +293,14 @@ export function planMoves(input: PlanInput): PlannedMove[] {
       // g's excess below ours by more than 1: the move lowers Σ (load − share)².
       const lower = l - shareOf(c.value) < myLoad - shareOf(self) - 1 - 1e-9;
       if (l >= shareOf(c.value) - 1e-9 || !lower || (quota.get(c.value) ?? 0) <= 0) continue;
-      // Balance takes the nearest candidate that qualifies (each standby ahead of it must
-      // step back first: writes, and events on every host).
+      // Balance takes the nearest candidate that qualifies (each standby ahead of it is
+      // re-queued: writes, and events on every host).
       best = { c, load: l, position: p };
       break;
     }
     best ??= leastLoaded;
     if (!best) continue;
-    out.push({ name, from: queue[0]!.key, to: best.c.value, position: best.position });
+    out.push(moveTo(name, queue, best.position, rec));
     load.set(self, myLoad - 1);
     load.set(best.c.value, best.load + 1);
     if (!draining) quota.set(best.c.value, (quota.get(best.c.value) ?? 0) - 1);

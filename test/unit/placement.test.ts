@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { liveRequests, ownerOf, parseControl, type ControlRecords } from '../../src/features/control-records.js';
 import { hostsStatus } from '../../src/features/host-status.js';
-import { handsOver, planMoves, planPromotions, standsAside } from '../../src/features/placement.js';
+import { handsOver, passesOver, planMoves, planPromotions, standsAside } from '../../src/features/placement.js';
 import type { Candidate } from '../../src/core/queue.js';
 
 const P = 'p/';
@@ -176,6 +176,28 @@ describe('placement', () => {
     assert.deepEqual(
       others.map((o) => moves.filter((m) => m.to === o).length),
       [2, 2, 2],
+    );
+  });
+
+  test('a move past standbys: their keys go with the leader key when all are ours, else by a request', () => {
+    const rec = control(['a', 'b', 'c']);
+    const q = queue('x', 'a', 'b', 'c');
+    assert.equal(passesOver(q, 1, rec), undefined, 'next in line: a plain hand-over');
+    assert.deepEqual(passesOver(q, 2, rec), {
+      keys: [{ key: q[1]!.key, createRevision: 2n }],
+      target: { key: q[2]!.key, createRevision: 3n },
+    });
+    const foreign = [q[0]!, { key: 'p/x/ee', value: 'etcdctl', createRevision: 2n }, q[2]!];
+    assert.equal(passesOver(foreign, 2, rec), undefined, 'a foreign standby ahead: by request');
+    // planMoves carries it: a's surplus goes to c, second in line behind b (at its share).
+    const qs: [string, Candidate[]][] = [
+      ...Array.from({ length: 3 }, (_, i): [string, Candidate[]] => [`a${i}`, queue(`a${i}`, 'a', 'b', 'c')]),
+      ['b0', queue('b0', 'b', 'a', 'c')],
+    ];
+    const moves = planMoves({ queues: qs, rec, self: 'a', balance: true, inFlight: new Map(), limit: 100 });
+    assert.deepEqual(
+      moves.map((m) => [m.to, m.position, m.past?.keys.map((k) => k.key)]),
+      [['c', 2, [qs[0]![1][1]!.key]]],
     );
   });
 
