@@ -29,6 +29,7 @@ import {
   leaderSampler,
   now,
   raftLeader,
+  renewedSince,
   settled,
   sleep,
   stopsSince,
@@ -38,7 +39,6 @@ import { waitFor } from '../helpers/wait.js';
 
 const TTL = 4;
 const FAULT_MS = 12_000;
-const AFTER_HEAL_MS = 5_000;
 const PRE_VOTE = process.env['LOCKED_TEST_PRE_VOTE'] !== '0';
 const NAMES = ['a', 'b', 'c', 'd', 'e', 'f'];
 
@@ -77,21 +77,26 @@ async function cutOff(...is: number[]): Promise<number> {
   return ms(now() - at);
 }
 
-/** Heals members `is`; every host healthy again (waited for); no step-down (with pre-vote) for AFTER_HEAL_MS. */
+/**
+ * Heals members `is`; every host healthy again (waited for); no step-down (with pre-vote) until
+ * the heal is over — every member healthy, then every host renewed on a keepalive sent after
+ * that (a state: from then on the heal can cost no session), not for a fixed time.
+ */
 async function healAndCheck(t: TestContext, hs: Host[], is: number[], label: string): Promise<string[]> {
   const sampler = leaderSampler(cluster, () => net.cutOff);
   const healedAt = now();
   for (const i of is) net.heal(i);
   const healthyMs = await allHealthy(hs, healedAt, deadlineMs(TTL));
   t.diagnostic(`${label}: every host healthy (watch connected) ${healthyMs.toFixed(0)} ms after the heal`);
-  await sleep(Math.max(0, AFTER_HEAL_MS - ms(now() - healedAt)));
+  for (const i of is)
+    await waitFor(async () => cluster.members[i]!.healthy(), { timeoutMs: deadlineMs(TTL), message: `m${i} healthy after the heal` });
+  const membersBack = now();
+  const renewedMs = await renewedSince(hs, membersBack, deadlineMs(TTL));
   const gaps = await sampler.stop();
   const stops = stopsSince(hs, healedAt);
   t.diagnostic(
-    `${label}: after the heal (${AFTER_HEAL_MS} ms, pre-vote ${PRE_VOTE ? 'on' : 'off'}): raft leaderless ${gaps.length ? gaps.map((g) => `${g.toFixed(0)} ms`).join(', ') : 'never'}; step-downs: ${stops.length}${stops.length ? ` (${stops.join('; ')})` : ''}`,
+    `${label}: after the heal (members healthy ${ms(membersBack - healedAt).toFixed(0)} ms after it, every host renewed ${renewedMs.toFixed(0)} ms after that; pre-vote ${PRE_VOTE ? 'on' : 'off'}): raft leaderless ${gaps.length ? gaps.map((g) => `${g.toFixed(0)} ms`).join(', ') : 'never'}; step-downs: ${stops.length}${stops.length ? ` (${stops.join('; ')})` : ''}`,
   );
-  for (const i of is)
-    await waitFor(async () => cluster.members[i]!.healthy(), { timeoutMs: 10_000, message: `m${i} healthy after the heal` });
   // A host must step down when no keepalive is acknowledged within renewDeadline (⅔ ttl)
   // of the last acknowledged one's send, which can be up to ttl/3 before a leaderless spell
   // begins: a spell of etcd's own longer than ⅓ ttl may rightly cost step-downs (it does

@@ -128,6 +128,29 @@ export async function allHealthy(hs: Host[], from: bigint, timeoutMs: number): P
 }
 
 /**
+ * Waits (up to `timeoutMs`: make it generous) until every live host has had a keepalive
+ * acknowledged that it sent after `since` (health().lastKeepaliveAgoMs, read against the time
+ * of the request). From then on, whatever happened before `since` can no longer cost a host its
+ * session: its step-down deadline counts from that keepalive. Returns ms since `since`.
+ */
+export async function renewedSince(hs: Host[], since: bigint, timeoutMs: number): Promise<number> {
+  const alive = hs.filter((h) => h.alive);
+  await waitFor(
+    async () => {
+      for (const h of alive) {
+        const asked = now();
+        const health = await h.request<{ lastKeepaliveAgoMs?: number }>({ op: 'health' });
+        const ago = health.lastKeepaliveAgoMs;
+        if (ago === undefined || asked - BigInt(Math.round(ago * 1e6)) <= since) return undefined;
+      }
+      return true;
+    },
+    { timeoutMs, intervalMs: 50, message: 'every host with a keepalive acknowledged that it sent after the heal' },
+  );
+  return ms(now() - since);
+}
+
+/**
  * Samples, every ~50 ms, whether some member outside `excluded()` is the raft leader;
  * stop() returns the leaderless intervals (ms) seen, longest first. `leaderBackAt` is when
  * the last leaderless interval ended (a member outside `excluded()` led again), if any.

@@ -115,7 +115,7 @@ describe('locked run and the process group', () => {
     }
   });
 
-  test('a lost lease during a shutdown by signal with a long --grace: the group is killed within ttl/3 of the loss', async (t: TestContext) => {
+  test('a lost lease during a shutdown by signal with a long --grace: the group is gone before the standby starts its program', async (t: TestContext) => {
     const prefix = uniquePrefix();
     const pidsFile = join(dir, 'c.pids');
     const proxy: Proxy = await startProxy(cluster.endpoints[0]!);
@@ -147,19 +147,58 @@ describe('locked run and the process group', () => {
         message: 'c runs its program',
       });
       pids.push(pid!);
-      c.kill('SIGTERM'); // forwarded and ignored: the 60 s grace begins
-      await new Promise((r) => setTimeout(r, 200));
-      assert.ok(alive(pid!), 'the program ignores SIGTERM');
-      const cutAt = Date.now();
-      proxy.blackhole(); // the lease is lost ≤ 2 s later
-      const goneAt = await waitFor(() => (alive(pid!) ? undefined : Date.now()), {
-        timeoutMs: 30_000,
-        intervalMs: 10,
-        message: `the program is killed (${stderrOf(c)})`,
+      // A standby on etcd directly: it starts its program once etcd has expired c's lease.
+      const out = join(dir, 'd.out');
+      const d = locked(
+        [
+          'run',
+          'job',
+          '--endpoints',
+          cluster.endpointsString,
+          '--prefix',
+          prefix,
+          '--ttl',
+          '3',
+          '--id',
+          'd',
+          '--',
+          process.execPath,
+          '-e',
+          MARKER,
+        ],
+        { OUT: out },
+      );
+      await waitFor(async () => ((await cluster.keys(`${prefix}job/`)).length === 2 ? true : undefined), {
+        timeoutMs: 20_000,
+        message: 'd queued',
       });
-      const ms = goneAt - cutAt;
-      t.diagnostic(`program killed ${ms} ms after the cut (renewDeadline 2 s + ttl/3 1 s; --grace 60 s)`);
-      assert.ok(ms < 2000 + 1000 + 1500, `killed ${ms} ms after the cut`);
+      let goneAt: number | undefined;
+      const watch = setInterval(() => {
+        if (goneAt === undefined && !alive(pid!)) goneAt = Date.now();
+      }, 5);
+      try {
+        c.kill('SIGTERM'); // forwarded and ignored: the 60 s grace begins
+        await waitFor(() => /SIGTERM: forwarding to process group/.test(stderrOf(c)) || undefined, {
+          timeoutMs: 20_000,
+          message: `c forwards SIGTERM (${stderrOf(c)})`,
+        });
+        const cutAt = Date.now();
+        proxy.blackhole(); // the lease is lost ≤ renewDeadline (2 s) later, long before the grace ends
+        const started = await waitFor(() => (marker(out) ? marker(out)!.at : undefined), {
+          timeoutMs: 30_000,
+          message: `d starts its program (c: ${stderrOf(c)})`,
+        });
+        // The order that matters: c's program (which ignores SIGTERM, with 60 s of grace) was
+        // gone before the standby's program started — the lost lease ended the grace.
+        assert.ok(goneAt !== undefined, `c's program (pid ${pid}) was still running when d started its program`);
+        assert.ok(started >= goneAt - 10, `d started its program ${goneAt - started} ms before c's was gone`);
+        // …and the loss ended it, not the SIGTERM (which the program ignores).
+        assert.match(stderrOf(c), /after the lease was lost: SIGKILL/);
+        t.diagnostic(`c's program gone ${goneAt - cutAt} ms after the cut, d's started ${started - goneAt} ms after that`);
+      } finally {
+        clearInterval(watch);
+        d.kill('SIGTERM');
+      }
     } finally {
       await proxy.close();
     }
