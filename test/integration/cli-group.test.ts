@@ -67,6 +67,33 @@ const marker = (file: string): { at: number; pid: number } | undefined => {
 };
 const uniquePrefix = (): string => `grp${Math.random().toString(36).slice(2, 8)}/`;
 
+/**
+ * Runs `fault`, waits until the standby's MARKER program (in `out`) starts, and asserts the
+ * order that matters: process `pid` (`what`) was gone before — watched every 5 ms, hence the
+ * 10 ms of slack. Returns when each happened.
+ */
+async function goneBeforeStandby(
+  pid: number,
+  what: string,
+  out: string,
+  fault: () => Promise<void> | void,
+  context: () => string,
+): Promise<{ goneAt: number; started: number }> {
+  let goneAt: number | undefined;
+  const watch = setInterval(() => {
+    if (goneAt === undefined && !alive(pid)) goneAt = Date.now();
+  }, 5);
+  try {
+    await fault();
+    const started = await waitFor(() => marker(out)?.at, { timeoutMs: 30_000, message: `the standby starts its program (${context()})` });
+    assert.ok(goneAt !== undefined, `${what} (pid ${pid}) was still alive when the standby started its program`);
+    assert.ok(started >= goneAt - 10, `the standby started its program ${goneAt - started} ms before ${what} was gone`);
+    return { goneAt, started };
+  } finally {
+    clearInterval(watch);
+  }
+}
+
 describe('locked run and the process group', () => {
   test('a grandchild that ignores SIGTERM is gone before the standby starts its program', async (t: TestContext) => {
     const prefix = uniquePrefix();
@@ -85,21 +112,16 @@ describe('locked run and the process group', () => {
       timeoutMs: 20_000,
       message: 'b queued',
     });
-    let diedAt: number | undefined;
-    const watch = setInterval(() => {
-      if (diedAt === undefined && !alive(grandchild!)) diedAt = Date.now();
-    }, 5);
     try {
-      a.kill('SIGTERM');
-      const started = await waitFor(() => (marker(out) ? marker(out)!.at : undefined), {
-        timeoutMs: 30_000,
-        message: `b starts its program (a: ${stderrOf(a)})`,
-      });
-      assert.ok(diedAt !== undefined, `the grandchild (pid ${grandchild}) was still alive when b started its program`);
-      t.diagnostic(`grandchild gone; b's program started ${started - diedAt} ms after that`);
-      assert.ok(started >= diedAt - 10, `b started ${diedAt - started} ms before the grandchild was gone`);
+      const { goneAt, started } = await goneBeforeStandby(
+        grandchild!,
+        'the grandchild',
+        out,
+        () => void a.kill('SIGTERM'),
+        () => `a: ${stderrOf(a)}`,
+      );
+      t.diagnostic(`grandchild gone; b's program started ${started - goneAt} ms after that`);
     } finally {
-      clearInterval(watch);
       b.kill('SIGKILL');
       // b's program holds b's stderr, a pipe to this process: left running, it would keep
       // this test file from ever exiting. Its watchdog must end it (SIGKILL of locked run);
@@ -172,31 +194,29 @@ describe('locked run and the process group', () => {
         timeoutMs: 20_000,
         message: 'd queued',
       });
-      let goneAt: number | undefined;
-      const watch = setInterval(() => {
-        if (goneAt === undefined && !alive(pid!)) goneAt = Date.now();
-      }, 5);
       try {
-        c.kill('SIGTERM'); // forwarded and ignored: the 60 s grace begins
-        await waitFor(() => /SIGTERM: forwarding to process group/.test(stderrOf(c)) || undefined, {
-          timeoutMs: 20_000,
-          message: `c forwards SIGTERM (${stderrOf(c)})`,
-        });
-        const cutAt = Date.now();
-        proxy.blackhole(); // the lease is lost ≤ renewDeadline (2 s) later, long before the grace ends
-        const started = await waitFor(() => (marker(out) ? marker(out)!.at : undefined), {
-          timeoutMs: 30_000,
-          message: `d starts its program (c: ${stderrOf(c)})`,
-        });
-        // The order that matters: c's program (which ignores SIGTERM, with 60 s of grace) was
-        // gone before the standby's program started — the lost lease ended the grace.
-        assert.ok(goneAt !== undefined, `c's program (pid ${pid}) was still running when d started its program`);
-        assert.ok(started >= goneAt - 10, `d started its program ${goneAt - started} ms before c's was gone`);
+        let cutAt = 0;
+        // The order that matters: c's program (which ignores SIGTERM, with 60 s of grace) is
+        // gone before the standby's program starts — the lost lease ended the grace…
+        const { goneAt, started } = await goneBeforeStandby(
+          pid!,
+          "c's program",
+          out,
+          async () => {
+            c.kill('SIGTERM'); // forwarded and ignored: the 60 s grace begins
+            await waitFor(() => /SIGTERM: forwarding to process group/.test(stderrOf(c)) || undefined, {
+              timeoutMs: 20_000,
+              message: `c forwards SIGTERM (${stderrOf(c)})`,
+            });
+            cutAt = Date.now();
+            proxy.blackhole(); // the lease is lost ≤ renewDeadline (2 s) later, long before the grace ends
+          },
+          () => `c: ${stderrOf(c)}`,
+        );
         // …and the loss ended it, not the SIGTERM (which the program ignores).
         assert.match(stderrOf(c), /after the lease was lost: SIGKILL/);
         t.diagnostic(`c's program gone ${goneAt - cutAt} ms after the cut, d's started ${started - goneAt} ms after that`);
       } finally {
-        clearInterval(watch);
         d.kill('SIGTERM');
       }
     } finally {
