@@ -9,7 +9,7 @@
 #
 # Runs the built tests in .build/ (npm run build:test) with the `node` on PATH; the etcd of
 # $ETCD_BIN / $ETCDCTL_BIN, else `etcd` / `etcdctl` on PATH (scripts/etcd-bin.sh fetches one).
-# LOCKED_SIM_SCHEDULES sets the simulation's random schedules (here 40,000 unless set, each run
+# LOCKED_SIM_SCHEDULES sets the simulation's random schedules (here 30,000 unless set, each run
 # with a new seed; `npm run chaos -- --sim --seconds N` for long runs). The simulation runs with
 # balancing on: joins, crashes and restarts, drains, failover --to, run-once jobs.
 set -euo pipefail
@@ -36,7 +36,7 @@ case "$tier" in
     if [ "${LOCKED_SIM_SEEDED_ONLY:-0}" = 1 ]; then sims=(.build/test/sim/simulation.test.js); fi
     # Two files at once: the seeded schedules run on two worker threads, the exhaustive cases
     # on one; together they finish about when the longer one alone would.
-    LOCKED_SIM_SCHEDULES=${LOCKED_SIM_SCHEDULES:-40000} node --test --test-concurrency=2 "${sims[@]}"
+    LOCKED_SIM_SCHEDULES=${LOCKED_SIM_SCHEDULES:-30000} node --test --test-concurrency=2 "${sims[@]}"
     ;;
   faults)
     # Two at a time: these tests time step-downs against the TTL; more would starve them.
