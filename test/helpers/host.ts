@@ -90,6 +90,8 @@ export interface HostEvent {
     | 'revoke'
     | 'watch'
     | 'stall'
+    /** The host was asked to close(): stamped just before it calls locker.close(). */
+    | 'closing'
     | OnceEventType;
   name?: string;
   token?: string;
