@@ -138,7 +138,7 @@ export class LockerRuntime {
       session: () => this.session(),
       requestTimeoutMs: () => this.requestTimeoutMs(),
       handOver: (name, past) => names.get(name)?.handOver(past) ?? false,
-      stepBack: (name) => names.get(name)?.stepBack() ?? false,
+      stepBack: (name, past) => names.get(name)?.stepBack(past) ?? false,
       movable: (name) => names.get(name)?.mode === 'queue',
       prefer: (name) => names.get(name)?.prefer,
       preferHoldDownMs: this.opts.preferHoldDownMs,

@@ -165,8 +165,8 @@ export class Singleton extends EventEmitter<SingletonEvents> {
   }
 
   /** Steps back to the end of the queue if queued and not leading (standby balance). @internal */
-  stepBack(): boolean {
-    return this.machine.stepBack();
+  stepBack(past?: HandOverPast): boolean {
+    return this.machine.stepBack(past);
   }
 
   /** `session` is gone: every leadership on it stops now, synchronously. @internal */

@@ -122,11 +122,15 @@ export class NameMachine extends NameRelease {
     return true;
   }
 
-  /** Steps back to the end of the queue if queued and not leading (standby balance). */
-  stepBack(): boolean {
+  /**
+   * Steps back to the end of the queue if queued and not leading (standby balance). `past`:
+   * the standbys between us and the promoted candidate go with our key, while the leader's
+   * key holds (store.ts, HandOverPast).
+   */
+  stepBack(past?: HandOverPast): boolean {
     const s = this.state;
     if (s.kind !== 'queued' || !this.policy.handsOver) return false;
-    this.standAside(s);
+    this.standAside(s, past);
     return true;
   }
 

@@ -137,9 +137,9 @@ export abstract class NameRelease {
   }
 
   /** An unhealthy standby, or one out of a move's way, leaves the queue (its key is deleted) and campaigns again. */
-  protected standAside(s: In<'queued'>): void {
+  protected standAside(s: In<'queued'>, past?: HandOverPast): void {
     this.enter({ kind: 'resigning', then: 'campaign' });
-    void this.resignKey(s.claim, Promise.resolve());
+    void this.resignKey(s.claim, Promise.resolve(), past);
   }
 
   /** A try-lock ends before it led: its caller is answered with why. */

@@ -114,11 +114,14 @@ export class EtcdStore implements ControlStore {
           : { key: k, target: 'Lease' as const, result: 'Equal' as const, lease: r.guard.leaseId };
       const plain: ITxnRequest = { compare: [compare], success: [{ request_delete_range: { key: k } }] };
       if (!r.past || !('createRevision' in r.guard)) return plain;
-      // All or nothing: ours and the standbys ahead of the target, or (else branch) ours alone.
+      // All or nothing: ours and the standbys ahead of the target, or (else branch) ours
+      // alone — for a promotion only while the leader's key holds (HandOverPast.leader).
+      const leader = r.past.leader ? [held(r.past.leader)] : [];
+      const alone: ITxnRequest = { compare: [compare, ...leader], success: plain.success };
       return {
-        compare: [compare, held(r.past.target), ...r.past.keys.map(held)],
+        compare: [compare, ...leader, held(r.past.target), ...r.past.keys.map(held)],
         success: [{ request_delete_range: { key: k } }, ...r.past.keys.map((x) => ({ request_delete_range: { key: Buffer.from(x.key) } }))],
-        failure: [{ request_txn: plain }],
+        failure: [{ request_txn: alone }],
       };
     };
     // Several keys: one sub-txn each inside one txn (each keeps its own guard), one revision.

@@ -86,6 +86,13 @@ export interface KeyRevision {
 export interface HandOverPast {
   readonly keys: readonly KeyRevision[];
   readonly target: KeyRevision;
+  /**
+   * A promotion (a first standby making way for a candidate further back, the leader
+   * staying): the leader's key, which must still hold for anything to go. Without it the
+   * first standby's key alone would go — and with the leader gone that standby is next to
+   * lead: no stand-aside may sit between a crash and its failover.
+   */
+  readonly leader?: KeyRevision;
 }
 
 export interface Store {

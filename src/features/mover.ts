@@ -40,8 +40,8 @@ export interface MoverHost {
   requestTimeoutMs(): number;
   /** Hands a name over if this host leads it (Singleton.handOver); `past`: the standbys ahead of the target go with our key. */
   handOver(name: string, past?: HandOverPast): boolean;
-  /** Re-queues at the back if this host is queued (not leading) for `name` (Singleton.stepBack). */
-  stepBack(name: string): boolean;
+  /** Re-queues at the back if this host is queued (not leading) for `name` (Singleton.stepBack); `past`: with the standbys ahead of the one promoted. */
+  stepBack(name: string, past?: HandOverPast): boolean;
   /** True if this host runs `name` as a queue-mode singleton (the kind that is moved). */
   movable(name: string): boolean;
   /** The preferred hosts of `name` as registered here (SingletonOptions.prefer). */
@@ -253,7 +253,7 @@ export class Mover {
       limit: Math.min(PROMOTIONS_PER_PASS, this.host.balanceConcurrency - this.stepping.size),
       movable: (name) => this.host.movable(name),
     });
-    for (const p of promotions) this.promote(p.name, p.from, p.to, p.position, session);
+    for (const p of promotions) this.promote(p, session);
   }
 
   /**
@@ -324,13 +324,16 @@ export class Mover {
     return false;
   }
 
-  /** Makes `to` the first standby of `name` in our place: directly if it is right behind us, else by a request. */
-  private promote(name: string, from: string, to: string, position: number, session: Session): void {
+  /**
+   * Makes `to` the first standby of `name` in our place: directly if it is right behind us,
+   * or past standbys of ours in one transaction (promotesPast), else by a request.
+   */
+  private promote({ name, from, to, position, past }: PlannedMove, session: Session): void {
     const key = this.host.view.queue(name)[1]?.key;
     if (key === undefined) return;
     const st = this.stepping.begin(name, { key });
-    if (position === 2) {
-      if (!this.host.stepBack(name)) this.stepping.end(name);
+    if (position === 2 || past) {
+      if (!this.host.stepBack(name, past)) this.stepping.end(name);
       return;
     }
     const sent = this.request(nextKey(this.host.prefix, name), name, { from, to }, session, 'standby request', () =>

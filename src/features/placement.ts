@@ -103,7 +103,11 @@ export interface PlannedMove {
   readonly from: string;
   readonly to: string;
   readonly position: number;
-  /** Past standbys (position > 1, all of them ours): the leader deletes their keys with its own (passesOver). */
+  /**
+   * Past standbys, all of them ours: a leader (position > 1) deletes their keys with its own
+   * (passesOver); a first standby promoting another (position ≥ 2) likewise, while the
+   * leader's key holds (promotesPast).
+   */
   readonly past?: HandOverPast;
 }
 
@@ -116,11 +120,29 @@ export interface PlannedMove {
  * the move goes by a request, and the standbys between step aside themselves (standsAside).
  */
 export function passesOver(queue: readonly Candidate[], position: number, rec: ControlRecords): HandOverPast | undefined {
+  return position < 2 ? undefined : between(queue, 1, position, rec);
+}
+
+/**
+ * The same for a promotion (planPromotions): the first standby makes way for the candidate
+ * at `position` ≥ 2 — its own key, and those of the standbys between, go in one guarded
+ * transaction, while the leader's key holds (a leader gone meanwhile: nothing goes, the
+ * first standby leads). Undefined when a foreign key is among them: then by a request.
+ */
+export function promotesPast(queue: readonly Candidate[], position: number, rec: ControlRecords): HandOverPast | undefined {
+  const leader = queue[0];
+  const past = position < 2 || leader === undefined ? undefined : between(queue, 2, position, rec);
+  return past && { ...past, leader: held(leader) };
+}
+
+const held = (c: Candidate) => ({ key: c.key, createRevision: c.createRevision });
+
+/** Keys from `from` up to the target at `position`, if every one of them, target included, is one of our lockers'. */
+function between(queue: readonly Candidate[], from: number, position: number, rec: ControlRecords): HandOverPast | undefined {
   const target = queue[position];
-  if (position < 2 || target === undefined || ownerOf(target, rec) !== target.value) return undefined;
-  const ahead = queue.slice(1, position);
+  if (target === undefined || ownerOf(target, rec) !== target.value) return undefined;
+  const ahead = queue.slice(from, position);
   if (ahead.some((c) => ownerOf(c, rec) === undefined)) return undefined;
-  const held = (c: Candidate) => ({ key: c.key, createRevision: c.createRevision });
   return { keys: ahead.map(held), target: held(target) };
 }
 
@@ -337,7 +359,17 @@ export function planPromotions(input: Omit<PlanInput, 'balance'> & { readonly st
     if (pending?.to !== undefined && pending.from === head.key) owner = pending.to;
     else if (owner === self && input.stepping.has(name)) continue;
     standby.set(pair(leader, owner), (standby.get(pair(leader, owner)) ?? 0) + 1);
-    if (owner === self && queue.length > 2 && (input.movable?.(name) ?? true) && !rec.moves.has(name) && !rec.nexts.has(name))
+    // Not while its leader drains: a drain hands the name to its first standby as planned
+    // (planMoves), and a promotion meanwhile would hand it to someone else (seen in the
+    // bench: receivers above their share, handing drained names on again).
+    if (
+      owner === self &&
+      queue.length > 2 &&
+      !rec.draining.has(leader) &&
+      (input.movable?.(name) ?? true) &&
+      !rec.moves.has(name) &&
+      !rec.nexts.has(name)
+    )
       mine.push([name, queue, leader]);
   }
   const out: PlannedMove[] = [];
@@ -365,7 +397,8 @@ export function planPromotions(input: Omit<PlanInput, 'balance'> & { readonly st
       if (!best || l < best.load) best = { c, load: l, position: p };
     }
     if (!best) continue;
-    out.push({ name, from: queue[0]!.key, to: best.c.value, position: best.position });
+    const past = promotesPast(queue, best.position, rec);
+    out.push({ name, from: queue[0]!.key, to: best.c.value, position: best.position, ...(past ? { past } : {}) });
     standby.set(pair(leader, self), myLoad - 1);
     standby.set(pair(leader, best.c.value), best.load + 1);
   }

@@ -1,7 +1,8 @@
 // The store's hand-over past standbys (src/etcd/store.ts, HandOverPast) against a real etcd:
 // the leader's key and the standbys' keys ahead of the target go in one revision when every
 // guard holds, and the leader's key alone when one does not — etcd must take the nested
-// transaction (a failure branch that deletes the same key as the success branch).
+// transaction (a failure branch that deletes the same key as the success branch). The same
+// for a promotion: a first standby making way, guarded by the leader's key too.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Etcd3 } from 'etcd3';
@@ -98,5 +99,39 @@ describe('hand-over past standbys (one transaction)', () => {
     );
     assert.deepEqual(await left(a), [ta!.key]);
     assert.deepEqual(await left(b), [sb!.key]);
+  });
+
+  // A promotion: the first standby makes way for a candidate further back while the leader
+  // stays (placement.ts promotesPast) — guarded by the leader's key as well.
+  test('a promotion: the first standby and the standbys ahead of the target go, the leader stays', async () => {
+    const name = `p${Math.random().toString(36).slice(2, 8)}`;
+    const [lead, first, s2, target, back] = await queue(name, 5);
+    await store.resign(
+      [{ key: first!.key, guard: { createRevision: first!.createRevision }, past: { keys: [s2!], target: target!, leader: lead! } }],
+      5_000,
+    );
+    assert.deepEqual(await left(name), [lead!.key, target!.key, back!.key].sort(), 'the target is first standby now');
+  });
+
+  test('a promotion whose leader is gone: nothing goes — the first standby is next to lead', async () => {
+    const name = `p${Math.random().toString(36).slice(2, 8)}`;
+    const [lead, first, s2, target] = await queue(name, 4);
+    await client.delete().key(lead!.key).exec();
+    await store.resign(
+      [{ key: first!.key, guard: { createRevision: first!.createRevision }, past: { keys: [s2!], target: target!, leader: lead! } }],
+      5_000,
+    );
+    assert.deepEqual(await left(name), [first!.key, s2!.key, target!.key].sort());
+  });
+
+  test('a promotion whose target is gone: the first standby alone steps back, the leader stays', async () => {
+    const name = `p${Math.random().toString(36).slice(2, 8)}`;
+    const [lead, first, s2, target] = await queue(name, 4);
+    await client.delete().key(target!.key).exec();
+    await store.resign(
+      [{ key: first!.key, guard: { createRevision: first!.createRevision }, past: { keys: [s2!], target: target!, leader: lead! } }],
+      5_000,
+    );
+    assert.deepEqual(await left(name), [lead!.key, s2!.key].sort());
   });
 });

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { liveRequests, ownerOf, parseControl, type ControlRecords } from '../../src/features/control-records.js';
 import { hostsStatus } from '../../src/features/host-status.js';
-import { handsOver, passesOver, planMoves, planPromotions, standsAside } from '../../src/features/placement.js';
+import { handsOver, passesOver, planMoves, planPromotions, promotesPast, standsAside } from '../../src/features/placement.js';
 import type { Candidate } from '../../src/core/queue.js';
 
 const P = 'p/';
@@ -227,6 +227,32 @@ describe('placement', () => {
       0,
       'c is next for none',
     );
+  });
+
+  test('a promotion past standbys: the first standby and those ahead of the target go in one guarded delete, the leader held', () => {
+    const rec = control(['a', 'b', 'c', 'd']);
+    const q = queue('x', 'a', 'b', 'c', 'd');
+    const held = (c: Candidate) => ({ key: c.key, createRevision: c.createRevision });
+    assert.equal(promotesPast(q, 1, rec), undefined, 'the first standby itself: no promotion');
+    assert.deepEqual(promotesPast(q, 2, rec), { keys: [], target: held(q[2]!), leader: held(q[0]!) }, 'right behind: the leader held');
+    assert.deepEqual(promotesPast(q, 3, rec), { keys: [held(q[2]!)], target: held(q[3]!), leader: held(q[0]!) });
+    const foreign = [q[0]!, q[1]!, { key: 'p/x/ee', value: 'etcdctl', createRevision: 3n }, q[3]!];
+    assert.equal(promotesPast(foreign, 3, rec), undefined, 'a foreign standby between: by request');
+    // planPromotions carries it: b, first standby of all of a's names, makes way for d (c is ahead of it).
+    const qs: [string, Candidate[]][] = Array.from({ length: 9 }, (_, i) => [
+      `n${i}`,
+      i < 6 ? queue(`n${i}`, 'a', 'b', 'c', 'd') : queue(`n${i}`, 'a', 'c', 'b', 'd'),
+    ]);
+    const p = planPromotions({ queues: qs, rec, self: 'b', inFlight: new Map(), stepping: new Set(), limit: 100 });
+    assert.ok(p.length > 0 && p.every((m) => m.to === 'd' && m.position === 3 && m.past?.leader?.key === `${P}${m.name}/a1`));
+  });
+
+  test("no promotion of a name whose leader drains: the drain hands it to the first standby it planned for", () => {
+    const rec = control(['a', 'b', 'c'], { 'drain/a': {} });
+    const qs: [string, Candidate[]][] = Array.from({ length: 10 }, (_, i) => [`n${i}`, queue(`n${i}`, 'a', 'b', 'c')]);
+    assert.equal(planPromotions({ queues: qs, rec, self: 'b', inFlight: new Map(), stepping: new Set(), limit: 100 }).length, 0);
+    const undrained = control(['a', 'b', 'c']);
+    assert.equal(planPromotions({ queues: qs, rec: undrained, self: 'b', inFlight: new Map(), stepping: new Set(), limit: 100 }).length, 5);
   });
 
   test('weights: shares in proportion to weight, and a host of weight 0 leads nothing while another can', () => {

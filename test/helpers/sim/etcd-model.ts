@@ -92,7 +92,8 @@ export class EtcdModel {
   /**
    * Deletes each key whose guard holds (create revision, or lease): one transaction, one
    * revision. With `past` (a hand-over past standbys, store.ts): those keys too when each
-   * still has its create revision and the target still queues — else the key alone.
+   * still has its create revision and the target still queues — else the key alone; with
+   * `past.leader` (a promotion) nothing at all once the leader's key is gone.
    */
   resign(requests: readonly ResignRequest[]): number {
     const gone: Kv[] = [];
@@ -104,6 +105,8 @@ export class EtcdModel {
       const kv = this.kvs.get(key);
       if (!kv || gone.includes(kv)) continue;
       if ('createRevision' in guard ? kv.create !== guard.createRevision : kv.lease !== guard.leaseId) continue;
+      // A promotion: nothing goes once the leader's key is gone (HandOverPast.leader).
+      if (past?.leader && !held(past.leader)) continue;
       gone.push(kv);
       if (past && 'createRevision' in guard && held(past.target) && past.keys.every((x) => held(x))) {
         for (const x of past.keys) {
