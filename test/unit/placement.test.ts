@@ -247,7 +247,7 @@ describe('placement', () => {
     assert.ok(p.length > 0 && p.every((m) => m.to === 'd' && m.position === 3 && m.past?.leader?.key === `${P}${m.name}/a1`));
   });
 
-  test("no promotion of a name whose leader drains: the drain hands it to the first standby it planned for", () => {
+  test('no promotion of a name whose leader drains: the drain hands it to the first standby it planned for', () => {
     const rec = control(['a', 'b', 'c'], { 'drain/a': {} });
     const qs: [string, Candidate[]][] = Array.from({ length: 10 }, (_, i) => [`n${i}`, queue(`n${i}`, 'a', 'b', 'c')]);
     assert.equal(planPromotions({ queues: qs, rec, self: 'b', inFlight: new Map(), stepping: new Set(), limit: 100 }).length, 0);
