@@ -147,6 +147,7 @@ export class LockerRuntime {
       },
       report: (err) => this.report(err),
     });
+    this.batcher.onJoining = (on) => this.mover.joining(on);
     if (this.opts.handleSignals) this.unhook = onShutdown(() => this.close());
   }
 

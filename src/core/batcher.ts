@@ -44,6 +44,8 @@ export class TickBatcher<Req, Res> {
   private readonly ready: Pending<Req, Res>[][] = [];
 
   private readonly keysInFlight = new Set<string>();
+  /** Batches wait while this is set (holdUntil). */
+  private held: Promise<unknown> | undefined;
   private readonly keyOf: ((req: Req) => string) | undefined;
   private readonly window: WriteWindow | undefined;
   private readonly rank: ((req: Req) => number) | undefined;
@@ -66,6 +68,23 @@ export class TickBatcher<Req, Res> {
         this.scheduled = true;
         setImmediate(() => this.flush());
       }
+    });
+  }
+
+  /**
+   * Nothing is sent until `p` settles: a joining host's campaigns wait until its host record
+   * says it is joining (campaign.ts), so that nobody balances on the part that landed first.
+   */
+  holdUntil(p: Promise<unknown>): void {
+    const held = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.held = held;
+    void held.then(() => {
+      if (this.held !== held) return;
+      this.held = undefined;
+      this.pump();
     });
   }
 
@@ -107,6 +126,7 @@ export class TickBatcher<Req, Res> {
    * flight must not hold up every other name's writes behind it for a round trip).
    */
   private pump(): void {
+    if (this.held) return;
     const keyOf = this.keyOf;
     /** Keys of the batches passed over in this scan: a later write of one waits too. */
     let held: Set<string> | undefined;

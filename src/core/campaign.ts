@@ -12,6 +12,15 @@ import type { WriteWindow } from './write-window.js';
 export class CampaignBatcher {
   private readonly campaigns: TickBatcher<CampaignRequest, CampaignResult>;
   private readonly resigns: TickBatcher<ResignRequest, true>;
+  /** Campaigns of names entering a session (registration, a new session) not answered yet. */
+  private entering = 0;
+  private joining = false;
+  /**
+   * Called when `joining` changes (host-record.ts publishes it; placement holds balancing for
+   * it). When it turns on, the campaigns wait for the promise returned: the record that says
+   * so lands before any of them.
+   */
+  onJoining: ((joining: boolean) => Promise<void> | void) | undefined;
 
   constructor(store: Store, timeoutMs: () => number, window?: WriteWindow) {
     const options = window ? { window } : {};
@@ -27,14 +36,40 @@ export class CampaignBatcher {
     );
   }
 
-  campaign(req: CampaignRequest): Promise<CampaignResult> {
-    return this.campaigns.add(req);
+  /**
+   * `entering`: the name's first campaign on this session. While at least JOINING_AT of
+   * those are out, this host is joining: the others hold balancing until its campaigns are
+   * in (their shares would be computed from the part of its candidacy that has landed).
+   */
+  campaign(req: CampaignRequest, entering = false): Promise<CampaignResult> {
+    const p = this.campaigns.add(req);
+    if (!entering) return p;
+    this.entering++;
+    if (!this.joining && this.entering >= JOINING_AT) this.setJoining(true);
+    const done = (): void => {
+      if (--this.entering === 0 && this.joining) this.setJoining(false);
+    };
+    p.then(done, done);
+    return p;
+  }
+
+  private setJoining(on: boolean): void {
+    this.joining = on;
+    const published = this.onJoining?.(on);
+    if (on && published) this.campaigns.holdUntil(published);
   }
 
   resign(req: ResignRequest): Promise<void> {
     return this.resigns.add(req).then(() => undefined);
   }
 }
+
+/**
+ * Campaigns of entering names out at once that make a host "joining": two full batches — a
+ * registration of a fleet's names, or a host with many names on a new session; a few names
+ * registered now and then never hold anyone's balancing.
+ */
+export const JOINING_AT = 200;
 
 /**
  * Each host sends the campaigns of one turn in an order of its own: by a hash of its node id

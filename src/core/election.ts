@@ -20,16 +20,22 @@ export interface Campaign {
   readonly result: Promise<CampaignResult>;
 }
 
-/** Joins the back of `name`'s queue with `session`'s key; with `tryOnly`, only if the queue is empty. */
-export function campaign(ctx: ElectionContext, name: string, session: Session, tryOnly: boolean): Campaign {
+/**
+ * Joins the back of `name`'s queue with `session`'s key; with `tryOnly`, only if the queue is
+ * empty. `entering`: the name's first campaign on this session (CampaignBatcher, joining).
+ */
+export function campaign(ctx: ElectionContext, name: string, session: Session, tryOnly: boolean, entering = false): Campaign {
   const key = electionKey(ctx.prefix, name, session.leaseId);
-  const result = ctx.batcher.campaign({
-    namePrefix: namePrefix(ctx.prefix, name),
-    key,
-    value: ctx.nodeId,
-    leaseId: session.leaseId,
-    tryOnly,
-  });
+  const result = ctx.batcher.campaign(
+    {
+      namePrefix: namePrefix(ctx.prefix, name),
+      key,
+      value: ctx.nodeId,
+      leaseId: session.leaseId,
+      tryOnly,
+    },
+    entering,
+  );
   return { key, result };
 }
 

@@ -39,6 +39,9 @@ export class NameMachine extends NameRelease {
 
   // ——— driven by the locker ———
 
+  /** The session of the last campaign: the first on a session is a name entering it (campaign.ts, joining). */
+  private campaignedOn: Session | undefined;
+
   /** start(), once the locker has a session again (one function per name: waiting twice is waiting once). */
   private readonly startLater = (): void => this.start();
 
@@ -50,7 +53,9 @@ export class NameMachine extends NameRelease {
     if (!session) return this.host.whenSession(this.startLater);
     const st: State = { kind: 'campaigning', session, then: undefined };
     this.enter(st);
-    const c = campaign(this.host, this.name, session, this.policy.onBusy === 'refuse');
+    const entering = this.campaignedOn !== session;
+    this.campaignedOn = session;
+    const c = campaign(this.host, this.name, session, this.policy.onBusy === 'refuse', entering);
     c.result.then(
       (res) => this.campaigned(st, c.key, res),
       (err: unknown) => this.campaignFailed(st, c.key, err),

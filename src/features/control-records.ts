@@ -25,6 +25,8 @@ export interface ControlRecords {
   readonly weights: ReadonlyMap<string, number>;
   /** Node id → zone, for hosts whose record names one. */
   readonly zones: ReadonlyMap<string, string>;
+  /** Node ids whose record says they are joining: their names' campaigns are still going out. */
+  readonly joining: ReadonlySet<string>;
   /** Name → move request. */
   readonly moves: ReadonlyMap<string, MoveRequest>;
   /** Name → request to make `to` the first standby (the leader stays). */
@@ -37,6 +39,7 @@ export const EMPTY_CONTROL: ControlRecords = {
   draining: new Set(),
   weights: new Map(),
   zones: new Map(),
+  joining: new Set(),
   moves: new Map(),
   nexts: new Map(),
 };
@@ -52,6 +55,7 @@ export function parseControl(prefix: string, control: ReadonlyMap<string, string
   const draining = new Set<string>();
   const weights = new Map<string, number>();
   const zones = new Map<string, string>();
+  const joining = new Set<string>();
   const moves = new Map<string, MoveRequest>();
   const nexts = new Map<string, MoveRequest>();
   for (const [key, value] of control) {
@@ -72,6 +76,7 @@ export function parseControl(prefix: string, control: ReadonlyMap<string, string
       if (typeof weight === 'number' && Number.isFinite(weight) && weight >= 0 && weight !== 1) weights.set(id, weight);
       const zone = json?.['zone'];
       if (typeof zone === 'string' && zone.length > 0) zones.set(id, zone);
+      if (json?.['joining'] === true) joining.add(id);
     } else if (kind === 'drain') {
       draining.add(id);
     } else if (kind === 'move' || kind === 'next') {
@@ -84,7 +89,7 @@ export function parseControl(prefix: string, control: ReadonlyMap<string, string
       else if (req.to !== undefined) nexts.set(id, req);
     }
   }
-  return { hostByLease, leaseByHost, draining, weights, zones, moves, nexts };
+  return { hostByLease, leaseByHost, draining, weights, zones, joining, moves, nexts };
 }
 
 /**

@@ -1,9 +1,17 @@
 // Which hosts are up, as their host records (`<prefix>/hosts/<id>`) show, and since when.
-// Two rules of the mover read it: the respread delay (a host that disappeared holds
-// balancing still for a while) and the preferred hosts' hold-down (a host gets its
-// preferred names back only once it has been up for a while). Both are fed by the same
-// record changes, so they live here together; each asks for a pass again when its wait ends.
+// Three rules of the mover read it: the respread delay (a host that disappeared holds
+// balancing still for a while), the preferred hosts' hold-down (a host gets its preferred
+// names back only once it has been up for a while) and the join hold (while a host's names'
+// campaigns are going out, balancing waits for them). All are fed by the same record
+// changes, so they live here together; each asks for a pass again when its wait ends.
 import type { Clock, Timer } from '../core/clock.js';
+
+/**
+ * A host's `joining` holds balancing at most this long (from when this host first saw it):
+ * a host whose campaigns cannot get in (etcd refusing its writes) must not hold the fleet's
+ * balancing for good. 100,000 names take a second host ~25 s on a loaded 2-core machine.
+ */
+export const JOIN_HOLD_MAX_MS = 30_000;
 
 /** What the tracker needs of the mover's host (MoverHost). @internal */
 export interface HostPresenceHost {
@@ -20,6 +28,8 @@ export class HostPresence {
   private readonly upSince = new Map<string, { lease: string; since: number }>();
   /** Node id → when its host record disappeared, while the respread delay holds balancing. */
   private readonly goneAt = new Map<string, number>();
+  /** Node id → since when (local time) its record says it is joining. */
+  private readonly joiningSince = new Map<string, number>();
   private sawRecords = false;
   /** The one timer of both rules, and when it fires (Infinity: none). */
   private timer: Timer | undefined;
@@ -38,8 +48,10 @@ export class HostPresence {
    * sees the prefix count as up for long (we cannot tell, and a fleet starting together
    * should not wait).
    */
-  update(leaseByHost: ReadonlyMap<string, string>): void {
+  update(leaseByHost: ReadonlyMap<string, string>, joining: ReadonlySet<string> = new Set()): void {
     const now = this.host.clock.now();
+    for (const id of joining) if (!this.joiningSince.has(id)) this.joiningSince.set(id, now);
+    for (const id of this.joiningSince.keys()) if (!joining.has(id)) this.joiningSince.delete(id);
     if (this.host.respreadDelayMs > 0) {
       for (const id of this.upSince.keys()) if (!leaseByHost.has(id)) this.goneAt.set(id, now);
       for (const id of this.goneAt.keys()) if (leaseByHost.has(id)) this.goneAt.delete(id);
@@ -78,6 +90,22 @@ export class HostPresence {
       else until = Math.max(until, at + this.host.respreadDelayMs);
     }
     if (this.goneAt.size === 0) return false;
+    this.wakeAt(until);
+    return true;
+  }
+
+  /**
+   * True while a host's record says it is joining — its names' campaigns are going out, so
+   * the shares computed from the queues would count only the part that has landed, and moves
+   * made now would be made again (a fleet started at once moved 500–1,700 names for a spread
+   * that needs a few hundred) — for at most JOIN_HOLD_MAX_MS. Wakes when that ends.
+   */
+  joining(): boolean {
+    if (this.joiningSince.size === 0) return false;
+    const now = this.host.clock.now();
+    let until = -Infinity;
+    for (const at of this.joiningSince.values()) if (now - at < JOIN_HOLD_MAX_MS) until = Math.max(until, at + JOIN_HOLD_MAX_MS);
+    if (until === -Infinity) return false;
     this.wakeAt(until);
     return true;
   }

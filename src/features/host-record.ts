@@ -1,8 +1,9 @@
-// This host's record, `<prefix>/hosts/<id>` = { lease, weight?, zone? }, kept under its
-// session's lease: the sign that keys on that lease are ours (placement leaves foreign keys
-// alone), and where the others read its weight and zone. Written on each new session, and
-// again when an operator's `del --prefix` took it; retried with backoff until it lands or
-// the session ends.
+// This host's record, `<prefix>/hosts/<id>` = { lease, weight?, zone?, joining? }, kept under
+// its session's lease: the sign that keys on that lease are ours (placement leaves foreign
+// keys alone), and where the others read its weight, its zone and whether it is joining (its
+// names' campaigns are still going out: the others hold balancing). Written on each new
+// session, when `joining` changes, and again when an operator's `del --prefix` took it;
+// retried with backoff until it lands or the session ends.
 import { sleep, type Clock } from '../core/clock.js';
 import { EtcdUnavailableError } from '../core/errors.js';
 import type { Session } from '../core/session.js';
@@ -30,6 +31,11 @@ export class HostRecord {
   /** The record was seen gone while a put was under way: look again once it is done. */
   private recheck = false;
   private closed = false;
+  private joining = false;
+  /** `joining` changed while a put was under way: put again once it is done. */
+  private rewrite = false;
+  /** Waiting for a put that says `joining` as it is now to land (setJoining). */
+  private landed: { joining: boolean; resolve: () => void }[] = [];
 
   constructor(private readonly host: HostRecordHost) {}
 
@@ -53,8 +59,32 @@ export class HostRecord {
     }
   }
 
+  /**
+   * This host is joining, or no longer (campaign.ts): publish it with the record. Resolves
+   * once a record saying so has landed — or there is nothing to wait for (no session, the
+   * session ended, closed).
+   */
+  setJoining(on: boolean): Promise<void> {
+    if (this.joining === on) return Promise.resolve();
+    this.joining = on;
+    const mine = this.session;
+    if (!mine || mine.ended || this.closed) return Promise.resolve();
+    const landed = new Promise<void>((resolve) => this.landed.push({ joining: on, resolve }));
+    if (this.putting) this.rewrite = true;
+    else void this.put(mine);
+    return landed;
+  }
+
   close(): void {
     this.closed = true;
+    this.settle(undefined);
+  }
+
+  /** Answers the waiters whose `joining` a landed put carried (`written`), or all (undefined: nothing more will land). */
+  private settle(written: boolean | undefined): void {
+    const keep = this.landed.filter((w) => written !== undefined && w.joining !== written);
+    for (const w of this.landed) if (!keep.includes(w)) w.resolve();
+    this.landed = keep;
   }
 
   private async put(session: Session): Promise<void> {
@@ -64,15 +94,18 @@ export class HostRecord {
       while (!this.closed && this.session === session && !session.ended) {
         try {
           const { weight, zone } = this.host;
+          const joining = this.joining;
           const value = JSON.stringify({
             lease: session.hex,
             ...(weight !== 1 ? { weight } : {}),
             ...(zone !== undefined ? { zone } : {}),
+            ...(joining ? { joining: true } : {}),
           });
           await this.host.store.put(hostKey(this.host.prefix, this.host.nodeId), value, session.leaseId, this.host.requestTimeoutMs());
+          this.settle(joining);
           return;
         } catch (err) {
-          if (this.closed || session.ended) return;
+          if (this.closed || session.ended) return this.settle(undefined);
           this.host.report(new EtcdUnavailableError(`write of the host record of '${this.host.nodeId}'`, err));
           await sleep(this.host.clock, wait);
           wait = Math.min(wait * 2, 2000);
@@ -80,6 +113,11 @@ export class HostRecord {
       }
     } finally {
       this.putting = false;
+      if (this.closed || session.ended) this.settle(undefined);
+      if (this.rewrite) {
+        this.rewrite = false;
+        if (!this.closed && this.session && !this.session.ended) void this.put(this.session);
+      }
       if (this.recheck) {
         this.recheck = false;
         this.check();

@@ -133,7 +133,7 @@ export class Mover {
     this.record.check();
     const before = this.rec;
     this.rec = parseControl(this.host.prefix, this.host.view.control);
-    this.presence.update(this.rec.leaseByHost);
+    this.presence.update(this.rec.leaseByHost, this.rec.joining);
     const drainChanged = before.draining.size !== this.rec.draining.size || [...before.draining].some((d) => !this.rec.draining.has(d));
     if (this.draining && !before.draining.has(this.host.nodeId)) this.drainLeads = true;
     else if (!this.draining) this.drainLeads = false;
@@ -163,6 +163,21 @@ export class Mover {
     }
     this.schedule();
     this.drains.wake();
+  }
+
+  /**
+   * This host's names' campaigns are going out (campaign.ts): the others hold balancing
+   * meanwhile. Resolves once the record says so — at the latest after a request timeout (the
+   * campaigns wait for it; a record that cannot be written must not hold them for good).
+   */
+  joining(on: boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = this.host.clock.setTimeout(resolve, this.host.requestTimeoutMs());
+      void this.record.setJoining(on).then(() => {
+        this.host.clock.clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /** A new session: publish this host's record under its lease (the sign that its keys are ours). */
@@ -220,7 +235,8 @@ export class Mover {
     const queues = (function* () {
       for (const name of view.names()) yield [name, view.queue(name)] as [string, readonly Candidate[]];
     })();
-    const holding = this.presence.holding();
+    // A host that disappeared (the respread delay) or is joining holds balancing still.
+    const holding = this.presence.holding() || this.presence.joining();
     const moves = planMoves({
       queues,
       rec,

@@ -6,6 +6,9 @@ import locked, { isHandOverError, isHostNotFoundError, type Locker, type LockerO
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { spawnHost, type Host } from '../helpers/host.js';
 import { waitFor } from '../helpers/wait.js';
+import { Etcd3 } from 'etcd3';
+import { JOINING_AT } from '../../src/core/campaign.js';
+import { controlPrefix, hostKey } from '../../src/etcd/keys.js';
 import { uniquePrefix, names, register, overlaps, spread, within, type Span } from '../helpers/balance.js';
 
 let cluster: EtcdCluster;
@@ -151,6 +154,51 @@ describe('balance', () => {
       /options\.prefer of 'x' must be an array of strings, got string \('c'\)/,
     );
     assert.throws(() => a('y', () => {}, { prefer: [''] }), /options\.prefer of 'y'\[0\] must be a host id/);
+  });
+
+  test('a joining host: its record says so before any of its campaigns lands, and no leader hands a name to it until the record no longer does', async () => {
+    const prefix = uniquePrefix();
+    const spans: Span[] = [];
+    const list = names(2 * JOINING_AT);
+    const a = make('a', prefix);
+    register(a, 'a', list, spans);
+    await waitFor(async () => (await spread(a)).get('a') === list.length, { timeoutMs: 30_000, message: `a leads all ${list.length}` });
+    const client = new Etcd3({ hosts: cluster.endpoints });
+    try {
+      const aLease = (JSON.parse((await client.get(hostKey(prefix, 'a')).string()) ?? '{}') as { lease?: string }).lease;
+      assert.ok(aLease, "a's host record names its lease");
+      const events: { type: 'put' | 'delete'; key: string; value: string; rev: bigint }[] = [];
+      const watcher = await client.watch().prefix(prefix).create();
+      const push = (type: 'put' | 'delete') => (kv: { key: Buffer; value: Buffer; mod_revision: string }) =>
+        events.push({ type, key: kv.key.toString(), value: kv.value.toString(), rev: BigInt(kv.mod_revision) });
+      watcher.on('put', push('put'));
+      watcher.on('delete', push('delete'));
+      const b = make('b', prefix);
+      register(b, 'b', list, spans);
+      await waitFor(async () => within(await spread(a), ['a', 'b'], list.length), { timeoutMs: 30_000, message: 'spread 200/200' });
+      await watcher.cancel();
+      const records = events
+        .filter((e) => e.type === 'put' && e.key === hostKey(prefix, 'b'))
+        .map((e) => ({ joining: (JSON.parse(e.value) as { joining?: unknown }).joining === true, rev: e.rev }));
+      const on = records.find((r) => r.joining);
+      assert.ok(on, `b's record said joining (${JSON.stringify(records, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))})`);
+      const off = records.find((r) => !r.joining && r.rev > on.rev);
+      assert.ok(off, "then b's record no longer said so");
+      const election = (e: { key: string }) => !e.key.startsWith(controlPrefix(prefix));
+      const campaigns = events.filter((e) => e.type === 'put' && election(e) && e.value === 'b');
+      assert.equal(campaigns.filter((e) => e.rev < on.rev).length, 0, 'a campaign of b landed before its record said joining');
+      const handOvers = events.filter((e) => e.type === 'delete' && election(e) && e.key.endsWith(`/${aLease}`));
+      assert.ok(handOvers.length >= list.length / 2, `a handed ${handOvers.length} names over`);
+      const early = handOvers.filter((e) => e.rev < off.rev);
+      assert.equal(
+        early.length,
+        0,
+        `${early.length} hand-overs while b was joining (first at revision ${early[0]?.rev}, joining until ${off.rev})`,
+      );
+      assert.deepEqual(overlaps(spans), []);
+    } finally {
+      client.close();
+    }
   });
 
   test('{ balance: false } keeps every name where it is; a name with a foreign candidate is never moved', async () => {

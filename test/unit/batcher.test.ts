@@ -3,6 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TickBatcher } from '../../src/core/batcher.js';
+import { CampaignBatcher, JOINING_AT } from '../../src/core/campaign.js';
+import type { CampaignRequest, CampaignResult, Store } from '../../src/etcd/store.js';
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -57,4 +59,33 @@ test('batcher: one turn of 250 requests is three batches of at most 100, each re
     if (i % 7 === 0) assert.equal(r.status === 'rejected' && (r.reason as Error).message, `no ${i}`);
     else assert.deepEqual(r, { status: 'fulfilled', value: i * 2 });
   });
+});
+
+test('campaign batcher: a host is joining while at least JOINING_AT entering campaigns are out, and no longer once all are answered', async () => {
+  const answers: (() => void)[] = [];
+  const store = {
+    campaign: (batch: readonly CampaignRequest[]) =>
+      new Promise<CampaignResult[]>((resolve) =>
+        answers.push(() => resolve(batch.map(() => ({ revision: 1n, candidates: [], createRevision: 1n })))),
+      ),
+  } as unknown as Store;
+  const b = new CampaignBatcher(store, () => 1_000);
+  const seen: boolean[] = [];
+  b.onJoining = (on) => void seen.push(on);
+  const req = (i: number): CampaignRequest => ({ namePrefix: `p/n${i}/`, key: `p/n${i}/1`, value: 'h', leaseId: '1' });
+  const few = Array.from({ length: JOINING_AT - 1 }, (_, i) => b.campaign(req(i), true));
+  const again = b.campaign(req(-1)); // a campaign on the same session again (after a hand-over): not entering
+  await turn();
+  assert.deepEqual(seen, [], 'one short of JOINING_AT entering campaigns: not joining');
+  const more = b.campaign(req(JOINING_AT), true);
+  assert.deepEqual(seen, [true]);
+  let settled = false;
+  const all = Promise.all([...few, again, more]).then(() => (settled = true));
+  while (!settled) {
+    await turn();
+    while (answers.length > 0) answers.shift()!();
+  }
+  await all;
+  await turn();
+  assert.deepEqual(seen, [true, false], 'every entering campaign answered: no longer joining');
 });
