@@ -253,32 +253,7 @@ export function planMoves(input: PlanInput): PlannedMove[] {
     load.set(to, (load.get(to) ?? 0) + 1);
   }
   const shareOf = (id: string): number => share.get(id) ?? 0;
-  // Every host with a surplus sees the same deficits: each fills its part of a deficit,
-  // in proportion to its surplus, so that concurrent senders do not all fill it whole.
-  const quota = new Map<string, number>();
-  if (!draining) {
-    let total = 0;
-    let top: string | undefined;
-    let topSurplus = 0;
-    for (const id of new Set([...share.keys(), ...load.keys()])) {
-      const surplus = (load.get(id) ?? 0) - shareOf(id);
-      if (surplus <= 1e-9) continue;
-      total += surplus;
-      if (surplus > topSurplus + 1e-9 || (Math.abs(surplus - topSurplus) <= 1e-9 && top !== undefined && id < top))
-        [top, topSurplus] = [id, surplus];
-    }
-    const mySurplus = Math.max(0, (load.get(self) ?? 0) - shareOf(self));
-    let any = 0;
-    for (const [id, sh] of share) {
-      const deficit = sh - (load.get(id) ?? 0);
-      if (deficit <= 1e-9 || total <= 0) continue;
-      const q = Math.floor((deficit * mySurplus) / total + 1e-9);
-      quota.set(id, q);
-      any += q;
-    }
-    // Rounding down may leave every part at 0: the host with the largest surplus moves one.
-    if (any === 0 && top === self) for (const id of quota.keys()) quota.set(id, 1);
-  }
+  const quota = draining ? new Map<string, number>() : quotas(load, share, self, rec);
   for (const [name, queue, prefer] of mine) {
     if (out.length >= limit) break;
     if (rec.moves.has(name) || rec.nexts.has(name)) continue; // someone asked already: that request rules
@@ -328,6 +303,77 @@ export function planMoves(input: PlanInput): PlannedMove[] {
     if (!draining) quota.set(best.c.value, (quota.get(best.c.value) ?? 0) - 1);
   }
   return out;
+}
+
+/**
+ * How many names this host gives to each host below its share, in this pass. Every host with
+ * a surplus sees the same loads and shares, so each computes the same flows and fills its
+ * own part — concurrent senders fill a deficit once, not each of them whole. Each host's
+ * target is its share rounded: down, and up for the largest remainders (node id breaks ties)
+ * until the targets add up to the shares' sum; the surpluses over the targets are poured
+ * into the deficits under them in node-id order, so every flow is a whole number and one
+ * wave lands every host on its target. (Parts in proportion to the surplus, rounded down,
+ * left a name or a few to move a pass later, one at a time: the trailing second of the
+ * bench's join and start.) When that leaves this host nothing although it is above its
+ * share — views that differ for a moment — the host with the largest surplus gives one to
+ * every host below its share.
+ */
+function quotas(
+  load: ReadonlyMap<string, number>,
+  share: ReadonlyMap<string, number>,
+  self: string,
+  rec: ControlRecords,
+): Map<string, number> {
+  // Our hosts without a share (weight 0, draining) give all they lead; leaders that are not
+  // our hosts (foreign candidates) take no part: nobody acts for them.
+  const ids = [...new Set([...share.keys(), ...[...load.keys()].filter((id) => rec.leaseByHost.has(id))])].sort();
+  const target = new Map<string, number>();
+  const remainders: [string, number][] = [];
+  let sum = 0;
+  let assigned = 0;
+  for (const id of ids) {
+    const sh = share.get(id) ?? 0;
+    const lo = Math.floor(sh + 1e-9);
+    target.set(id, lo);
+    sum += sh;
+    assigned += lo;
+    remainders.push([id, Math.round((sh - lo) * 1e6)]);
+  }
+  remainders.sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : 1));
+  for (let i = 0, extra = Math.round(sum) - assigned; i < remainders.length && extra > 0; i++, extra--) {
+    const id = remainders[i]![0];
+    target.set(id, target.get(id)! + 1);
+  }
+  const give: [string, number][] = [];
+  const take: [string, number][] = [];
+  let top: string | undefined;
+  let topSurplus = 0;
+  for (const id of ids) {
+    const l = load.get(id) ?? 0;
+    const t = target.get(id)!;
+    const excess = l - (share.get(id) ?? 0);
+    if (excess > topSurplus + 1e-9) [top, topSurplus] = [id, excess];
+    if (l > t) give.push([id, l - t]);
+    else if (l < t) take.push([id, t - l]);
+  }
+  const quota = new Map<string, number>();
+  for (const id of ids) if ((share.get(id) ?? 0) - (load.get(id) ?? 0) > 1e-9) quota.set(id, 0);
+  let i = 0;
+  for (const [from, amount] of give) {
+    let left = amount;
+    while (left > 0 && i < take.length) {
+      const d = take[i]!;
+      const n = Math.min(left, d[1]);
+      if (from === self) quota.set(d[0], (quota.get(d[0]) ?? 0) + n);
+      left -= n;
+      d[1] -= n;
+      if (d[1] === 0) i++;
+    }
+  }
+  let any = 0;
+  for (const q of quota.values()) any += q;
+  if (any === 0 && top === self) for (const id of quota.keys()) quota.set(id, 1);
+  return quota;
 }
 
 /**

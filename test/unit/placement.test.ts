@@ -7,6 +7,8 @@ import { liveRequests, ownerOf, parseControl, type ControlRecords } from '../../
 import { hostsStatus } from '../../src/features/host-status.js';
 import { handsOver, passesOver, planMoves, planPromotions, promotesPast, standsAside } from '../../src/features/placement.js';
 import type { Candidate } from '../../src/core/queue.js';
+import { HostPresence, JOIN_HOLD_MAX_MS } from '../../src/features/host-presence.js';
+import { FakeClock } from '../helpers/clock.js';
 
 const P = 'p/';
 const LEASE: Record<string, string> = { a: 'a1', b: 'b2', c: 'c3', d: 'd4' };
@@ -179,6 +181,64 @@ describe('placement', () => {
     );
   });
 
+  test('one wave: hosts planning from the same view land every host at its share, with the fewest moves', () => {
+    // The bench's start after the join hold (8 hosts, 2,000 names, every host on every name).
+    const ids = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+    const rec = parseControl(P, new Map(ids.map((h, i) => [`${P}/hosts/${h}`, JSON.stringify({ lease: `${i + 1}f` })])));
+    const loads = [816, 534, 251, 142, 101, 84, 50, 22];
+    const qs: [string, Candidate[]][] = [];
+    let n = 0;
+    loads.forEach((count, li) => {
+      for (let k = 0; k < count; k++, n++) {
+        const others = ids.filter((_, j) => j !== li);
+        const order = [ids[li]!, ...others.map((_, j) => others[(j + n) % others.length]!)]; // standbys rotated
+        qs.push([`n${n}`, order.map((id, p) => ({ key: `${P}n${n}/${ids.indexOf(id) + 1}f`, value: id, createRevision: BigInt(p + 1) }))]);
+      }
+    });
+    const final = new Map(ids.map((id, i) => [id, loads[i]!]));
+    let moves = 0;
+    for (const self of ids) {
+      for (const m of planMoves({ queues: qs, rec, self, balance: true, inFlight: new Map(), limit: 10_000 })) {
+        final.set(self, final.get(self)! - 1);
+        final.set(m.to, final.get(m.to)! + 1);
+        moves++;
+      }
+    }
+    assert.deepEqual([...final.values()], Array(8).fill(250));
+    assert.equal(moves, 566 + 284 + 1, 'the fewest: every surplus moved once');
+    // A ninth host joins: shares 222.2 — seven hosts end at 222, two at 223, in the same wave
+    // (rounded-down parts left six names to move one at a time, a pass each).
+    const nine = [...ids, 'i'];
+    const rec9 = parseControl(P, new Map(nine.map((h, i) => [`${P}/hosts/${h}`, JSON.stringify({ lease: `${i + 1}f` })])));
+    const qs9: [string, Candidate[]][] = qs.map(([name, q]) => [
+      name,
+      [...q, { key: `${P}${name}/9f`, value: 'i', createRevision: BigInt(q.length + 1) }].map((c, p) => ({
+        ...c,
+        createRevision: BigInt(p + 1),
+      })),
+    ]);
+    // From the spread above: every host leads 250 (the plan of the first part, applied).
+    const spreadQs: [string, Candidate[]][] = [];
+    let k = 0;
+    for (const id of ids)
+      for (let j = 0; j < 250; j++, k++) {
+        const [name, q] = qs9[k]!;
+        const rest = q.filter((c) => c.value !== id);
+        spreadQs.push([name, [q.find((c) => c.value === id)!, ...rest].map((c, p) => ({ ...c, createRevision: BigInt(p + 1) }))]);
+      }
+    const final9 = new Map(nine.map((id) => [id, id === 'i' ? 0 : 250]));
+    let moves9 = 0;
+    for (const self of nine) {
+      for (const m of planMoves({ queues: spreadQs, rec: rec9, self, balance: true, inFlight: new Map(), limit: 10_000 })) {
+        final9.set(self, final9.get(self)! - 1);
+        final9.set(m.to, final9.get(m.to)! + 1);
+        moves9++;
+      }
+    }
+    assert.deepEqual([...final9.values()].sort(), [222, 222, 222, 222, 222, 222, 222, 223, 223]);
+    assert.equal(moves9, 222);
+  });
+
   test('a move past standbys: their keys go with the leader key when all are ours, else by a request', () => {
     const rec = control(['a', 'b', 'c']);
     const q = queue('x', 'a', 'b', 'c');
@@ -253,6 +313,31 @@ describe('placement', () => {
     assert.equal(planPromotions({ queues: qs, rec, self: 'b', inFlight: new Map(), stepping: new Set(), limit: 100 }).length, 0);
     const undrained = control(['a', 'b', 'c']);
     assert.equal(planPromotions({ queues: qs, rec: undrained, self: 'b', inFlight: new Map(), stepping: new Set(), limit: 100 }).length, 5);
+  });
+
+  test("joining: a host record's joining flag holds balancing until it is gone, at most JOIN_HOLD_MAX_MS", async () => {
+    const rec = parseControl(
+      P,
+      new Map([
+        [`${P}/hosts/a`, JSON.stringify({ lease: 'a1', joining: true })],
+        [`${P}/hosts/b`, JSON.stringify({ lease: 'b2', joining: 'yes' })],
+      ]),
+    );
+    assert.deepEqual([...rec.joining], ['a'], 'only `true` counts');
+    const clock = new FakeClock();
+    let woken = 0;
+    const presence = new HostPresence({ clock, respreadDelayMs: 0, preferHoldDownMs: 0 }, () => woken++);
+    presence.update(rec.leaseByHost, rec.joining);
+    assert.equal(presence.joining(), true);
+    presence.update(rec.leaseByHost, new Set());
+    assert.equal(presence.joining(), false, 'the flag is gone: balancing goes on');
+    presence.update(rec.leaseByHost, rec.joining);
+    await clock.advance(JOIN_HOLD_MAX_MS - 1);
+    assert.equal(presence.joining(), true);
+    await clock.advance(1);
+    assert.ok(woken > 0, 'a pass is asked for when the hold ends');
+    assert.equal(presence.joining(), false, 'a flag that stays (campaigns that cannot get in) holds nobody for good');
+    presence.close();
   });
 
   test('weights: shares in proportion to weight, and a host of weight 0 leads nothing while another can', () => {
