@@ -48,7 +48,7 @@ const DEADLINE = {
   zoneLoss: 30_000,
   bigLead: 90_000,
   bigIn: 45_000,
-  bigBalanced: 30_000,
+  bigBalanced: 60_000,
 };
 /** Leaderships have settled when no start or stop arrived for this long (waited for at most QUIET_MAX_MS). */
 const QUIET_MS = 1_500;
