@@ -162,7 +162,7 @@ Every name under the prefix, read from etcd: leader, fencing token and candidate
 queue order (leader first); then every host's leaderships against its fair share.
 
   --hosts                every host instead: names led and queued, fair share and
-                         how far it is from it, draining or not
+                         how far it is from it, draining or joining or not
   --members              every etcd member instead, as this process sees it (each
                          asked for 1 s at most, or --timeout): raft role, leader,
                          term, revision, applied index, round trip, whether it
@@ -172,7 +172,7 @@ queue order (leader first); then every host's leaderships against its fair share
                          linearizable read): a rolling restart waits for 0
 
   --json                 JSON: [{ name, leader, token, candidates }]; with --hosts:
-                         [{ id, lease, leads, queued, draining, share, offBy }]; with
+                         [{ id, lease, leads, queued, draining, joining, share, offBy }]; with
                          --members: { members: [{ endpoint, status: { role, … }, … }],
                          quorum: { members, quorum, healthy, tolerates, leader } }
   -w, --watch            redraw on every change (with --json: one JSON array a line);

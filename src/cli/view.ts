@@ -34,7 +34,7 @@ function candidates(ids: string[]): string {
 /** `status --hosts`: one row per host. */
 export function hostTable(hosts: HostStatus[]): string {
   if (hosts.length === 0) return 'no hosts under this prefix\n';
-  const head = ['HOST', 'ZONE', 'WEIGHT', 'LEADS', 'NEXT', 'QUEUED', 'SHARE', 'OFF', 'DRAINING', 'NAMES LED'];
+  const head = ['HOST', 'ZONE', 'WEIGHT', 'LEADS', 'NEXT', 'QUEUED', 'SHARE', 'OFF', 'DRAINING', 'JOINING', 'NAMES LED'];
   const rows = hosts.map((h) => [
     h.id,
     h.zone ?? '-',
@@ -45,6 +45,7 @@ export function hostTable(hosts: HostStatus[]): string {
     h.share.toFixed(1),
     h.offBy > 0 ? `+${h.offBy}` : String(h.offBy),
     h.draining ? 'yes' : 'no',
+    h.joining ? 'yes' : 'no',
     h.leads.length > 5 ? `${h.leads.slice(0, 5).join(',')},…` : h.leads.join(',') || '-',
   ]);
   const widths = head.map((x, i) => Math.max(x.length, ...rows.map((r) => r[i]!.length)));

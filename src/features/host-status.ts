@@ -19,6 +19,8 @@ export interface HostStatus {
   /** Names it is next in line for (the first standby): where its leadership would go if the leader died now. */
   next: number;
   draining: boolean;
+  /** Its names' campaigns are still going out (a registration, a new session): balancing holds until they are in. */
+  joining: boolean;
   /** Its weight (`weight` option; 1 unless set; 0 = standby only). */
   weight: number;
   /** Its zone (`zone` option), if set. */
@@ -45,6 +47,7 @@ export function hostsStatus(queues: Iterable<[string, readonly Candidate[]]>, re
           queued: [],
           next: 0,
           draining: rec.draining.has(id),
+          joining: rec.joining.has(id),
           weight: weightOf(id, rec),
           ...(rec.zones.has(id) ? { zone: rec.zones.get(id) } : {}),
           share: 0,

@@ -409,8 +409,8 @@ describe('locked command', () => {
       );
       assert.ok(Math.abs(list[0]!.share - 1 / 3) < 0.01, `share ${list[0]!.share}`);
       const table = await cli(['status', '--hosts', ...conn]);
-      assert.match(table.stdout, /^HOST\s+ZONE\s+WEIGHT\s+LEADS\s+NEXT\s+QUEUED\s+SHARE\s+OFF\s+DRAINING/m);
-      assert.match(table.stdout, /^C\s+-\s+1\s+1\s+0\s+0\s+0\.3\s+\+1\s+no\s+job$/m);
+      assert.match(table.stdout, /^HOST\s+ZONE\s+WEIGHT\s+LEADS\s+NEXT\s+QUEUED\s+SHARE\s+OFF\s+DRAINING\s+JOINING/m);
+      assert.match(table.stdout, /^C\s+-\s+1\s+1\s+0\s+0\s+0\.3\s+\+1\s+no\s+no\s+job$/m);
       // Drain C from "another machine": its program stops, another host's starts, C stays queued.
       const d = await cli(['drain', 'C', ...conn]);
       assert.equal(d.code, 0, d.stderr);
