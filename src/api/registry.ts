@@ -9,6 +9,8 @@ export class Registry {
   private readonly names = new Map<string, Singleton>();
   /** Registrations waiting behind a retiring one of the same name (removed, an aborted try-lock): admitted once it has left. */
   private readonly successors = new Map<string, Singleton>();
+  /** Registrations that may campaign with preferred hosts: none, and a planning pass asks no name for them. */
+  private preferring = 0;
 
   /** `nodeId` only words the error of a second registration. */
   constructor(private readonly nodeId: string) {}
@@ -57,6 +59,7 @@ export class Registry {
       void old.released().then(() => this.admit(s));
     } else {
       this.names.set(name, s);
+      if (s.prefer?.length) this.preferring++;
     }
     return s;
   }
@@ -68,13 +71,21 @@ export class Registry {
 
   /** The name has left for good (Singleton.retired): forget it. */
   unregister(s: Singleton): void {
-    if (this.names.get(s.name) === s) this.names.delete(s.name);
-    else if (this.successors.get(s.name) === s) this.successors.delete(s.name);
+    if (this.names.get(s.name) === s) {
+      this.names.delete(s.name);
+      if (s.prefer?.length) this.preferring--;
+    } else if (this.successors.get(s.name) === s) this.successors.delete(s.name);
   }
 
   /** On close, once every registration was asked to stop (a waiting one has left by then: it retires at once). */
   clear(): void {
     this.names.clear();
+    this.preferring = 0;
+  }
+
+  /** True if a registration that may campaign names preferred hosts. */
+  get anyPrefer(): boolean {
+    return this.preferring > 0;
   }
 
   /** The retiring registration has left: its successor takes the name, unless it was removed or the locker closed meanwhile. */
@@ -82,6 +93,7 @@ export class Registry {
     if (this.successors.get(s.name) !== s) return;
     this.successors.delete(s.name);
     this.names.set(s.name, s);
+    if (s.prefer?.length) this.preferring++;
     s.start();
   }
 }

@@ -141,6 +141,7 @@ export class LockerRuntime {
       stepBack: (name, past) => names.get(name)?.stepBack(past) ?? false,
       movable: (name) => names.get(name)?.mode === 'queue',
       prefer: (name) => names.get(name)?.prefer,
+      anyPrefer: () => names.anyPrefer,
       preferHoldDownMs: this.opts.preferHoldDownMs,
       judge: (which) => {
         for (const name of which === 'all' ? [...names.keys()] : which) names.get(name)?.judge();

@@ -99,6 +99,11 @@ export class PrefixView {
     return this.queues.keys();
   }
 
+  /** Every name with its queue, leader first: one pass over the view (a planning pass reads them all). */
+  *entries(): IterableIterator<[string, readonly Candidate[]]> {
+    for (const [name, q] of this.queues) yield [name, q.ordered()];
+  }
+
   head(name: string): Candidate | undefined {
     return this.queues.get(name)?.head();
   }

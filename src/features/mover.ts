@@ -13,7 +13,6 @@ import { Drains } from './drain.js';
 import { deleteIfUnchanged } from './handover-request.js';
 import { Pending } from './pending.js';
 import { DEFAULT_BALANCE_CONCURRENCY, handsOver, planMoves, planPromotions, standsAside, type PlannedMove } from './placement.js';
-import type { Candidate } from '../core/queue.js';
 import type { Session } from '../core/session.js';
 import type { ControlStore, HandOverPast } from '../etcd/store.js';
 import type { ControlWriter } from './control-writes.js';
@@ -46,6 +45,8 @@ export interface MoverHost {
   movable(name: string): boolean;
   /** The preferred hosts of `name` as registered here (SingletonOptions.prefer). */
   prefer(name: string): readonly string[] | undefined;
+  /** False when no name registered here has preferred hosts: a pass then asks none. */
+  anyPrefer(): boolean;
   /** A preferred host leads its names again once it has been up this long. */
   readonly preferHoldDownMs: number;
   /** Names registered here, to judge again after control records changed. */
@@ -232,9 +233,7 @@ export class Mover {
     const limit = (this.host.balanceConcurrency || DRAIN_CONCURRENCY) - this.inFlight.size;
     const view = this.host.view;
     const rec = liveRequests(this.rec, (name) => view.head(name)?.key);
-    const queues = (function* () {
-      for (const name of view.names()) yield [name, view.queue(name)] as [string, readonly Candidate[]];
-    })();
+    const queues = view.entries();
     // A host that disappeared (the respread delay) or is joining holds balancing still.
     const holding = this.presence.holding() || this.presence.joining();
     const moves = planMoves({
@@ -245,7 +244,7 @@ export class Mover {
       inFlight: new Map([...this.inFlight.entries()].map(([name, m]) => [name, m.to])),
       limit,
       movable: (name) => this.host.movable(name),
-      prefer: (name) => this.host.prefer(name),
+      ...(this.host.anyPrefer() ? { prefer: (name: string) => this.host.prefer(name) } : {}),
       settled: (id) => this.presence.settled(id),
     });
     for (const m of moves) this.start(m, session);
@@ -259,9 +258,7 @@ export class Mover {
     // leader hands a name to it would send the name to whoever is behind it instead.
     if (!this.leadershipsQuiet(rec)) return;
     const promotions = planPromotions({
-      queues: (function* () {
-        for (const name of view.names()) yield [name, view.queue(name)] as [string, readonly Candidate[]];
-      })(),
+      queues: view.entries(),
       rec,
       self: this.host.nodeId,
       inFlight: new Map(),
@@ -320,8 +317,8 @@ export class Mover {
   /** True once no move is under way and who-leads-how-many has not changed for QUIET_MS; else plans again then. */
   private leadershipsQuiet(rec: ControlRecords): boolean {
     const counts = new Map<string, number>();
-    for (const name of this.host.view.names()) {
-      const v = this.host.view.head(name)?.value;
+    for (const [, queue] of this.host.view.entries()) {
+      const v = queue[0]?.value;
       if (v !== undefined) counts.set(v, (counts.get(v) ?? 0) + 1);
     }
     const sig = [...counts].sort((a, b) => (a[0] < b[0] ? -1 : 1)).join(';');

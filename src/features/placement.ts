@@ -203,43 +203,66 @@ export function planMoves(input: PlanInput): PlannedMove[] {
   if (limit <= 0) return [];
   const draining = rec.draining.has(self);
   if (!draining && !input.balance) return [];
-  const load = new Map<string, number>();
-  const share = new Map<string, number>();
-  /** Names we lead and may balance away, with their preferred hosts (asked once per name). */
-  const mine: [string, readonly Candidate[], readonly string[] | undefined][] = [];
+  // Counted in boxes, one hash lookup per host and name: at 100,000 names a pass reads every
+  // queue, and it runs on the host's event loop (bench: ~70 ms a pass, most of it here).
+  const loads = new Map<string, { n: number }>();
+  const shares = new Map<string, { n: number }>();
+  const add = (m: Map<string, { n: number }>, id: string, v: number): void => {
+    const box = m.get(id);
+    if (box) box.n += v;
+    else m.set(id, { n: v });
+  };
+  /** Names we lead and may balance away, with their queues and preferred hosts (asked once per name). */
+  const mineNames: string[] = [];
+  const mineQueues: (readonly Candidate[])[] = [];
+  const minePrefer: (readonly string[] | undefined)[] = [];
   /** Names we lead that belong on another, preferred host. */
   const toPreferred: [string, readonly Candidate[], string][] = [];
-  const ids = new Set<string>();
+  /** The name's eligible candidates' node ids (a queue holds a handful: an array beats a Set). */
+  const ids: string[] = [];
+  const uniform = rec.weights.size === 0;
+  const isMovable = input.movable;
   for (const [name, queue] of input.queues) {
     const head = queue[0];
     if (!head) continue;
     let owner = ownerOf(head, rec) ?? head.value;
     // A move in flight counts as landed — ours, and anyone's whose request we see — so
     // that no host fills a deficit that moves under way fill already.
-    const pending = rec.moves.get(name);
+    const pending = rec.moves.size > 0 ? rec.moves.get(name) : undefined;
     if (owner === self && input.inFlight.has(name)) owner = input.inFlight.get(name) ?? '';
     else if (pending?.to !== undefined && pending.from === head.key) owner = pending.to;
-    load.set(owner, (load.get(owner) ?? 0) + 1);
+    add(loads, owner, 1);
     const prefer = input.prefer?.(name);
-    const preferred = preferredHost(queue, prefer, input);
+    const preferred = prefer === undefined ? undefined : preferredHost(queue, prefer, input);
+    let movable: boolean | undefined;
     if (preferred !== undefined && !draining) {
       // A name with its preferred host there is that host's whole share, whoever leads it
       // now: the other hosts' fair shares are made of the remaining names.
-      share.set(preferred, (share.get(preferred) ?? 0) + 1);
+      add(shares, preferred, 1);
       if (owner === self && preferred !== self && (input.movable?.(name) ?? true)) toPreferred.push([name, queue, preferred]);
       continue; // never balanced away from its preferred host
     }
-    ids.clear();
-    for (const c of queue) if (eligible(c, rec)) ids.add(c.value);
+    ids.length = 0;
+    for (const c of queue) if (eligible(c, rec) && !ids.includes(c.value)) ids.push(c.value);
     // Our own names count even while our key is briefly out of the queue (a hand-over
     // re-queues, a standby steps aside): else our share would dip with every move in
     // flight and we would give away more than the surplus.
-    if (!draining && !ids.has(self) && (input.movable?.(name) ?? false)) ids.add(self);
-    let total = 0;
-    for (const id of ids) total += weightOf(id, rec);
-    if (total > 0) for (const id of ids) share.set(id, (share.get(id) ?? 0) + weightOf(id, rec) / total);
-    if (owner === self && (input.movable?.(name) ?? true)) mine.push([name, queue, prefer]);
+    if (!draining && !ids.includes(self) && isMovable !== undefined && (movable ??= isMovable(name))) ids.push(self);
+    if (uniform) {
+      for (const id of ids) add(shares, id, 1 / ids.length);
+    } else {
+      let total = 0;
+      for (const id of ids) total += weightOf(id, rec);
+      if (total > 0) for (const id of ids) add(shares, id, weightOf(id, rec) / total);
+    }
+    if (owner === self && (isMovable === undefined || (movable ??= isMovable(name)))) {
+      mineNames.push(name);
+      mineQueues.push(queue);
+      minePrefer.push(prefer);
+    }
   }
+  const load = new Map([...loads].map(([id, box]) => [id, box.n]));
+  const share = new Map([...shares].map(([id, box]) => [id, box.n]));
   const out: PlannedMove[] = [];
   // First the names that belong on their preferred host: moves back, regardless of the
   // balance (the preferred host's share holds them).
@@ -254,7 +277,8 @@ export function planMoves(input: PlanInput): PlannedMove[] {
   }
   const shareOf = (id: string): number => share.get(id) ?? 0;
   const quota = draining ? new Map<string, number>() : quotas(load, share, self, rec);
-  for (const [name, queue, prefer] of mine) {
+  for (let k = 0; k < mineNames.length; k++) {
+    const [name, queue, prefer] = [mineNames[k]!, mineQueues[k]!, minePrefer[k]];
     if (out.length >= limit) break;
     if (rec.moves.has(name) || rec.nexts.has(name)) continue; // someone asked already: that request rules
     const myLoad = load.get(self) ?? 0;
@@ -309,10 +333,10 @@ export function planMoves(input: PlanInput): PlannedMove[] {
  * How many names this host gives to each host below its share, in this pass. Every host with
  * a surplus sees the same loads and shares, so each computes the same flows and fills its
  * own part — concurrent senders fill a deficit once, not each of them whole. Each host's
- * target is its share rounded: down, and up for the largest remainders (node id breaks ties)
- * until the targets add up to the shares' sum; the surpluses over the targets are poured
- * into the deficits under them in node-id order, so every flow is a whole number and one
- * wave lands every host on its target. (Parts in proportion to the surplus, rounded down,
+ * target is its share rounded: down, and up for the largest remainders (ties: the host that
+ * leads more now, then node id) until the targets add up to the shares' sum; the surpluses
+ * over the targets are poured into the deficits under them in node-id order, so every flow
+ * is a whole number and one wave lands every host on its target. (Parts in proportion to the surplus, rounded down,
  * left a name or a few to move a pass later, one at a time: the trailing second of the
  * bench's join and start.) When that leaves this host nothing although it is above its
  * share — views that differ for a moment — the host with the largest surplus gives one to
@@ -339,7 +363,9 @@ function quotas(
     assigned += lo;
     remainders.push([id, Math.round((sh - lo) * 1e6)]);
   }
-  remainders.sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : 1));
+  // Equal remainders: up for the host that leads more now (one move fewer), then by node id.
+  const led = (id: string): number => load.get(id) ?? 0;
+  remainders.sort((x, y) => y[1] - x[1] || led(y[0]) - led(x[0]) || (x[0] < y[0] ? -1 : 1));
   for (let i = 0, extra = Math.round(sum) - assigned; i < remainders.length && extra > 0; i++, extra--) {
     const id = remainders[i]![0];
     target.set(id, target.get(id)! + 1);
@@ -390,8 +416,14 @@ export function planPromotions(input: Omit<PlanInput, 'balance'> & { readonly st
   const { rec, self, limit } = input;
   if (limit <= 0 || rec.draining.has(self)) return [];
   // Counted per leader: where each leader's names would go if it died now.
-  const standby = new Map<string, number>();
-  const pair = (leader: string, next: string): string => `${leader}\u0000${next}`;
+  // Leader → first standby → names: nested, so that counting a name builds no string.
+  const byLeader = new Map<string, Map<string, number>>();
+  const count = (leader: string, next: string): number => byLeader.get(leader)?.get(next) ?? 0;
+  const setCount = (leader: string, next: string, n: number): void => {
+    let m = byLeader.get(leader);
+    if (!m) byLeader.set(leader, (m = new Map()));
+    m.set(next, n);
+  };
   const mine: [string, readonly Candidate[], string][] = [];
   for (const [name, queue] of input.queues) {
     const head = queue[0];
@@ -404,7 +436,7 @@ export function planPromotions(input: Omit<PlanInput, 'balance'> & { readonly st
     const pending = rec.nexts.get(name);
     if (pending?.to !== undefined && pending.from === head.key) owner = pending.to;
     else if (owner === self && input.stepping.has(name)) continue;
-    standby.set(pair(leader, owner), (standby.get(pair(leader, owner)) ?? 0) + 1);
+    setCount(leader, owner, count(leader, owner) + 1);
     // Not while its leader drains: a drain hands the name to its first standby as planned
     // (planMoves), and a promotion meanwhile would hand it to someone else (seen in the
     // bench: receivers above their share, handing drained names on again).
@@ -424,7 +456,7 @@ export function planPromotions(input: Omit<PlanInput, 'balance'> & { readonly st
   for (const [name, queue, leader] of mine) {
     if (out.length >= limit) break;
     if (queue.some((c) => ownerOf(c, rec) === undefined)) continue;
-    const myLoad = standby.get(pair(leader, self)) ?? 0;
+    const myLoad = count(leader, self);
     // In order: a standby of weight 0 makes way for any eligible one; one in its leader's
     // zone for one in another zone; else the spread per leader decides. Each step lowers
     // (ineligible first standbys, same-zone first standbys, Σ per-leader load²) in that
@@ -436,7 +468,7 @@ export function planPromotions(input: Omit<PlanInput, 'balance'> & { readonly st
     for (let p = 2; p < queue.length; p++) {
       const c = queue[p]!;
       if (c.value === self || c.value === leader || !eligible(c, rec)) continue;
-      const l = standby.get(pair(leader, c.value)) ?? 0;
+      const l = count(leader, c.value);
       if (selfEligible) {
         if (fixZone ? sameZone(c.value) : sameZone(c.value) || l > myLoad - 2) continue;
       }
@@ -445,8 +477,8 @@ export function planPromotions(input: Omit<PlanInput, 'balance'> & { readonly st
     if (!best) continue;
     const past = promotesPast(queue, best.position, rec);
     out.push({ name, from: queue[0]!.key, to: best.c.value, position: best.position, ...(past ? { past } : {}) });
-    standby.set(pair(leader, self), myLoad - 1);
-    standby.set(pair(leader, best.c.value), best.load + 1);
+    setCount(leader, self, myLoad - 1);
+    setCount(leader, best.c.value, best.load + 1);
   }
   return out;
 }

@@ -239,6 +239,27 @@ describe('placement', () => {
     assert.equal(moves9, 222);
   });
 
+  test('equal remainders round up where the names are: the fewest moves (a name only a leads: shares 10.7 / 9.7 / 9.7)', () => {
+    const rec = control(['a', 'b', 'c']);
+    const qs: [string, Candidate[]][] = [['x', queue('x', 'a')]];
+    for (let i = 0; i < 29; i++) qs.push([`n${i}`, i < 15 ? queue(`n${i}`, 'b', 'c', 'a') : queue(`n${i}`, 'c', 'b', 'a')]);
+    const final = new Map([
+      ['a', 1],
+      ['b', 15],
+      ['c', 14],
+    ]);
+    let moves = 0;
+    for (const self of ['a', 'b', 'c']) {
+      for (const m of planMoves({ queues: qs, rec, self, balance: true, inFlight: new Map(), limit: 100 })) {
+        final.set(self, final.get(self)! - 1);
+        final.set(m.to, final.get(m.to)! + 1);
+        moves++;
+      }
+    }
+    assert.deepEqual([...final.values()], [10, 10, 10], 'b and c round up (they lead), a down');
+    assert.equal(moves, 9);
+  });
+
   test('a move past standbys: their keys go with the leader key when all are ours, else by a request', () => {
     const rec = control(['a', 'b', 'c']);
     const q = queue('x', 'a', 'b', 'c');
