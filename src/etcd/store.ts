@@ -18,7 +18,11 @@ export interface CampaignRequest {
 export interface CampaignResult {
   /** Revision of the transaction (etcd's whole store, not only our prefix). */
   revision: bigint;
-  /** Every key of the name at `revision`, ours included. */
+  /**
+   * A try-lock's answer: every key of the name at `revision`. Empty for other campaigns —
+   * their queue comes from the prefix watch (a range in every campaign cost etcd more than
+   * the write).
+   */
   candidates: Candidate[];
   /** Create revision of our key (the fencing token once it leads); undefined when a try-lock found the name taken. */
   createRevision: bigint | undefined;
