@@ -44,7 +44,7 @@ export interface LockerOptions {
   /**
    * Spread leaderships over the hosts (default true): a host leading two or more names
    * more than a candidate of one of them hands it over gracefully (README: Balance).
-   * `{ concurrency }` bounds the moves one host makes at once (default 1000).
+   * `{ concurrency }` bounds the moves one host makes at once (default 5000).
    */
   balance?: boolean | { concurrency?: number; respreadDelayMs?: number; preferHoldDownMs?: number };
   /**

@@ -337,8 +337,8 @@ test('durations in milliseconds: the Ms names give the same timings as the secon
       prefix: 'locked/',
       handleSignals: true,
       stopTimeoutMs: 10_000,
-      // 16 until 0.3: a whole surplus now moves in one wave, its writes batched (CHANGELOG).
-      balanceConcurrency: 1000,
+      // 16 until 0.3, then 1000: a whole surplus moves in one wave, its writes batched (CHANGELOG).
+      balanceConcurrency: 5000,
       respreadDelayMs: 0,
       preferHoldDownMs: 15_000,
       prefer: undefined,
@@ -356,7 +356,7 @@ test('durations in milliseconds: the Ms names give the same timings as the secon
   assert.equal(resolveOptions('a:1', { balance: { concurrency: 3 } }).balanceConcurrency, 3);
   assert.deepEqual(
     [resolveOptions('a:1', { balance: { respreadDelayMs: 30_000 } })].map((o) => [o.balanceConcurrency, o.respreadDelayMs]),
-    [[1000, 30_000]],
+    [[5000, 30_000]],
   );
   assert.throws(
     () => resolveOptions('a:1', { balance: { respreadDelayMs: -1 } }),
