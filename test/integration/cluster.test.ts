@@ -36,6 +36,10 @@ async function candidates(ids: string[], name: string, prefix: string): Promise<
     lockers.push(l);
     singletons.push(s);
     await waitFor(() => s.position !== undefined, { timeoutMs: 10_000, message: `${id} queued for ${name}` });
+    // First in line is not yet leading: a candidate starts only on a recent acknowledged
+    // keepalive (session.ts startable()), and under load the grant may be older than that
+    // when the campaign lands (CI, Node 24 leg) — the tests read the first one's leadership.
+    if (lockers.length === 1) await waitFor(() => s.leadership !== undefined, { timeoutMs: 10_000, message: `${id} leads ${name}` });
   }
   return { lockers, singletons };
 }
