@@ -281,7 +281,9 @@ export function planMoves(input: PlanInput): PlannedMove[] {
   const shareOf = (id: string): number => share.get(id) ?? 0;
   const quota = draining ? new Map<string, number>() : quotas(load, share, self, rec);
   for (let k = 0; k < mineNames.length; k++) {
-    const [name, queue, prefer] = [mineNames[k]!, mineQueues[k]!, minePrefer[k]];
+    const name = mineNames[k]!;
+    const queue = mineQueues[k]!;
+    const prefer = minePrefer[k];
     if (out.length >= limit) break;
     if (rec.moves.has(name) || rec.nexts.has(name)) continue; // someone asked already: that request rules
     const myLoad = load.get(self) ?? 0;

@@ -34,3 +34,25 @@ export class LockedProcesses {
     for (const p of this.running) p.kill('SIGKILL');
   }
 }
+
+/**
+ * The arguments of `locked run NAME` for a node program given as source (`node -e PROGRAM`):
+ * connection, id, then any other flags (`--ttl 3`, `--grace 60`, `--check …`).
+ */
+export function runArgs(o: { endpoints: string; prefix: string; id: string; program: string; flags?: string[]; name?: string }): string[] {
+  return [
+    'run',
+    o.name ?? 'job',
+    '--endpoints',
+    o.endpoints,
+    '--prefix',
+    o.prefix,
+    '--id',
+    o.id,
+    ...(o.flags ?? []),
+    '--',
+    process.execPath,
+    '-e',
+    o.program,
+  ];
+}

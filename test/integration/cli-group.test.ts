@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
-import { LockedProcesses } from '../helpers/cli.js';
+import { LockedProcesses, runArgs } from '../helpers/cli.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -143,27 +143,9 @@ describe('locked run and the process group', () => {
     const proxy: Proxy = await startProxy(cluster.endpoints[0]!);
     try {
       // ttl 3: renewDeadline 2 s, ttl/3 = 1 s. --grace 60 would keep the program for a minute.
-      const c = locked(
-        [
-          'run',
-          'job',
-          '--endpoints',
-          proxy.endpoint,
-          '--prefix',
-          prefix,
-          '--ttl',
-          '3',
-          '--grace',
-          '60',
-          '--id',
-          'c',
-          '--',
-          process.execPath,
-          '-e',
-          STUBBORN,
-        ],
-        { PIDS: pidsFile },
-      );
+      const c = locked(runArgs({ endpoints: proxy.endpoint, prefix, id: 'c', flags: ['--ttl', '3', '--grace', '60'], program: STUBBORN }), {
+        PIDS: pidsFile,
+      });
       const [pid] = await waitFor(() => (readPids(pidsFile).length === 1 ? readPids(pidsFile) : undefined), {
         timeoutMs: 20_000,
         message: 'c runs its program',
@@ -171,25 +153,9 @@ describe('locked run and the process group', () => {
       pids.push(pid!);
       // A standby on etcd directly: it starts its program once etcd has expired c's lease.
       const out = join(dir, 'd.out');
-      const d = locked(
-        [
-          'run',
-          'job',
-          '--endpoints',
-          cluster.endpointsString,
-          '--prefix',
-          prefix,
-          '--ttl',
-          '3',
-          '--id',
-          'd',
-          '--',
-          process.execPath,
-          '-e',
-          MARKER,
-        ],
-        { OUT: out },
-      );
+      const d = locked(runArgs({ endpoints: cluster.endpointsString, prefix, id: 'd', flags: ['--ttl', '3'], program: MARKER }), {
+        OUT: out,
+      });
       await waitFor(async () => ((await cluster.keys(`${prefix}job/`)).length === 2 ? true : undefined), {
         timeoutMs: 20_000,
         message: 'd queued',

@@ -9,6 +9,7 @@ import { Etcd3 } from 'etcd3';
 import { EtcdStore } from '../../src/etcd/etcd-store.js';
 import { Members } from '../../src/etcd/members.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import type { HandOverPast, KeyRevision } from '../../src/etcd/store.js';
 
 let cluster: EtcdCluster;
 let client: Etcd3;
@@ -37,16 +38,16 @@ async function queue(name: string, n: number): Promise<{ key: string; createRevi
   return out;
 }
 const left = async (name: string): Promise<string[]> => (await client.getAll().prefix(`${name}/`).keys()).sort();
+/** `key` resigns with the keys ahead of `target` (and, for a promotion, the leader's key held): one request, guarded by its own create revision. */
+const resignPast = (key: KeyRevision, past: HandOverPast): Promise<void> =>
+  store.resign([{ key: key.key, guard: { createRevision: key.createRevision }, past }], 5_000);
 
 describe('hand-over past standbys (one transaction)', () => {
   test('every guard holds: the leader and the standbys ahead of the target go in one revision', async () => {
     const name = `p${Math.random().toString(36).slice(2, 8)}`;
     const [lead, s1, s2, target, back] = await queue(name, 5);
     const before = BigInt((await client.get('nothing').exec()).header.revision);
-    await store.resign(
-      [{ key: lead!.key, guard: { createRevision: lead!.createRevision }, past: { keys: [s1!, s2!], target: target! } }],
-      5_000,
-    );
+    await resignPast(lead!, { keys: [s1!, s2!], target: target! });
     assert.deepEqual(await left(name), [target!.key, back!.key], 'the target is first now');
     const after = BigInt((await client.get('nothing').exec()).header.revision);
     assert.equal(after, before + 1n, 'one revision for the three deletes');
@@ -57,10 +58,7 @@ describe('hand-over past standbys (one transaction)', () => {
     const [lead, s1, target] = await queue(name, 3);
     await client.delete().key(s1!.key).exec();
     await client.put(s1!.key).value('h1 again').exec(); // same key, new create revision
-    await store.resign(
-      [{ key: lead!.key, guard: { createRevision: lead!.createRevision }, past: { keys: [s1!], target: target! } }],
-      5_000,
-    );
+    await resignPast(lead!, { keys: [s1!], target: target! });
     assert.deepEqual(await left(name), [s1!.key, target!.key].sort());
   });
 
@@ -68,10 +66,7 @@ describe('hand-over past standbys (one transaction)', () => {
     const name = `p${Math.random().toString(36).slice(2, 8)}`;
     const [lead, s1, target] = await queue(name, 3);
     await client.delete().key(target!.key).exec();
-    await store.resign(
-      [{ key: lead!.key, guard: { createRevision: lead!.createRevision }, past: { keys: [s1!], target: target! } }],
-      5_000,
-    );
+    await resignPast(lead!, { keys: [s1!], target: target! });
     assert.deepEqual(await left(name), [s1!.key]);
   });
 
@@ -106,10 +101,7 @@ describe('hand-over past standbys (one transaction)', () => {
   test('a promotion: the first standby and the standbys ahead of the target go, the leader stays', async () => {
     const name = `p${Math.random().toString(36).slice(2, 8)}`;
     const [lead, first, s2, target, back] = await queue(name, 5);
-    await store.resign(
-      [{ key: first!.key, guard: { createRevision: first!.createRevision }, past: { keys: [s2!], target: target!, leader: lead! } }],
-      5_000,
-    );
+    await resignPast(first!, { keys: [s2!], target: target!, leader: lead! });
     assert.deepEqual(await left(name), [lead!.key, target!.key, back!.key].sort(), 'the target is first standby now');
   });
 
@@ -117,10 +109,7 @@ describe('hand-over past standbys (one transaction)', () => {
     const name = `p${Math.random().toString(36).slice(2, 8)}`;
     const [lead, first, s2, target] = await queue(name, 4);
     await client.delete().key(lead!.key).exec();
-    await store.resign(
-      [{ key: first!.key, guard: { createRevision: first!.createRevision }, past: { keys: [s2!], target: target!, leader: lead! } }],
-      5_000,
-    );
+    await resignPast(first!, { keys: [s2!], target: target!, leader: lead! });
     assert.deepEqual(await left(name), [first!.key, s2!.key, target!.key].sort());
   });
 
@@ -128,10 +117,7 @@ describe('hand-over past standbys (one transaction)', () => {
     const name = `p${Math.random().toString(36).slice(2, 8)}`;
     const [lead, first, s2, target] = await queue(name, 4);
     await client.delete().key(target!.key).exec();
-    await store.resign(
-      [{ key: first!.key, guard: { createRevision: first!.createRevision }, past: { keys: [s2!], target: target!, leader: lead! } }],
-      5_000,
-    );
+    await resignPast(first!, { keys: [s2!], target: target!, leader: lead! });
     assert.deepEqual(await left(name), [lead!.key, s2!.key].sort());
   });
 });

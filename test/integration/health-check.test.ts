@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import locked, { isHealthCheckError, type Leadership, type Locker } from '../../src/index.js';
-import { LockedProcesses, MAIN } from '../helpers/cli.js';
+import { LockedProcesses, MAIN, runArgs } from '../helpers/cli.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -138,26 +138,8 @@ describe('healthy: health-gated candidacy', () => {
 describe('locked run --check', () => {
   function run(id: string, prefix: string, flag: string, out: string): ChildProcess {
     const program = `require('fs').appendFileSync(${JSON.stringify(out)}, ${JSON.stringify(id)} + ' start ' + Date.now() + '\\n'); process.on('SIGTERM', () => { require('fs').appendFileSync(${JSON.stringify(out)}, ${JSON.stringify(id)} + ' end ' + Date.now() + '\\n'); process.exit(0); }); setInterval(() => {}, 1000);`;
-    return procs.spawn([
-      'run',
-      'job',
-      '--endpoints',
-      cluster.endpointsString,
-      '--prefix',
-      prefix,
-      '--id',
-      id,
-      '--ttl',
-      '3',
-      '--check',
-      `test -e ${flag}`,
-      '--check-interval',
-      '500ms',
-      '--',
-      process.execPath,
-      '-e',
-      program,
-    ]);
+    const flags = ['--ttl', '3', '--check', `test -e ${flag}`, '--check-interval', '500ms'];
+    return procs.spawn(runArgs({ endpoints: cluster.endpointsString, prefix, id, flags, program }));
   }
   const lines = (f: string): string[] => (existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean) : []);
 
