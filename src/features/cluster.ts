@@ -99,7 +99,10 @@ export class Observer extends EventEmitter<ObserverEvents> {
     return this.ended;
   }
 
-  /** Resolves with the leader found by the first read (at once if that happened already). */
+  /**
+   * Resolves with the leader found by the first read (at once if that happened already).
+   * That read is the locker's view, which trails etcd by the watch's delay.
+   */
   ready(): Promise<LeaderInfo> {
     if (this.info) return Promise.resolve(this.info);
     if (this.ended) return Promise.reject(new LockerClosedError(`observe '${this.name}'`));

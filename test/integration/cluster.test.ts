@@ -98,6 +98,9 @@ describe('cluster view', () => {
 
     // A second observer of a name that already has a leader starts with it, `since` unknown.
     const { singletons: again } = await candidates(['c'], 'job', prefix);
+    // An observer reads the viewer's own view, which trails etcd by a watch event: c leading
+    // on its locker says nothing yet of the viewer's. Wait until the view has c (obs says so).
+    await waitFor(() => obs.current?.leader === 'c', { timeoutMs: 10_000, message: 'the viewer sees c lead' });
     const obs2 = viewer.observe('job');
     const now = await obs2.ready();
     assert.equal(now.leader, 'c');
