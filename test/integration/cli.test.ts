@@ -536,7 +536,9 @@ const fs = require('fs');
 const a = Number(process.env.LOCKED_ATTEMPT);
 const w = (ev) => fs.appendFileSync(process.env.OUT, JSON.stringify({ ev, attempt: a, id: process.env.LOCKED_ID, token: process.env.LOCKED_TOKEN, t: Date.now() }) + '\\n');
 w('start');
-setTimeout(() => { w('end'); process.exit(a >= Number(process.env.OK_FROM) ? 0 : 1); }, Number(process.env.MS));
+const go = () => !process.env.GO || fs.existsSync(process.env.GO);
+const wait = () => (go() ? setTimeout(() => { w('end'); process.exit(a >= Number(process.env.OK_FROM) ? 0 : 1); }, Number(process.env.MS)) : setTimeout(wait, 20));
+wait();
 `;
 
 interface OnceEvent {
@@ -671,8 +673,16 @@ describe('locked run --try, --wait, SIGHUP, a killed run; locked once', () => {
   test('once on three hosts: a failed attempt is retried elsewhere, every host exits 0 with the outcome, a late host runs nothing', async () => {
     const prefix = uniquePrefix();
     const out = outFile();
-    const env = { MS: '300', OK_FROM: '2' };
+    // The first attempt ends only once all three hosts are queued: a host that started late
+    // (CI load) would otherwise find the retry already taken by the only other candidate.
+    const go = outFile();
+    const env = { MS: '300', OK_FROM: '2', GO: go };
     const hosts = ['A', 'B', 'C'].map((id) => once('migrate', prefix, id, out, env, ['--json']));
+    await waitFor(async () => (await cluster.keys(`${prefix}migrate/`)).length === 3, {
+      timeoutMs: 20_000,
+      message: 'all three hosts queued for migrate',
+    });
+    writeFileSync(go, '');
     const results = await Promise.all(hosts.map((h) => h.exited));
     const ev = onceEvents(out);
     sequential(ev);
