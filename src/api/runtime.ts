@@ -305,7 +305,6 @@ export class LockerRuntime {
   private granted(session: Session): void {
     this.current = session;
     this.warned = false;
-    this.mover.sessionGranted(session);
     this.leases.retry();
     // Outside any try: a throwing listener is reported, not taken for a failed grant.
     publishSession(() => ({ id: this.opts.id, event: 'granted', leaseId: session.leaseId }));
@@ -345,6 +344,9 @@ export class LockerRuntime {
     this.waiting.clear();
     if (this.newSession) {
       this.newSession = false;
+      // The host record goes out with the names' first campaigns (same turn: one put says
+      // whether they make this host joining — host-record.ts publish()).
+      this.mover.sessionGranted(this.current!);
       for (const s of [...this.registry.values()]) {
         s.sessionChanged();
         s.start();

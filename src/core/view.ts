@@ -78,6 +78,11 @@ export class PrefixView {
     this.started ??= this.open();
   }
 
+  /** Everything at or below this revision is in the view (undefined before the first snapshot). */
+  get upTo(): bigint | undefined {
+    return this.revision;
+  }
+
   /** True once a snapshot is installed and no re-read is pending: the view may be judged. */
   get current(): boolean {
     return this.revision !== undefined && this.pending === undefined;

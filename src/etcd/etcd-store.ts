@@ -149,15 +149,14 @@ export class EtcdStore implements ControlStore {
     return this.members.hedged(call, EtcdStore.hedgeMs(timeoutMs), timeoutMs);
   }
 
-  put(key: string, value: string, leaseId: string | undefined, timeoutMs: number): Promise<void> {
-    return this.hedged(
-      async (client) =>
-        void (await client.kv.put(
-          { key: Buffer.from(key), value: Buffer.from(value), ...(leaseId !== undefined ? { lease: leaseId } : {}) },
-          deadline(timeoutMs),
-        )),
-      timeoutMs,
-    );
+  put(key: string, value: string, leaseId: string | undefined, timeoutMs: number): Promise<bigint> {
+    return this.hedged(async (client) => {
+      const res = await client.kv.put(
+        { key: Buffer.from(key), value: Buffer.from(value), ...(leaseId !== undefined ? { lease: leaseId } : {}) },
+        deadline(timeoutMs),
+      );
+      return BigInt(res.header.revision);
+    }, timeoutMs);
   }
 
   remove(key: string, ifValue: string | undefined, timeoutMs: number): Promise<void> {

@@ -162,8 +162,8 @@ export interface KeyWatchHandle {
  * simulation implements too. Every call is safe to send twice (members.ts hedges them).
  */
 export interface ControlStore extends Store {
-  /** Puts `key` = `value`, under `leaseId` when given. */
-  put(key: string, value: string, leaseId: string | undefined, timeoutMs: number): Promise<void>;
+  /** Puts `key` = `value`, under `leaseId` when given; resolves with the write's revision. */
+  put(key: string, value: string, leaseId: string | undefined, timeoutMs: number): Promise<bigint>;
   /** Deletes `key`; with `ifValue`, only while it still holds that value. */
   remove(key: string, ifValue: string | undefined, timeoutMs: number): Promise<void>;
   /**

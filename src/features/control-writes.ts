@@ -6,7 +6,11 @@ import type { WriteWindow } from '../core/write-window.js';
 import type { ControlStore, ControlWrite } from '../etcd/store.js';
 
 /** The writes the mover and its bookkeeping make: the store's `put` and `remove`, batched. @internal */
-export type ControlWriter = Pick<ControlStore, 'put' | 'remove'>;
+/** Puts and deletes of control records (a ControlStore, or the batching ControlWrites). */
+export interface ControlWriter {
+  put(key: string, value: string, leaseId: string | undefined, timeoutMs: number): Promise<unknown>;
+  remove(key: string, ifValue: string | undefined, timeoutMs: number): Promise<void>;
+}
 
 /**
  * Batches puts and guarded deletes of control records (store.writeControl). Writes of one

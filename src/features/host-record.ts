@@ -28,21 +28,31 @@ export interface HostRecordHost {
 export class HostRecord {
   private session: Session | undefined;
   private putting = false;
+  /** The session of the put under way. */
+  private putFor: Session | undefined;
   /** The record was seen gone while a put was under way: look again once it is done. */
   private recheck = false;
+  /** Revision of the last put that landed: a view below it has yet to show that put. */
+  private landedAt: bigint | undefined;
   private closed = false;
   private joining = false;
   /** `joining` changed while a put was under way: put again once it is done. */
   private rewrite = false;
-  /** Waiting for a put that says `joining` as it is now to land (setJoining). */
-  private landed: { joining: boolean; resolve: () => void }[] = [];
+  /** Waiting for a put under `session` that says `joining` as it is now to land (setJoining). */
+  private landed: { session: Session; joining: boolean; resolve: () => void }[] = [];
 
   constructor(private readonly host: HostRecordHost) {}
 
-  /** A new session: publish the record under its lease. */
+  /**
+   * A new session: publish the record under its lease — at the end of this turn, so that the
+   * names starting on the session in the same turn (runtime.ts becameReady()) set `joining`
+   * first: one put then says it, not a put without it and a second one the campaigns wait for.
+   */
   publish(session: Session): void {
     this.session = session;
-    void this.put(session);
+    queueMicrotask(() => {
+      if (this.session === session && this.putFor !== session) this.putNow();
+    });
   }
 
   /** Control records changed: write the record again if it is gone from a current view. */
@@ -54,9 +64,12 @@ export class HostRecord {
       this.recheck = true;
       return;
     }
-    if (mine && !mine.ended && this.host.view.current && !this.host.view.control.has(hostKey(this.host.prefix, this.host.nodeId))) {
-      void this.put(mine);
-    }
+    const view = this.host.view;
+    if (!mine || mine.ended || !view.current) return;
+    // Our last put is not in the view yet: its event will call check() again. Judged now,
+    // the record would look gone and be written twice.
+    if (this.landedAt !== undefined && (view.upTo === undefined || view.upTo < this.landedAt)) return;
+    if (!view.control.has(hostKey(this.host.prefix, this.host.nodeId))) void this.put(mine);
   }
 
   /**
@@ -69,26 +82,39 @@ export class HostRecord {
     this.joining = on;
     const mine = this.session;
     if (!mine || mine.ended || this.closed) return Promise.resolve();
-    const landed = new Promise<void>((resolve) => this.landed.push({ joining: on, resolve }));
-    if (this.putting) this.rewrite = true;
-    else void this.put(mine);
+    const landed = new Promise<void>((resolve) => this.landed.push({ session: mine, joining: on, resolve }));
+    this.putNow();
     return landed;
   }
 
   close(): void {
     this.closed = true;
-    this.settle(undefined);
+    this.settle(undefined, undefined);
   }
 
-  /** Answers the waiters whose `joining` a landed put carried (`written`), or all (undefined: nothing more will land). */
-  private settle(written: boolean | undefined): void {
-    const keep = this.landed.filter((w) => written !== undefined && w.joining !== written);
-    for (const w of this.landed) if (!keep.includes(w)) w.resolve();
+  /** Puts the current session's record now, or once the put under way is done: one put at a time, so they land in order. */
+  private putNow(): void {
+    const mine = this.session;
+    if (this.putting) this.rewrite = true;
+    else if (mine && !mine.ended && !this.closed) void this.put(mine);
+  }
+
+  /**
+   * Answers the waiters of `session` whose `joining` a landed put carried (`written`), or all
+   * of them (undefined: nothing more will land under it) — and any of an older session.
+   * `session` undefined (closed): every waiter.
+   */
+  private settle(session: Session | undefined, written: boolean | undefined): void {
+    const done = (w: (typeof this.landed)[number]): boolean =>
+      session === undefined || w.session !== this.session || (w.session === session && (written === undefined || w.joining === written));
+    const keep = this.landed.filter((w) => !done(w));
+    for (const w of this.landed) if (done(w)) w.resolve();
     this.landed = keep;
   }
 
   private async put(session: Session): Promise<void> {
     this.putting = true;
+    this.putFor = session;
     try {
       let wait = 50;
       while (!this.closed && this.session === session && !session.ended) {
@@ -101,11 +127,16 @@ export class HostRecord {
             ...(zone !== undefined ? { zone } : {}),
             ...(joining ? { joining: true } : {}),
           });
-          await this.host.store.put(hostKey(this.host.prefix, this.host.nodeId), value, session.leaseId, this.host.requestTimeoutMs());
-          this.settle(joining);
+          this.landedAt = await this.host.store.put(
+            hostKey(this.host.prefix, this.host.nodeId),
+            value,
+            session.leaseId,
+            this.host.requestTimeoutMs(),
+          );
+          this.settle(session, joining);
           return;
         } catch (err) {
-          if (this.closed || session.ended) return this.settle(undefined);
+          if (this.closed || session.ended) return this.settle(session, undefined);
           this.host.report(new EtcdUnavailableError(`write of the host record of '${this.host.nodeId}'`, err));
           await sleep(this.host.clock, wait);
           wait = Math.min(wait * 2, 2000);
@@ -113,10 +144,11 @@ export class HostRecord {
       }
     } finally {
       this.putting = false;
-      if (this.closed || session.ended) this.settle(undefined);
+      this.putFor = undefined;
+      if (this.closed || session.ended) this.settle(session, undefined);
       if (this.rewrite) {
         this.rewrite = false;
-        if (!this.closed && this.session && !this.session.ended) void this.put(this.session);
+        this.putNow();
       }
       if (this.recheck) {
         this.recheck = false;

@@ -3,7 +3,7 @@
 // the spread, or during it) and counts what follows: leadership starts, the fewest possible,
 // how many hosts took the victim's names, and when every name was led at one moment again.
 // test/sim/fleet.test.ts asserts on it; `node .build/test/helpers/sim/fleet.js [hosts] [names]
-// [killAt: spread|<ms>] [seed]` prints one run (larger fleets: the bench, with real etcd).
+// [killAt: spread|wave|<ms>] [seed]` prints one run (larger fleets: the bench, with real etcd).
 import { World, type SimHost } from './world.js';
 
 export interface FleetResult {
@@ -25,7 +25,12 @@ export interface FleetResult {
   loads: Record<string, number>;
 }
 
-export async function fleet(hosts: number, names: number, killAt: 'spread' | number, seed = 1, ttl = 5): Promise<FleetResult> {
+/**
+ * `killAt`: 'spread' — the moment the leaderships are spread; 'wave' — once the balancing
+ * wave is under way (a hand-over has happened) and the victim leads at least one name; a
+ * number — at that time.
+ */
+export async function fleet(hosts: number, names: number, killAt: 'spread' | 'wave' | number, seed = 1, ttl = 5): Promise<FleetResult> {
   const res: FleetResult = {
     spreadAt: undefined,
     killAt: -1,
@@ -44,6 +49,7 @@ export async function fleet(hosts: number, names: number, killAt: 'spread' | num
   const victimNames = new Set<string>();
   const firstStart = new Map<string, number>();
   const receivers = new Set<string>();
+  let waveStarted = false;
   const w = new World({
     seed,
     hosts,
@@ -57,6 +63,9 @@ export async function fleet(hosts: number, names: number, killAt: 'spread' | num
       for (const h of w.hosts) for (const n of nameList) w.register(h, n, 'work');
       for (const h of w.hosts) {
         for (const n of nameList) {
+          h.locker.singletons()[n]!.on('stop', (reason) => {
+            if (reason === 'handover') waveStarted = true;
+          });
           h.locker.singletons()[n]!.on('start', () => {
             if (!victim || w.sched.now < res.killAt) return;
             res.startsAfterKill++;
@@ -98,6 +107,7 @@ export async function fleet(hosts: number, names: number, killAt: 'spread' | num
           if (killAt === 'spread') kill();
         }
         if (typeof killAt === 'number' && !victim && w.sched.now >= killAt) kill();
+        if (killAt === 'wave' && !victim && waveStarted && loadsOf([w.hosts[1]!])[0]! > 0) kill();
         if (victim) {
           const live = w.hosts.filter((h) => h.alive);
           const allLed = nameList.every((n) => live.some((h) => h.locker.singletons()[n]?.isLeader));
@@ -119,7 +129,7 @@ export async function fleet(hosts: number, names: number, killAt: 'spread' | num
 if (process.argv[1]?.endsWith('fleet.js')) {
   const [h = '8', n = '400', k = 'spread', s = '1'] = process.argv.slice(2);
   const t0 = Date.now();
-  const r = await fleet(Number(h), Number(n), k === 'spread' ? 'spread' : Number(k), Number(s));
+  const r = await fleet(Number(h), Number(n), k === 'spread' || k === 'wave' ? k : Number(k), Number(s));
   const q = (p: number): number | undefined => r.relead[Math.min(r.relead.length - 1, Math.floor(p * r.relead.length))];
   console.log(
     JSON.stringify(

@@ -155,8 +155,8 @@ export class SimStore implements ControlStore {
 
   // ——— ControlStore ———
 
-  put(key: string, value: string, leaseId: string | undefined, timeoutMs: number): Promise<void> {
-    return this.call(timeoutMs, () => void this.model.put(key, value, leaseId));
+  put(key: string, value: string, leaseId: string | undefined, timeoutMs: number): Promise<bigint> {
+    return this.call(timeoutMs, () => this.model.put(key, value, leaseId).mod);
   }
 
   remove(key: string, ifValue: string | undefined, timeoutMs: number): Promise<void> {
