@@ -5,8 +5,10 @@ import { TickBatcher } from '../core/batcher.js';
 import type { WriteWindow } from '../core/write-window.js';
 import type { ControlStore, ControlWrite } from '../etcd/store.js';
 
-/** The writes the mover and its bookkeeping make: the store's `put` and `remove`, batched. @internal */
-/** Puts and deletes of control records (a ControlStore, or the batching ControlWrites). */
+/**
+ * The writes the mover and its bookkeeping make: puts and deletes of control records — a
+ * ControlStore's, or batched by ControlWrites. @internal
+ */
 export interface ControlWriter {
   put(key: string, value: string, leaseId: string | undefined, timeoutMs: number): Promise<unknown>;
   remove(key: string, ifValue: string | undefined, timeoutMs: number): Promise<void>;
