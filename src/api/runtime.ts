@@ -148,7 +148,7 @@ export class LockerRuntime {
       },
       report: (err) => this.report(err),
     });
-    this.batcher.onJoining = (on) => this.mover.joining(on);
+    this.batcher.onJoining = (on, seenAt) => this.mover.joining(on, seenAt);
     if (this.opts.handleSignals) this.unhook = onShutdown(() => this.close());
   }
 

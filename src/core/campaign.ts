@@ -14,13 +14,16 @@ export class CampaignBatcher {
   private readonly resigns: TickBatcher<ResignRequest, true>;
   /** Campaigns of names entering a session (registration, a new session) not answered yet. */
   private entering = 0;
+  /** Highest create revision of those campaigns' keys: the host's view has them all once it is there. */
+  private enteringTop = 0n;
   private joining = false;
   /**
    * Called when `joining` changes (host-record.ts publishes it; placement holds balancing for
    * it). When it turns on, the campaigns wait for the promise returned: the record that says
-   * so lands before any of them.
+   * so lands before any of them. When it turns off, `seenAt` is the revision this host's own
+   * view must reach to show every one of those keys (undefined if none was written).
    */
-  onJoining: ((joining: boolean) => Promise<void> | void) | undefined;
+  onJoining: ((joining: boolean, seenAt: bigint | undefined) => Promise<void> | void) | undefined;
 
   constructor(store: Store, timeoutMs: () => number, window?: WriteWindow) {
     const options = window ? { window } : {};
@@ -46,16 +49,19 @@ export class CampaignBatcher {
     if (!entering) return p;
     this.entering++;
     if (!this.joining && this.entering >= JOINING_AT) this.setJoining(true);
-    const done = (): void => {
+    const done = (res?: CampaignResult): void => {
+      if (res?.createRevision !== undefined && res.createRevision > this.enteringTop) this.enteringTop = res.createRevision;
       if (--this.entering === 0 && this.joining) this.setJoining(false);
     };
-    p.then(done, done);
+    p.then(done, () => done());
     return p;
   }
 
   private setJoining(on: boolean): void {
     this.joining = on;
-    const published = this.onJoining?.(on);
+    const seenAt = on || this.enteringTop === 0n ? undefined : this.enteringTop;
+    if (!on) this.enteringTop = 0n;
+    const published = this.onJoining?.(on, seenAt);
     if (on && published) this.campaigns.holdUntil(published);
   }
 

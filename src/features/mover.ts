@@ -84,6 +84,8 @@ export class Mover {
   /** This host's record under its lease (host-record.ts). */
   private readonly record: HostRecord;
   private closed = false;
+  /** Joining ends once the view reaches this revision (this host's campaigns in its own view). */
+  private joinedAt: bigint | undefined;
   private loadsSig = '';
   private lastPass = -Infinity;
   /** How long the last pass took (ms): the next waits at least PASS_GAP_OVER_PASS times that. */
@@ -130,6 +132,7 @@ export class Mover {
 
   /** Control records changed: re-parse, judge the names they concern, plan again. */
   controlChanged(): void {
+    this.joinedIfSeen();
     // An operator's `del --prefix` takes our record too: without it our keys look foreign.
     this.record.check();
     const before = this.rec;
@@ -149,6 +152,7 @@ export class Mover {
 
   /** Queues changed: finish the moves that happened, plan again. */
   viewChanged(names: ReadonlySet<string>): void {
+    this.joinedIfSeen();
     if (this.stepping.size > 0) {
       for (const name of names) {
         const st = this.stepping.get(name);
@@ -171,7 +175,15 @@ export class Mover {
    * meanwhile. Resolves once the record says so — at the latest after a request timeout (the
    * campaigns wait for it; a record that cannot be written must not hold them for good).
    */
-  joining(on: boolean): Promise<void> {
+  joining(on: boolean, seenAt?: bigint): Promise<void> {
+    // Not joining only once this host's own view shows its campaigns: a host whose event loop
+    // or watch lags seconds behind etcd (the bench's start, 8 hosts on 2 cores) was handed
+    // names it could not see it was next for — leaderless until it caught up (6 s seen).
+    if (!on && seenAt !== undefined && !this.viewAt(seenAt)) {
+      this.joinedAt = seenAt;
+      return Promise.resolve();
+    }
+    this.joinedAt = undefined;
     return new Promise((resolve) => {
       const timer = this.host.clock.setTimeout(resolve, this.host.requestTimeoutMs());
       void this.record.setJoining(on).then(() => {
@@ -179,6 +191,17 @@ export class Mover {
         resolve();
       });
     });
+  }
+
+  /** True once the view is current and at or past `revision`. */
+  private viewAt(revision: bigint): boolean {
+    const upTo = this.host.view.upTo;
+    return this.host.view.current && upTo !== undefined && upTo >= revision;
+  }
+
+  /** The view moved: a joining that waited for it to show this host's campaigns ends. */
+  private joinedIfSeen(): void {
+    if (this.joinedAt !== undefined && this.viewAt(this.joinedAt)) void this.joining(false);
   }
 
   /** A new session: publish this host's record under its lease (the sign that its keys are ours). */

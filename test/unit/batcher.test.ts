@@ -61,17 +61,18 @@ test('batcher: one turn of 250 requests is three batches of at most 100, each re
   });
 });
 
-test('campaign batcher: a host is joining while at least JOINING_AT entering campaigns are out, and no longer once all are answered', async () => {
+test('campaign batcher: a host is joining while at least JOINING_AT entering campaigns are out, and no longer once all are answered and its view has their keys', async () => {
   const answers: (() => void)[] = [];
   const store = {
     campaign: (batch: readonly CampaignRequest[]) =>
       new Promise<CampaignResult[]>((resolve) =>
-        answers.push(() => resolve(batch.map(() => ({ revision: 1n, candidates: [], createRevision: 1n })))),
+        answers.push(() => resolve(batch.map((_, i) => ({ revision: 900n, candidates: [], createRevision: BigInt(100 + i) })))),
       ),
   } as unknown as Store;
   const b = new CampaignBatcher(store, () => 1_000);
   const seen: boolean[] = [];
-  b.onJoining = (on) => void seen.push(on);
+  const seenAt: (bigint | undefined)[] = [];
+  b.onJoining = (on, at) => void (seen.push(on), seenAt.push(at));
   const req = (i: number): CampaignRequest => ({ namePrefix: `p/n${i}/`, key: `p/n${i}/1`, value: 'h', leaseId: '1' });
   const few = Array.from({ length: JOINING_AT - 1 }, (_, i) => b.campaign(req(i), true));
   const again = b.campaign(req(-1)); // a campaign on the same session again (after a hand-over): not entering
@@ -88,4 +89,6 @@ test('campaign batcher: a host is joining while at least JOINING_AT entering cam
   await all;
   await turn();
   assert.deepEqual(seen, [true, false], 'every entering campaign answered: no longer joining');
+  // …once this host's view is at the highest create revision of those keys (the mover waits for it).
+  assert.deepEqual(seenAt, [undefined, 199n]);
 });
