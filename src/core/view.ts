@@ -78,9 +78,9 @@ export class PrefixView {
     this.started ??= this.open();
   }
 
-  /** Everything at or below this revision is in the view (undefined before the first snapshot). */
-  get upTo(): bigint | undefined {
-    return this.revision;
+  /** True while the view is current and holds everything up to `revision` (a write of ours, say). */
+  reached(revision: bigint): boolean {
+    return this.current && this.revision! >= revision;
   }
 
   /** True once a snapshot is installed and no re-read is pending: the view may be judged. */
@@ -126,7 +126,7 @@ export class PrefixView {
    * 'queued', or 'gone' (deleted, or replaced by a newer key of the same name).
    */
   judge(name: string, key: string, token: bigint, since: bigint): 'unknown' | 'first' | 'queued' | 'gone' {
-    if (!this.current || this.revision! < since) return 'unknown';
+    if (!this.reached(since)) return 'unknown';
     const q = this.queues.get(name);
     const mine = q?.get(key);
     if (!q || !mine || mine.createRevision !== token) return 'gone';

@@ -27,8 +27,7 @@ export interface HostRecordHost {
 /** @internal */
 export class HostRecord {
   private session: Session | undefined;
-  private putting = false;
-  /** The session of the put under way. */
+  /** The session of the put under way (one at a time). */
   private putFor: Session | undefined;
   /** The record was seen gone while a put was under way: look again once it is done. */
   private recheck = false;
@@ -58,7 +57,7 @@ export class HostRecord {
   /** Control records changed: write the record again if it is gone from a current view. */
   check(): void {
     const mine = this.session;
-    if (this.putting) {
+    if (this.putFor) {
       // The put may have landed before the delete we are told of (an operator's
       // `etcdctl del` right after it): once the put answers, its record may be gone.
       this.recheck = true;
@@ -68,7 +67,7 @@ export class HostRecord {
     if (!mine || mine.ended || !view.current) return;
     // Our last put is not in the view yet: its event will call check() again. Judged now,
     // the record would look gone and be written twice.
-    if (this.landedAt !== undefined && (view.upTo === undefined || view.upTo < this.landedAt)) return;
+    if (this.landedAt !== undefined && !view.reached(this.landedAt)) return;
     if (!view.control.has(hostKey(this.host.prefix, this.host.nodeId))) void this.put(mine);
   }
 
@@ -95,7 +94,7 @@ export class HostRecord {
   /** Puts the current session's record now, or once the put under way is done: one put at a time, so they land in order. */
   private putNow(): void {
     const mine = this.session;
-    if (this.putting) this.rewrite = true;
+    if (this.putFor) this.rewrite = true;
     else if (mine && !mine.ended && !this.closed) void this.put(mine);
   }
 
@@ -113,7 +112,6 @@ export class HostRecord {
   }
 
   private async put(session: Session): Promise<void> {
-    this.putting = true;
     this.putFor = session;
     try {
       let wait = 50;
@@ -143,7 +141,6 @@ export class HostRecord {
         }
       }
     } finally {
-      this.putting = false;
       this.putFor = undefined;
       if (this.closed || session.ended) this.settle(session, undefined);
       if (this.rewrite) {

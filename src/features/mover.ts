@@ -179,7 +179,7 @@ export class Mover {
     // Not joining only once this host's own view shows its campaigns: a host whose event loop
     // or watch lags seconds behind etcd (the bench's start, 8 hosts on 2 cores) was handed
     // names it could not see it was next for — leaderless until it caught up (6 s seen).
-    if (!on && seenAt !== undefined && !this.viewAt(seenAt)) {
+    if (!on && seenAt !== undefined && !this.host.view.reached(seenAt)) {
       this.joinedAt = seenAt;
       return Promise.resolve();
     }
@@ -193,15 +193,9 @@ export class Mover {
     });
   }
 
-  /** True once the view is current and at or past `revision`. */
-  private viewAt(revision: bigint): boolean {
-    const upTo = this.host.view.upTo;
-    return this.host.view.current && upTo !== undefined && upTo >= revision;
-  }
-
   /** The view moved: a joining that waited for it to show this host's campaigns ends. */
   private joinedIfSeen(): void {
-    if (this.joinedAt !== undefined && this.viewAt(this.joinedAt)) void this.joining(false);
+    if (this.joinedAt !== undefined && this.host.view.reached(this.joinedAt)) void this.joining(false);
   }
 
   /** A new session: publish this host's record under its lease (the sign that its keys are ours). */
