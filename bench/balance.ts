@@ -16,6 +16,7 @@
 // Every scenario has a deadline (a scenario that misses it reports why and how far it got)
 // and is checked for fn running on two hosts at once. Smaller runs for development:
 //   node .build/bench/bench.js --only=balance --balance-names=300 --balance-hosts=4 --balance-big=5000
+// (--balance-only=fleet,zone,big runs only those scenarios; bench/results.json is then left as it was)
 // and --balance-dump=DIR writes every fleet's stamped events there (JSON) to look into a figure.
 import { join } from 'node:path';
 import locked from '../src/index.js';
@@ -56,6 +57,9 @@ const QUIET_MAX_MS = 20_000;
 /** --balance-dump=DIR: each fleet's hosts, errors and stamped events as DIR/balance-<fleet>.json, to look into a figure. */
 const DUMP = process.argv.find((a) => a.startsWith('--balance-dump='))?.slice('--balance-dump='.length);
 const dumpTo = (fleet: string): string | undefined => (DUMP === undefined ? undefined : join(DUMP, `balance-${fleet}.json`));
+/** --balance-only=fleet,zone,big: run only these scenarios (the others report "not run"), to look into one figure. */
+const ONLY = process.argv.find((a) => a.startsWith('--balance-only='))?.slice('--balance-only='.length).split(',');
+const runs = (scenario: 'fleet' | 'zone' | 'big'): boolean => ONLY === undefined || ONLY.includes(scenario);
 /** The moves one change may cost: the issue's floor. */
 const MOVES_OVER_FEWEST = 1.1;
 
@@ -565,9 +569,12 @@ async function bigScenario(cluster: EtcdCluster, log: (s: string) => void): Prom
 
 /** Every scenario in turn; `log` tells progress (stderr). */
 export async function balance(cluster: EtcdCluster, log: (s: string) => void = () => {}): Promise<BalanceResults> {
-  const fleet = await fleetScenarios(cluster, log);
-  const zone = await zoneScenario(cluster, log);
-  const big = await bigScenario(cluster, log);
+  const skipped: Common = { error: 'not run (--balance-only)', overlaps: [], errors: {}, stops: {}, seconds: 0 };
+  const fleet = runs('fleet')
+    ? await fleetScenarios(cluster, log)
+    : { start: { ...skipped, names: NAMES, hosts: HOSTS }, join: skipped, crash: { ...skipped, victim: '—' }, drain: { ...skipped, drained: '—' } };
+  const zone = runs('zone') ? await zoneScenario(cluster, log) : { ...skipped, zoneOption: true };
+  const big = runs('big') ? await bigScenario(cluster, log) : { ...skipped, names: BIG };
   // Stamps are ns-exact: a tenth of a ms is plenty in bench/results.json.
   return JSON.parse(
     JSON.stringify({ ttl: TTL, ...fleet, zone, big }, (_k, v: unknown) => (typeof v === 'number' ? Math.round(v * 10) / 10 : v)),

@@ -718,7 +718,10 @@ async function main(): Promise<void> {
         ...last.targets.filter((t) => !t.target.startsWith('balance: ') && !/^(join|crash|drain): /.test(t.target)),
         ...mine,
       ];
-      writeFileSync(RESULTS, JSON.stringify({ ...last, balance: bal, targets }, null, 2) + '\n');
+      // A partial run (--balance-only) says nothing about the scenarios it left out.
+      if (!process.argv.some((a) => a.startsWith('--balance-only='))) {
+        writeFileSync(RESULTS, JSON.stringify({ ...last, balance: bal, targets }, null, 2) + '\n');
+      }
       return;
     }
     if (only === 'scale10k') {

@@ -25,8 +25,27 @@ export async function readLeader(client: Etcd3, namePrefix: string, timeoutMs: n
 /** Keys per page: keeps each answer well under gRPC's 4 MiB message limit. */
 const PAGE = 5_000;
 
-/** Every name's queue under `prefix`; pages after the first pin the first page's revision, so it is one snapshot. */
-export async function readPrefix(client: Etcd3, prefix: string, timeoutMs: number): Promise<PrefixSnapshot> {
+/** One page of a prefix read: keys from `from` (inclusive) to the prefix's end, at `revision` once pinned. */
+export interface PageRequest {
+  key: Buffer;
+  range_end: Buffer;
+  limit: number;
+  revision?: string;
+}
+
+/** One range read, as the caller sends it (etcd-store.ts: hedged over the members, a page at a time). */
+export function readPage(client: Etcd3, page: PageRequest, timeoutMs: number): Promise<IRangeResponse> {
+  return client.kv.range(page, deadline(timeoutMs));
+}
+
+/**
+ * Every name's queue under `prefix`; pages after the first pin the first page's revision,
+ * so it is one snapshot. Each page is a request of its own (`read`), timed and hedged like
+ * any other: a 100,000-name prefix is 20 pages, and a deadline or hedge for the whole read
+ * would treat a big prefix as a slow member — at 1/3 of the request timeout every member
+ * read all of it at once, and past the timeout the read failed and began again.
+ */
+export async function readPrefix(read: (page: PageRequest) => Promise<IRangeResponse>, prefix: string): Promise<PrefixSnapshot> {
   const end = prefixEnd(prefix);
   const queues = new Map<string, Candidate[]>();
   const control = new Map<string, string>();
@@ -34,10 +53,7 @@ export async function readPrefix(client: Etcd3, prefix: string, timeoutMs: numbe
   let from = Buffer.from(prefix);
   let revision: string | undefined;
   for (;;) {
-    const res: IRangeResponse = await client.kv.range(
-      { key: from, range_end: end, limit: PAGE, ...(revision ? { revision } : {}) },
-      deadline(timeoutMs),
-    );
+    const res = await read({ key: from, range_end: end, limit: PAGE, ...(revision ? { revision } : {}) });
     revision ??= res.header.revision;
     for (const kv of res.kvs) {
       const key = kv.key.toString();
