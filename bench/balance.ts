@@ -58,7 +58,10 @@ const QUIET_MAX_MS = 20_000;
 const DUMP = process.argv.find((a) => a.startsWith('--balance-dump='))?.slice('--balance-dump='.length);
 const dumpTo = (fleet: string): string | undefined => (DUMP === undefined ? undefined : join(DUMP, `balance-${fleet}.json`));
 /** --balance-only=fleet,zone,big: run only these scenarios (the others report "not run"), to look into one figure. */
-const ONLY = process.argv.find((a) => a.startsWith('--balance-only='))?.slice('--balance-only='.length).split(',');
+const ONLY = process.argv
+  .find((a) => a.startsWith('--balance-only='))
+  ?.slice('--balance-only='.length)
+  .split(',');
 const runs = (scenario: 'fleet' | 'zone' | 'big'): boolean => ONLY === undefined || ONLY.includes(scenario);
 /** The moves one change may cost: the issue's floor. */
 const MOVES_OVER_FEWEST = 1.1;
@@ -572,7 +575,12 @@ export async function balance(cluster: EtcdCluster, log: (s: string) => void = (
   const skipped: Common = { error: 'not run (--balance-only)', overlaps: [], errors: {}, stops: {}, seconds: 0 };
   const fleet = runs('fleet')
     ? await fleetScenarios(cluster, log)
-    : { start: { ...skipped, names: NAMES, hosts: HOSTS }, join: skipped, crash: { ...skipped, victim: '—' }, drain: { ...skipped, drained: '—' } };
+    : {
+        start: { ...skipped, names: NAMES, hosts: HOSTS },
+        join: skipped,
+        crash: { ...skipped, victim: '—' },
+        drain: { ...skipped, drained: '—' },
+      };
   const zone = runs('zone') ? await zoneScenario(cluster, log) : { ...skipped, zoneOption: true };
   const big = runs('big') ? await bigScenario(cluster, log) : { ...skipped, names: BIG };
   // Stamps are ns-exact: a tenth of a ms is plenty in bench/results.json.

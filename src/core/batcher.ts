@@ -9,7 +9,9 @@ interface Pending<Req, Res> {
 }
 
 /**
- * Sub-transactions per batch. etcd's --max-txn-ops (default 128) bounds the outer txn,
+ * Requests per batch. A batch of campaigns is one txn with a compare and a put per request,
+ * within etcd's --max-txn-ops (default 128) for each; a batch of deletes (and a campaign batch
+ * sent again in the nested form) is one sub-txn per request. --max-txn-ops bounds the outer txn,
  * and each sub-txn gets what the outer one left over (128 − 100 = 28 ≥ our 2 ops); at
  * 127 sub-txns etcd answers "too many operations in txn request".
  */

@@ -4,8 +4,8 @@ import type { WriteWindow } from './write-window.js';
 
 /**
  * The election's writes, batched per turn of the event loop (batcher.ts): campaigns share
- * nested transactions (one sub-txn per name), so registering 10,000 names costs ~100 round
- * trips, not 10,000; and key deletes (hand-overs, stand-asides, removals) share them too,
+ * transactions (a put-if-absent per name, etcd-store.ts), so registering 10,000 names costs
+ * ~100 round trips, not 10,000; and key deletes (hand-overs, stand-asides, removals) share them too,
  * so a host that gives up k names at once releases them in k / 100 transactions. Per name
  * the order is unchanged: a key is deleted only once its fn settled (the release gate).
  */

@@ -232,10 +232,10 @@ describe('balance', () => {
     // hosts that made way until their campaigns land, and drain() rightly counts a name that
     // no other host queues for as one it may keep (it is in the view drain() judges from by
     // then: the drain order is written after this read).
-    await waitFor(
-      async () => within(await spread(a), ['a', 'b', 'c'], 30) && (await a.status()).every((n) => n.candidates.length === 3),
-      { timeoutMs: 20_000, message: 'spread 10/10/10, three candidates for every name' },
-    );
+    await waitFor(async () => within(await spread(a), ['a', 'b', 'c'], 30) && (await a.status()).every((n) => n.candidates.length === 3), {
+      timeoutMs: 20_000,
+      message: 'spread 10/10/10, three candidates for every name',
+    });
     const moved: string[] = [];
     await a.drain({ onMove: (name) => moved.push(name) });
     const after = await spread(b);
