@@ -5,12 +5,12 @@
 // bigger than a page is read whole, at one revision, though keys are written between pages.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, type IRangeResponse } from 'etcd3';
 import { EtcdStore } from '../../src/etcd/etcd-store.js';
+import { readPrefix } from '../../src/etcd/reads.js';
 import { Members } from '../../src/etcd/members.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import type { CampaignRequest, PrefixSnapshot } from '../../src/etcd/store.js';
-import type { IRangeResponse } from 'etcd3';
 
 let cluster: EtcdCluster;
 let client: Etcd3;
@@ -81,7 +81,6 @@ describe('the snapshot read of a prefix', () => {
       );
     }
     // A write lands after the first page was read: the snapshot must not see it.
-    const { readPrefix } = await import('../../src/etcd/reads.js');
     let pages = 0;
     const snap: PrefixSnapshot = await readPrefix(async (page) => {
       const res: IRangeResponse = await client.kv.range(page);
