@@ -346,7 +346,7 @@ export class LockerRuntime {
       this.newSession = false;
       // The host record goes out with the names' first campaigns (same turn: one put says
       // whether they make this host joining — host-record.ts publish()).
-      this.mover.sessionGranted(this.current!);
+      this.mover.sessionReady(this.current!);
       for (const s of [...this.registry.values()]) {
         s.sessionChanged();
         s.start();

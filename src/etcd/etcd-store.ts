@@ -314,10 +314,10 @@ async function campaignOn(client: Etcd3, requests: readonly CampaignRequest[], t
  */
 export function campaignTxn(r: CampaignRequest): ITxnRequest {
   const key = Buffer.from(r.key);
-  const put: IRequestOp = { request_put: { key, value: Buffer.from(r.value), lease: r.leaseId } };
+  const put = campaignPut(r, key);
   if (!r.tryOnly) {
     return {
-      compare: [{ key, target: 'Create', result: 'Equal', create_revision: 0 }],
+      compare: [absent(key)],
       success: [put],
       failure: [{ request_range: { key } }],
     };
@@ -346,11 +346,24 @@ function flatCampaignTxn(requests: readonly CampaignRequest[]): ITxnRequest {
   const success: IRequestOp[] = [];
   for (const r of requests) {
     const key = Buffer.from(r.key);
-    compare.push({ key, target: 'Create', result: 'Equal', create_revision: 0 });
-    success.push({ request_put: { key, value: Buffer.from(r.value), lease: r.leaseId } });
+    compare.push(absent(key));
+    success.push(campaignPut(r, key));
   }
   return { compare, success };
 }
+
+/** The campaign's key does not exist (create revision 0). */
+const absent = (key: Buffer): NonNullable<ITxnRequest['compare']>[number] => ({
+  key,
+  target: 'Create',
+  result: 'Equal',
+  create_revision: 0,
+});
+
+/** The campaign's write: its key under the session's lease, the node id as value. */
+const campaignPut = (r: CampaignRequest, key: Buffer): IRequestOp => ({
+  request_put: { key, value: Buffer.from(r.value), lease: r.leaseId },
+});
 
 function readResult(r: CampaignRequest, res: Pick<ITxnResponse, 'succeeded' | 'responses'>, revision: bigint): CampaignResult {
   if (!r.tryOnly) {

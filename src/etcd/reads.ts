@@ -1,6 +1,6 @@
 // The reads of election state on etcd3 (part of the etcd layer: etcd-store.ts calls them):
 // the leader of one name, and every name's queue under a prefix in one consistent snapshot.
-import type { Etcd3, IRangeResponse } from 'etcd3';
+import type { Etcd3, IRangeRequest, IRangeResponse } from 'etcd3';
 import { controlPrefix, nameOf, prefixEnd } from './keys.js';
 import { byCreate, candidateOf, type Candidate } from '../core/queue.js';
 import type { PrefixSnapshot } from './store.js';
@@ -25,16 +25,8 @@ export async function readLeader(client: Etcd3, namePrefix: string, timeoutMs: n
 /** Keys per page: keeps each answer well under gRPC's 4 MiB message limit. */
 const PAGE = 5_000;
 
-/** One page of a prefix read: keys from `from` (inclusive) to the prefix's end, at `revision` once pinned. */
-export interface PageRequest {
-  key: Buffer;
-  range_end: Buffer;
-  limit: number;
-  revision?: string;
-}
-
 /** One range read, as the caller sends it (etcd-store.ts: hedged over the members, a page at a time). */
-export function readPage(client: Etcd3, page: PageRequest, timeoutMs: number): Promise<IRangeResponse> {
+export function readPage(client: Etcd3, page: IRangeRequest, timeoutMs: number): Promise<IRangeResponse> {
   return client.kv.range(page, deadline(timeoutMs));
 }
 
@@ -45,7 +37,7 @@ export function readPage(client: Etcd3, page: PageRequest, timeoutMs: number): P
  * would treat a big prefix as a slow member — at 1/3 of the request timeout every member
  * read all of it at once, and past the timeout the read failed and began again.
  */
-export async function readPrefix(read: (page: PageRequest) => Promise<IRangeResponse>, prefix: string): Promise<PrefixSnapshot> {
+export async function readPrefix(read: (page: IRangeRequest) => Promise<IRangeResponse>, prefix: string): Promise<PrefixSnapshot> {
   const end = prefixEnd(prefix);
   const queues = new Map<string, Candidate[]>();
   const control = new Map<string, string>();

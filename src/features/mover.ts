@@ -198,8 +198,11 @@ export class Mover {
     if (this.joinedAt !== undefined && this.host.view.reached(this.joinedAt)) void this.joining(false);
   }
 
-  /** A new session: publish this host's record under its lease (the sign that its keys are ours). */
-  sessionGranted(session: Session): void {
+  /**
+   * A new session's names start (runtime.ts becameReady: granted, and the view current):
+   * publish this host's record under its lease (the sign that its keys are ours).
+   */
+  sessionReady(session: Session): void {
     this.record.publish(session);
   }
 

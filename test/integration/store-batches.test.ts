@@ -3,31 +3,17 @@
 // and when one of its keys is there already (a retried write that had landed) nothing of it
 // is lost — every name gets its key, the one already there keeps its create revision. A prefix
 // bigger than a page is read whole, at one revision, though keys are written between pages.
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Etcd3, type IRangeResponse } from 'etcd3';
-import { EtcdStore } from '../../src/etcd/etcd-store.js';
+import type { IRangeResponse } from 'etcd3';
 import { readPrefix } from '../../src/etcd/reads.js';
-import { Members } from '../../src/etcd/members.js';
-import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { storeOnEtcd } from '../helpers/store.js';
 import type { CampaignRequest, PrefixSnapshot } from '../../src/etcd/store.js';
 
-let cluster: EtcdCluster;
-let client: Etcd3;
-let members: Members;
-let store: EtcdStore;
+const etcd = storeOnEtcd();
 let leaseId: string;
 before(async () => {
-  cluster = await startEtcd({ members: 1 });
-  client = new Etcd3({ hosts: cluster.endpoints });
-  members = new Members(cluster.endpoints, {});
-  store = new EtcdStore(members);
-  leaseId = (await client.leaseClient.leaseGrant({ TTL: 60 })).ID;
-});
-after(async () => {
-  members?.close();
-  client?.close();
-  await cluster?.close();
+  leaseId = (await etcd.client.leaseClient.leaseGrant({ TTL: 60 })).ID;
 });
 
 const prefixOf = (): string => `b${Math.random().toString(36).slice(2, 8)}/`;
@@ -43,10 +29,10 @@ describe('batched campaigns (one transaction)', () => {
   test('every key new: all written at one revision, each with it as its create revision', async () => {
     const prefix = prefixOf();
     const reqs = Array.from({ length: 100 }, (_, i) => request(prefix, i));
-    const res = await store.campaign(reqs, 5_000);
+    const res = await etcd.store.campaign(reqs, 5_000);
     const revisions = new Set(res.map((r) => (r instanceof Error ? r.message : r.createRevision)));
     assert.equal(revisions.size, 1, `one revision for the batch: ${[...revisions].join(', ')}`);
-    const kvs = await client.getAll().prefix(prefix).exec();
+    const kvs = await etcd.client.getAll().prefix(prefix).exec();
     assert.equal(kvs.kvs.length, 100);
     for (const kv of kvs.kvs) {
       assert.equal(kv.lease, leaseId, `${kv.key.toString()} is on the session's lease`);
@@ -57,8 +43,8 @@ describe('batched campaigns (one transaction)', () => {
   test('one key there already (a retried write that landed): it keeps its create revision, the others are written', async () => {
     const prefix = prefixOf();
     const reqs = Array.from({ length: 100 }, (_, i) => request(prefix, i));
-    const landed = await client.put(reqs[37]!.key).value('h1').lease(leaseId).exec();
-    const res = await store.campaign(reqs, 5_000);
+    const landed = await etcd.client.put(reqs[37]!.key).value('h1').lease(leaseId).exec();
+    const res = await etcd.store.campaign(reqs, 5_000);
     const errors = res.filter((r) => r instanceof Error);
     assert.deepEqual(errors, [], 'no campaign of the batch failed');
     const created = res.map((r) => (r as Exclude<(typeof res)[number], Error>).createRevision);
@@ -66,7 +52,7 @@ describe('batched campaigns (one transaction)', () => {
     const others = new Set(created.filter((_, i) => i !== 37));
     assert.equal(others.size, 1, 'the others were written together');
     assert.ok([...others][0]! > created[37]!, 'after the one that had landed');
-    assert.equal((await client.getAll().prefix(prefix).keys()).length, 100, 'every name has its key');
+    assert.equal((await etcd.client.getAll().prefix(prefix).keys()).length, 100, 'every name has its key');
   });
 });
 
@@ -75,7 +61,7 @@ describe('the snapshot read of a prefix', () => {
     const prefix = prefixOf();
     const N = 12_000; // pages of 5,000 (reads.ts): three pages
     for (let from = 0; from < N; from += 100) {
-      await store.campaign(
+      await etcd.store.campaign(
         Array.from({ length: 100 }, (_, i) => request(prefix, from + i)),
         5_000,
       );
@@ -83,14 +69,14 @@ describe('the snapshot read of a prefix', () => {
     // A write lands after the first page was read: the snapshot must not see it.
     let pages = 0;
     const snap: PrefixSnapshot = await readPrefix(async (page) => {
-      const res: IRangeResponse = await client.kv.range(page);
-      if (pages++ === 0) await client.put(`${prefix}zz-late/${hex()}`).value('h2').exec();
+      const res: IRangeResponse = await etcd.client.kv.range(page);
+      if (pages++ === 0) await etcd.client.put(`${prefix}zz-late/${hex()}`).value('h2').exec();
       return res;
     }, prefix);
     assert.equal(pages, 3, 'three pages');
     assert.equal(snap.queues.size, N, 'every name of the prefix, none twice, not the late one');
     assert.ok(!snap.queues.has('zz-late'), 'the key written after the first page is not in the snapshot');
-    const head = BigInt((await client.get('nothing').exec()).header.revision);
+    const head = BigInt((await etcd.client.get('nothing').exec()).header.revision);
     assert.equal(snap.revision, head - 1n, 'the revision of the first page (before the late write)');
   });
 });
