@@ -12,8 +12,12 @@ export interface StoreOnEtcd {
   readonly store: EtcdStore;
 }
 
-/** Starts etcd and the store before the file's tests and closes them after (node:test hooks); read the fields inside tests. */
-export function storeOnEtcd(): StoreOnEtcd {
+/**
+ * Starts etcd and the store before the file's tests and closes them after (node:test hooks);
+ * read the fields inside tests. `setUp` runs in the same hook once they are there: a second
+ * top-level before() of the file ran before this one had finished (Node 26, CI).
+ */
+export function storeOnEtcd(setUp?: (etcd: StoreOnEtcd) => Promise<void>): StoreOnEtcd {
   let cluster: EtcdCluster | undefined;
   let client: Etcd3 | undefined;
   let members: Members | undefined;
@@ -23,6 +27,7 @@ export function storeOnEtcd(): StoreOnEtcd {
     client = new Etcd3({ hosts: cluster.endpoints });
     members = new Members(cluster.endpoints, {});
     store = new EtcdStore(members);
+    await setUp?.(handle);
   });
   after(async () => {
     members?.close();
@@ -33,7 +38,7 @@ export function storeOnEtcd(): StoreOnEtcd {
     if (v === undefined) throw new Error('storeOnEtcd(): read its fields inside a test, after its before() hook');
     return v;
   };
-  return {
+  const handle: StoreOnEtcd = {
     get cluster() {
       return started(cluster);
     },
@@ -44,4 +49,5 @@ export function storeOnEtcd(): StoreOnEtcd {
       return started(store);
     },
   };
+  return handle;
 }

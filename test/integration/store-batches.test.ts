@@ -3,17 +3,16 @@
 // and when one of its keys is there already (a retried write that had landed) nothing of it
 // is lost — every name gets its key, the one already there keeps its create revision. A prefix
 // bigger than a page is read whole, at one revision, though keys are written between pages.
-import { before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IRangeResponse } from 'etcd3';
 import { readPrefix } from '../../src/etcd/reads.js';
 import { storeOnEtcd } from '../helpers/store.js';
 import type { CampaignRequest, PrefixSnapshot } from '../../src/etcd/store.js';
 
-const etcd = storeOnEtcd();
 let leaseId: string;
-before(async () => {
-  leaseId = (await etcd.client.leaseClient.leaseGrant({ TTL: 60 })).ID;
+const etcd = storeOnEtcd(async (e) => {
+  leaseId = (await e.client.leaseClient.leaseGrant({ TTL: 60 })).ID;
 });
 
 const prefixOf = (): string => `b${Math.random().toString(36).slice(2, 8)}/`;
