@@ -149,6 +149,8 @@ export class LockerRuntime {
       report: (err) => this.report(err),
     });
     this.batcher.onJoining = (on, seenAt) => this.mover.joining(on, seenAt);
+    // A fleet's names campaign first on the host meant to lead them (start-gate.ts): only with balancing on.
+    if (this.opts.balanceConcurrency > 0) this.batcher.startGate = (req) => this.mover.startGate.hold(req);
     if (this.opts.handleSignals) this.unhook = onShutdown(() => this.close());
   }
 

@@ -1,6 +1,7 @@
 import type { CampaignRequest, CampaignResult, ResignRequest, Store } from '../etcd/store.js';
 import { TickBatcher } from './batcher.js';
 import type { WriteWindow } from './write-window.js';
+import { rendezvousRank } from './rendezvous.js';
 
 /**
  * The election's writes, batched per turn of the event loop (batcher.ts): campaigns share
@@ -24,6 +25,14 @@ export class CampaignBatcher {
    * view must reach to show every one of those keys (undefined if none was written).
    */
   onJoining: ((joining: boolean, seenAt: bigint | undefined) => Promise<void> | void) | undefined;
+  /**
+   * Asked, once per turn while this host is joining, for each of that turn's entering
+   * campaigns: a promise holds the campaign until it settles (features/start-gate.ts: names
+   * nobody queues for yet wait for the host meant to lead them); undefined sends it now.
+   */
+  startGate: ((req: CampaignRequest) => Promise<void> | undefined) | undefined;
+  /** Entering campaigns of this turn, sorted out together once it ends (arrived()). */
+  private arrivals: { req: CampaignRequest; resolve(r: CampaignResult): void; reject(e: unknown): void }[] = [];
 
   constructor(store: Store, timeoutMs: () => number, window?: WriteWindow) {
     const options = window ? { window } : {};
@@ -45,8 +54,8 @@ export class CampaignBatcher {
    * in (their shares would be computed from the part of its candidacy that has landed).
    */
   campaign(req: CampaignRequest, entering = false): Promise<CampaignResult> {
-    const p = this.campaigns.add(req);
-    if (!entering) return p;
+    if (!entering) return this.campaigns.add(req);
+    const p = this.startGate ? this.arrive(req) : this.campaigns.add(req);
     this.entering++;
     if (!this.joining && this.entering >= JOINING_AT) this.setJoining(true);
     const done = (res?: CampaignResult): void => {
@@ -55,6 +64,29 @@ export class CampaignBatcher {
     };
     p.then(done, () => done());
     return p;
+  }
+
+  /**
+   * Entering campaigns wait for the end of their turn: only then is it known whether the
+   * turn makes this host joining (JOINING_AT) — a registration of a fleet's names, which the
+   * start gate orders; a few names registered now and then go at once, first come first served.
+   */
+  private arrive(req: CampaignRequest): Promise<CampaignResult> {
+    return new Promise((resolve, reject) => {
+      if (this.arrivals.length === 0) setImmediate(() => this.arrived());
+      this.arrivals.push({ req, resolve, reject });
+    });
+  }
+
+  private arrived(): void {
+    const all = this.arrivals;
+    this.arrivals = [];
+    const gate = this.joining ? this.startGate : undefined;
+    for (const a of all) {
+      const held = gate?.(a.req);
+      if (held === undefined) this.campaigns.add(a.req).then(a.resolve, a.reject);
+      else void held.then(() => this.campaigns.add(a.req).then(a.resolve, a.reject));
+    }
   }
 
   private setJoining(on: boolean): void {
@@ -78,19 +110,11 @@ export class CampaignBatcher {
 export const JOINING_AT = 200;
 
 /**
- * Each host sends the campaigns of one turn in an order of its own: by a hash of its node id
- * and the name (rendezvous hashing). When a fleet starts at once, every host's first batches
- * then cover different names, which it wins, so the names start out about spread — instead of
- * whoever's first batch lands first leading the same hundred names everywhere and balancing
- * moving most of them. The order within a turn means nothing else: every campaign of it is
- * sent either way. The rank: FNV-1a (32 bits) of the node id and the name's key prefix.
+ * Each host sends the campaigns of one turn in an order of its own: by the rendezvous rank
+ * of its node id and the name (rendezvous.ts). When a fleet starts at once, every host's
+ * first batches then cover different names — the names the start gate (features/start-gate.ts)
+ * would have it lead — instead of whoever's first batch lands first leading the same
+ * hundred names everywhere and balancing moving most of them. The order within a turn means
+ * nothing else: every campaign of it is sent either way.
  */
-function hostRank(r: CampaignRequest): number {
-  let h = 0x811c9dc5;
-  const s = `${r.value}\u0000${r.namePrefix}`;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
+const hostRank = (r: CampaignRequest): number => rendezvousRank(r.value, r.namePrefix);

@@ -12,6 +12,7 @@ import { HostPresence } from './host-presence.js';
 import { Drains } from './drain.js';
 import { deleteIfUnchanged } from './handover-request.js';
 import { Pending } from './pending.js';
+import { StartGate } from './start-gate.js';
 import { DEFAULT_BALANCE_CONCURRENCY, handsOver, planMoves, planPromotions, standsAside, type PlannedMove } from './placement.js';
 import type { Session } from '../core/session.js';
 import type { ControlStore, HandOverPast } from '../etcd/store.js';
@@ -104,6 +105,8 @@ export class Mover {
   private sweepTimer: Timer | undefined;
   /** Drain orders, and drains waited for (`locker.drain()`). */
   readonly drains: Drains;
+  /** Who campaigns first for names nobody queues for, when a fleet starts (start-gate.ts). */
+  readonly startGate: StartGate;
 
   constructor(private readonly host: MoverHost) {
     this.inFlight = new Pending(host, moveKey, () => this.schedule());
@@ -111,6 +114,17 @@ export class Mover {
     this.record = new HostRecord(host);
     this.presence = new HostPresence(host, () => this.schedule());
     this.drains = new Drains(host, (nodeId) => this.rec.draining.has(nodeId));
+    this.startGate = new StartGate({
+      view: host.view,
+      prefix: host.prefix,
+      nodeId: host.nodeId,
+      clock: host.clock,
+      weight: host.weight,
+      zone: host.zone,
+      gated: (name) => host.balanceConcurrency > 0 && host.movable(name),
+      prefer: (name) => host.prefer(name),
+      records: () => this.rec,
+    });
   }
 
   // ——— the rules, on the current view ———
@@ -138,6 +152,7 @@ export class Mover {
     const before = this.rec;
     this.rec = parseControl(this.host.prefix, this.host.view.control);
     this.presence.update(this.rec.leaseByHost, this.rec.joining);
+    this.startGate.hostsChanged();
     const drainChanged = before.draining.size !== this.rec.draining.size || [...before.draining].some((d) => !this.rec.draining.has(d));
     if (this.draining && !before.draining.has(this.host.nodeId)) this.drainLeads = true;
     else if (!this.draining) this.drainLeads = false;
@@ -153,6 +168,7 @@ export class Mover {
   /** Queues changed: finish the moves that happened, plan again. */
   viewChanged(names: ReadonlySet<string>): void {
     this.joinedIfSeen();
+    this.startGate.viewChanged(names);
     if (this.stepping.size > 0) {
       for (const name of names) {
         const st = this.stepping.get(name);
@@ -221,6 +237,7 @@ export class Mover {
     if (this.quietTimer) this.host.clock.clearTimeout(this.quietTimer);
     if (this.sweepTimer) this.host.clock.clearTimeout(this.sweepTimer);
     this.presence.close();
+    this.startGate.close();
     this.inFlight.clear();
     this.stepping.clear();
     this.drains.close();

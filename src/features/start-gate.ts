@@ -1,0 +1,258 @@
+// WHO CAMPAIGNS FIRST when a fleet starts. Every host registers the same names at about the
+// same time; whoever's campaigns land first leads them, and balancing then moves most of
+// them (the bench: 940–1,348 of 2,000 names moved after a start of 8 hosts, every one a fn
+// started and aborted, and the hosts that boot last wait longest). So a host registering a
+// fleet's worth of names (a joining host: core/campaign.ts JOINING_AT) holds back the
+// campaigns of names nobody queues for yet:
+// - until the set of hosts it sees (their records) has stood still for SETTLE_MS — a
+//   fleet's hosts boot within a second of each other, and their records show who is here
+//   (Kafka waits likewise before a new consumer group's first rebalance:
+//   group.initial.rebalance.delay.ms);
+// - then the names this host is meant to lead go: their rendezvous owner among the hosts it
+//   sees (core/rendezvous.ts; weights count, a draining host or one of weight 0 owns
+//   nothing, a name's preferred host owns it);
+// - the others wait for a key of the name to appear (the owner's campaign, normally), at
+//   most OWNER_WAIT_MS after the set settled (the owner may not register that name) and
+//   MAX_HOLD_MS after the hold began (a set that never stands still).
+// Names that have candidates already (a host joining a running fleet) are never held; nor
+// are try-locks, non-queue names, names of a host with balancing off, or a few names
+// registered now and then. The gate only orders first campaigns: each held name campaigns
+// by the deadline whatever happens, and who leads is still decided by etcd (lowest create
+// revision).
+import type { Clock, Timer } from '../core/clock.js';
+import { rendezvousAssign } from '../core/rendezvous.js';
+import type { PrefixView } from '../core/view.js';
+import type { CampaignRequest } from '../etcd/store.js';
+import { weightOf, type ControlRecords } from './control-records.js';
+
+/** The host set must stand still this long before owners are decided. */
+export const SETTLE_MS = 500;
+/** After that, a name not ours waits at most this long for its owner's key. */
+export const OWNER_WAIT_MS = 1_500;
+/** A name is never held longer than this. */
+export const MAX_HOLD_MS = 4_000;
+
+/** What the gate needs from its locker. @internal */
+export interface StartGateHost {
+  readonly view: PrefixView;
+  readonly prefix: string;
+  readonly nodeId: string;
+  readonly clock: Clock;
+  /** This host's weight and zone (its record may not have landed yet). */
+  readonly weight: number;
+  readonly zone: string | undefined;
+  /** True if `name` is a queue-mode singleton here and balancing is on (the kind that is moved). */
+  gated(name: string): boolean;
+  /** The preferred hosts of `name` as registered here. */
+  prefer(name: string): readonly string[] | undefined;
+  /** The control records as parsed now (mover.ts): the hosts, their weights and drains. */
+  records(): ControlRecords;
+}
+
+interface Held {
+  readonly name: string;
+  readonly leaseId: string;
+  readonly release: () => void;
+  /** The host meant to lead it, decided once the set settled (undefined: none yet, or no eligible host). */
+  owner: string | undefined;
+  /** The host meant to be its first standby (undefined: none). */
+  next: string | undefined;
+  /** Candidates of the name seen, up to 2. */
+  seen: number;
+}
+
+/** @internal */
+export class StartGate {
+  private readonly held = new Map<string, Held>();
+  /** Held names without a candidate yet / with fewer than two: the rounds of campaigns after the leaders'. */
+  private readonly fewer = [0, 0, 0];
+  /** The session lease of the campaigns held (one at a time). */
+  private heldLease: string | undefined;
+  private hostsSig = '';
+  /** When the host set last changed, or the hold began if later: it settles SETTLE_MS after. */
+  private lastChange = 0;
+  private holdSince = 0;
+  /** When the set settled in this hold (owners decided); undefined before. */
+  private settledAt: number | undefined;
+  private timer: Timer | undefined;
+  private closed = false;
+
+  constructor(private readonly host: StartGateHost) {}
+
+  /** Names held now (tests, diagnostics). */
+  get size(): number {
+    return this.held.size;
+  }
+
+  /** core/campaign.ts startGate: holds `req` (a promise settled when it may go), or undefined: send now. */
+  hold(req: CampaignRequest): Promise<void> | undefined {
+    if (this.closed || req.tryOnly) return undefined;
+    const name = req.namePrefix.slice(this.host.prefix.length, -1);
+    if (!this.host.gated(name) || this.host.view.queue(name).length > 0) return undefined;
+    // A new session's campaigns: those of an earlier lease go now (they fail; their names campaign again).
+    if (this.held.size > 0 && this.heldLease !== req.leaseId) for (const h of [...this.held.values()]) this.release(h);
+    this.heldLease = req.leaseId;
+    const existing = this.held.get(name);
+    if (existing) this.release(existing);
+    if (this.held.size === 0) {
+      this.holdSince = this.lastChange = this.host.clock.now();
+      this.settledAt = undefined;
+    }
+    return new Promise<void>((resolve) => {
+      this.held.set(name, { name, leaseId: req.leaseId, release: resolve, owner: undefined, next: undefined, seen: 0 });
+      this.count(0, 1);
+      // One check once this turn's holds are all in (one timer for the lot).
+      this.timer ??= this.host.clock.setTimeout(() => this.check(), 0);
+    });
+  }
+
+  /** The control records changed (mover.ts): a host came, left, began or ended joining, changed weight or drain. */
+  hostsChanged(): void {
+    const rec = this.host.records();
+    const ids = [...rec.leaseByHost.keys()].filter((id) => this.candidate(id, rec)).sort();
+    const sig = ids.map((id) => `${id}:${weightOf(id, rec)}`).join(',');
+    if (sig === this.hostsSig) return;
+    this.hostsSig = sig;
+    this.lastChange = this.host.clock.now();
+    if (this.held.size === 0) return;
+    // Settled already: owners follow the hosts (one done joining that never queued for a name owns it no more).
+    if (this.settledAt !== undefined) this.decide();
+    this.check();
+  }
+
+  /** Queues changed (mover.ts): held names that got candidates; a round goes once every held name has its predecessors' keys. */
+  viewChanged(names: ReadonlySet<string>): void {
+    if (this.held.size === 0) return;
+    const before = [this.fewer[0] === 0, this.fewer[0]! + this.fewer[1]! === 0];
+    for (const name of names) {
+      const h = this.held.get(name);
+      if (!h || h.seen >= 2) continue;
+      const seen = Math.min(2, this.host.view.queue(name).length);
+      if (seen > h.seen) {
+        this.count(h.seen, -1);
+        this.count(seen, 1);
+        h.seen = seen;
+      }
+    }
+    const after = [this.fewer[0] === 0, this.fewer[0]! + this.fewer[1]! === 0];
+    if (this.settledAt !== undefined && ((after[0] && !before[0]) || (after[1] && !before[1]))) this.check();
+  }
+
+  /** Held names by candidates seen (0, 1, 2). */
+  private count(seen: number, by: number): void {
+    this.fewer[seen]! += by;
+  }
+
+  /** Everything held goes now (the locker closes). */
+  close(): void {
+    this.closed = true;
+    if (this.timer) this.host.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const h of [...this.held.values()]) this.release(h);
+  }
+
+  private release(h: Held): void {
+    if (this.held.get(h.name) !== h) return;
+    this.held.delete(h.name);
+    this.count(h.seen, -1);
+    h.release();
+  }
+
+  /**
+   * A host that may own names: one joining (registering a fleet's names now, like this one;
+   * a host running, or a tool such as `locked drain` with a session but no names, registers
+   * nothing to wait for) and not draining.
+   */
+  private candidate(id: string, rec: ControlRecords): boolean {
+    return rec.joining.has(id) && !rec.draining.has(id);
+  }
+
+  /** Owners of the held names among the hosts seen now, this host included (its record may not be in yet). */
+  private decide(): void {
+    const rec = this.host.records();
+    const self = this.host.nodeId;
+    const hosts: { id: string; weight: number }[] = [];
+    if (!rec.draining.has(self)) hosts.push({ id: self, weight: this.host.weight });
+    for (const id of rec.leaseByHost.keys()) {
+      if (id !== self && this.candidate(id, rec)) hosts.push({ id, weight: weightOf(id, rec) });
+    }
+    const eligible = hosts.filter((x) => x.weight > 0);
+    const ids = new Set(eligible.map((x) => x.id));
+    const base = this.host.prefix.length;
+    const key = (name: string): string => `${this.host.prefix}${name}/`;
+    const owners = rendezvousAssign([...this.held.keys()].map(key), hosts, (np) =>
+      this.host.prefer(np.slice(base, -1))?.find((id) => ids.has(id)),
+    );
+    // First standbys, per leader: spread evenly over the other hosts (another zone than the
+    // leader's where there is one) — what placement.ts planPromotions would otherwise reach by
+    // stand-asides, thousands of them after a start where whoever's campaigns landed first
+    // was every name's first standby.
+    const zoneOf = (id: string): string | undefined => (id === self ? this.host.zone : rec.zones.get(id));
+    const byLeader = new Map<string, string[]>();
+    for (const [np, owner] of owners) {
+      let l = byLeader.get(owner);
+      if (!l) byLeader.set(owner, (l = []));
+      l.push(np);
+    }
+    const nexts = new Map<string, string>();
+    for (const [leader, nps] of byLeader) {
+      const lz = zoneOf(leader);
+      const others = eligible.filter((x) => x.id !== leader).map((x) => ({ id: x.id, weight: 1 }));
+      const away = lz === undefined ? others : others.filter((x) => zoneOf(x.id) !== lz);
+      for (const [np, next] of rendezvousAssign(nps, away.length > 0 ? away : others)) nexts.set(np, next);
+    }
+    for (const h of this.held.values()) {
+      h.owner = owners.get(key(h.name));
+      h.next = nexts.get(key(h.name));
+    }
+  }
+
+  /**
+   * Releases what may go now and sets the one timer for the next moment something may: this
+   * host's own names once the set settled; the others once every held name has a candidate
+   * (the owners' campaigns, all of them: a standby's campaign must not queue ahead of a
+   * leader's, in this host's writes or in etcd's), or at the deadlines.
+   */
+  private check(): void {
+    if (this.timer) this.host.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.held.size === 0 || this.closed) return;
+    const now = this.host.clock.now();
+    if (this.settledAt === undefined && now - this.lastChange >= SETTLE_MS) {
+      this.settledAt = now;
+      this.decide();
+      let own = 0;
+      for (const h of [...this.held.values()]) {
+        // No eligible owner (every host draining or of weight 0): nobody is worth waiting for.
+        if (h.owner === this.host.nodeId || h.owner === undefined) {
+          this.release(h);
+          own++;
+        }
+      }
+      // The rest, if due already, a turn later: behind this host's own in the write queue.
+      if (own > 0 && this.held.size > 0) {
+        this.timer = this.host.clock.setTimeout(() => this.check(), 0);
+        return;
+      }
+    }
+    if (this.held.size === 0) return;
+    const late = now - this.holdSince >= MAX_HOLD_MS || (this.settledAt !== undefined && now - this.settledAt >= OWNER_WAIT_MS);
+    if (this.settledAt !== undefined) {
+      // Round two, first standbys: once every held name has a candidate (its leader). Round
+      // three, the other standbys: once every name still held has two (round two's names
+      // count no more once released).
+      const self = this.host.nodeId;
+      const leaders = this.fewer[0] === 0;
+      for (const h of [...this.held.values()]) if (late || h.owner === self || (leaders && h.next === self)) this.release(h);
+      if (this.held.size > 0 && this.fewer[0] === 0 && this.fewer[1] === 0) {
+        for (const h of [...this.held.values()]) this.release(h);
+      }
+    }
+    if (this.held.size === 0) return;
+    const due =
+      this.settledAt === undefined
+        ? Math.min(this.lastChange + SETTLE_MS, this.holdSince + MAX_HOLD_MS)
+        : Math.min(this.settledAt + OWNER_WAIT_MS, this.holdSince + MAX_HOLD_MS);
+    this.timer = this.host.clock.setTimeout(() => this.check(), Math.max(1, due - now));
+  }
+}
