@@ -150,7 +150,7 @@ export class LockerRuntime {
     });
     this.batcher.onJoining = (on, seenAt) => this.mover.joining(on, seenAt);
     // A fleet's names campaign first on the host meant to lead them (start-gate.ts): only with balancing on.
-    if (this.opts.balanceConcurrency > 0) this.batcher.startGate = (req) => this.mover.startGate.hold(req);
+    if (this.opts.balanceConcurrency > 0) this.batcher.startGate = this.mover.startGate;
     if (this.opts.handleSignals) this.unhook = onShutdown(() => this.close());
   }
 

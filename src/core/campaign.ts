@@ -25,12 +25,8 @@ export class CampaignBatcher {
    * view must reach to show every one of those keys (undefined if none was written).
    */
   onJoining: ((joining: boolean, seenAt: bigint | undefined) => Promise<void> | void) | undefined;
-  /**
-   * Asked, once per turn while this host is joining, for each of that turn's entering
-   * campaigns: a promise holds the campaign until it settles (features/start-gate.ts: names
-   * nobody queues for yet wait for the host meant to lead them); undefined sends it now.
-   */
-  startGate: ((req: CampaignRequest) => Promise<void> | undefined) | undefined;
+  /** Holds a joining host's first campaigns of names nobody queues for yet (features/start-gate.ts). */
+  startGate: StartGateHook | undefined;
   /** Entering campaigns of this turn, sorted out together once it ends (arrived()). */
   private arrivals: { req: CampaignRequest; resolve(r: CampaignResult): void; reject(e: unknown): void }[] = [];
 
@@ -55,7 +51,7 @@ export class CampaignBatcher {
    */
   campaign(req: CampaignRequest, entering = false): Promise<CampaignResult> {
     if (!entering) return this.campaigns.add(req);
-    const p = this.startGate ? this.arrive(req) : this.campaigns.add(req);
+    const p = this.startGate?.mayHold(req) ? this.arrive(req) : this.campaigns.add(req);
     this.entering++;
     if (!this.joining && this.entering >= JOINING_AT) this.setJoining(true);
     const done = (res?: CampaignResult): void => {
@@ -83,7 +79,7 @@ export class CampaignBatcher {
     this.arrivals = [];
     const gate = this.joining ? this.startGate : undefined;
     for (const a of all) {
-      const held = gate?.(a.req);
+      const held = gate?.hold(a.req);
       if (held === undefined) this.campaigns.add(a.req).then(a.resolve, a.reject);
       else void held.then(() => this.campaigns.add(a.req).then(a.resolve, a.reject));
     }
@@ -100,6 +96,14 @@ export class CampaignBatcher {
   resign(req: ResignRequest): Promise<void> {
     return this.resigns.add(req).then(() => undefined);
   }
+}
+
+/** The start gate as the batcher sees it. */
+export interface StartGateHook {
+  /** False: `req` is never held (its name has candidates, a try-lock, …): it goes at once, not at the end of its turn. */
+  mayHold(req: CampaignRequest): boolean;
+  /** Asked at the end of the turn, if the turn made this host joining: a promise holds `req` until it settles; undefined sends it now. */
+  hold(req: CampaignRequest): Promise<void> | undefined;
 }
 
 /**

@@ -1,24 +1,27 @@
 // WHO CAMPAIGNS FIRST when a fleet starts. Every host registers the same names at about the
-// same time; whoever's campaigns land first leads them, and balancing then moves most of
-// them (the bench: 940–1,348 of 2,000 names moved after a start of 8 hosts, every one a fn
-// started and aborted, and the hosts that boot last wait longest). So a host registering a
-// fleet's worth of names (a joining host: core/campaign.ts JOINING_AT) holds back the
-// campaigns of names nobody queues for yet:
-// - until the set of hosts it sees (their records) has stood still for SETTLE_MS — a
-//   fleet's hosts boot within a second of each other, and their records show who is here
-//   (Kafka waits likewise before a new consumer group's first rebalance:
-//   group.initial.rebalance.delay.ms);
-// - then the names this host is meant to lead go: their rendezvous owner among the hosts it
-//   sees (core/rendezvous.ts; weights count, a draining host or one of weight 0 owns
-//   nothing, a name's preferred host owns it);
-// - the others wait for a key of the name to appear (the owner's campaign, normally), at
-//   most OWNER_WAIT_MS after the set settled (the owner may not register that name) and
-//   MAX_HOLD_MS after the hold began (a set that never stands still).
-// Names that have candidates already (a host joining a running fleet) are never held; nor
-// are try-locks, non-queue names, names of a host with balancing off, or a few names
-// registered now and then. The gate only orders first campaigns: each held name campaigns
-// by the deadline whatever happens, and who leads is still decided by etcd (lowest create
-// revision).
+// same time; whoever's campaigns landed first led them, and balancing then moved most of them
+// (the bench: 650–1,350 of 2,000 names after a start of 8 hosts, each a fn started and aborted;
+// the spread 3.3–6.7 s after the last host started), and whoever's standby campaigns landed
+// first was every name's first standby (thousands of promotions followed). So a host
+// registering a fleet's names (a joining host: core/campaign.ts JOINING_AT) holds back the
+// campaigns of the names nobody queues for yet:
+// 1. until the set of joining hosts it sees (their records) has stood still for SETTLE_MS — a
+//    fleet's hosts boot within a second of each other (Kafka waits likewise before a new
+//    consumer group's first rebalance: group.initial.rebalance.delay.ms);
+// 2. then it campaigns for the names it is meant to lead (core/rendezvous.ts rendezvousAssign:
+//    every host computes the same owners from the same names and hosts; weights count, a
+//    draining host or one of weight 0 owns nothing, a name's preferred host owns it);
+// 3. once every held name has a leader, for the names whose first standby it is meant to be
+//    (per leader, spread over the other hosts, another zone than the leader's first); once
+//    every one has two candidates, for the rest — a standby's campaign never queues ahead of
+//    a leader's, in this host's writes or in etcd's;
+// at most OWNER_WAIT_MS after the set settled (a host meant to lead a name may not register
+// it) and MAX_HOLD_MS in all (a set that never stands still). Names with candidates already (a
+// host joining a running fleet) are never held, nor try-locks, non-queue names, names of a
+// host with balancing off, or a few names registered now and then. The gate only orders
+// first campaigns: each held name campaigns by the deadline whatever happens, and who leads
+// is still decided by etcd (lowest create revision).
+import type { StartGateHook } from '../core/campaign.js';
 import type { Clock, Timer } from '../core/clock.js';
 import { rendezvousAssign } from '../core/rendezvous.js';
 import type { PrefixView } from '../core/view.js';
@@ -51,7 +54,6 @@ export interface StartGateHost {
 
 interface Held {
   readonly name: string;
-  readonly leaseId: string;
   readonly release: () => void;
   /** The host meant to lead it, decided once the set settled (undefined: none yet, or no eligible host). */
   owner: string | undefined;
@@ -62,7 +64,7 @@ interface Held {
 }
 
 /** @internal */
-export class StartGate {
+export class StartGate implements StartGateHook {
   private readonly held = new Map<string, Held>();
   /** Held names without a candidate yet / with fewer than two: the rounds of campaigns after the leaders'. */
   private readonly fewer = [0, 0, 0];
@@ -72,8 +74,10 @@ export class StartGate {
   /** When the host set last changed, or the hold began if later: it settles SETTLE_MS after. */
   private lastChange = 0;
   private holdSince = 0;
-  /** When the set settled in this hold (owners decided); undefined before. */
+  /** When the set settled in this hold; undefined before. */
   private settledAt: number | undefined;
+  /** Every held name has its owner and first standby for the hosts seen now (decide()). */
+  private decided = false;
   private timer: Timer | undefined;
   private closed = false;
 
@@ -84,11 +88,17 @@ export class StartGate {
     return this.held.size;
   }
 
-  /** core/campaign.ts startGate: holds `req` (a promise settled when it may go), or undefined: send now. */
-  hold(req: CampaignRequest): Promise<void> | undefined {
-    if (this.closed || req.tryOnly) return undefined;
+  /** core/campaign.ts StartGateHook: false when `req` is never held (its name has candidates, a try-lock, …). */
+  mayHold(req: CampaignRequest): boolean {
+    if (this.closed || req.tryOnly) return false;
     const name = req.namePrefix.slice(this.host.prefix.length, -1);
-    if (!this.host.gated(name) || this.host.view.queue(name).length > 0) return undefined;
+    return this.host.gated(name) && this.host.view.queue(name).length === 0;
+  }
+
+  /** core/campaign.ts StartGateHook: holds `req` (a promise settled when it may go), or undefined: send now. */
+  hold(req: CampaignRequest): Promise<void> | undefined {
+    if (!this.mayHold(req)) return undefined;
+    const name = req.namePrefix.slice(this.host.prefix.length, -1);
     // A new session's campaigns: those of an earlier lease go now (they fail; their names campaign again).
     if (this.held.size > 0 && this.heldLease !== req.leaseId) for (const h of [...this.held.values()]) this.release(h);
     this.heldLease = req.leaseId;
@@ -99,7 +109,8 @@ export class StartGate {
       this.settledAt = undefined;
     }
     return new Promise<void>((resolve) => {
-      this.held.set(name, { name, leaseId: req.leaseId, release: resolve, owner: undefined, next: undefined, seen: 0 });
+      this.held.set(name, { name, release: resolve, owner: undefined, next: undefined, seen: 0 });
+      this.decided = false;
       this.count(0, 1);
       // One check once this turn's holds are all in (one timer for the lot).
       this.timer ??= this.host.clock.setTimeout(() => this.check(), 0);
@@ -116,7 +127,7 @@ export class StartGate {
     this.lastChange = this.host.clock.now();
     if (this.held.size === 0) return;
     // Settled already: owners follow the hosts (one done joining that never queued for a name owns it no more).
-    if (this.settledAt !== undefined) this.decide();
+    this.decided = false;
     this.check();
   }
 
@@ -177,6 +188,12 @@ export class StartGate {
       if (id !== self && this.candidate(id, rec)) hosts.push({ id, weight: weightOf(id, rec) });
     }
     const eligible = hosts.filter((x) => x.weight > 0);
+    if (eligible.length === 1 && eligible[0]!.id === self) {
+      // Alone (a fleet's first host, or a host on its own): every name is ours, no standby to order.
+      for (const h of this.held.values()) h.owner = self;
+      this.decided = true;
+      return;
+    }
     const ids = new Set(eligible.map((x) => x.id));
     const base = this.host.prefix.length;
     const key = (name: string): string => `${this.host.prefix}${name}/`;
@@ -205,54 +222,49 @@ export class StartGate {
       h.owner = owners.get(key(h.name));
       h.next = nexts.get(key(h.name));
     }
+    this.decided = true;
   }
 
-  /**
-   * Releases what may go now and sets the one timer for the next moment something may: this
-   * host's own names once the set settled; the others once every held name has a candidate
-   * (the owners' campaigns, all of them: a standby's campaign must not queue ahead of a
-   * leader's, in this host's writes or in etcd's), or at the deadlines.
-   */
+  /** Releases what may go now (see the rounds above) and sets the one timer for the next moment something may. */
   private check(): void {
     if (this.timer) this.host.clock.clearTimeout(this.timer);
     this.timer = undefined;
     if (this.held.size === 0 || this.closed) return;
     const now = this.host.clock.now();
-    if (this.settledAt === undefined && now - this.lastChange >= SETTLE_MS) {
+    if (now - this.holdSince >= MAX_HOLD_MS) return this.releaseAll();
+    if (this.settledAt === undefined) {
+      if (now - this.lastChange < SETTLE_MS) return this.wake(Math.min(this.lastChange + SETTLE_MS, this.holdSince + MAX_HOLD_MS));
       this.settledAt = now;
       this.decide();
-      let own = 0;
-      for (const h of [...this.held.values()]) {
-        // No eligible owner (every host draining or of weight 0): nobody is worth waiting for.
-        if (h.owner === this.host.nodeId || h.owner === undefined) {
-          this.release(h);
-          own++;
-        }
-      }
-      // The rest, if due already, a turn later: behind this host's own in the write queue.
-      if (own > 0 && this.held.size > 0) {
-        this.timer = this.host.clock.setTimeout(() => this.check(), 0);
-        return;
-      }
+      const before = this.held.size;
+      this.releaseOwn(false);
+      // The others a turn later at the earliest: behind this host's own in its write queue.
+      if (this.held.size < before) return this.wake(now);
     }
-    if (this.held.size === 0) return;
-    const late = now - this.holdSince >= MAX_HOLD_MS || (this.settledAt !== undefined && now - this.settledAt >= OWNER_WAIT_MS);
-    if (this.settledAt !== undefined) {
-      // Round two, first standbys: once every held name has a candidate (its leader). Round
-      // three, the other standbys: once every name still held has two (round two's names
-      // count no more once released).
-      const self = this.host.nodeId;
-      const leaders = this.fewer[0] === 0;
-      for (const h of [...this.held.values()]) if (late || h.owner === self || (leaders && h.next === self)) this.release(h);
-      if (this.held.size > 0 && this.fewer[0] === 0 && this.fewer[1] === 0) {
-        for (const h of [...this.held.values()]) this.release(h);
-      }
+    if (now - this.settledAt >= OWNER_WAIT_MS) return this.releaseAll();
+    if (!this.decided) this.decide();
+    this.releaseOwn(this.fewer[0] === 0);
+    if (this.fewer[0] === 0 && this.fewer[1] === 0) return this.releaseAll();
+    this.wake(Math.min(this.settledAt + OWNER_WAIT_MS, this.holdSince + MAX_HOLD_MS));
+  }
+
+  /**
+   * The names this host is meant to lead (or that nobody may: every host draining or of
+   * weight 0 — nobody is worth waiting for) and, once every held name has a leader
+   * (`standbys`), those it is meant to be first standby of.
+   */
+  private releaseOwn(standbys: boolean): void {
+    const self = this.host.nodeId;
+    for (const h of [...this.held.values()]) {
+      if (h.owner === self || h.owner === undefined || (standbys && h.next === self)) this.release(h);
     }
-    if (this.held.size === 0) return;
-    const due =
-      this.settledAt === undefined
-        ? Math.min(this.lastChange + SETTLE_MS, this.holdSince + MAX_HOLD_MS)
-        : Math.min(this.settledAt + OWNER_WAIT_MS, this.holdSince + MAX_HOLD_MS);
-    this.timer = this.host.clock.setTimeout(() => this.check(), Math.max(1, due - now));
+  }
+
+  private releaseAll(): void {
+    for (const h of [...this.held.values()]) this.release(h);
+  }
+
+  private wake(at: number): void {
+    if (this.held.size > 0) this.timer = this.host.clock.setTimeout(() => this.check(), Math.max(0, at - this.host.clock.now()));
   }
 }
