@@ -92,3 +92,37 @@ test('campaign batcher: a host is joining while at least JOINING_AT entering cam
   // …once this host's view is at the highest create revision of those keys (the mover waits for it).
   assert.deepEqual(seenAt, [undefined, 199n]);
 });
+
+test('campaign batcher + start gate: a turn that makes the host joining asks the gate for each entering campaign it may hold, at the end of the turn; a smaller turn goes at once', async () => {
+  const sent: string[] = [];
+  const store = {
+    campaign: (batch: readonly CampaignRequest[]) => {
+      for (const r of batch) sent.push(r.namePrefix);
+      return Promise.resolve(batch.map(() => ({ revision: 1n, candidates: [], createRevision: 1n })));
+    },
+  } as unknown as Store;
+  const asked: string[] = [];
+  const release: (() => void)[] = [];
+  const b = new CampaignBatcher(store, () => 1_000);
+  b.onJoining = () => undefined;
+  b.startGate = {
+    // Names with a candidate (here: n0…n9) are never held: they go at once.
+    mayHold: (r) => !/^p\/n\d\/$/.test(r.namePrefix),
+    hold: (r) => {
+      asked.push(r.namePrefix);
+      return new Promise<void>((resolve) => release.push(resolve));
+    },
+  };
+  const req = (i: number): CampaignRequest => ({ namePrefix: `p/n${i}/`, key: `p/n${i}/1`, value: 'h', leaseId: '1' });
+  const small = [b.campaign(req(1000), true), b.campaign(req(1001), true)];
+  await Promise.all(small);
+  assert.deepEqual(asked, [], 'two names: no fleet, nothing asked');
+  sent.length = 0;
+  const all = Array.from({ length: JOINING_AT + 10 }, (_, i) => b.campaign(req(i), true));
+  for (let i = 0; i < 5; i++) await turn();
+  assert.equal(asked.length, JOINING_AT, 'every name the gate may hold was asked about once the turn ended');
+  assert.deepEqual(sent.sort(), Array.from({ length: 10 }, (_, i) => `p/n${i}/`).sort(), 'only the names with candidates went');
+  for (const r of release.splice(0)) r();
+  await Promise.all(all);
+  assert.equal(sent.length, JOINING_AT + 10, 'released: every campaign went');
+});
