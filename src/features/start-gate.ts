@@ -66,6 +66,12 @@ interface Held {
 /** @internal */
 export class StartGate implements StartGateHook {
   private readonly held = new Map<string, Held>();
+  /**
+   * Every name held in this round, released or not: the assignment is made over these (the
+   * same names on every host), not over what is still held — after the first release the held
+   * names differ from host to host, and owners computed from them would too.
+   */
+  private readonly round = new Set<string>();
   /** Held names without a candidate yet / with fewer than two: the rounds of campaigns after the leaders'. */
   private readonly fewer = [0, 0, 0];
   /** The session lease of the campaigns held (one at a time). */
@@ -107,7 +113,9 @@ export class StartGate implements StartGateHook {
     if (this.held.size === 0) {
       this.holdSince = this.lastChange = this.host.clock.now();
       this.settledAt = undefined;
+      this.round.clear();
     }
+    this.round.add(name);
     return new Promise<void>((resolve) => {
       this.held.set(name, { name, release: resolve, owner: undefined, next: undefined, seen: 0 });
       this.decided = false;
@@ -166,6 +174,7 @@ export class StartGate implements StartGateHook {
     if (this.held.get(h.name) !== h) return;
     this.held.delete(h.name);
     this.count(h.seen, -1);
+    if (this.held.size === 0) this.round.clear();
     h.release();
   }
 
@@ -197,7 +206,7 @@ export class StartGate implements StartGateHook {
     const ids = new Set(eligible.map((x) => x.id));
     const base = this.host.prefix.length;
     const key = (name: string): string => `${this.host.prefix}${name}/`;
-    const owners = rendezvousAssign([...this.held.keys()].map(key), hosts, (np) =>
+    const owners = rendezvousAssign([...this.round].map(key), hosts, (np) =>
       this.host.prefer(np.slice(base, -1))?.find((id) => ids.has(id)),
     );
     // First standbys, per leader: spread evenly over the other hosts (another zone than the

@@ -234,6 +234,23 @@ describe('start gate', () => {
     assert.ok(!p.released.has('n0') && !p.released.has('n1'), "c's preferred names wait for c");
   });
 
+  test('after the settle, owners follow the hosts, computed over every name of the round (not over those still held)', async () => {
+    const g = gateOf('a');
+    g.setHosts(fleet);
+    for (const n of list) g.hold(n);
+    await g.clock.advance(SETTLE_MS);
+    const key = (n: string): string => `${P}${n}/`;
+    const three = rendezvousAssign(list.map(key), equal(['a', 'b', 'c']));
+    assert.deepEqual([...g.released].sort(), list.filter((n) => three.get(key(n)) === 'a').sort());
+    // c is done joining without having campaigned (it registers other names): a and b share its names.
+    g.setHosts({ a: { joining: true }, b: { joining: true }, c: {} });
+    await g.clock.advance(0);
+    const two = rendezvousAssign(list.map(key), equal(['a', 'b']));
+    const mine = list.filter((n) => three.get(key(n)) === 'a' || two.get(key(n)) === 'a');
+    assert.deepEqual([...g.released].sort(), mine.sort(), "a's names for the hosts now, the 30 names of the round over a and b");
+    g.gate.close();
+  });
+
   test('close() lets every held campaign go; a new session releases the old one', async () => {
     const g = gateOf('a');
     g.setHosts(fleet);
