@@ -121,7 +121,8 @@ export class Mover {
       clock: host.clock,
       weight: host.weight,
       zone: host.zone,
-      gated: (name) => host.balanceConcurrency > 0 && host.movable(name),
+      // Balancing on: the locker wires the gate to its campaigns only then (runtime.ts).
+      gated: (name) => host.movable(name),
       prefer: (name) => host.prefer(name),
       records: () => this.rec,
     });

@@ -25,6 +25,7 @@ import type { StartGateHook } from '../core/campaign.js';
 import type { Clock, Timer } from '../core/clock.js';
 import { rendezvousAssign } from '../core/rendezvous.js';
 import type { PrefixView } from '../core/view.js';
+import { nameOf, namePrefix } from '../etcd/keys.js';
 import type { CampaignRequest } from '../etcd/store.js';
 import { weightOf, type ControlRecords } from './control-records.js';
 
@@ -44,7 +45,7 @@ export interface StartGateHost {
   /** This host's weight and zone (its record may not have landed yet). */
   readonly weight: number;
   readonly zone: string | undefined;
-  /** True if `name` is a queue-mode singleton here and balancing is on (the kind that is moved). */
+  /** True if `name` is a queue-mode singleton here (the kind that is moved; the gate is used only with balancing on). */
   gated(name: string): boolean;
   /** The preferred hosts of `name` as registered here. */
   prefer(name: string): readonly string[] | undefined;
@@ -72,8 +73,8 @@ export class StartGate implements StartGateHook {
    * names differ from host to host, and owners computed from them would too.
    */
   private readonly round = new Set<string>();
-  /** Held names without a candidate yet / with fewer than two: the rounds of campaigns after the leaders'. */
-  private readonly fewer = [0, 0, 0];
+  /** Held names with no candidate seen yet, and with one: the rounds after the leaders' wait for these to be 0. */
+  private readonly fewer = [0, 0];
   /** The session lease of the campaigns held (one at a time). */
   private heldLease: string | undefined;
   private hostsSig = '';
@@ -96,17 +97,22 @@ export class StartGate implements StartGateHook {
 
   /** core/campaign.ts StartGateHook: false when `req` is never held (its name has candidates, a try-lock, …). */
   mayHold(req: CampaignRequest): boolean {
-    if (this.closed || req.tryOnly) return false;
-    const name = req.namePrefix.slice(this.host.prefix.length, -1);
-    return this.host.gated(name) && this.host.view.queue(name).length === 0;
+    return this.holdable(req) !== undefined;
+  }
+
+  /** The name of `req` if it may be held (no candidate yet, queue mode, not a try-lock), else undefined. */
+  private holdable(req: CampaignRequest): string | undefined {
+    if (this.closed || req.tryOnly) return undefined;
+    const name = nameOf(this.host.prefix, req.key);
+    return name !== undefined && this.host.gated(name) && this.host.view.queue(name).length === 0 ? name : undefined;
   }
 
   /** core/campaign.ts StartGateHook: holds `req` (a promise settled when it may go), or undefined: send now. */
   hold(req: CampaignRequest): Promise<void> | undefined {
-    if (!this.mayHold(req)) return undefined;
-    const name = req.namePrefix.slice(this.host.prefix.length, -1);
+    const name = this.holdable(req);
+    if (name === undefined) return undefined;
     // A new session's campaigns: those of an earlier lease go now (they fail; their names campaign again).
-    if (this.held.size > 0 && this.heldLease !== req.leaseId) for (const h of [...this.held.values()]) this.release(h);
+    if (this.heldLease !== req.leaseId) this.releaseAll();
     this.heldLease = req.leaseId;
     const existing = this.held.get(name);
     if (existing) this.release(existing);
@@ -142,7 +148,7 @@ export class StartGate implements StartGateHook {
   /** Queues changed (mover.ts): held names that got candidates; a round goes once every held name has its predecessors' keys. */
   viewChanged(names: ReadonlySet<string>): void {
     if (this.held.size === 0) return;
-    const before = [this.fewer[0] === 0, this.fewer[0]! + this.fewer[1]! === 0];
+    const before = [this.allLed, this.allQueuedTwice];
     for (const name of names) {
       const h = this.held.get(name);
       if (!h || h.seen >= 2) continue;
@@ -153,13 +159,22 @@ export class StartGate implements StartGateHook {
         h.seen = seen;
       }
     }
-    const after = [this.fewer[0] === 0, this.fewer[0]! + this.fewer[1]! === 0];
-    if (this.settledAt !== undefined && ((after[0] && !before[0]) || (after[1] && !before[1]))) this.check();
+    if (this.settledAt !== undefined && ((this.allLed && !before[0]) || (this.allQueuedTwice && !before[1]))) this.check();
   }
 
-  /** Held names by candidates seen (0, 1, 2). */
+  /** Every held name has a candidate (its leader, normally): the first standbys' round may go. */
+  private get allLed(): boolean {
+    return this.fewer[0] === 0;
+  }
+
+  /** Every held name has two: the rest may go. */
+  private get allQueuedTwice(): boolean {
+    return this.fewer[0] === 0 && this.fewer[1] === 0;
+  }
+
+  /** Counts a held name by the candidates seen (two or more are not counted). */
   private count(seen: number, by: number): void {
-    this.fewer[seen]! += by;
+    if (seen < 2) this.fewer[seen]! += by;
   }
 
   /** Everything held goes now (the locker closes). */
@@ -167,7 +182,7 @@ export class StartGate implements StartGateHook {
     this.closed = true;
     if (this.timer) this.host.clock.clearTimeout(this.timer);
     this.timer = undefined;
-    for (const h of [...this.held.values()]) this.release(h);
+    this.releaseAll();
   }
 
   private release(h: Held): void {
@@ -204,11 +219,9 @@ export class StartGate implements StartGateHook {
       return;
     }
     const ids = new Set(eligible.map((x) => x.id));
-    const base = this.host.prefix.length;
-    const key = (name: string): string => `${this.host.prefix}${name}/`;
-    const owners = rendezvousAssign([...this.round].map(key), hosts, (np) =>
-      this.host.prefer(np.slice(base, -1))?.find((id) => ids.has(id)),
-    );
+    const key = (name: string): string => namePrefix(this.host.prefix, name);
+    const nameByKey = new Map([...this.round].map((name) => [key(name), name]));
+    const owners = rendezvousAssign([...nameByKey.keys()], hosts, (np) => this.host.prefer(nameByKey.get(np)!)?.find((id) => ids.has(id)));
     // First standbys, per leader: spread evenly over the other hosts (another zone than the
     // leader's where there is one) — what placement.ts planPromotions would otherwise reach by
     // stand-asides, thousands of them after a start where whoever's campaigns landed first
@@ -252,8 +265,8 @@ export class StartGate implements StartGateHook {
     }
     if (now - this.settledAt >= OWNER_WAIT_MS) return this.releaseAll();
     if (!this.decided) this.decide();
-    this.releaseOwn(this.fewer[0] === 0);
-    if (this.fewer[0] === 0 && this.fewer[1] === 0) return this.releaseAll();
+    this.releaseOwn(this.allLed);
+    if (this.allQueuedTwice) return this.releaseAll();
     this.wake(Math.min(this.settledAt + OWNER_WAIT_MS, this.holdSince + MAX_HOLD_MS));
   }
 

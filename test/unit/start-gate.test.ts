@@ -151,6 +151,15 @@ function gateOf(self: string, opts: { gated?: (name: string) => boolean; prefer?
 
 const fleet = { a: { joining: true }, b: { joining: true }, c: { joining: true } };
 const list = Array.from({ length: 30 }, (_, i) => `n${i}`);
+const key = (n: string): string => `${P}${n}/`;
+
+/** A gate of host a that sees `hosts` and holds every name of `list`. */
+function holding(hosts: Parameters<typeof hostRecords>[0] = fleet, opts: Parameters<typeof gateOf>[1] = {}): ReturnType<typeof gateOf> {
+  const g = gateOf('a', opts);
+  g.setHosts(hosts);
+  for (const n of list) g.hold(n);
+  return g;
+}
 
 describe('start gate', () => {
   test('never holds a name that has a candidate, a try-lock, or a name not gated', () => {
@@ -174,15 +183,12 @@ describe('start gate', () => {
     await g.clock.advance(SETTLE_MS - 1);
     assert.equal(g.released.size, 0, 'nothing goes while the set moved less than SETTLE_MS ago');
     await g.clock.advance(1);
-    const owners = rendezvousAssign(
-      list.map((n) => `${P}${n}/`),
-      equal(['a', 'b', 'c']),
-    );
-    const own = list.filter((n) => owners.get(`${P}${n}/`) === 'a');
+    const owners = rendezvousAssign(list.map(key), equal(['a', 'b', 'c']));
+    const own = list.filter((n) => owners.get(key(n)) === 'a');
     assert.ok(own.length === 10, `a's quota of 30 names over 3 hosts: ${own.length}`);
     assert.deepEqual([...g.released].sort(), [...own].sort(), 'a campaigns for its own names first');
     // The others' leaders land: a's first-standby names go, not yet the rest.
-    for (const n of list) if (!own.includes(n)) g.view.add(n, owners.get(`${P}${n}/`)!);
+    for (const n of list) if (!own.includes(n)) g.view.add(n, owners.get(key(n))!);
     g.gate.viewChanged(new Set(list));
     await g.clock.advance(0);
     const second = g.released.size - own.length;
@@ -196,9 +202,7 @@ describe('start gate', () => {
   });
 
   test('an owner that never campaigns holds its names at most OWNER_WAIT_MS after the set settled; a set that never settles, MAX_HOLD_MS', async () => {
-    const g = gateOf('a');
-    g.setHosts(fleet);
-    for (const n of list) g.hold(n);
+    const g = holding();
     await g.clock.advance(SETTLE_MS);
     const own = g.released.size;
     await g.clock.advance(OWNER_WAIT_MS - 1);
@@ -206,9 +210,7 @@ describe('start gate', () => {
     await g.clock.advance(1);
     assert.equal(g.released.size, list.length, 'then go whatever happened');
 
-    const h = gateOf('a');
-    h.setHosts(fleet);
-    for (const n of list) h.hold(n);
+    const h = holding();
     // A host comes or goes every 400 ms: the set never stands still for SETTLE_MS.
     for (let t = 0; t < MAX_HOLD_MS; t += 400) {
       h.setHosts(t % 800 === 0 ? { ...fleet, d: { joining: true } } : fleet);
@@ -220,26 +222,20 @@ describe('start gate', () => {
   });
 
   test('owners are the hosts joining now, not draining, of weight > 0; a preferred host owns its names', async () => {
-    const g = gateOf('a', { prefer: (n) => (n === 'n0' || n === 'n1' ? ['c'] : undefined) });
+    const prefer = (n: string): string[] | undefined => (n === 'n0' || n === 'n1' ? ['c'] : undefined);
     // b: running (not joining: a tool with a session, or a host started long ago); c: draining; d: weight 0.
-    g.setHosts({ a: { joining: true }, b: {}, c: { joining: true, draining: true }, d: { joining: true, weight: 0 } });
-    for (const n of list) g.hold(n);
+    const g = holding({ a: { joining: true }, b: {}, c: { joining: true, draining: true }, d: { joining: true, weight: 0 } }, { prefer });
     await g.clock.advance(SETTLE_MS);
     assert.equal(g.released.size, list.length, 'a is the only host that may own: every name goes at once');
 
-    const p = gateOf('a', { prefer: (n) => (n === 'n0' || n === 'n1' ? ['c'] : undefined) });
-    p.setHosts({ a: { joining: true }, c: { joining: true } });
-    for (const n of list) p.hold(n);
+    const p = holding({ a: { joining: true }, c: { joining: true } }, { prefer });
     await p.clock.advance(SETTLE_MS);
     assert.ok(!p.released.has('n0') && !p.released.has('n1'), "c's preferred names wait for c");
   });
 
   test('after the settle, owners follow the hosts, computed over every name of the round (not over those still held)', async () => {
-    const g = gateOf('a');
-    g.setHosts(fleet);
-    for (const n of list) g.hold(n);
+    const g = holding();
     await g.clock.advance(SETTLE_MS);
-    const key = (n: string): string => `${P}${n}/`;
     const three = rendezvousAssign(list.map(key), equal(['a', 'b', 'c']));
     assert.deepEqual([...g.released].sort(), list.filter((n) => three.get(key(n)) === 'a').sort());
     // c is done joining without having campaigned (it registers other names): a and b share its names.
@@ -252,9 +248,7 @@ describe('start gate', () => {
   });
 
   test('close() lets every held campaign go; a new session releases the old one', async () => {
-    const g = gateOf('a');
-    g.setHosts(fleet);
-    for (const n of list) g.hold(n);
+    const g = holding();
     g.gate.close();
     await g.clock.advance(0);
     assert.equal(g.released.size, list.length);

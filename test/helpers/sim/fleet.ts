@@ -4,7 +4,7 @@
 // how many hosts took the victim's names, and when every name was led at one moment again.
 // test/sim/fleet.test.ts asserts on it; `node .build/test/helpers/sim/fleet.js [hosts] [names]
 // [killAt: spread|wave|<ms>] [seed]` prints one run (larger fleets: the bench, with real etcd).
-import { World, type SimHost } from './world.js';
+import { World, type SimHost, type WorldOptions } from './world.js';
 
 export interface FleetResult {
   spreadAt: number | undefined;
@@ -50,15 +50,12 @@ export async function fleet(hosts: number, names: number, killAt: 'spread' | 'wa
   const firstStart = new Map<string, number>();
   const receivers = new Set<string>();
   let waveStarted = false;
-  const w = new World({
+  const w = fleetWorld({
     seed,
     hosts,
     names,
     horizonMs: horizon,
     ttl,
-    faults: 0,
-    latency: [1, 4],
-    lossAfterApply: 0,
     script: (w) => {
       for (const h of w.hosts) for (const n of nameList) w.register(h, n, 'work');
       for (const h of w.hosts) {
@@ -76,17 +73,12 @@ export async function fleet(hosts: number, names: number, killAt: 'spread' | 'wa
           });
         }
       }
-      const loadsOf = (live: SimHost[]): number[] => live.map((h) => nameList.filter((n) => h.locker.singletons()[n]?.isLeader).length);
-      const spread = (live: SimHost[]): boolean => {
-        const lo = Math.floor(names / live.length);
-        const hi = Math.ceil(names / live.length);
-        const l = loadsOf(live);
-        return l.reduce((a, b) => a + b, 0) === names && l.every((x) => x >= lo && x <= hi);
-      };
+      const spread = (live: SimHost[]): boolean => spreadOver(loadsOf(live, nameList), names);
       const kill = (): void => {
         victim = w.hosts[1]!;
         res.killAt = w.sched.now;
-        const before = new Map(w.hosts.map((h) => [h.id, nameList.filter((n) => h.locker.singletons()[n]?.isLeader).length]));
+        const loads = loadsOf(w.hosts, nameList);
+        const before = new Map(w.hosts.map((h, i) => [h.id, loads[i]!]));
         for (const n of nameList) if (victim.locker.singletons()[n]?.isLeader) victimNames.add(n);
         const live = w.hosts.filter((h) => h !== victim);
         const hi = Math.ceil(names / live.length);
@@ -107,7 +99,7 @@ export async function fleet(hosts: number, names: number, killAt: 'spread' | 'wa
           if (killAt === 'spread') kill();
         }
         if (typeof killAt === 'number' && !victim && w.sched.now >= killAt) kill();
-        if (killAt === 'wave' && !victim && waveStarted && loadsOf([w.hosts[1]!])[0]! > 0) kill();
+        if (killAt === 'wave' && !victim && waveStarted && loadsOf([w.hosts[1]!], nameList)[0]! > 0) kill();
         if (victim) {
           const live = w.hosts.filter((h) => h.alive);
           const allLed = nameList.every((n) => live.some((h) => h.locker.singletons()[n]?.isLeader));
@@ -125,6 +117,19 @@ export async function fleet(hosts: number, names: number, killAt: 'spread' | 'wa
   res.relead = [...firstStart.values()].map((t) => t - res.killAt).sort((a, b) => a - b);
   return res;
 }
+
+/** A fleet's world: no random faults, quick lossless links; `script` registers and kills. */
+const fleetWorld = (o: Pick<WorldOptions, 'seed' | 'hosts' | 'names' | 'horizonMs' | 'ttl' | 'script'>): World =>
+  new World({ ...o, faults: 0, latency: [1, 4], lossAfterApply: 0 });
+
+/** Names each of `live` leads now. */
+const loadsOf = (live: readonly SimHost[], nameList: readonly string[]): number[] =>
+  live.map((h) => nameList.filter((n) => h.locker.singletons()[n]?.isLeader).length);
+
+/** Every one of `names` led, each host within ⌊N/H⌋..⌈N/H⌉. */
+const spreadOver = (loads: readonly number[], names: number): boolean =>
+  loads.reduce((a, b) => a + b, 0) === names &&
+  loads.every((x) => x >= Math.floor(names / loads.length) && x <= Math.ceil(names / loads.length));
 
 export interface StartResult {
   /** Virtual ms from the last host's registration until every name is led and every host within ⌊N/H⌋..⌈N/H⌉. */
@@ -160,15 +165,12 @@ export async function fleetStart(
   const res: StartResult = { spreadMs: undefined, allLedMs: undefined, movesBefore: 0, violations: [], loads: {} };
   const nameList = Array.from({ length: names }, (_, i) => `n${i}`);
   const lastStart = (hosts - 1) * staggerMs;
-  const w = new World({
+  const w = fleetWorld({
     seed,
     hosts,
     names,
     horizonMs: lastStart + 8_000,
     ttl,
-    faults: 0,
-    latency: [1, 4],
-    lossAfterApply: 0,
     script: (w) => {
       w.hosts.forEach((h, i) => {
         const mine = opts.partial?.host === i ? nameList.slice(0, opts.partial.names) : nameList;
@@ -184,11 +186,10 @@ export async function fleetStart(
       const tick = (): void => {
         if (res.spreadMs !== undefined) return;
         const live = w.hosts.filter((h) => h.alive);
-        const loads = live.map((h) => nameList.filter((n) => h.locker.singletons()[n]?.isLeader).length);
+        const loads = loadsOf(live, nameList);
         const all = loads.reduce((a, b) => a + b, 0) === names;
         if (all && res.allLedMs === undefined && w.sched.now >= lastStart) res.allLedMs = w.sched.now - lastStart;
-        const [lo, hi] = [Math.floor(names / live.length), Math.ceil(names / live.length)];
-        if (all && w.sched.now >= lastStart && loads.every((x) => x >= lo && x <= hi)) {
+        if (w.sched.now >= lastStart && spreadOver(loads, names)) {
           res.spreadMs = w.sched.now - lastStart;
           live.forEach((h, i) => (res.loads[h.id] = loads[i]!));
           return;
